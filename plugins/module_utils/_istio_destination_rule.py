@@ -1,0 +1,108 @@
+# Copyright (c) canary.istio contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""DestinationRule specs: subsets (name, labels, trafficPolicy) merged into the live spec.
+
+PRIVATE to this collection: may change at any time. Import it through ``_istio``.
+"""
+
+from __future__ import annotations
+
+import copy
+import typing as t
+
+from ansible_collections.canary.istio.plugins.module_utils._istio_common import IstioSpecError
+
+
+def _label_value(value: t.Any, field: str, key: str) -> str:
+    # YAML reads `version: 2` as a number; Kubernetes label values are strings.
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise IstioSpecError(field, "label %r must be a string, got %r; quote it in YAML" % (key, value))
+    return value if isinstance(value, str) else str(value)
+
+
+def _subset_from_option(item: t.Any, index: int) -> dict:
+    field = "subsets"
+    if not isinstance(item, dict):
+        raise IstioSpecError(field, "subset #%d must be a dict with name and labels, got %r" % (index, item))
+    name = item.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise IstioSpecError(field, "subset #%d needs a name, e.g. {name: v1, labels: {version: v1}}" % index)
+    labels = item.get("labels")
+    if labels is None:
+        labels = {}
+    if not isinstance(labels, dict):
+        raise IstioSpecError(field, "labels of subset %r must be a dict such as {version: v1}, got %r" % (name, labels))
+    subset: dict[str, t.Any] = {
+        "name": name,
+        "labels": {str(k): _label_value(v, field, str(k)) for k, v in labels.items()},
+    }
+    traffic_policy = item.get("traffic_policy")
+    if traffic_policy is not None:
+        if not isinstance(traffic_policy, dict):
+            raise IstioSpecError(field, "traffic_policy of subset %r must be a dict (Istio TrafficPolicy), got %r" % (name, traffic_policy))
+        subset["trafficPolicy"] = copy.deepcopy(traffic_policy)
+    return subset
+
+
+def build_destination_rule_spec(
+    live_spec: dict | None,
+    host: str,
+    subsets: list[dict],
+    traffic_policy: dict | None,
+    purge_subsets: bool,
+) -> dict:
+    """The DestinationRule spec wanted, built on the live one.
+
+    ``subsets`` items are ``{name, labels, traffic_policy?}`` (traffic_policy in Istio's camelCase,
+    passed through). A listed subset replaces the labels of the live subset of that name, sets its
+    trafficPolicy when given and keeps it otherwise, and keeps keys we do not know; live subsets
+    not listed are kept unless ``purge_subsets``. New subsets are appended in the order given.
+    ``trafficPolicy`` is set when given, kept otherwise; every other spec key is kept.
+    """
+    if not isinstance(host, str) or not host.strip():
+        raise IstioSpecError("host", "give the host the rule applies to, e.g. host: reviews")
+    if subsets is None:
+        subsets = []
+    if not isinstance(subsets, list):
+        raise IstioSpecError("subsets", "subsets must be a list of {name, labels}, got %r" % (subsets,))
+    wanted = [_subset_from_option(item, index) for index, item in enumerate(subsets)]
+    names = [s["name"] for s in wanted]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise IstioSpecError("subsets", "subset %s is listed more than once; give each subset once" % ", ".join(map(repr, duplicates)))
+    if traffic_policy is not None and not isinstance(traffic_policy, dict):
+        raise IstioSpecError("traffic_policy", "traffic_policy must be a dict (Istio TrafficPolicy), got %r" % (traffic_policy,))
+
+    spec = copy.deepcopy(live_spec) if live_spec else {}
+    spec["host"] = host
+    if traffic_policy is not None:
+        spec["trafficPolicy"] = copy.deepcopy(traffic_policy)
+
+    by_name = {s["name"]: s for s in wanted}
+    merged = []
+    for live in spec.get("subsets") or []:
+        name = live.get("name") if isinstance(live, dict) else None
+        if name in by_name:
+            subset = dict(live)
+            subset.update(by_name.pop(name))
+            merged.append(subset)
+        elif not purge_subsets:
+            merged.append(live)
+    merged.extend(s for s in wanted if s["name"] in by_name)
+    if merged or "subsets" in spec:
+        spec["subsets"] = merged
+    return spec
+
+
+def subset_names(dr_spec: dict | None) -> list[str]:
+    """Names of the DestinationRule's subsets, in order."""
+    return [s["name"] for s in (dr_spec or {}).get("subsets") or [] if isinstance(s, dict) and s.get("name")]
+
+
+def subset_labels(dr_spec: dict | None, name: str) -> dict | None:
+    """Labels of subset ``name`` (a copy), or None when the DestinationRule has no such subset."""
+    for subset in (dr_spec or {}).get("subsets") or []:
+        if isinstance(subset, dict) and subset.get("name") == name:
+            return dict(subset.get("labels") or {})
+    return None

@@ -1,0 +1,242 @@
+# Copyright (c) canary.istio contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Fault rules: named, header-matched HTTP routes with an Istio ``fault`` block.
+
+A fault rule is inserted just before the catch-all route and sends its requests where the
+catch-all does, so only the fault differs for the matched requests. Removing it gives back the
+VirtualService as it was before the rule was added.
+
+PRIVATE to this collection: may change at any time. Import it through ``_istio``.
+"""
+
+from __future__ import annotations
+
+import copy
+import typing as t
+
+from ansible_collections.canary.istio.plugins.module_utils._istio_common import (
+    IstioSpecError,
+    as_int,
+    as_number,
+    validate_duration,
+)
+from ansible_collections.canary.istio.plugins.module_utils._istio_traffic import (
+    find_catch_all_index,
+    http_routes,
+)
+
+STRING_MATCH_KINDS = ("exact", "prefix", "regex")
+DEFAULT_PERCENTAGE = 100
+
+
+# --- validation ------------------------------------------------------------------------------
+
+def validate_percentage(value: t.Any, field: str) -> int | float:
+    """A fault percentage as Istio accepts it: 0, or from 0.0001 to 100."""
+    number = as_number(value, field, "percentage")
+    if number < 0 or number > 100 or 0 < number < 0.0001:
+        raise IstioSpecError(field, "percentage %r must be 0 or between 0.0001 and 100" % (value,))
+    return number
+
+
+def validate_http_status(value: t.Any, field: str) -> int:
+    """An abort status as Istio accepts it: 200 to 599."""
+    status = as_int(value, field, "http_status")
+    if not 200 <= status <= 599:
+        raise IstioSpecError(field, "http_status %d is outside 200-599; use e.g. 500 or 503" % status)
+    return status
+
+
+def validate_fault(delay: dict | None, abort: dict | None) -> None:
+    """Check a fault as Istio does; raises IstioSpecError naming e.g. ``delay.fixed_delay``.
+
+    ``delay`` is ``{fixed_delay, percentage}``, ``abort`` is ``{http_status, percentage}`` (module
+    option form); at least one is needed. A missing percentage means 100.
+    """
+    if not delay and not abort:
+        raise IstioSpecError("delay", "give a delay (fixed_delay) and/or an abort (http_status); a fault needs at least one")
+    if delay:
+        if not isinstance(delay, dict):
+            raise IstioSpecError("delay", "delay must be a dict with fixed_delay and percentage, got %r" % (delay,))
+        if delay.get("fixed_delay") is None:
+            raise IstioSpecError("delay.fixed_delay", "a delay needs fixed_delay, a duration such as '7s' or '500ms'")
+        validate_duration(delay["fixed_delay"], "delay.fixed_delay")
+        if delay.get("percentage") is not None:
+            validate_percentage(delay["percentage"], "delay.percentage")
+    if abort:
+        if not isinstance(abort, dict):
+            raise IstioSpecError("abort", "abort must be a dict with http_status and percentage, got %r" % (abort,))
+        if abort.get("http_status") is None:
+            raise IstioSpecError("abort.http_status", "an abort needs http_status, e.g. 500 or 503")
+        validate_http_status(abort["http_status"], "abort.http_status")
+        if abort.get("percentage") is not None:
+            validate_percentage(abort["percentage"], "abort.percentage")
+
+
+# --- conversion between module options and Istio's HTTPFaultInjection -------------------------
+
+def fault_to_istio(delay: dict | None, abort: dict | None) -> dict:
+    """Istio's ``fault`` block from module-form delay/abort (validated here first)."""
+    validate_fault(delay, abort)
+    fault: dict[str, dict] = {}
+    if delay:
+        percentage = delay.get("percentage")
+        fault["delay"] = {
+            "fixedDelay": delay["fixed_delay"],
+            "percentage": {"value": DEFAULT_PERCENTAGE if percentage is None else as_number(percentage, "delay.percentage", "percentage")},
+        }
+    if abort:
+        percentage = abort.get("percentage")
+        fault["abort"] = {
+            "httpStatus": as_int(abort["http_status"], "abort.http_status", "http_status"),
+            "percentage": {"value": DEFAULT_PERCENTAGE if percentage is None else as_number(percentage, "abort.percentage", "percentage")},
+        }
+    return fault
+
+
+def _percentage_from_istio(block: dict) -> int | float | None:
+    if isinstance(block.get("percentage"), dict):
+        return block["percentage"].get("value")
+    return block.get("percent")  # deprecated integer form
+
+
+def fault_from_istio(fault: dict) -> tuple[dict | None, dict | None]:
+    """(delay, abort) in module form from Istio's ``fault`` block; unknown kinds are passed through."""
+    delay = abort = None
+    if isinstance(fault.get("delay"), dict):
+        raw = fault["delay"]
+        delay = {"fixed_delay": raw.get("fixedDelay"), "percentage": _percentage_from_istio(raw)}
+        if "exponentialDelay" in raw:
+            delay["exponential_delay"] = raw["exponentialDelay"]
+    if isinstance(fault.get("abort"), dict):
+        raw = fault["abort"]
+        abort = {"http_status": raw.get("httpStatus"), "percentage": _percentage_from_istio(raw)}
+        for istio_key, option in (("grpcStatus", "grpc_status"), ("http2Error", "http2_error")):
+            if istio_key in raw:
+                abort[option] = raw[istio_key]
+    return delay, abort
+
+
+def string_match_to_istio(value: t.Any, field: str) -> dict:
+    """A StringMatch ``{exact|prefix|regex: str}``; a bare string means exact."""
+    if isinstance(value, str):
+        return {"exact": value}
+    if not isinstance(value, dict):
+        raise IstioSpecError(field, "expected {exact: ...}, {prefix: ...} or {regex: ...}, got %r" % (value,))
+    given = {k: v for k, v in value.items() if v is not None}
+    unknown = sorted(set(given) - set(STRING_MATCH_KINDS))
+    if unknown:
+        raise IstioSpecError(field, "unknown match kind %s; use one of exact, prefix, regex" % ", ".join(map(repr, unknown)))
+    if len(given) != 1:
+        raise IstioSpecError(field, "give exactly one of exact, prefix or regex, got %s" % (sorted(given) or "none"))
+    kind, text = next(iter(given.items()))
+    if not isinstance(text, str):
+        raise IstioSpecError(field, "the %s value must be a string, got %r" % (kind, text))
+    return {kind: text}
+
+
+def headers_match_to_istio(headers: t.Any, field: str = "headers") -> dict:
+    """``{header: StringMatch}`` with header names as written (Istio lower-cases them itself)."""
+    if not isinstance(headers, dict):
+        raise IstioSpecError(field, "expected a dict of header name to {exact|prefix|regex: value}, got %r" % (headers,))
+    result = {}
+    for name, value in headers.items():
+        if not isinstance(name, str) or not name.strip():
+            raise IstioSpecError(field, "header names must be non-empty strings, got %r" % (name,))
+        result[name] = string_match_to_istio(value, "%s.%s" % (field, name))
+    return result
+
+
+# --- fault rules in a VirtualService ---------------------------------------------------------
+
+def _route_index_by_name(spec: dict, name: str) -> int | None:
+    for index, route in enumerate(http_routes(spec)):
+        if isinstance(route, dict) and route.get("name") == name:
+            return index
+    return None
+
+
+def _check_is_fault_rule(route: dict, name: str) -> None:
+    if "fault" not in route:
+        raise IstioSpecError(
+            "name",
+            "HTTP route %r exists and is not a fault rule (it has no fault); choose another name so it is left alone" % name,
+        )
+
+
+def upsert_fault_rule(
+    spec: dict,
+    name: str,
+    headers: dict[str, dict],
+    delay: dict | None,
+    abort: dict | None,
+    destinations: list[dict] | None = None,
+    uri: dict | None = None,
+) -> dict:
+    """A new spec with the fault rule ``name`` added just before the catch-all, or updated in place.
+
+    The rule matches ``headers`` (and ``uri``), carries the fault, and routes like the catch-all
+    unless ``destinations`` (Istio HTTPRouteDestination dicts) are given. A route named ``name``
+    that has no fault is someone else's and is refused.
+    """
+    if not isinstance(name, str) or not name.strip():
+        raise IstioSpecError("name", "name the fault rule, e.g. name: ratings-delay-jason; it is the route's name")
+    match: dict[str, t.Any] = {}
+    if headers:
+        match["headers"] = headers_match_to_istio(headers, "headers")
+    if uri:
+        match["uri"] = string_match_to_istio(uri, "uri")
+    if not match:
+        raise IstioSpecError("headers", "a fault rule needs a header (or uri) match; without one it would hit all traffic")
+    fault = fault_to_istio(delay, abort)
+
+    new_spec = copy.deepcopy(spec) if spec else {}
+    routes = new_spec.setdefault("http", [])
+    existing = _route_index_by_name(new_spec, name)
+    catch_all = find_catch_all_index(new_spec)
+    if destinations is not None:
+        if not destinations:
+            raise IstioSpecError("destinations", "give at least one destination, or omit destinations to copy the catch-all's")
+        route_to = copy.deepcopy(destinations)
+    elif catch_all is not None:
+        route_to = copy.deepcopy(routes[catch_all].get("route"))
+        if not route_to:
+            raise IstioSpecError("destinations", "the catch-all route has no destinations to copy; give destinations")
+    else:
+        raise IstioSpecError("destinations", "the VirtualService has no catch-all route to copy destinations from; give destinations")
+
+    if existing is not None:
+        _check_is_fault_rule(routes[existing], name)
+        rule = routes[existing]
+        rule["match"] = [match]
+        rule["fault"] = fault
+        rule["route"] = route_to
+    else:
+        rule = {"name": name, "match": [match], "fault": fault, "route": route_to}
+        routes.insert(len(routes) if catch_all is None else catch_all, rule)
+    return new_spec
+
+
+def remove_fault_rule(spec: dict, name: str) -> dict:
+    """A new spec without the fault rule ``name``; an unchanged copy when there is none."""
+    new_spec = copy.deepcopy(spec) if spec else {}
+    index = _route_index_by_name(new_spec, name)
+    if index is None:
+        return new_spec
+    _check_is_fault_rule(new_spec["http"][index], name)
+    del new_spec["http"][index]
+    if not new_spec["http"]:
+        # upsert created the list for this rule alone; give back the spec without it.
+        del new_spec["http"]
+    return new_spec
+
+
+def fault_rules(spec: dict) -> list[dict]:
+    """The HTTP routes that carry a fault: ``{name, match, delay, abort}`` with delay/abort in module form."""
+    rules = []
+    for route in http_routes(spec):
+        if isinstance(route, dict) and isinstance(route.get("fault"), dict):
+            delay, abort = fault_from_istio(route["fault"])
+            rules.append({"name": route.get("name"), "match": copy.deepcopy(route.get("match") or []), "delay": delay, "abort": abort})
+    return rules
