@@ -42,7 +42,7 @@ _DURATION_UNIT_NS = {
     "m": 60 * 1000 * 1000 * 1000,
     "h": 3600 * 1000 * 1000 * 1000,
 }
-_DURATION_PART = re.compile(r"(\d*)(?:\.(\d*))?([a-z\u00b5\u03bc]+)")
+_DURATION_PART = re.compile(r"(\d*)(?:\.(\d*))?([A-Za-z\u00b5\u03bc]+)")
 
 
 def duration_ns(text: str, field: str = "duration") -> int:

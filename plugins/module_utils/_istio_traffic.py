@@ -149,7 +149,7 @@ def set_route_weights(spec: dict, weights: dict[str, int], route: str | None = N
     Only that route's destination list changes: destinations of subsets in ``weights`` get their
     weight and keep every other key (host, port, headers); subsets new to the route are appended
     with the host and port of the route's first destination; destinations of other subsets are
-    removed; subsets at weight 0 stay. A route left with one destination that had no weight keeps
+    removed; subsets at weight 0 stay. A lone destination that had no weight and stays alone keeps
     no weight (Istio reads it as 100), so an unchanged split stays byte-identical.
     """
     weights = validate_weights(weights)
@@ -191,8 +191,8 @@ def set_route_weights(spec: dict, weights: dict[str, int], route: str | None = N
             target["subset"] = subset
             new_destinations.append({"destination": target, "weight": weight})
 
-    if len(new_destinations) == 1 and len(current) == 1 and "weight" not in current[0]:
-        # One destination before and after, unweighted before: Istio sends it everything either way.
+    if len(new_destinations) == 1 and len(current) == 1 and "weight" not in current[0] and destination_subset(current[0]) in weights:
+        # The same lone destination, unweighted before: Istio sends it everything either way.
         del new_destinations[0]["weight"]
     http_route["route"] = new_destinations
     return new_spec

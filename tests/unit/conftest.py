@@ -13,11 +13,13 @@ module runs before that plugin's ``pytest_configure``.
 
 from __future__ import annotations
 
+import copy
 import os
 import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -46,13 +48,104 @@ if _COLLECTIONS is not None:
         os.environ["ANSIBLE_COLLECTIONS_PATH"] = os.pathsep.join([str(_COLLECTIONS)] + _paths)
 
 
+SHARED_FIXTURES = REPO_ROOT.parent / "shared" / "fixtures"
+MISSING_FIXTURES = (
+    "SHARED FIXTURES MISSING: %s does not exist, so the tests on real bookinfo/Istio manifests "
+    "cannot run. Check out the shared fixtures next to the repository." % SHARED_FIXTURES
+)
+
+
 @pytest.fixture(scope="session")
 def shared_fixtures() -> Path:
     """``../shared/fixtures`` next to the repository (bookinfo and Istio manifests)."""
-    path = REPO_ROOT.parent / "shared" / "fixtures"
-    if not path.is_dir():
-        pytest.skip(
-            "SHARED FIXTURES MISSING: %s does not exist, so the tests on real bookinfo/Istio manifests "
-            "cannot run. Check out the shared fixtures next to the repository." % path
-        )
-    return path
+    if not SHARED_FIXTURES.is_dir():
+        pytest.skip(MISSING_FIXTURES)
+    return SHARED_FIXTURES
+
+
+def bookinfo_networking_objects(kind: str) -> list[tuple[str, dict]]:
+    """(id, object) for every ``kind`` object in the bookinfo networking manifests (multi-document)."""
+    found = []
+    for path in sorted((SHARED_FIXTURES / "bookinfo" / "networking").glob("*.yaml")):
+        with path.open(encoding="utf-8") as stream:
+            for doc in yaml.safe_load_all(stream):
+                if isinstance(doc, dict) and doc.get("kind") == kind:
+                    found.append(("%s:%s" % (path.stem, doc["metadata"]["name"]), doc))
+    return found
+
+
+_PARAMETRIZED_KINDS = {
+    "bookinfo_virtual_service": "VirtualService",
+    "bookinfo_destination_rule": "DestinationRule",
+}
+
+
+def pytest_generate_tests(metafunc):
+    """Run a test once per bookinfo VirtualService / DestinationRule it asks for (a fresh copy each)."""
+    for argname, kind in _PARAMETRIZED_KINDS.items():
+        if argname not in metafunc.fixturenames:
+            continue
+        objects = bookinfo_networking_objects(kind) if SHARED_FIXTURES.is_dir() else []
+        if objects:
+            metafunc.parametrize(argname, [copy.deepcopy(obj) for _, obj in objects], ids=[i for i, _ in objects])
+        else:
+            metafunc.parametrize(argname, [pytest.param(None, marks=pytest.mark.skip(reason=MISSING_FIXTURES))])
+
+
+COMPLEX_VIRTUAL_SERVICE = """
+hosts: [reviews, reviews.prod.svc.cluster.local]
+gateways: [mesh, prod/edge-gateway]
+exportTo: ["."]
+x-vendor-annotation: {owner: team-a, rank: 3}
+tcp:
+  - match: [{port: 9090}]
+    route: [{destination: {host: reviews, port: {number: 9090}}}]
+http:
+  - name: jason-v2
+    match:
+      - headers: {end-user: {exact: jason}}
+      - headers: {x-canary: {prefix: "yes"}}
+        uri: {prefix: /reviews}
+    route:
+      - destination: {host: reviews, subset: v2}
+    timeout: 3s
+    retries: {attempts: 3, perTryTimeout: 1s, retryOn: "5xx,reset"}
+  - name: api-mirror
+    match:
+      - uri: {regex: "^/api/v[0-9]+/"}
+        method: {exact: GET}
+    route:
+      - destination: {host: reviews, subset: v1, port: {number: 9080}}
+        headers:
+          response: {set: {x-served-by: v1}}
+    mirror: {host: reviews, subset: v3}
+    mirrorPercentage: {value: 12.5}
+    headers:
+      request: {add: {x-trace-origin: mesh}, remove: [x-debug]}
+  - name: chaos
+    match:
+      - headers: {x-chaos: {exact: abort}}
+    fault:
+      abort: {httpStatus: 503, percentage: {value: 50}}
+    route:
+      - destination: {host: reviews, subset: v1}
+  - name: default
+    route:
+      - destination: {host: reviews, subset: v1, port: {number: 9080}}
+        weight: 90
+        headers:
+          request: {set: {x-version: v1}}
+      - destination: {host: reviews, subset: v2, port: {number: 9080}}
+        weight: 10
+    timeout: 10s
+    retries: {attempts: 2, retryOn: gateway-error}
+    corsPolicy: {allowOrigins: [{exact: "https://example.com"}], allowMethods: [GET]}
+    x-unknown-route-field: {keep: me}
+"""
+
+
+@pytest.fixture
+def complex_virtual_service() -> dict:
+    """A hand-made VirtualService spec with several routes, matches, retries, mirrors, header
+    rewrites, a fault, a TCP route and keys no module knows; a fresh copy per test."""
+    return yaml.safe_load(COMPLEX_VIRTUAL_SERVICE)

@@ -1,0 +1,119 @@
+# Copyright (c) canary.istio contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""DestinationRule specs built on the live one (what destination_rule computes)."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from ansible_collections.canary.istio.plugins.module_utils._istio import (
+    IstioSpecError,
+    build_destination_rule_spec,
+    specs_equal,
+    subset_labels,
+    subset_names,
+)
+
+LIVE = {
+    "host": "reviews",
+    "exportTo": ["."],
+    "trafficPolicy": {"loadBalancer": {"simple": "RANDOM"}},
+    "subsets": [
+        {"name": "v1", "labels": {"version": "v1"}, "trafficPolicy": {"connectionPool": {"tcp": {"maxConnections": 10}}}},
+        {"name": "v2", "labels": {"version": "v2"}, "x-extra": "kept"},
+        {"name": "v3", "labels": {"version": "v3"}},
+    ],
+}
+
+
+def test_new_rule_from_nothing():
+    spec = build_destination_rule_spec(None, "reviews", [{"name": "v1", "labels": {"version": "v1"}},
+                                                         {"name": "v2", "labels": {"version": "v2"}}], None, False)
+    assert spec == {"host": "reviews", "subsets": [{"name": "v1", "labels": {"version": "v1"}},
+                                                   {"name": "v2", "labels": {"version": "v2"}}]}
+
+
+def test_listed_subsets_replace_labels_and_keep_unknown_keys_and_policy():
+    before = copy.deepcopy(LIVE)
+    spec = build_destination_rule_spec(LIVE, "reviews", [{"name": "v2", "labels": {"version": "v2", "track": "canary"}}], None, False)
+    assert LIVE == before, "input was mutated"
+    assert spec["subsets"][1] == {"name": "v2", "labels": {"version": "v2", "track": "canary"}, "x-extra": "kept"}
+    assert spec["subsets"][0] == LIVE["subsets"][0]
+    assert spec["subsets"][2] == LIVE["subsets"][2]
+    assert spec["trafficPolicy"] == LIVE["trafficPolicy"]
+    assert spec["exportTo"] == ["."]
+
+
+def test_subset_traffic_policy_is_set_when_given():
+    policy = {"loadBalancer": {"simple": "LEAST_REQUEST"}}
+    spec = build_destination_rule_spec(LIVE, "reviews", [{"name": "v1", "labels": {"version": "v1"}, "traffic_policy": policy}], None, False)
+    assert spec["subsets"][0] == {"name": "v1", "labels": {"version": "v1"}, "trafficPolicy": policy}
+
+
+def test_purge_subsets_drops_unlisted_and_appends_new_in_order():
+    spec = build_destination_rule_spec(LIVE, "reviews", [{"name": "v4", "labels": {"version": "v4"}},
+                                                         {"name": "v2", "labels": {"version": "v2"}}], None, True)
+    assert subset_names(spec) == ["v2", "v4"]
+    kept = build_destination_rule_spec(LIVE, "reviews", [{"name": "v4", "labels": {"version": "v4"}}], None, False)
+    assert subset_names(kept) == ["v1", "v2", "v3", "v4"]
+
+
+def test_rule_level_traffic_policy_set_when_given_kept_otherwise():
+    policy = {"tls": {"mode": "ISTIO_MUTUAL"}}
+    assert build_destination_rule_spec(LIVE, "reviews", [], policy, False)["trafficPolicy"] == policy
+    assert build_destination_rule_spec(LIVE, "reviews", [], None, False)["trafficPolicy"] == LIVE["trafficPolicy"]
+
+
+def test_same_options_twice_is_a_no_op():
+    options = [{"name": "v1", "labels": {"version": "v1"}}, {"name": "v2", "labels": {"version": "v2"}, "traffic_policy": None}]
+    once = build_destination_rule_spec(None, "reviews", options, {"loadBalancer": {"simple": "RANDOM"}}, True)
+    twice = build_destination_rule_spec(once, "reviews", options, {"loadBalancer": {"simple": "RANDOM"}}, True)
+    assert specs_equal(once, twice)
+    assert once == twice
+
+
+def test_label_values_become_strings():
+    spec = build_destination_rule_spec(None, "reviews", [{"name": "v2", "labels": {"version": 2, "rev": 1.5}}], None, False)
+    assert spec["subsets"][0]["labels"] == {"version": "2", "rev": "1.5"}
+
+
+def test_purging_everything_leaves_an_empty_list():
+    assert build_destination_rule_spec(LIVE, "reviews", [], None, True)["subsets"] == []
+    assert "subsets" not in build_destination_rule_spec({"host": "reviews"}, "reviews", [], None, True)
+
+
+@pytest.mark.parametrize(
+    "host, subsets, policy, field, fragment",
+    [
+        ("", [], None, "host", "give the host"),
+        (None, [], None, "host", "give the host"),
+        ("reviews", [{"labels": {"version": "v1"}}], None, "subsets", "needs a name"),
+        ("reviews", [{"name": "v1", "labels": ["version=v1"]}], None, "subsets", "must be a dict"),
+        ("reviews", [{"name": "v1", "labels": {"enabled": True}}], None, "subsets", "quote it"),
+        ("reviews", [{"name": "v1"}, {"name": "v1"}], None, "subsets", "listed more than once"),
+        ("reviews", ["v1"], None, "subsets", "must be a dict"),
+        ("reviews", {"name": "v1"}, None, "subsets", "must be a list"),
+        ("reviews", [{"name": "v1", "traffic_policy": "RANDOM"}], None, "subsets", "traffic_policy of subset 'v1'"),
+        ("reviews", [], "RANDOM", "traffic_policy", "must be a dict"),
+    ],
+)
+def test_refusals(host, subsets, policy, field, fragment):
+    before = copy.deepcopy(LIVE)
+    with pytest.raises(IstioSpecError) as err:
+        build_destination_rule_spec(LIVE, host, subsets, policy, False)
+    assert err.value.field == field
+    assert fragment in err.value.message
+    assert LIVE == before
+
+
+def test_subset_names_and_labels():
+    assert subset_names(LIVE) == ["v1", "v2", "v3"]
+    assert subset_names(None) == []
+    assert subset_labels(LIVE, "v2") == {"version": "v2"}
+    assert subset_labels(LIVE, "v9") is None
+    labels = subset_labels(LIVE, "v1")
+    labels["version"] = "changed"
+    assert LIVE["subsets"][0]["labels"] == {"version": "v1"}, "subset_labels must return a copy"
