@@ -8,6 +8,7 @@ PRIVATE to this collection: may change at any time. Import it through ``_istio``
 
 from __future__ import annotations
 
+import math
 import re
 import typing as t
 
@@ -107,6 +108,19 @@ def _service_key(host: str, namespace: str | None, cluster_domain: str) -> tuple
     return ".".join(labels), ""
 
 
+def qualify_host(host: str, namespace: str | None, cluster_domain: str = "cluster.local") -> str:
+    """The FQDN Istio reads for ``host`` in ``namespace`` (``reviews`` -> ``reviews.prod.svc.cluster.local``).
+
+    Names outside the cluster, wildcards, and short names with no namespace come back unchanged.
+    """
+    if "*" in host:
+        return host
+    name, service_namespace = _service_key(host, namespace, cluster_domain)
+    if not service_namespace:
+        return host
+    return "%s.%s.svc.%s" % (name, service_namespace, cluster_domain)
+
+
 def same_host(a: str, b: str, namespace: str | None = None, cluster_domain: str = "cluster.local") -> bool:
     """Whether two Istio host names name the same service.
 
@@ -177,7 +191,7 @@ def as_number(value: t.Any, field: str, what: str) -> int | float:
             raise IstioSpecError(field, "%s must be a number, got %r" % (what, value)) from None
     else:
         raise IstioSpecError(field, "%s must be a number, got %r" % (what, value))
-    if number != number or number in (float("inf"), float("-inf")):
+    if not math.isfinite(number):
         raise IstioSpecError(field, "%s must be a finite number, got %r" % (what, value))
     if isinstance(number, float) and number.is_integer():
         return int(number)

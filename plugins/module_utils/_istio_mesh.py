@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import copy
 
-from ansible_collections.canary.istio.plugins.module_utils._istio_common import same_host
+from ansible_collections.canary.istio.plugins.module_utils._istio_common import qualify_host, same_host
 from ansible_collections.canary.istio.plugins.module_utils._istio_destination_rule import subset_names
 from ansible_collections.canary.istio.plugins.module_utils._istio_fault import fault_rules
 from ansible_collections.canary.istio.plugins.module_utils._istio_traffic import http_routes, route_weights
@@ -49,11 +49,14 @@ def describe_host(
     virtual_services: list[dict],
     destination_rule: dict | None,
     ready_pods_by_subset: dict[str, int],
+    namespace: str | None = None,
 ) -> dict:
     """Routes, subsets, fault rules and problems of ``host``.
 
     ``virtual_services`` are full objects (metadata and spec); those whose hosts do not name
-    ``host`` are ignored, so the module may pass all of a namespace's. ``ready_pods_by_subset``
+    ``host`` are ignored, so the module may pass all it finds. A short ``host`` is read in
+    ``namespace`` (default: the DestinationRule's), each rule's hosts in the rule's own namespace,
+    as Istio reads them. ``ready_pods_by_subset``
     counts Ready pods per DestinationRule subset; a subset missing from it counts as 0.
 
     Problems found: a route to a subset the DestinationRule lacks (or no DestinationRule); a subset
@@ -61,7 +64,8 @@ def describe_host(
     VirtualServices for the host. A subset with no Ready pod and no traffic (e.g. the old version
     after a promotion) is listed with ``ready_pods: 0`` but is not a problem.
     """
-    matching = [vs for vs in virtual_services or [] if isinstance(vs, dict) and _routes_host(vs, host)]
+    service = qualify_host(host, namespace or _namespace(destination_rule))  # compared; `host` is shown
+    matching = [vs for vs in virtual_services or [] if isinstance(vs, dict) and _routes_host(vs, service)]
     dr_spec = (destination_rule or {}).get("spec") or {}
     dr_name = _name(destination_rule) if destination_rule else None
     known_subsets = set(subset_names(dr_spec))
@@ -70,7 +74,7 @@ def describe_host(
     faults: list[dict] = []
     traffic_by_subset: dict[str, list[str]] = {}
 
-    if destination_rule and not same_host(dr_spec.get("host") or "", host, _namespace(destination_rule)):
+    if destination_rule and not same_host(dr_spec.get("host") or "", service, _namespace(destination_rule)):
         problems.append("DestinationRule %r is for host %r, not %r" % (dr_name, dr_spec.get("host"), host))
     if len(matching) > 1:
         problems.append(
@@ -96,7 +100,7 @@ def describe_host(
                 problems.append("%s has weights summing to %d, not 100" % (label, sum(weights.values())))
             for destination, weight in _effective_destinations(route):
                 subset = destination.get("subset")
-                if not subset or not same_host(destination.get("host") or "", host, _namespace(vs)):
+                if not subset or not same_host(destination.get("host") or "", service, _namespace(vs)):
                     continue
                 if subset not in known_subsets:
                     if destination_rule:
@@ -134,4 +138,3 @@ def describe_host(
         "faults": faults,
         "problems": list(dict.fromkeys(problems)),
     }
-

@@ -14,7 +14,6 @@ import typing as t
 from ansible_collections.canary.istio.plugins.module_utils._istio_common import (
     IstioSpecError,
     as_int,
-    as_number,
     validate_duration,
 )
 from ansible_collections.canary.istio.plugins.module_utils._istio_fault import (

@@ -87,7 +87,7 @@ def pytest_generate_tests(metafunc):
             continue
         objects = bookinfo_networking_objects(kind) if SHARED_FIXTURES.is_dir() else []
         if objects:
-            metafunc.parametrize(argname, [copy.deepcopy(obj) for _, obj in objects], ids=[i for i, _ in objects])
+            metafunc.parametrize(argname, [copy.deepcopy(obj) for obj_id, obj in objects], ids=[obj_id for obj_id, obj in objects])
         else:
             metafunc.parametrize(argname, [pytest.param(None, marks=pytest.mark.skip(reason=MISSING_FIXTURES))])
 

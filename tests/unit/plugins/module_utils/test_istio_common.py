@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from ansible_collections.canary.istio.plugins.module_utils._istio import (
     IstioSpecError,
     parse_duration,
+    qualify_host,
     same_host,
     specs_equal,
     validate_duration,
@@ -99,8 +100,9 @@ def test_validate_duration_refuses_what_istiod_refuses(text, fragment):
     ],
 )
 def test_same_host_accepts_names_of_one_service(a, b, namespace):
-    assert same_host(a, b, namespace)
-    assert same_host(b, a, namespace)
+    first, second = a, b
+    assert same_host(first, second, namespace)
+    assert same_host(second, first, namespace)
 
 
 @pytest.mark.parametrize(
@@ -120,6 +122,22 @@ def test_same_host_tells_services_apart(a, b, namespace):
 
 
 @pytest.mark.parametrize(
+    "host, namespace, expected",
+    [
+        ("reviews", "prod", "reviews.prod.svc.cluster.local"),
+        ("reviews.staging", "prod", "reviews.staging.svc.cluster.local"),
+        ("reviews.prod.svc.cluster.local", "staging", "reviews.prod.svc.cluster.local"),
+        ("reviews", None, "reviews"),
+        ("api.example.com", "prod", "api.example.com"),
+        ("*.example.com", "prod", "*.example.com"),
+        ("*", "prod", "*"),
+    ],
+)
+def test_qualify_host(host, namespace, expected):
+    assert qualify_host(host, namespace) == expected
+
+
+@pytest.mark.parametrize(
     "a, b",
     [
         ({"weight": 10}, {"weight": 10.0}),
@@ -130,8 +148,9 @@ def test_same_host_tells_services_apart(a, b, namespace):
     ],
 )
 def test_specs_equal_ignores_what_the_api_server_ignores(a, b):
-    assert specs_equal(a, b)
-    assert specs_equal(b, a)
+    first, second = a, b
+    assert specs_equal(first, second)
+    assert specs_equal(second, first)
 
 
 @pytest.mark.parametrize(
@@ -148,8 +167,9 @@ def test_specs_equal_ignores_what_the_api_server_ignores(a, b):
     ],
 )
 def test_specs_equal_sees_real_differences(a, b):
-    assert not specs_equal(a, b)
-    assert not specs_equal(b, a)
+    first, second = a, b
+    assert not specs_equal(first, second)
+    assert not specs_equal(second, first)
 
 
 def test_istio_spec_error_carries_field_and_message():

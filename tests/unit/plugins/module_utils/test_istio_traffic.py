@@ -25,11 +25,16 @@ from ansible_collections.canary.istio.plugins.module_utils._istio import (
 # --- weights ---------------------------------------------------------------------------------
 
 
+def _is_int(value):
+    """An int that is not a bool (JSON has no bool-as-int)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def test_validate_weights_converts_int_like_values_in_order():
     result = validate_weights({"v1": "90", "v2": 10.0, "v3": 0})
     assert result == {"v1": 90, "v2": 10, "v3": 0}
     assert list(result) == ["v1", "v2", "v3"]
-    assert all(type(w) is int for w in result.values())
+    assert all(_is_int(w) for w in result.values())
 
 
 @pytest.mark.parametrize(
@@ -343,7 +348,7 @@ def test_property_set_route_weights_changes_only_weights_of_its_route(spec, weig
     # Integer weights summing to 100 (a lone destination may carry none: Istio gives it 100).
     written = [d.get("weight") for d in new_dests]
     if len(new_dests) > 1 or written[0] is not None:
-        assert all(type(w) is int for w in written)
+        assert all(_is_int(w) for w in written)
         assert sum(written) == 100
     assert route_weights(new["http"][index]) == weights
     # Kept destinations keep every other key; new ones take the first destination's host.
