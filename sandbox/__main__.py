@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
             return control.status()
         else:
             control.down()
-    except (build.BuildError, procs.SandboxError, TimeoutError) as exc:
+    except (build.BuildError, procs.SandboxError, TimeoutError, OSError) as exc:
         print(f"sandbox {args.command}: {exc}", file=sys.stderr)
         return 1
     return 0

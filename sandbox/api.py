@@ -47,6 +47,9 @@ class AdminApi:
         self.session = requests.Session()
         self.session.headers["Authorization"] = f"Bearer {token}"
         self.session.verify = ca_file
+        # Otherwise REQUESTS_CA_BUNDLE (set on these machines) silently replaces `verify`, and
+        # proxy variables could route loopback traffic away.
+        self.session.trust_env = False
         self.timeout = timeout
 
     def request(self, method: str, path: str, body: Any = None, params: dict | None = None,

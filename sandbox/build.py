@@ -81,8 +81,8 @@ COMPONENTS = (
     ),
 )
 
-# The etcd server's main package is its module root, so its binary would be called "v3".
-_BINARY_RENAMES = {"v3": "etcd"}
+# etcd's main package is its module root `go.etcd.io/etcd/server/v3`, which `go build` names "server".
+_BINARY_RENAMES = {"server": "etcd"}
 
 # kwok refuses to start without Stage definitions; these ship inside its module, so we copy them
 # from the module cache instead of downloading release assets.
@@ -95,9 +95,17 @@ KWOK_STAGE_FILES = (
 )
 
 
+def _go_binary_name(package: str) -> str:
+    """The file name `go build -o dir/` gives a main package: its last element, skipping a /vN suffix."""
+    parts = package.split("/")
+    if re.fullmatch(r"v\d+", parts[-1]):
+        parts.pop()
+    return parts[-1]
+
+
 def binary_paths(component: Component) -> list[Path]:
-    return [versions.binary(_BINARY_RENAMES.get(p.rsplit("/", 1)[-1], p.rsplit("/", 1)[-1]))
-            for p in component.packages]
+    return [versions.binary(_BINARY_RENAMES.get(name, name))
+            for name in map(_go_binary_name, component.packages)]
 
 
 def _is_cached(component: Component) -> bool:
