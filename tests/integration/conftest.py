@@ -26,7 +26,7 @@ def _must_run() -> bool:
 
 @pytest.fixture(scope="session")
 def sandbox():
-    started_here = not control.load_clusters()
+    before = [c.pids for c in control.load_clusters()]
     try:
         clusters = control.up(CLUSTERS)
     except Exception as exc:  # noqa: BLE001 - reported as skip or failure below
@@ -34,6 +34,7 @@ def sandbox():
         if _must_run():
             pytest.fail(reason, pytrace=False)
         pytest.skip(reason)
+    started_here = before != [c.pids for c in clusters]
     yield clusters
     if started_here and not os.environ.get("CANARY_ISTIO_KEEP_SANDBOX"):
         control.down()
