@@ -71,3 +71,59 @@ def namespace(request, sandbox, admin):
 @pytest.fixture
 def audit(sandbox) -> AuditLog:
     return AuditLog(sandbox[0]).mark()
+
+
+# --------------------------------------------------------------------------- running modules
+
+REPO = versions.REPO_ROOT
+VENV_BIN = REPO / ".venv" / "bin"
+
+
+def run_module(module: str, params: dict, check: bool = False, diff: bool = False) -> dict:
+    """Run one of the collection's modules in-process, as Ansible would, and return its result.
+
+    The module's own code talks to the real API server; only the AnsiballZ wrapping is skipped
+    (playbook tests cover that path). A failed module returns its result with `failed: true`.
+    """
+    import contextlib
+    import importlib
+    import io
+    import json
+
+    from ansible.module_utils.testing import patch_module_args
+
+    mod = importlib.import_module(f"ansible_collections.canary.istio.plugins.modules.{module}")
+    args = {**params, "_ansible_check_mode": check, "_ansible_diff": diff}
+    out = io.StringIO()
+    with patch_module_args(args), contextlib.redirect_stdout(out):
+        try:
+            mod.main()
+        except SystemExit:
+            pass
+    text = out.getvalue()
+    return json.loads(text[text.index("{"):])
+
+
+@pytest.fixture
+def module_runner(kubeconfig):
+    """run(module, check=False, diff=False, **params) with the admin kubeconfig of sandbox-1."""
+
+    def run(module: str, check: bool = False, diff: bool = False, **params) -> dict:
+        params.setdefault("kubeconfig", kubeconfig)
+        params.setdefault("context", "sandbox-1")
+        return run_module(module, params, check=check, diff=diff)
+
+    return run
+
+
+def run_playbook(playbook: str, *args: str, env: dict | None = None, check: bool = True):
+    """ansible-playbook from the venv, with this checkout as canary.istio. Returns CompletedProcess."""
+    import subprocess
+
+    full_env = {**os.environ, "ANSIBLE_COLLECTIONS_PATH": str(REPO / ".collections"),
+                "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0", **(env or {})}
+    proc = subprocess.run([str(VENV_BIN / "ansible-playbook"), playbook, *args], env=full_env,
+                          capture_output=True, text=True, timeout=600)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"ansible-playbook failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-2000:]}")
+    return proc

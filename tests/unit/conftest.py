@@ -1,51 +1,17 @@
 # Copyright (c) canary.istio contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Make ``ansible_collections.canary.istio`` importable for plain pytest, and find shared fixtures.
-
-Collections are imported by FQCN, so the repository must sit at
-``<dir>/ansible_collections/canary/istio``. Under ``ansible-test units`` it already does; for plain
-pytest, ``.collections/ansible_collections/canary/istio`` is a symlink to the repository root
-(made here when missing). The path goes on ``sys.path`` and into ``ANSIBLE_COLLECTIONS_PATH``,
-which pytest-ansible's ``--ansible-unit-inject-only`` hands to Ansible's collection finder; this
-module runs before that plugin's ``pytest_configure``.
-"""
+"""Shared fixtures for unit tests (the FQCN import path is set up in ``tests/conftest.py``)."""
 
 from __future__ import annotations
 
 import copy
-import os
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def _collections_dir() -> Path | None:
-    """The directory holding ``ansible_collections/canary/istio``, or None when it cannot be made."""
-    if REPO_ROOT.parent.parent.name == "ansible_collections":
-        return REPO_ROOT.parents[2]  # already inside a collection tree (ansible-test units)
-    tree = REPO_ROOT / ".collections"
-    link = tree / "ansible_collections" / "canary" / "istio"
-    if not link.exists():
-        try:
-            link.parent.mkdir(parents=True, exist_ok=True)
-            link.symlink_to(Path("..", "..", ".."), target_is_directory=True)
-        except OSError:
-            return None
-    return tree
-
-
-_COLLECTIONS = _collections_dir()
-if _COLLECTIONS is not None:
-    if str(_COLLECTIONS) not in sys.path:
-        sys.path.insert(0, str(_COLLECTIONS))
-    _paths = [p for p in os.environ.get("ANSIBLE_COLLECTIONS_PATH", "").split(os.pathsep) if p]
-    if str(_COLLECTIONS) not in _paths:
-        os.environ["ANSIBLE_COLLECTIONS_PATH"] = os.pathsep.join([str(_COLLECTIONS)] + _paths)
 
 
 SHARED_FIXTURES = REPO_ROOT.parent / "shared" / "fixtures"
