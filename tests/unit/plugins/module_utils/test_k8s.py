@@ -141,7 +141,7 @@ class _Handler(BaseHTTPRequestHandler):
         dry = query.get("dryRun") == "All"
         if method in ("POST", "PUT", "DELETE") and api.before_write is not None:
             api.before_write(api, method, path)
-        parent, _, name = path.rpartition("/")
+        name = path.rpartition("/")[2]
         if method == "GET":
             if path in api.objects:
                 return 200, api.objects[path]
@@ -637,7 +637,7 @@ def test_requests_carry_token_json_and_dry_run(api):
     client.replace(VS_PATH, client.get(VS_PATH), dry_run=True)
     client.delete(VS_PATH, dry_run=True)
     assert VS_PATH in api.objects  # dry runs stored nothing
-    post, get, _, put, delete = api.requests
+    post, get, put, delete = (api.requests[i] for i in (0, 1, 3, 4))
     assert post["headers"]["authorization"] == f"Bearer {TOKEN}"
     assert post["headers"]["content-type"] == "application/json" and post["query"] == {}
     assert post["body"]["spec"]["http"][0]["route"][0]["weight"] == 100
@@ -799,12 +799,14 @@ def _tls_server(pki: dict, require_client_cert: bool) -> FakeApiServer:
 def test_tls_with_ca_and_client_certificate_data(tmp_path):
     pki = _pki(tmp_path)
     with _tls_server(pki, require_client_cert=True) as server:
-        b64 = lambda data: base64.b64encode(data).decode()  # noqa: E731
+        def b64(data: bytes) -> str:
+            return base64.b64encode(data).decode()
+
+        alice = {"client-certificate-data": b64(pki["client_cert"]), "client-key-data": b64(pki["client_key"])}
         kubeconfig = {
             "current-context": "c",
             "clusters": [{"name": "k", "cluster": {"server": server.url, "certificate-authority-data": b64(pki["ca"])}}],
-            "users": [{"name": "alice", "user": {"client-certificate-data": b64(pki["client_cert"]),
-                                                   "client-key-data": b64(pki["client_key"])}}],
+            "users": [{"name": "alice", "user": alice}],
             "contexts": [{"name": "c", "context": {"cluster": "k", "user": "alice"}}],
         }
         client = k8s.client_from_params({"kubeconfig": kubeconfig}, environ={})
@@ -850,8 +852,8 @@ def test_exec_plugin_token_reaches_the_server(tmp_path, api):
     kc = write_kubeconfig(tmp_path / "kc", {
         "current-context": "c",
         "clusters": [{"name": "k", "cluster": {"server": api.url}}],
-        "users": [{"name": "u", "user": {"exec": {"apiVersion": "client.authentication.k8s.io/v1",
-                                                   "command": "bin/get-token", "interactiveMode": "Never"}}}],
+        "users": [{"name": "u", "user": {"exec": {
+            "apiVersion": "client.authentication.k8s.io/v1", "command": "bin/get-token", "interactiveMode": "Never"}}}],
         "contexts": [{"name": "c", "context": {"cluster": "k", "user": "u"}}],
     })
     client = k8s.client_from_params({"kubeconfig": str(kc)}, environ={})
