@@ -1037,6 +1037,7 @@ def update_with_retry(
     change: t.Callable[[dict[str, t.Any]], dict[str, t.Any]],
     dry_run: bool = False,
     retries: int = 5,
+    live: dict[str, t.Any] | None = None,
 ) -> UpdateResult:
     """Apply ``change`` to a fresh read of the object at ``path`` and PUT it back.
 
@@ -1044,11 +1045,15 @@ def update_with_retry(
     new read after a 409 (someone else wrote in between): that is how both changes survive. When
     ``new == live`` nothing is written. Raises K8sNotFoundError when the object does not exist,
     K8sConflictError when ``retries`` attempts all conflicted, and whatever ``change`` raises.
+
+    ``live``: the object as the caller just read it (it had to look before deciding to write);
+    the first attempt uses it instead of a second GET, later attempts read afresh.
     """
     attempt = 0
+    first_read = live
     while True:
         attempt += 1
-        live = client.get(path)
+        live = first_read if attempt == 1 and first_read is not None else client.get(path)
         new = change(copy.deepcopy(live))
         if new == live:
             return UpdateResult(live, live, False, attempt)
