@@ -90,18 +90,45 @@ def run_module(module: str, params: dict, check: bool = False, diff: bool = Fals
     import io
     import json
 
+    from unittest import mock
+
+    from ansible.module_utils import _internal
     from ansible.module_utils.testing import patch_module_args
 
     mod = importlib.import_module(f"ansible_collections.canary.istio.plugins.modules.{module}")
     args = {**params, "_ansible_check_mode": check, "_ansible_diff": diff}
     out = io.StringIO()
-    with patch_module_args(args), contextlib.redirect_stdout(out):
+    # pytest imports controller code, which makes modules print warnings instead of returning them.
+    with patch_module_args(args), contextlib.redirect_stdout(out), \
+            mock.patch.object(_internal, "is_controller", False):
         try:
             mod.main()
         except SystemExit:
             pass
     text = out.getvalue()
-    return json.loads(text[text.index("{"):])
+    return _as_controller_sees_it(json.loads(text[text.index("{"):]))
+
+
+def _as_controller_sees_it(result: dict) -> dict:
+    """Warnings as the plain strings a playbook shows (modules send structured ones since 2.19)."""
+    result["warnings"] = [w["event"]["msg"] if isinstance(w, dict) else w for w in result.get("warnings", [])]
+    return result
+
+
+def run_module_process(module: str, params: dict) -> dict:
+    """Run a module in its own Python process (for races between real concurrent writers)."""
+    import json
+    import subprocess
+    import tempfile
+
+    with tempfile.NamedTemporaryFile("w", suffix=".json") as args_file:
+        json.dump({"ANSIBLE_MODULE_ARGS": params}, args_file)
+        args_file.flush()
+        proc = subprocess.run(
+            [str(VENV_BIN / "python"), "-m", f"ansible_collections.canary.istio.plugins.modules.{module}",
+             args_file.name], capture_output=True, text=True, timeout=120,
+            env={**os.environ, "PYTHONPATH": str(REPO / ".collections")})
+    return _as_controller_sees_it(json.loads(proc.stdout[proc.stdout.index("{"):]))
 
 
 @pytest.fixture

@@ -1,0 +1,167 @@
+#!/usr/bin/python
+# Copyright (c) canary.istio contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: release_lock
+short_description: Take or release the lock that keeps two releases of a service apart
+version_added: 0.1.0
+description:
+  - Holds the lock in an annotation (C(canary.istio/release-lock)) on the service's VirtualService,
+    with the owner, when it was taken and when it expires.
+  - Taking it fails while another owner holds an unexpired lock, naming that owner. An expired lock
+    is taken over with a warning, so a release that died does not block the service forever.
+  - The lock is written with the object's C(resourceVersion), so of two releases racing for it
+    exactly one wins.
+options:
+  name:
+    description: Name of the VirtualService that carries the lock.
+    type: str
+    required: true
+  namespace:
+    description: Namespace of the VirtualService.
+    type: str
+    required: true
+  owner:
+    description:
+      - Who holds the lock, for example the AWX job ID. Use the same value to release it.
+    type: str
+    required: true
+  state:
+    description: V(present) takes the lock, V(absent) releases it.
+    type: str
+    choices: [present, absent]
+    default: present
+  ttl:
+    description: Seconds until the lock expires (when taking it). Make it longer than the whole release.
+    type: int
+    default: 3600
+  force:
+    description: With O(state=absent), release the lock even when another owner holds it.
+    type: bool
+    default: false
+extends_documentation_fragment:
+  - canary.istio.k8s_auth
+  - canary.istio.istio_api
+  - canary.istio.attributes
+author:
+  - canary.istio maintainers
+"""
+
+EXAMPLES = r"""
+- name: Take the release lock on reviews
+  canary.istio.release_lock:
+    name: reviews
+    namespace: prod
+    owner: "awx-job-{{ awx_job_id | default('manual') }}"
+    ttl: 7200
+
+- name: Release it, success or failure
+  canary.istio.release_lock:
+    name: reviews
+    namespace: prod
+    owner: "awx-job-{{ awx_job_id | default('manual') }}"
+    state: absent
+"""
+
+RETURN = r"""
+outcome:
+  description:
+    - V(acquired), V(held) (already ours), V(taken_over) (an expired lock of another owner),
+      V(released), V(free) (there was no lock) or V(not_owner) (another owner's lock, left in place).
+  returned: always
+  type: str
+  sample: acquired
+lock:
+  description: The lock now on the VirtualService, or null.
+  returned: always
+  type: dict
+  sample: {"owner": "awx-job-42", "acquired": "2026-11-26T05:00:00Z", "expires": "2026-11-26T07:00:00Z"}
+previous:
+  description: The lock that was there before, or null.
+  returned: always
+  type: dict
+  sample: null
+"""
+
+import datetime
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.canary.istio.plugins.module_utils._k8s import (
+    ISTIO_API_ARG_SPEC,
+    VIRTUAL_SERVICES,
+    K8sError,
+    K8sNotFoundError,
+    auth_argument_spec,
+    client_from_module,
+    fail_from_k8s_error,
+    istio_path,
+    update_with_retry,
+)
+from ansible_collections.canary.istio.plugins.module_utils._lock import (
+    LOCK_ANNOTATION,
+    LockHeldError,
+    acquire,
+    read_lock,
+    release,
+)
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec=auth_argument_spec(dict(
+            ISTIO_API_ARG_SPEC,
+            name=dict(type="str", required=True),
+            namespace=dict(type="str", required=True),
+            owner=dict(type="str", required=True),
+            state=dict(type="str", choices=["present", "absent"], default="present"),
+            ttl=dict(type="int", default=3600),
+            force=dict(type="bool", default=False),
+        )),
+        supports_check_mode=True,
+    )
+    params = module.params
+    if params["ttl"] < 1:
+        module.fail_json(msg="ttl: must be at least 1 second, got %d" % params["ttl"])
+    client = client_from_module(module)
+    path = istio_path(params["api_version"], VIRTUAL_SERVICES, params["namespace"], params["name"])
+    outcome = {}
+
+    def change(live):
+        # Re-run on a fresh read after a 409: the outcome always describes the last attempt.
+        if params["state"] == "present":
+            new, outcome["value"], outcome["previous"] = acquire(
+                live, params["owner"], params["ttl"], datetime.datetime.now(datetime.timezone.utc))
+        else:
+            outcome["previous"] = read_lock(live)
+            new, outcome["value"] = release(live, params["owner"], params["force"])
+        return new
+
+    try:
+        result = update_with_retry(client, path, change, dry_run=module.check_mode)
+    except LockHeldError as exc:
+        module.fail_json(msg=str(exc), holder=exc.holder)
+    except K8sNotFoundError:
+        module.fail_json(msg="name: VirtualService %s/%s not found; the lock lives on the service's "
+                             "VirtualService, so create it first" % (params["namespace"], params["name"]))
+    except K8sError as exc:
+        fail_from_k8s_error(module, exc, "updating the release lock on %s" % path)
+
+    if outcome["value"] == "taken_over":
+        module.warn("took over an expired release lock from %r (expired %s)"
+                    % (outcome["previous"].get("owner"), outcome["previous"].get("expires")))
+    lock = read_lock(result.after or {})
+    response = dict(changed=result.changed, outcome=outcome["value"], lock=lock, previous=outcome["previous"])
+    if module._diff:
+        response["diff"] = {
+            "before": {LOCK_ANNOTATION: outcome["previous"]},
+            "after": {LOCK_ANNOTATION: lock},
+        }
+    module.exit_json(**response)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,73 @@
+# Copyright (c) canary.istio contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+from __future__ import annotations
+
+import datetime
+import json
+
+import pytest
+
+from ansible_collections.canary.istio.plugins.module_utils._lock import (
+    LOCK_ANNOTATION,
+    LockHeldError,
+    acquire,
+    read_lock,
+    release,
+)
+
+NOW = datetime.datetime(2026, 11, 26, 5, 0, 0, tzinfo=datetime.timezone.utc)
+VS = {"metadata": {"name": "reviews", "annotations": {"team": "a"}}, "spec": {"hosts": ["reviews"]}}
+
+
+def _later(seconds: int) -> datetime.datetime:
+    return NOW + datetime.timedelta(seconds=seconds)
+
+
+def test_acquire_free_lock_writes_owner_and_expiry_and_keeps_other_annotations():
+    new, outcome, previous = acquire(VS, "job-1", 600, NOW)
+    assert outcome == "acquired" and previous is None
+    assert read_lock(new) == {"owner": "job-1", "acquired": "2026-11-26T05:00:00Z", "expires": "2026-11-26T05:10:00Z"}
+    assert new["metadata"]["annotations"]["team"] == "a"
+    assert new["spec"] == VS["spec"] and LOCK_ANNOTATION not in VS["metadata"]["annotations"]
+
+
+def test_acquire_own_unexpired_lock_changes_nothing():
+    locked, _, _ = acquire(VS, "job-1", 600, NOW)
+    again, outcome, _ = acquire(locked, "job-1", 600, _later(60))
+    assert outcome == "held" and again == locked
+
+
+def test_acquire_someone_elses_unexpired_lock_is_refused_naming_them():
+    locked, _, _ = acquire(VS, "job-1", 600, NOW)
+    with pytest.raises(LockHeldError) as err:
+        acquire(locked, "job-2", 600, _later(599))
+    assert "'job-1'" in str(err.value) and "2026-11-26T05:10:00Z" in str(err.value)
+    assert err.value.holder["owner"] == "job-1"
+
+
+@pytest.mark.parametrize("holder", ["job-1", "job-2"])
+def test_expired_lock_is_taken_over(holder):
+    locked, _, _ = acquire(VS, "job-1", 600, NOW)
+    new, outcome, previous = acquire(locked, holder, 600, _later(600))
+    assert outcome == "taken_over" and previous["owner"] == "job-1"
+    assert read_lock(new)["owner"] == holder and read_lock(new)["expires"] == "2026-11-26T05:20:00Z"
+
+
+def test_unreadable_lock_counts_as_expired():
+    broken = json.loads(json.dumps(VS))
+    broken["metadata"]["annotations"][LOCK_ANNOTATION] = "not json"
+    _, outcome, previous = acquire(broken, "job-2", 60, NOW)
+    assert outcome == "taken_over" and previous["owner"] is None
+
+
+def test_release_only_by_owner_unless_forced():
+    locked, _, _ = acquire(VS, "job-1", 600, NOW)
+    same, outcome = release(locked, "job-2")
+    assert outcome == "not_owner" and same == locked
+    freed, outcome = release(locked, "job-1")
+    assert outcome == "released" and freed == VS
+    forced, outcome = release(locked, "job-2", force=True)
+    assert outcome == "released" and forced == VS
+    again, outcome = release(freed, "job-1")
+    assert outcome == "free" and again == VS
