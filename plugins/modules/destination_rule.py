@@ -58,20 +58,21 @@ options:
         required: true
       labels:
         description:
-          - Pod labels that select the subset's pods, for example V({version: v1}).
-          - Numbers are turned into strings (YAML reads C(version: 2) as a number).
+          - "Pod labels that select the subset's pods, for example V({version: v1})."
+          - "Numbers are turned into strings (YAML reads C(version: 2) as a number)."
           - When omitted, the subset has no labels and selects every pod of the host.
         type: dict
       traffic_policy:
         description:
-          - Istio C(TrafficPolicy) of this subset, in Istio's own camelCase form (for example
-            V({connectionPool: {http: {http1MaxPendingRequests: 10}}})); sent as given.
+          - Istio C(TrafficPolicy) of this subset, in Istio's own camelCase form, sent as given.
+          - "For example V({connectionPool: {http: {http1MaxPendingRequests: 10}}})."
           - When omitted, the subset keeps the traffic policy it has.
         type: dict
   traffic_policy:
     description:
-      - Istio C(TrafficPolicy) of the whole rule, in Istio's camelCase form (for example
-        V({loadBalancer: {simple: RANDOM}})); replaces the rule's traffic policy.
+      - Istio C(TrafficPolicy) of the whole rule, in Istio's camelCase form; replaces the rule's
+        traffic policy.
+      - "For example V({loadBalancer: {simple: RANDOM}})."
       - When omitted, the rule keeps the traffic policy it has.
     type: dict
   purge_subsets:
