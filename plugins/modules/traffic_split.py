@@ -1,0 +1,406 @@
+#!/usr/bin/python
+# Copyright (c) canary.istio contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: traffic_split
+short_description: Set the traffic weights of one route of an Istio VirtualService
+version_added: 0.1.0
+description:
+  - Sets how one HTTP route of an existing VirtualService splits its requests between the subsets
+    of its host, for example 90% to V(v1) and 10% to V(v2). By default the route changed is the
+    catch-all (the last route without a match), the one plain traffic takes.
+  - Only that route's destinations change. Other routes, matches, retries, timeouts, mirrors,
+    header rewrites, fault rules, labels, annotations and fields this module does not know stay as
+    they were. A destination keeps its host, port and headers; a subset new to the route gets the
+    host and port of the route's first destination; destinations of subsets not named are removed.
+  - Refuses, with nothing written, to route to a subset that the host's DestinationRule does not
+    define, or to give traffic to a subset with no Ready pod (unless O(force=true)).
+  - The VirtualService is written with its C(resourceVersion); when another writer changed it
+    between this module's read and its write, the same weights are applied again to a fresh read,
+    so both changes are kept.
+  - When the route already has the wanted weights nothing else is read and nothing is written.
+options:
+  name:
+    description: Name of the VirtualService.
+    type: str
+    required: true
+  namespace:
+    description: Namespace of the VirtualService. Its hosts' short names are read in it.
+    type: str
+    required: true
+  route:
+    description:
+      - Name of the HTTP route to change.
+      - When not set, the catch-all route (the last one without a match condition).
+    type: str
+  weights:
+    description:
+      - "Subset name to integer weight, for example V({v1: 90, v2: 10})."
+      - Weights are whole numbers from 0 to 100 that sum to exactly 100. A subset at 0 stays in the
+        route with weight 0.
+      - Mutually exclusive with O(stable), O(canary) and O(canary_weight).
+    type: dict
+  stable:
+    description:
+      - The subset that keeps the rest of the traffic, with O(canary) and O(canary_weight).
+    type: str
+  canary:
+    description:
+      - The subset that receives O(canary_weight) percent of the traffic. Must differ from O(stable).
+    type: str
+  canary_weight:
+    description:
+      - Percentage, 0 to 100, of the traffic for O(canary); O(stable) gets the rest.
+    type: int
+  force:
+    description:
+      - Give traffic to a subset even when none of its pods is Ready (or they cannot be counted,
+        for example for a host outside the cluster). The pods are then not read at all.
+      - A subset that the DestinationRule does not define is refused even with O(force=true),
+        because Istio would answer every request sent to it with an error.
+    type: bool
+    default: false
+extends_documentation_fragment:
+  - canary.istio.k8s_auth
+  - canary.istio.istio_api
+  - canary.istio.attributes
+notes:
+  - The DestinationRule is looked up in the namespace of the host's Service, by its C(host)
+    (C(reviews), C(reviews.prod) and C(reviews.prod.svc.cluster.local) name the same service).
+    Several rules for one host are merged as Istio merges them; rules with a C(workloadSelector)
+    are ignored.
+  - The Ready pods of a subset are the pods selected by the Service's selector that also carry the
+    subset's labels; a pod being deleted does not count.
+  - "API requests: 1 read when nothing changes; 4 reads and 1 write for a change (VirtualService,
+    DestinationRules, Service, pods); 2 reads and 1 write with O(force=true)."
+seealso:
+  - module: canary.istio.virtual_service
+  - module: canary.istio.destination_rule
+  - module: canary.istio.mesh_info
+author:
+  - canary.istio maintainers
+"""
+
+EXAMPLES = r"""
+- name: Send 10% of the reviews traffic to v2
+  canary.istio.traffic_split:
+    name: reviews
+    namespace: prod
+    stable: v1
+    canary: v2
+    canary_weight: 10
+
+- name: Split explicitly between three versions
+  canary.istio.traffic_split:
+    name: reviews
+    namespace: prod
+    weights:
+      v1: 50
+      v2: 25
+      v3: 25
+
+- name: Change the named route only, even before v2 has Ready pods
+  canary.istio.traffic_split:
+    name: reviews
+    namespace: prod
+    route: beta-testers
+    weights: {v1: 0, v2: 100}
+    force: true
+
+- name: Roll back with the cluster set once for the whole group
+  module_defaults:
+    group/canary.istio.istio:
+      kubeconfig: /etc/canary/prod-eu.kubeconfig
+      context: prod-eu
+  block:
+    - name: All traffic back to v1
+      canary.istio.traffic_split:
+        name: reviews
+        namespace: prod
+        weights: {v1: 100, v2: 0}
+"""
+
+RETURN = r"""
+route:
+  description: The route changed, by name, or by its index in C(spec.http) when it has no name.
+  returned: success
+  type: raw
+  sample: default
+previous_weights:
+  description:
+    - Subset to weight as the route sent traffic before. A lone destination counts as 100; a
+      destination without a subset is keyed by the empty string.
+  returned: success
+  type: dict
+  sample: {"v1": 100, "v2": 0}
+weights:
+  description: Subset to weight as the route sends traffic now (in check mode, would send).
+  returned: success
+  type: dict
+  sample: {"v1": 90, "v2": 10}
+diff:
+  description: The VirtualService's C(spec) before and after.
+  returned: when diff mode is on
+  type: dict
+  contains:
+    before:
+      description: C(spec) before the change.
+      type: dict
+    after:
+      description: C(spec) after the change.
+      type: dict
+"""
+
+import typing as t
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.canary.istio.plugins.module_utils._istio import (
+    IstioSpecError,
+    find_route_index,
+    route_weights,
+    same_host,
+    set_route_weights,
+    specs_equal,
+    subset_labels,
+    subset_names,
+    subsets_with_traffic,
+    validate_weights,
+    weights_from_canary,
+)
+from ansible_collections.canary.istio.plugins.module_utils._k8s import (
+    ISTIO_API_ARG_SPEC,
+    VIRTUAL_SERVICES,
+    K8sError,
+    K8sNotFoundError,
+    auth_argument_spec,
+    client_from_module,
+    fail_from_k8s_error,
+    format_label_selector,
+    istio_path,
+    update_with_retry,
+)
+from ansible_collections.canary.istio.plugins.module_utils._mesh_reads import (
+    find_destination_rules,
+    merge_destination_rules,
+    ready_pods_by_subset,
+    service_of_host,
+)
+
+OWN_OPTIONS: dict[str, dict[str, t.Any]] = dict(
+    ISTIO_API_ARG_SPEC,
+    name=dict(type="str", required=True),
+    namespace=dict(type="str", required=True),
+    route=dict(type="str"),
+    weights=dict(type="dict"),
+    stable=dict(type="str"),
+    canary=dict(type="str"),
+    canary_weight=dict(type="int"),
+    force=dict(type="bool", default=False),
+)
+
+
+class Plan(t.NamedTuple):
+    """What a change to the route means, computed from one read of the VirtualService."""
+
+    route: str | int
+    previous_weights: dict[str, int]
+    new_spec: dict
+    host: str
+
+
+def wanted_weights(params: t.Mapping[str, t.Any]) -> dict[str, int]:
+    """subset -> weight from either ``weights`` or ``stable``/``canary``/``canary_weight``."""
+    if params.get("weights") is not None:
+        return validate_weights(params["weights"], "weights")
+    return weights_from_canary(params["stable"], params["canary"], params["canary_weight"])
+
+
+def option_naming(subset: str, params: t.Mapping[str, t.Any]) -> str:
+    """The option through which the user named ``subset``, for error messages."""
+    if params.get("weights") is None:
+        return "canary" if subset == params.get("canary") else "stable"
+    return "weights"
+
+
+def plan_split(spec: dict, weights: dict[str, int], route: str | None, namespace: str) -> Plan:
+    """The new spec, the route's label and weights before, and the host the subsets belong to.
+
+    Raises IstioSpecError (naming the option) when the route is missing or cannot be weighted,
+    or when the weighted destinations go to more than one host.
+    """
+    index = find_route_index(spec, route)
+    old_route = spec["http"][index]
+    new_spec = set_route_weights(spec, weights, route)
+    label: str | int = old_route.get("name") or index
+    hosts: list[str] = []
+    for destination in new_spec["http"][index].get("route") or []:
+        host = (destination.get("destination") or {}).get("host") or ""
+        if not any(same_host(host, known, namespace) for known in hosts):
+            hosts.append(host)
+    if len(hosts) != 1 or not hosts[0]:
+        raise IstioSpecError(
+            "route",
+            "HTTP route %r sends the subsets to %s; traffic_split weighs the subsets of one host, "
+            "so point the route's destinations at one host first" % (label, ", ".join(repr(h) for h in hosts) or "no host"),
+        )
+    return Plan(label, route_weights(old_route), new_spec, hosts[0])
+
+
+def missing_subsets(weights: dict[str, int], dr_spec: dict | None) -> list[str]:
+    """Subsets named in ``weights`` that the DestinationRule does not define, in order."""
+    defined = set(subset_names(dr_spec))
+    return [subset for subset in weights if subset not in defined]
+
+
+def _check_subsets_defined(module: AnsibleModule, client, plan: Plan, weights: dict[str, int]) -> dict:
+    """The merged DestinationRule of the host; fails the module when a subset is not in it."""
+    params = module.params
+    service = service_of_host(plan.host, params["namespace"])
+    dr_namespace = service.namespace if service else params["namespace"]
+    try:
+        rules = find_destination_rules(client, params["api_version"], dr_namespace, plan.host)
+    except K8sError as exc:
+        fail_from_k8s_error(module, exc, "listing the DestinationRules of namespace %s" % dr_namespace)
+    rule = merge_destination_rules(rules)
+    if rule is None:
+        module.fail_json(
+            msg="%s: no DestinationRule in namespace %s defines host %r, so its subsets %s do not exist; create it "
+                "with canary.istio.destination_rule first" % (
+                    option_naming(next(iter(weights)), params), dr_namespace, plan.host, ", ".join(weights)),
+            option=option_naming(next(iter(weights)), params),
+        )
+    missing = missing_subsets(weights, rule["spec"])
+    if missing:
+        option = option_naming(missing[0], params)
+        names = [(r.get("metadata") or {}).get("name") for r in rules]
+        module.fail_json(
+            msg="%s: subset %s is not defined in DestinationRule %s of host %r (it defines: %s); add it with "
+                "canary.istio.destination_rule first" % (
+                    option, ", ".join(repr(s) for s in missing), ", ".join(repr(n) for n in names), plan.host,
+                    ", ".join(subset_names(rule["spec"])) or "no subsets"),
+            option=option,
+            missing_subsets=missing,
+        )
+    return rule
+
+
+def _check_ready_pods(module: AnsibleModule, client, plan: Plan, weights: dict[str, int], rule: dict) -> None:
+    """Fails the module when a subset that would get traffic has no Ready pod."""
+    params = module.params
+    receiving = subsets_with_traffic(weights)
+    if not receiving:
+        return
+    service = service_of_host(plan.host, params["namespace"])
+    if service is None:
+        module.fail_json(
+            msg="force: host %r is not a Service of this cluster, so the Ready pods of %s cannot be counted; set "
+                "force=true to route to it anyway" % (plan.host, ", ".join(receiving)),
+            option="force",
+        )
+    labels = {subset: subset_labels(rule["spec"], subset) or {} for subset in receiving}
+    try:
+        ready = ready_pods_by_subset(client, service, labels)
+    except K8sError as exc:
+        fail_from_k8s_error(module, exc, "counting the Ready pods of Service %s/%s" % (service.namespace, service.name))
+    if ready.problem:
+        module.fail_json(
+            msg="force: cannot check that %s have Ready pods: %s; fix the Service, or set force=true to route "
+                "anyway" % (", ".join(receiving), ready.problem),
+            option="force",
+        )
+    empty = [subset for subset in receiving if ready.counts.get(subset, 0) == 0]
+    if empty:
+        option = option_naming(empty[0], params)
+        details = "; ".join(
+            "%s would get %d%% (pods of Service %s/%s with %s)"
+            % (subset, weights[subset], service.namespace, service.name, format_label_selector(labels[subset]) or "any labels")
+            for subset in empty
+        )
+        module.fail_json(
+            msg="%s: subset %s has no Ready pod: %s. Wait until its Deployment is Ready, or set force=true to send "
+                "traffic anyway" % (option, ", ".join(repr(s) for s in empty), details),
+            option=option,
+            ready_pods=ready.counts,
+        )
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec=auth_argument_spec(OWN_OPTIONS),
+        mutually_exclusive=[("weights", "stable"), ("weights", "canary"), ("weights", "canary_weight")],
+        required_one_of=[("weights", "canary_weight")],
+        required_together=[("stable", "canary", "canary_weight")],
+        supports_check_mode=True,
+    )
+    params = module.params
+    try:
+        weights = wanted_weights(params)
+    except IstioSpecError as exc:
+        module.fail_json(msg=str(exc), option=exc.field)
+
+    client = client_from_module(module)
+    path = istio_path(params["api_version"], VIRTUAL_SERVICES, params["namespace"], params["name"])
+    try:
+        live = client.get(path)
+    except K8sNotFoundError:
+        module.fail_json(
+            msg="name: VirtualService %s/%s not found; create it with canary.istio.virtual_service first"
+                % (params["namespace"], params["name"]),
+            option="name",
+        )
+    except K8sError as exc:
+        fail_from_k8s_error(module, exc, "reading VirtualService %s/%s" % (params["namespace"], params["name"]))
+
+    live_spec = live.get("spec") or {}
+    try:
+        plan = plan_split(live_spec, weights, params["route"], params["namespace"])
+    except IstioSpecError as exc:
+        module.fail_json(msg=str(exc), option=exc.field)
+
+    response: dict[str, t.Any] = dict(changed=False, route=plan.route, previous_weights=plan.previous_weights)
+    if specs_equal(plan.new_spec, live_spec):
+        # Nothing to send anywhere new: no DestinationRule, Service or pod read is needed.
+        response["weights"] = plan.previous_weights
+        if module._diff:
+            response["diff"] = dict(before=dict(spec=live_spec), after=dict(spec=live_spec))
+        module.exit_json(**response)
+
+    rule = _check_subsets_defined(module, client, plan, weights)
+    if not params["force"]:
+        _check_ready_pods(module, client, plan, weights, rule)
+
+    def change(obj: dict) -> dict:
+        # Pure, and run again on a fresh read after a 409, so a concurrent writer's change is kept.
+        new_spec = set_route_weights(obj.get("spec") or {}, weights, params["route"])
+        if specs_equal(new_spec, obj.get("spec") or {}):
+            return obj
+        obj["spec"] = new_spec
+        return obj
+
+    try:
+        result = update_with_retry(client, path, change, dry_run=module.check_mode, live=live)
+    except IstioSpecError as exc:
+        # The route changed under us (e.g. removed) between two attempts.
+        module.fail_json(msg=str(exc), option=exc.field)
+    except K8sError as exc:
+        fail_from_k8s_error(module, exc, "updating VirtualService %s/%s" % (params["namespace"], params["name"]))
+
+    before_spec = (result.before or {}).get("spec") or {}
+    after_spec = (result.after or {}).get("spec") or {}
+    index = find_route_index(before_spec, params["route"])
+    response.update(
+        changed=result.changed,
+        previous_weights=route_weights(before_spec["http"][index]),
+        weights=route_weights(after_spec["http"][index]),
+    )
+    if module._diff:
+        response["diff"] = dict(before=dict(spec=before_spec), after=dict(spec=after_spec))
+    module.exit_json(**response)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,328 @@
+"""canary.istio.traffic_split on the sandbox's real API server.
+
+Every test reads the VirtualService back with the admin client and counts the module's own
+requests in the audit log (by its User-Agent, in the test's namespace).
+"""
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from _routing_fixtures import Requests, bookinfo_object, canonical, create, deploy_app, object_path, spec_of
+
+pytestmark = pytest.mark.integration
+
+# The reference VirtualService of step 6, dressed with what traffic_split must never touch: a
+# header-matched route with retries and a timeout, a fault rule, a mirror, header rewrites,
+# labels and annotations.
+REVIEWS_VS = {
+    "apiVersion": "networking.istio.io/v1",
+    "kind": "VirtualService",
+    "metadata": {
+        "name": "reviews",
+        "labels": {"team": "bookinfo"},
+        "annotations": {"example.com/owner": "team-a"},
+    },
+    "spec": {
+        "hosts": ["reviews"],
+        "http": [
+            {
+                "name": "jason",
+                "match": [{"headers": {"end-user": {"exact": "jason"}}}],
+                "route": [{"destination": {"host": "reviews", "subset": "v2"}}],
+                "timeout": "3s",
+                "retries": {"attempts": 3, "perTryTimeout": "1s", "retryOn": "5xx"},
+            },
+            {
+                "name": "chaos",
+                "match": [{"headers": {"x-chaos": {"exact": "abort"}}}],
+                "fault": {"abort": {"httpStatus": 503, "percentage": {"value": 50}}},
+                "route": [{"destination": {"host": "reviews", "subset": "v1"}}],
+            },
+            {
+                "name": "default",
+                "route": [{"destination": {"host": "reviews", "subset": "v1", "port": {"number": 9080}},
+                           "headers": {"request": {"set": {"x-version": "v1"}}}}],
+                "mirror": {"host": "reviews", "subset": "v3"},
+                "mirrorPercentage": {"value": 5},
+                "timeout": "10s",
+            },
+        ],
+    },
+}
+
+CANARY_10 = dict(name="reviews", stable="v1", canary="v2", canary_weight=10)
+
+
+@pytest.fixture
+def reviews(admin, namespace):
+    """Service reviews with Ready v1 and v2 pods, the bookinfo DestinationRule (v1, v2, v3; no v3
+    pods) and REVIEWS_VS sending everything to v1. Returns the VirtualService as stored."""
+    deploy_app(admin, namespace, "reviews", ("v1", "v2"))
+    create(admin, namespace, bookinfo_object("networking/destination-rule-all.yaml", "DestinationRule", "reviews"))
+    return create(admin, namespace, REVIEWS_VS)
+
+
+def vs_object(admin, namespace):
+    return admin.get(object_path("VirtualService", namespace, "reviews"))
+
+
+def catch_all(spec):
+    return spec["http"][2]
+
+
+def test_canary_step_sets_only_the_weights_with_four_reads_and_one_write(admin, namespace, audit, reviews, module_runner):
+    audit.mark()
+    result = module_runner("traffic_split", namespace=namespace, **CANARY_10)
+    requests = Requests(audit, namespace)
+
+    assert result["changed"] is True, result
+    assert result["route"] == "default"
+    assert result["previous_weights"] == {"v1": 100}
+    assert result["weights"] == {"v1": 90, "v2": 10}
+    stored = vs_object(admin, namespace)
+    expected = copy.deepcopy(REVIEWS_VS["spec"])
+    expected["http"][2]["route"] = [
+        {"destination": {"host": "reviews", "subset": "v1", "port": {"number": 9080}},
+         "headers": {"request": {"set": {"x-version": "v1"}}}, "weight": 90},
+        {"destination": {"host": "reviews", "subset": "v2", "port": {"number": 9080}}, "weight": 10},
+    ]
+    assert canonical(stored["spec"]) == canonical(expected)
+    assert stored["metadata"]["labels"] == REVIEWS_VS["metadata"]["labels"]
+    assert stored["metadata"]["annotations"] == REVIEWS_VS["metadata"]["annotations"]
+    # The smallest correct set: the VirtualService, the host's DestinationRules, the Service's
+    # selector, its pods (one list for all subsets); then one write.
+    assert requests.reads == [("get", "virtualservices"), ("list", "destinationrules"),
+                              ("get", "services"), ("list", "pods")]
+    assert requests.writes == [("update", "virtualservices")]
+    assert requests.dry_runs == []
+
+
+def test_second_run_is_unchanged_with_one_read_and_no_write(admin, namespace, audit, reviews, module_runner):
+    first = module_runner("traffic_split", namespace=namespace, **CANARY_10)
+    assert first["changed"] is True, first
+    version = vs_object(admin, namespace)["metadata"]["resourceVersion"]
+
+    audit.mark()
+    second = module_runner("traffic_split", namespace=namespace, **CANARY_10)
+    requests = Requests(audit, namespace)
+    assert second["changed"] is False, second
+    assert second["previous_weights"] == second["weights"] == {"v1": 90, "v2": 10}
+    assert requests.reads == [("get", "virtualservices")]
+    assert requests.writes == [] and requests.dry_runs == []
+    assert vs_object(admin, namespace)["metadata"]["resourceVersion"] == version
+
+    # The same split written as weights is the same split.
+    third = module_runner("traffic_split", namespace=namespace, name="reviews", weights={"v2": "10", "v1": 90})
+    assert third["changed"] is False, third
+
+
+def test_update_to_a_later_step_and_back(admin, namespace, reviews, module_runner):
+    module_runner("traffic_split", namespace=namespace, **CANARY_10)
+    result = module_runner("traffic_split", namespace=namespace, name="reviews", weights={"v1": 0, "v2": 100})
+    assert result["changed"] is True, result
+    assert (result["previous_weights"], result["weights"]) == ({"v1": 90, "v2": 10}, {"v1": 0, "v2": 100})
+    weights = {d["destination"]["subset"]: d["weight"] for d in catch_all(spec_of(admin, "VirtualService", namespace, "reviews"))["route"]}
+    assert weights == {"v1": 0, "v2": 100}
+
+
+def test_check_mode_previews_with_a_dry_run_and_stores_nothing(admin, namespace, audit, reviews, module_runner):
+    before = vs_object(admin, namespace)
+    audit.mark()
+    result = module_runner("traffic_split", check=True, namespace=namespace, **CANARY_10)
+    requests = Requests(audit, namespace)
+
+    assert result["changed"] is True, result
+    assert result["weights"] == {"v1": 90, "v2": 10}
+    assert vs_object(admin, namespace) == before
+    assert requests.writes == []
+    assert requests.dry_runs == [("update", "virtualservices")]  # the server-side preview
+
+
+def test_diff_shows_the_spec_before_and_after_only(admin, namespace, reviews, module_runner):
+    result = module_runner("traffic_split", diff=True, namespace=namespace, **CANARY_10)
+    diff = result["diff"]
+    assert set(diff) == {"before", "after"}
+    assert set(diff["before"]) == set(diff["after"]) == {"spec"}
+    assert canonical(diff["before"]["spec"]) == canonical(REVIEWS_VS["spec"])
+    assert canonical(diff["after"]["spec"]) == canonical(spec_of(admin, "VirtualService", namespace, "reviews"))
+    assert [d.get("weight") for d in catch_all(diff["after"]["spec"])["route"]] == [90, 10]
+
+
+def test_named_route_changes_only_that_route(admin, namespace, reviews, module_runner):
+    result = module_runner("traffic_split", namespace=namespace, name="reviews", route="jason",
+                           weights={"v2": 50, "v1": 50})
+    assert result["changed"] is True and result["route"] == "jason", result
+    spec = spec_of(admin, "VirtualService", namespace, "reviews")
+    assert spec["http"][0]["route"] == [{"destination": {"host": "reviews", "subset": "v2"}, "weight": 50},
+                                        {"destination": {"host": "reviews", "subset": "v1"}, "weight": 50}]
+    assert spec["http"][0]["retries"] == REVIEWS_VS["spec"]["http"][0]["retries"]
+    assert canonical(spec["http"][1:]) == canonical(REVIEWS_VS["spec"]["http"][1:])
+
+
+# ------------------------------------------------------------------------------------- refusals
+
+REFUSALS = [
+    # (id, params, option named in the error, words of the error, reads the module made)
+    ("negative", dict(weights={"v1": 110, "v2": -10}), "weights", "negative", []),
+    ("fraction", dict(weights={"v1": 90.5, "v2": 9.5}), "weights", "integer", []),
+    ("not-a-number", dict(weights={"v1": "ninety", "v2": 10}), "weights", "integer", []),
+    ("sum-99", dict(weights={"v1": 90, "v2": 9}), "weights", "sum to exactly 100", []),
+    ("sum-110", dict(weights={"v1": 100, "v2": 10}), "weights", "sum to exactly 100", []),
+    ("stable-is-canary", dict(stable="v1", canary="v1", canary_weight=10), "canary", "both name subset", []),
+    ("canary-weight-over-100", dict(stable="v1", canary="v2", canary_weight=101), "canary_weight", "0 to 100", []),
+    ("route-missing", dict(route="nope", weights={"v1": 90, "v2": 10}), "route", "no HTTP route named 'nope'",
+     [("get", "virtualservices")]),
+    ("subset-not-in-dr", dict(weights={"v1": 90, "v4": 10}), "weights", "'v4' is not defined in DestinationRule",
+     [("get", "virtualservices"), ("list", "destinationrules")]),
+    ("canary-not-in-dr", dict(stable="v1", canary="v9", canary_weight=0), "canary", "'v9' is not defined",
+     [("get", "virtualservices"), ("list", "destinationrules")]),
+    ("no-ready-pod", dict(stable="v1", canary="v3", canary_weight=10), "canary", "'v3' has no Ready pod",
+     [("get", "virtualservices"), ("list", "destinationrules"), ("get", "services"), ("list", "pods")]),
+]
+
+
+@pytest.mark.parametrize("params,option,words,reads", [r[1:] for r in REFUSALS], ids=[r[0] for r in REFUSALS])
+def test_refusal_leaves_the_virtual_service_unchanged(admin, namespace, audit, reviews, module_runner,
+                                                       params, option, words, reads):
+    before = vs_object(admin, namespace)
+    audit.mark()
+    result = module_runner("traffic_split", namespace=namespace, name="reviews", **params)
+    requests = Requests(audit, namespace)
+
+    assert result.get("failed") is True, result
+    assert result["msg"].startswith(option + ":"), result["msg"]
+    assert words in result["msg"]
+    assert result["option"] == option
+    assert vs_object(admin, namespace) == before  # same spec, same resourceVersion
+    assert requests.writes == [] and requests.dry_runs == []
+    assert requests.reads == reads
+
+
+def test_refusal_when_the_virtual_service_does_not_exist(namespace, audit, module_runner):
+    audit.mark()
+    result = module_runner("traffic_split", namespace=namespace, **CANARY_10)
+    assert result.get("failed") is True and result["option"] == "name", result
+    assert "VirtualService %s/reviews not found" % namespace in result["msg"]
+    assert "canary.istio.virtual_service" in result["msg"]
+    requests = Requests(audit, namespace)
+    assert requests.reads == [("get", "virtualservices")] and requests.writes == []
+
+
+def test_refusal_when_no_destination_rule_defines_the_host(admin, namespace, audit, module_runner):
+    deploy_app(admin, namespace, "reviews", ("v1",))
+    create(admin, namespace, REVIEWS_VS)
+    before = vs_object(admin, namespace)
+    audit.mark()
+    result = module_runner("traffic_split", namespace=namespace, **CANARY_10)
+    assert result.get("failed") is True, result
+    assert "no DestinationRule in namespace %s defines host 'reviews'" % namespace in result["msg"]
+    assert vs_object(admin, namespace) == before
+    assert Requests(audit, namespace).writes == []
+
+
+def test_refusal_when_the_service_is_missing_unless_forced(admin, namespace, audit, module_runner):
+    create(admin, namespace, bookinfo_object("networking/destination-rule-all.yaml", "DestinationRule", "reviews"))
+    create(admin, namespace, REVIEWS_VS)
+    before = vs_object(admin, namespace)
+    audit.mark()
+    result = module_runner("traffic_split", namespace=namespace, **CANARY_10)
+    assert result.get("failed") is True and result["option"] == "force", result
+    assert "no Service 'reviews'" in result["msg"]
+    assert vs_object(admin, namespace) == before
+    assert Requests(audit, namespace).writes == []
+
+
+def test_no_ready_pod_is_refused_and_force_routes_anyway_with_two_reads(admin, namespace, audit, module_runner):
+    deploy_app(admin, namespace, "reviews", ("v1",))  # no v2 pod at all
+    create(admin, namespace, bookinfo_object("networking/destination-rule-all.yaml", "DestinationRule", "reviews"))
+    create(admin, namespace, REVIEWS_VS)
+    before = vs_object(admin, namespace)
+
+    refused = module_runner("traffic_split", namespace=namespace, **CANARY_10)
+    assert refused.get("failed") is True, refused
+    assert refused["msg"].startswith("canary: subset 'v2' has no Ready pod")
+    assert "force=true" in refused["msg"] and "version=v2" in refused["msg"]
+    assert refused["ready_pods"] == {"v1": 1, "v2": 0}
+    assert vs_object(admin, namespace) == before
+
+    # Weight 0 sends nothing there: adding v2 at 0 needs no pod.
+    zero = module_runner("traffic_split", namespace=namespace, name="reviews", weights={"v1": 100, "v2": 0})
+    assert zero["changed"] is True, zero
+
+    audit.mark()
+    forced = module_runner("traffic_split", namespace=namespace, force=True, **CANARY_10)
+    requests = Requests(audit, namespace)
+    assert forced["changed"] is True and forced["weights"] == {"v1": 90, "v2": 10}, forced
+    # With force the pods are not looked at: the VirtualService and the DestinationRules only.
+    assert requests.reads == [("get", "virtualservices"), ("list", "destinationrules")]
+    assert requests.writes == [("update", "virtualservices")]
+
+
+def test_force_does_not_skip_the_destination_rule_check(admin, namespace, reviews, module_runner):
+    before = vs_object(admin, namespace)
+    result = module_runner("traffic_split", namespace=namespace, name="reviews", force=True, weights={"v1": 90, "v7": 10})
+    assert result.get("failed") is True and "'v7' is not defined" in result["msg"], result
+    assert vs_object(admin, namespace) == before
+
+
+def test_pods_of_another_app_with_the_subset_labels_do_not_count(admin, namespace, reviews, module_runner):
+    # ratings-v1 carries version=v1 too, but is not selected by the reviews Service.
+    deploy_app(admin, namespace, "ratings", ("v1",))
+    admin.delete(object_path("Deployment", namespace, "reviews-v2"))
+    admin.wait_for("reviews-v2 pods gone", lambda: not admin.get(
+        f"/api/v1/namespaces/{namespace}/pods", params={"labelSelector": "app=reviews,version=v2"})["items"], 60)
+    result = module_runner("traffic_split", namespace=namespace, **CANARY_10)
+    assert result.get("failed") is True and result["ready_pods"] == {"v1": 1, "v2": 0}, result
+
+
+# ----------------------------------------------------------------------------- concurrent writer
+
+def test_concurrent_writer_between_our_read_and_our_write_keeps_both_changes(admin, namespace, audit, reviews,
+                                                                           module_runner, monkeypatch):
+    from ansible_collections.canary.istio.plugins.module_utils import _k8s
+
+    vs_path = object_path("VirtualService", namespace, "reviews")
+    original_get = _k8s.K8sClient.get
+    interfered = []
+
+    def get_then_someone_writes(self, path):
+        obj = original_get(self, path)
+        if path == vs_path and not interfered:
+            # Right after our read, another tool changes another field of the same object.
+            theirs = admin.get(vs_path)
+            theirs["spec"]["http"][2]["timeout"] = "20s"
+            theirs["metadata"]["labels"]["touched-by"] = "other-tool"
+            interfered.append(admin.request("PUT", vs_path, theirs))
+        return obj
+
+    monkeypatch.setattr(_k8s.K8sClient, "get", get_then_someone_writes)
+    audit.mark()
+    result = module_runner("traffic_split", namespace=namespace, **CANARY_10)
+    requests = Requests(audit, namespace)
+
+    assert interfered and result["changed"] is True, result
+    stored = vs_object(admin, namespace)
+    assert catch_all(stored["spec"])["timeout"] == "20s"  # their change survived
+    assert stored["metadata"]["labels"]["touched-by"] == "other-tool"
+    assert [d["weight"] for d in catch_all(stored["spec"])["route"]] == [90, 10]  # and ours
+    # Our first PUT carried the stale resourceVersion (409), the retry re-read and re-applied.
+    assert requests.codes("update") == [409, 200]
+    assert requests.reads.count(("get", "virtualservices")) == 2
+
+
+# ------------------------------------------------------------------------------------ release kubeconfig
+
+def test_release_kubeconfig_can_shift_traffic(admin, namespace, audit, reviews, module_runner, release_kubeconfig):
+    audit.mark()
+    check = module_runner("traffic_split", check=True, kubeconfig=release_kubeconfig, namespace=namespace, **CANARY_10)
+    assert check["changed"] is True, check
+    result = module_runner("traffic_split", kubeconfig=release_kubeconfig, namespace=namespace, **CANARY_10)
+    assert result["changed"] is True and result["weights"] == {"v1": 90, "v2": 10}, result
+    again = module_runner("traffic_split", kubeconfig=release_kubeconfig, namespace=namespace, **CANARY_10)
+    assert again["changed"] is False, again
+    requests = Requests(audit, namespace)
+    assert requests.users == {"canary-release"}
+    assert requests.writes == [("update", "virtualservices")]
+    assert [d["weight"] for d in catch_all(spec_of(admin, "VirtualService", namespace, "reviews"))["route"]] == [90, 10]
