@@ -62,9 +62,21 @@ def spec_of(admin: AdminApi, kind: str, namespace: str, name: str) -> dict:
     return admin.get(object_path(kind, namespace, name))["spec"]
 
 
+def _json_numbers(value):
+    # JSON has one number type: YAML's 100.0 is stored and read back by the API server as 100.
+    if isinstance(value, dict):
+        return {k: _json_numbers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_numbers(v) for v in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
 def canonical(value) -> str:
-    """Byte-for-byte comparable text of a spec (key order normalised, as the API server stores JSON)."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+    """Byte-for-byte comparable text of a spec (key order and integral numbers normalised, as the
+    API server stores JSON)."""
+    return json.dumps(_json_numbers(value), sort_keys=True, separators=(",", ":"))
 
 
 class Requests:

@@ -1,0 +1,326 @@
+#!/usr/bin/python
+# Copyright (c) canary.istio contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: fault_injection
+short_description: Add, change or remove a header-matched fault rule in an Istio VirtualService
+version_added: 0.1.0
+description:
+  - Manages one named HTTP route of an existing VirtualService that delays and/or aborts the
+    requests matching some headers (and optionally a URI), to rehearse failures for chosen users
+    only, for example a 7 s delay for requests with the header C(end-user) set to V(jason).
+  - The rule is placed just before the catch-all route (the last one without a match), so every
+    other request is routed as before. It sends the matched requests where the catch-all sends
+    them, unless O(destinations) are given.
+  - An existing rule of that name is updated in place; O(state=absent) removes it and leaves the
+    VirtualService as it was before the rule was added.
+  - A route of that name without a fault belongs to someone else and is never changed or removed.
+  - The fault is checked as Istio checks it before anything is read or written.
+options:
+  name:
+    description: Name of the VirtualService.
+    type: str
+    required: true
+  namespace:
+    description: Namespace of the VirtualService.
+    type: str
+    required: true
+  rule:
+    description:
+      - Name of the fault rule, which is the name of its HTTP route. Must be unique in the VirtualService.
+    type: str
+    required: true
+  state:
+    description: V(present) adds or updates the rule, V(absent) removes it.
+    type: str
+    choices: [present, absent]
+    default: present
+  headers:
+    description:
+      - "Request headers the rule matches, all of them, as header name to a match such as
+        V({exact: jason}), V({prefix: test-}) or V({regex: ^qa-.*}). A plain string means an exact match."
+      - With O(state=present), O(headers) or O(uri) (or both) are required, so the fault never hits all traffic.
+    type: dict
+  uri:
+    description:
+      - Request path the rule matches, in addition to O(headers).
+    type: dict
+    suboptions:
+      exact:
+        description: The path is exactly this.
+        type: str
+      prefix:
+        description: The path starts with this.
+        type: str
+      regex:
+        description: The path matches this RE2 regular expression.
+        type: str
+  delay:
+    description:
+      - Delay the matched requests. With O(state=present), O(delay) or O(abort) (or both) are required.
+    type: dict
+    suboptions:
+      fixed_delay:
+        description:
+          - How long, as an Istio duration such as V(7s), V(500ms) or V(1m); at least V(1ms), in whole milliseconds.
+        type: str
+        required: true
+      percentage:
+        description: Share of the matched requests delayed, V(0) or from V(0.0001) to V(100).
+        type: float
+        default: 100
+  abort:
+    description:
+      - Answer the matched requests with an HTTP error instead of forwarding them.
+    type: dict
+    suboptions:
+      http_status:
+        description: HTTP status to answer with, 200 to 599, for example V(503).
+        type: int
+        required: true
+      percentage:
+        description: Share of the matched requests aborted, V(0) or from V(0.0001) to V(100).
+        type: float
+        default: 100
+  destinations:
+    description:
+      - Where the matched requests go (after the delay). When not set, the destinations of the
+        catch-all route are copied, weights included.
+      - With several destinations give each a weight, summing to 100.
+    type: list
+    elements: dict
+    suboptions:
+      host:
+        description: Destination host. Defaults to the host of the catch-all route's first destination.
+        type: str
+      subset:
+        description: Subset of the host, as named in its DestinationRule.
+        type: str
+      port:
+        description: Port number on the host.
+        type: int
+      weight:
+        description: Share of the matched requests, 0 to 100.
+        type: int
+extends_documentation_fragment:
+  - canary.istio.k8s_auth
+  - canary.istio.istio_api
+  - canary.istio.attributes
+seealso:
+  - module: canary.istio.mesh_info
+  - module: canary.istio.virtual_service
+author:
+  - canary.istio maintainers
+"""
+
+EXAMPLES = r"""
+- name: Delay jason's requests to ratings by 7 seconds
+  canary.istio.fault_injection:
+    name: ratings
+    namespace: prod
+    rule: ratings-delay-jason
+    headers:
+      end-user:
+        exact: jason
+    delay:
+      fixed_delay: 7s
+      percentage: 100
+
+- name: Abort half of the test team's API calls with 503, sent to v2
+  canary.istio.fault_injection:
+    name: ratings
+    namespace: prod
+    rule: ratings-abort-testers
+    headers:
+      x-team: {prefix: test}
+    uri: {prefix: /ratings/}
+    abort:
+      http_status: 503
+      percentage: 50
+    destinations:
+      - subset: v2
+
+- name: Remove the delay again
+  canary.istio.fault_injection:
+    name: ratings
+    namespace: prod
+    rule: ratings-delay-jason
+    state: absent
+"""
+
+RETURN = r"""
+rule:
+  description:
+    - The fault rule's HTTP route as it is now (in check mode, would be), in Istio's form; null when absent.
+  returned: success
+  type: dict
+  sample:
+    name: ratings-delay-jason
+    match: [{"headers": {"end-user": {"exact": "jason"}}}]
+    fault: {"delay": {"fixedDelay": "7s", "percentage": {"value": 100}}}
+    route: [{"destination": {"host": "ratings", "subset": "v1"}}]
+diff:
+  description: The VirtualService's C(spec) before and after.
+  returned: when diff mode is on
+  type: dict
+  contains:
+    before:
+      description: C(spec) before the change.
+      type: dict
+    after:
+      description: C(spec) after the change.
+      type: dict
+"""
+
+import typing as t
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.canary.istio.plugins.module_utils._istio import (
+    IstioSpecError,
+    find_catch_all_index,
+    http_route_from_options,
+    http_routes,
+    remove_fault_rule,
+    specs_equal,
+    upsert_fault_rule,
+    validate_fault,
+)
+from ansible_collections.canary.istio.plugins.module_utils._k8s import (
+    ISTIO_API_ARG_SPEC,
+    VIRTUAL_SERVICES,
+    K8sError,
+    K8sNotFoundError,
+    auth_argument_spec,
+    client_from_module,
+    fail_from_k8s_error,
+    istio_path,
+    update_with_retry,
+)
+
+_STRING_MATCH = dict(exact=dict(type="str"), prefix=dict(type="str"), regex=dict(type="str"))
+
+OWN_OPTIONS: dict[str, dict[str, t.Any]] = dict(
+    ISTIO_API_ARG_SPEC,
+    name=dict(type="str", required=True),
+    namespace=dict(type="str", required=True),
+    rule=dict(type="str", required=True),
+    state=dict(type="str", choices=["present", "absent"], default="present"),
+    headers=dict(type="dict"),
+    uri=dict(
+        type="dict", options=_STRING_MATCH,
+        mutually_exclusive=[("exact", "prefix", "regex")], required_one_of=[("exact", "prefix", "regex")],
+    ),
+    delay=dict(type="dict", options=dict(
+        fixed_delay=dict(type="str", required=True),
+        percentage=dict(type="float", default=100),
+    )),
+    abort=dict(type="dict", options=dict(
+        http_status=dict(type="int", required=True),
+        percentage=dict(type="float", default=100),
+    )),
+    destinations=dict(type="list", elements="dict", options=dict(
+        host=dict(type="str"),
+        subset=dict(type="str"),
+        port=dict(type="int"),
+        weight=dict(type="int"),
+    )),
+)
+
+
+def default_host(spec: dict) -> str:
+    """Host for a destination given without one: the catch-all's, else the VirtualService's first."""
+    routes = http_routes(spec)
+    index = find_catch_all_index(spec)
+    if index is not None:
+        for destination in routes[index].get("route") or []:
+            host = (destination.get("destination") or {}).get("host")
+            if host:
+                return host
+    hosts = spec.get("hosts") or []
+    return hosts[0] if hosts else ""
+
+
+def istio_destinations(destinations: list[dict] | None, spec: dict) -> list[dict] | None:
+    """Istio HTTPRouteDestinations from the O(destinations) option; None keeps the catch-all's."""
+    if destinations is None:
+        return None
+    try:
+        return http_route_from_options({"destinations": destinations}, default_host(spec), field="")["route"]
+    except IstioSpecError as exc:
+        raise IstioSpecError(exc.field.lstrip("."), exc.message) from None
+
+
+def changed_spec(spec: dict, params: t.Mapping[str, t.Any]) -> dict:
+    """The VirtualService spec with the rule added, updated or removed (pure)."""
+    try:
+        if params["state"] == "absent":
+            return remove_fault_rule(spec, params["rule"])
+        return upsert_fault_rule(
+            spec, params["rule"], params["headers"], params["delay"], params["abort"],
+            istio_destinations(params["destinations"], spec), params["uri"],
+        )
+    except IstioSpecError as exc:
+        # The transforms call the rule's name "name"; here that option names the VirtualService.
+        raise IstioSpecError("rule" if exc.field == "name" else exc.field, exc.message) from None
+
+
+def find_rule(spec: dict, name: str) -> dict | None:
+    """The HTTP route named ``name``, or None."""
+    return next((r for r in http_routes(spec) if isinstance(r, dict) and r.get("name") == name), None)
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec=auth_argument_spec(OWN_OPTIONS),
+        required_if=[
+            ("state", "present", ("headers", "uri"), True),
+            ("state", "present", ("delay", "abort"), True),
+        ],
+        supports_check_mode=True,
+    )
+    params = module.params
+    if params["state"] == "present":
+        try:
+            validate_fault(params["delay"], params["abort"])
+        except IstioSpecError as exc:
+            module.fail_json(msg=str(exc), option=exc.field)
+
+    client = client_from_module(module)
+    path = istio_path(params["api_version"], VIRTUAL_SERVICES, params["namespace"], params["name"])
+
+    def change(obj: dict) -> dict:
+        # Pure, and run again on a fresh read after a 409, so a concurrent writer's change is kept.
+        spec = obj.get("spec") or {}
+        new_spec = changed_spec(spec, params)
+        if not specs_equal(new_spec, spec):
+            obj["spec"] = new_spec
+        return obj
+
+    try:
+        result = update_with_retry(client, path, change, dry_run=module.check_mode)
+    except IstioSpecError as exc:
+        module.fail_json(msg=str(exc), option=exc.field)
+    except K8sNotFoundError:
+        if params["state"] == "absent":
+            module.exit_json(changed=False, rule=None)
+        module.fail_json(
+            msg="name: VirtualService %s/%s not found; create it with canary.istio.virtual_service first"
+                % (params["namespace"], params["name"]),
+            option="name",
+        )
+    except K8sError as exc:
+        fail_from_k8s_error(module, exc, "updating VirtualService %s/%s" % (params["namespace"], params["name"]))
+
+    after_spec = (result.after or {}).get("spec") or {}
+    response: dict[str, t.Any] = dict(changed=result.changed, rule=find_rule(after_spec, params["rule"]))
+    if module._diff:
+        response["diff"] = dict(before=dict(spec=(result.before or {}).get("spec") or {}), after=dict(spec=after_spec))
+    module.exit_json(**response)
+
+
+if __name__ == "__main__":
+    main()
