@@ -164,7 +164,7 @@ rule:
     fault: {"delay": {"fixedDelay": "7s", "percentage": {"value": 100}}}
     route: [{"destination": {"host": "ratings", "subset": "v1"}}]
 diff:
-  description: The VirtualService's C(spec) before and after.
+  description: The VirtualService's C(spec) before and after, nothing from C(metadata) or C(status).
   returned: when diff mode is on
   type: dict
   contains:
@@ -172,8 +172,16 @@ diff:
       description: C(spec) before the change.
       type: dict
     after:
-      description: C(spec) after the change.
+      description: C(spec) after the change (in check mode, as the API server's dry run answered).
       type: dict
+    before_header:
+      description: Which object, for the diff's header.
+      type: str
+      sample: VirtualService prod/reviews (spec)
+    after_header:
+      description: Which object, for the diff's header.
+      type: str
+      sample: VirtualService prod/reviews (spec)
 """
 
 import typing as t
@@ -273,6 +281,12 @@ def find_rule(spec: dict, name: str) -> dict | None:
     return next((r for r in http_routes(spec) if isinstance(r, dict) and r.get("name") == name), None)
 
 
+def spec_diff(before_spec: dict, after_spec: dict, namespace: str, name: str) -> dict:
+    """Ansible's diff of the VirtualService's spec alone, headed with the object it belongs to."""
+    label = "VirtualService %s/%s (spec)" % (namespace, name)
+    return dict(before=before_spec, after=after_spec, before_header=label, after_header=label)
+
+
 def main() -> None:
     module = AnsibleModule(
         argument_spec=auth_argument_spec(OWN_OPTIONS),
@@ -289,8 +303,11 @@ def main() -> None:
         except IstioSpecError as exc:
             module.fail_json(msg=str(exc), option=exc.field)
 
+    try:
+        path = istio_path(params["api_version"], VIRTUAL_SERVICES, params["namespace"], params["name"])
+    except ValueError as exc:  # a name or namespace that cannot be part of a REST path
+        module.fail_json(msg=str(exc))
     client = client_from_module(module)
-    path = istio_path(params["api_version"], VIRTUAL_SERVICES, params["namespace"], params["name"])
 
     def change(obj: dict) -> dict:
         # Pure, and run again on a fresh read after a 409, so a concurrent writer's change is kept.
@@ -318,7 +335,8 @@ def main() -> None:
     after_spec = (result.after or {}).get("spec") or {}
     response: dict[str, t.Any] = dict(changed=result.changed, rule=find_rule(after_spec, params["rule"]))
     if module._diff:
-        response["diff"] = dict(before=dict(spec=(result.before or {}).get("spec") or {}), after=dict(spec=after_spec))
+        before_spec = (result.before or {}).get("spec") or {}
+        response["diff"] = spec_diff(before_spec, after_spec, params["namespace"], params["name"])
     module.exit_json(**response)
 
 

@@ -143,7 +143,7 @@ weights:
   type: dict
   sample: {"v1": 90, "v2": 10}
 diff:
-  description: The VirtualService's C(spec) before and after.
+  description: The VirtualService's C(spec) before and after, nothing from C(metadata) or C(status).
   returned: when diff mode is on
   type: dict
   contains:
@@ -151,8 +151,16 @@ diff:
       description: C(spec) before the change.
       type: dict
     after:
-      description: C(spec) after the change.
+      description: C(spec) after the change (in check mode, as the API server's dry run answered).
       type: dict
+    before_header:
+      description: Which object, for the diff's header.
+      type: str
+      sample: VirtualService prod/reviews (spec)
+    after_header:
+      description: Which object, for the diff's header.
+      type: str
+      sample: VirtualService prod/reviews (spec)
 """
 
 import typing as t
@@ -328,6 +336,12 @@ def _check_ready_pods(module: AnsibleModule, client, plan: Plan, weights: dict[s
         )
 
 
+def spec_diff(before_spec: dict, after_spec: dict, namespace: str, name: str) -> dict:
+    """Ansible's diff of the VirtualService's spec alone, headed with the object it belongs to."""
+    label = "VirtualService %s/%s (spec)" % (namespace, name)
+    return dict(before=before_spec, after=after_spec, before_header=label, after_header=label)
+
+
 def main() -> None:
     module = AnsibleModule(
         argument_spec=auth_argument_spec(OWN_OPTIONS),
@@ -342,8 +356,11 @@ def main() -> None:
     except IstioSpecError as exc:
         module.fail_json(msg=str(exc), option=exc.field)
 
+    try:
+        path = istio_path(params["api_version"], VIRTUAL_SERVICES, params["namespace"], params["name"])
+    except ValueError as exc:  # a name or namespace that cannot be part of a REST path
+        module.fail_json(msg=str(exc))
     client = client_from_module(module)
-    path = istio_path(params["api_version"], VIRTUAL_SERVICES, params["namespace"], params["name"])
     try:
         live = client.get(path)
     except K8sNotFoundError:
@@ -366,7 +383,7 @@ def main() -> None:
         # Nothing to send anywhere new: no DestinationRule, Service or pod read is needed.
         response["weights"] = plan.previous_weights
         if module._diff:
-            response["diff"] = dict(before=dict(spec=live_spec), after=dict(spec=live_spec))
+            response["diff"] = spec_diff(live_spec, live_spec, params["namespace"], params["name"])
         module.exit_json(**response)
 
     rule = _check_subsets_defined(module, client, plan, weights)
@@ -398,7 +415,7 @@ def main() -> None:
         weights=route_weights(after_spec["http"][index]),
     )
     if module._diff:
-        response["diff"] = dict(before=dict(spec=before_spec), after=dict(spec=after_spec))
+        response["diff"] = spec_diff(before_spec, after_spec, params["namespace"], params["name"])
     module.exit_json(**response)
 
 

@@ -143,11 +143,11 @@ def test_check_mode_previews_with_a_dry_run_and_stores_nothing(admin, namespace,
 def test_diff_shows_the_spec_before_and_after_only(admin, namespace, reviews, module_runner):
     result = module_runner("traffic_split", diff=True, namespace=namespace, **CANARY_10)
     diff = result["diff"]
-    assert set(diff) == {"before", "after"}
-    assert set(diff["before"]) == set(diff["after"]) == {"spec"}
-    assert canonical(diff["before"]["spec"]) == canonical(REVIEWS_VS["spec"])
-    assert canonical(diff["after"]["spec"]) == canonical(spec_of(admin, "VirtualService", namespace, "reviews"))
-    assert [d.get("weight") for d in catch_all(diff["after"]["spec"])["route"]] == [90, 10]
+    assert set(diff) == {"before", "after", "before_header", "after_header"}
+    assert diff["before_header"] == diff["after_header"] == "VirtualService %s/reviews (spec)" % namespace
+    assert canonical(diff["before"]) == canonical(REVIEWS_VS["spec"])
+    assert canonical(diff["after"]) == canonical(spec_of(admin, "VirtualService", namespace, "reviews"))
+    assert [d.get("weight") for d in catch_all(diff["after"])["route"]] == [90, 10]
 
 
 def test_named_route_changes_only_that_route(admin, namespace, reviews, module_runner):
