@@ -140,7 +140,7 @@ def test_diff_holds_the_spec_only(run, admin, namespace):
     updated = run(diff=True, name="reviews", namespace=namespace, service_host="reviews", subsets=[V2])
     assert updated["diff"]["before"] == created["diff"]["after"]
     assert updated["diff"]["after"] == {"host": "reviews", "subsets": [{"name": "v1", "labels": {"version": "v1"}},
-                                                                      {"name": "v2", "labels": {"version": "v2"}}]}
+                                                                       {"name": "v2", "labels": {"version": "v2"}}]}
     assert namespace in updated["diff"]["before_header"] and "DestinationRule" in updated["diff"]["before_header"]
     no_diff = run(name="reviews", namespace=namespace, service_host="reviews", subsets=[V2])
     assert "diff" not in no_diff
