@@ -114,7 +114,7 @@ seealso:
   - module: canary.istio.mesh_info
   - module: canary.istio.virtual_service
 author:
-  - canary.istio maintainers
+  - canary.istio maintainers (!UNKNOWN)
 """
 
 EXAMPLES = r"""

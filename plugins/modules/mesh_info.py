@@ -51,7 +51,7 @@ seealso:
   - module: canary.istio.traffic_split
   - module: canary.istio.fault_injection
 author:
-  - canary.istio maintainers
+  - canary.istio maintainers (!UNKNOWN)
 """
 
 EXAMPLES = r"""

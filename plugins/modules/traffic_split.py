@@ -82,7 +82,7 @@ seealso:
   - module: canary.istio.destination_rule
   - module: canary.istio.mesh_info
 author:
-  - canary.istio maintainers
+  - canary.istio maintainers (!UNKNOWN)
 """
 
 EXAMPLES = r"""

@@ -160,8 +160,8 @@ REFUSALS = [
 
 
 @pytest.mark.parametrize("params,option,words,reads_vs", [r[1:] for r in REFUSALS], ids=[r[0] for r in REFUSALS])
-def test_refusal_leaves_the_virtual_service_unchanged(admin, namespace, audit, ratings, module_runner,
-                                                       params, option, words, reads_vs):
+def test_refusal_leaves_the_virtual_service_unchanged(
+        admin, namespace, audit, ratings, module_runner, params, option, words, reads_vs):
     before = vs_object(admin, namespace)
     audit.mark()
     result = module_runner("fault_injection", namespace=namespace, **dict(JASON_DELAY, **params))
@@ -200,8 +200,8 @@ def test_present_on_a_missing_virtual_service_fails(namespace, audit, module_run
 
 # ----------------------------------------------------------------------------- concurrent writer
 
-def test_concurrent_writer_between_our_read_and_our_write_keeps_both_changes(admin, namespace, audit, ratings,
-                                                                           module_runner, monkeypatch):
+def test_concurrent_writer_between_our_read_and_our_write_keeps_both_changes(
+        admin, namespace, audit, ratings, module_runner, monkeypatch):
     from ansible_collections.canary.istio.plugins.module_utils import _k8s
 
     vs_path = object_path("VirtualService", namespace, "ratings")

@@ -184,8 +184,8 @@ REFUSALS = [
 
 
 @pytest.mark.parametrize("params,option,words,reads", [r[1:] for r in REFUSALS], ids=[r[0] for r in REFUSALS])
-def test_refusal_leaves_the_virtual_service_unchanged(admin, namespace, audit, reviews, module_runner,
-                                                       params, option, words, reads):
+def test_refusal_leaves_the_virtual_service_unchanged(
+        admin, namespace, audit, reviews, module_runner, params, option, words, reads):
     before = vs_object(admin, namespace)
     audit.mark()
     result = module_runner("traffic_split", namespace=namespace, name="reviews", **params)
@@ -279,8 +279,8 @@ def test_pods_of_another_app_with_the_subset_labels_do_not_count(admin, namespac
 
 # ----------------------------------------------------------------------------- concurrent writer
 
-def test_concurrent_writer_between_our_read_and_our_write_keeps_both_changes(admin, namespace, audit, reviews,
-                                                                           module_runner, monkeypatch):
+def test_concurrent_writer_between_our_read_and_our_write_keeps_both_changes(
+        admin, namespace, audit, reviews, module_runner, monkeypatch):
     from ansible_collections.canary.istio.plugins.module_utils import _k8s
 
     vs_path = object_path("VirtualService", namespace, "reviews")
