@@ -326,3 +326,53 @@ def test_release_kubeconfig_can_shift_traffic(admin, namespace, audit, reviews, 
     assert requests.users == {"canary-release"}
     assert requests.writes == [("update", "virtualservices")]
     assert [d["weight"] for d in catch_all(spec_of(admin, "VirtualService", namespace, "reviews"))["route"]] == [90, 10]
+
+
+# ------------------------------------------------------------------------------------ ansible-playbook
+
+def test_playbook_step_fault_and_report_with_module_defaults(admin, namespace, reviews, release_kubeconfig, tmp_path):
+    """The AnsiballZ path for traffic_split, fault_injection and mesh_info, the cluster set once
+    for the group, with the release identity; then a second run changes nothing."""
+    from tests.integration.conftest import run_playbook
+
+    playbook = tmp_path / "step.yml"
+    playbook.write_text(f"""
+- name: A canary step of reviews
+  hosts: localhost
+  connection: local
+  gather_facts: false
+  module_defaults:
+    group/canary.istio.istio:
+      kubeconfig: {release_kubeconfig}
+      context: sandbox-1
+      namespace: {namespace}
+  tasks:
+    - name: 10% to v2
+      canary.istio.traffic_split:
+        name: reviews
+        stable: v1
+        canary: v2
+        canary_weight: 10
+    - name: Delay jason
+      canary.istio.fault_injection:
+        name: reviews
+        rule: delay-jason
+        headers: {{end-user: {{exact: jason}}}}
+        delay: {{fixed_delay: 7s}}
+    - name: Report
+      canary.istio.mesh_info:
+        service_host: reviews
+      register: mesh
+    - name: The report shows the step and the fault, and no problem
+      ansible.builtin.assert:
+        that:
+          - mesh.problems == []
+          - "(mesh.routes | last).weights == {{'v1': 90, 'v2': 10}}"
+          - mesh.faults | map(attribute='name') | list == ['chaos', 'delay-jason']
+""")
+    first = run_playbook(str(playbook))
+    assert "changed=2" in first.stdout and "failed=0" in first.stdout, first.stdout
+    second = run_playbook(str(playbook), "--diff")
+    assert "changed=0" in second.stdout and "failed=0" in second.stdout, second.stdout
+    spec = spec_of(admin, "VirtualService", namespace, "reviews")
+    assert [r.get("name") for r in spec["http"]] == ["jason", "chaos", "delay-jason", "default"]
