@@ -131,10 +131,9 @@ def kubeconfig_doc(entries: list[tuple[str, str, str, str]], current: str) -> di
     return {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [{"name": n, "cluster": {"server": s, "certificate-authority": ca}}
-                     for n, s, ca, _ in entries],
-        "users": [{"name": n, "user": {"token": t}} for n, _, _, t in entries],
-        "contexts": [{"name": n, "context": {"cluster": n, "user": n}} for n, *_ in entries],
+        "clusters": [{"name": e[0], "cluster": {"server": e[1], "certificate-authority": e[2]}} for e in entries],
+        "users": [{"name": e[0], "user": {"token": e[3]}} for e in entries],
+        "contexts": [{"name": e[0], "context": {"cluster": e[0], "user": e[0]}} for e in entries],
         "current-context": current,
     }
 
@@ -199,7 +198,7 @@ def _start_controllers(c: Cluster) -> None:
         f"--kubeconfig={c.path / 'kube-controller-manager.kubeconfig'}",
         "--secure-port=0", "--leader-elect=false",
         f"--service-account-private-key-file={c.path / 'sa.key'}", f"--root-ca-file={c.ca_file}",
-        "--node-monitor-grace-period=120s", "--v=1",
+        "--v=1",
     ], c.log("kube-controller-manager"))
     c.pids["kube-scheduler"] = procs.start("kube-scheduler", [
         str(versions.binary("kube-scheduler")), f"--config={c.path / 'scheduler.yaml'}",
@@ -209,6 +208,9 @@ def _start_controllers(c: Cluster) -> None:
         str(versions.binary("kwok")), f"--kubeconfig={c.path / 'kwok.kubeconfig'}",
         f"--config={versions.KWOK_STAGES}", "--manage-all-nodes=true",
         "--cidr=10.244.0.0/16", "--node-ip=10.240.0.10",
+        # Without a lease kwok's heartbeat stage renews nothing the node-lifecycle controller
+        # watches: the node would flap NotReady every grace period, taking its pods' Ready with it.
+        "--node-lease-duration-seconds=40",
     ], c.log("kwok"))
 
 
@@ -268,8 +270,8 @@ def _register_node(c: Cluster) -> None:
     api = c.admin()
     api.create("/api/v1/nodes", {
         "apiVersion": "v1", "kind": "Node",
-        "metadata": {"name": NODE_NAME, "annotations": {"node.alpha.kubernetes.io/ttl": "0",
-                                                         "kwok.x-k8s.io/node": "fake"},
+        "metadata": {"name": NODE_NAME,
+                     "annotations": {"node.alpha.kubernetes.io/ttl": "0", "kwok.x-k8s.io/node": "fake"},
                      "labels": {"kubernetes.io/hostname": NODE_NAME, "kubernetes.io/os": "linux",
                                 "kubernetes.io/arch": "amd64", "type": "kwok"}},
         "status": {"allocatable": {"cpu": "32", "memory": "256Gi", "pods": "250"},

@@ -146,3 +146,16 @@ def test_kubeconfigs_have_one_context_per_cluster(sandbox, kubeconfig, release_k
                             headers={"Authorization": f"Bearer {doc['users'][0]['user']['token']}"},
                             timeout=10)
         assert resp.json()["gitVersion"] == f"v{versions.K8S_VERSION}"
+
+
+def test_kwok_node_renews_its_lease_so_pods_stay_ready(admin):
+    """A node without a renewed lease goes NotReady after the grace period, and its pods with it."""
+    import datetime
+
+    path = "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/kwok-node-0"
+    first = admin.wait_for("kwok-node-0's lease", lambda: admin.get(path, ok_missing=True), 30)
+    admin.wait_for("the lease renewed", lambda: admin.get(path)["spec"]["renewTime"] != first["spec"]["renewTime"], 60)
+    renewed = datetime.datetime.strptime(admin.get(path)["spec"]["renewTime"][:19], "%Y-%m-%dT%H:%M:%S")
+    assert abs((datetime.datetime.utcnow() - renewed).total_seconds()) < 60
+    node = admin.get("/api/v1/nodes/kwok-node-0")
+    assert any(c["type"] == "Ready" and c["status"] == "True" for c in node["status"]["conditions"])
