@@ -129,7 +129,7 @@ def _require_go() -> str:
 
 
 def _run(go: str, args: list[str], cwd: Path, component: Component, step: str) -> str:
-    proc = subprocess.run([go, *args], cwd=cwd, env=_go_env(), capture_output=True, text=True)
+    proc = subprocess.run([go, *args], cwd=cwd, env=_go_env(), capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise BuildError(_failure_message(component, step, proc.stderr))
     return proc.stdout
@@ -152,7 +152,7 @@ def _served_gomod(go: str, component: Component) -> Path:
     """kubernetes' own go.mod as the module proxy serves it: the source of the staging list."""
     proc = subprocess.run([go, "mod", "download", "-json", f"{component.module}@{component.version}"],
                           cwd=tempfile.gettempdir(), env={**_go_env(), "GOFLAGS": ""},
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, check=False)
     info = json.loads(proc.stdout or "{}") if proc.stdout.strip().startswith("{") else {}
     if proc.returncode != 0 or info.get("Error") or not info.get("GoMod"):
         raise BuildError(_failure_message(component, "go mod download",
@@ -222,7 +222,7 @@ def _compile(go: str, component: Component, workdir: Path) -> None:
 def _copy_kwok_stages(go: str, component: Component) -> None:
     proc = subprocess.run([go, "mod", "download", "-json", f"{component.module}@{component.version}"],
                           cwd=tempfile.gettempdir(), env={**_go_env(), "GOFLAGS": ""},
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, check=False)
     info = json.loads(proc.stdout or "{}")
     if proc.returncode != 0 or not info.get("Dir"):
         raise BuildError(_failure_message(component, "go mod download", info.get("Error") or proc.stderr))

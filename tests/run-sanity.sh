@@ -116,7 +116,10 @@ if grep -q 'WARNING: Required program .* not found' "$LOG"; then
 fi
 
 echo "== ansible-lint (profile from .ansible-lint)"
-(cd "$REPO" && "$ANSIBLE_LINT" --nocolor) || status=1
+# Roles and playbooks call canary.istio.* by FQCN: the checkout itself must be the installed collection.
+mkdir -p "$REPO/.collections/ansible_collections/$NAMESPACE"
+ln -sfn ../../.. "$REPO/.collections/ansible_collections/$NAMESPACE/$NAME"
+(cd "$REPO" && ANSIBLE_COLLECTIONS_PATH="$REPO/.collections" "$ANSIBLE_LINT" --nocolor) || status=1
 
 if [[ $status -ne 0 ]]; then
     echo "run-sanity: FAILED (see the findings above)" >&2

@@ -48,7 +48,7 @@ extends_documentation_fragment:
   - canary.istio.istio_api
   - canary.istio.attributes
 author:
-  - canary.istio maintainers
+  - canary.istio maintainers (!UNKNOWN)
 """
 
 EXAMPLES = r"""

@@ -77,8 +77,8 @@ def test_two_racing_releases_exactly_one_wins(kubeconfig, admin, namespace):
     results = {}
 
     def take(owner):
-        results[owner] = run_module_process("release_lock", dict(name="reviews", namespace=namespace, owner=owner,
-                                                         kubeconfig=kubeconfig, context="sandbox-1"))
+        params = dict(name="reviews", namespace=namespace, owner=owner, kubeconfig=kubeconfig, context="sandbox-1")
+        results[owner] = run_module_process("release_lock", params)
 
     threads = [threading.Thread(target=take, args=(f"job-{i}",)) for i in range(4)]
     for t in threads:

@@ -33,13 +33,13 @@ def test_acquire_free_lock_writes_owner_and_expiry_and_keeps_other_annotations()
 
 
 def test_acquire_own_unexpired_lock_changes_nothing():
-    locked, _, _ = acquire(VS, "job-1", 600, NOW)
-    again, outcome, _ = acquire(locked, "job-1", 600, _later(60))
+    locked = acquire(VS, "job-1", 600, NOW)[0]
+    again, outcome = acquire(locked, "job-1", 600, _later(60))[:2]
     assert outcome == "held" and again == locked
 
 
 def test_acquire_someone_elses_unexpired_lock_is_refused_naming_them():
-    locked, _, _ = acquire(VS, "job-1", 600, NOW)
+    locked = acquire(VS, "job-1", 600, NOW)[0]
     with pytest.raises(LockHeldError) as err:
         acquire(locked, "job-2", 600, _later(599))
     assert "'job-1'" in str(err.value) and "2026-11-26T05:10:00Z" in str(err.value)
@@ -48,7 +48,7 @@ def test_acquire_someone_elses_unexpired_lock_is_refused_naming_them():
 
 @pytest.mark.parametrize("holder", ["job-1", "job-2"])
 def test_expired_lock_is_taken_over(holder):
-    locked, _, _ = acquire(VS, "job-1", 600, NOW)
+    locked = acquire(VS, "job-1", 600, NOW)[0]
     new, outcome, previous = acquire(locked, holder, 600, _later(600))
     assert outcome == "taken_over" and previous["owner"] == "job-1"
     assert read_lock(new)["owner"] == holder and read_lock(new)["expires"] == "2026-11-26T05:20:00Z"
@@ -57,12 +57,12 @@ def test_expired_lock_is_taken_over(holder):
 def test_unreadable_lock_counts_as_expired():
     broken = json.loads(json.dumps(VS))
     broken["metadata"]["annotations"][LOCK_ANNOTATION] = "not json"
-    _, outcome, previous = acquire(broken, "job-2", 60, NOW)
+    outcome, previous = acquire(broken, "job-2", 60, NOW)[1:]
     assert outcome == "taken_over" and previous["owner"] is None
 
 
 def test_release_only_by_owner_unless_forced():
-    locked, _, _ = acquire(VS, "job-1", 600, NOW)
+    locked = acquire(VS, "job-1", 600, NOW)[0]
     same, outcome = release(locked, "job-2")
     assert outcome == "not_owner" and same == locked
     freed, outcome = release(locked, "job-1")
