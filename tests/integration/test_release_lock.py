@@ -7,7 +7,7 @@ import threading
 from sandbox.api import collection_path
 from sandbox.audit import WRITE_VERBS
 
-from conftest import run_module_process  # pylint: disable=import-error
+from runners import run_module_process  # pylint: disable=import-error
 
 LOCK = "canary.istio/release-lock"
 

@@ -15,7 +15,7 @@ from sandbox import versions
 from sandbox.api import collection_path
 from sandbox.audit import WRITE_VERBS
 
-from conftest import REPO, VENV_BIN, run_playbook  # pylint: disable=import-error
+from runners import REPO, VENV_BIN, run_playbook  # pylint: disable=import-error
 
 BOOKINFO = versions.FIXTURES_DIR / "bookinfo"
 IMAGE = "docker.io/istio/examples-bookinfo-reviews-v2:1.20.1"

@@ -11,7 +11,7 @@ from ansible_collections.canary.istio.plugins.module_utils import _k8s
 from sandbox.api import ApiError, collection_path
 from sandbox.audit import WRITE_VERBS
 
-from tests.integration.conftest import run_playbook
+from runners import run_playbook  # pylint: disable=import-error
 
 RELEASE_USER = "canary-release"
 RESOURCE = "virtualservices"
