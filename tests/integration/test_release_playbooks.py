@@ -263,8 +263,9 @@ def test_check_diff_previews_and_writes_nothing(admin, bookinfo, release_kubecon
     assert "Would shift reviews to 10%, 100% on v2" in proc.stdout
     assert _vs(admin, ns) == {}
     assert _deployments(admin, ns) == {"reviews-v1", "reviews-v2", "reviews-v3"}
-    writes = [e for e in audit.events("canary-release") if e["verb"] in WRITE_VERBS]
-    assert writes and all("dryRun=All" in e["requestURI"] for e in writes), writes
+    writes = [(e["verb"], e["requestURI"]) for e in audit.events("canary-release")
+              if e["verb"] in WRITE_VERBS and e.get("objectRef", {}).get("namespace") == ns]
+    assert writes and all("dryRun=All" in uri for _verb, uri in writes), writes
 
     # With rules in place, the preview shows each step's weights as a diff of the VirtualService.
     _play("canary_release", ns, release_kubeconfig, canary_steps=[0], canary_delete_old_versions=False)
@@ -272,5 +273,6 @@ def test_check_diff_previews_and_writes_nothing(admin, bookinfo, release_kubecon
     proc = _play("canary_release", ns, release_kubeconfig, "--check", "--diff", canary_steps=[10, 50])
     assert '"weight": 10' in proc.stdout or "weight: 10" in proc.stdout
     assert _weights(admin, ns) == {"v1": 100, "v2": 0}
-    writes = [e for e in audit.events("canary-release") if e["verb"] in WRITE_VERBS]
-    assert all("dryRun=All" in e["requestURI"] for e in writes), writes
+    writes = [(e["verb"], e["requestURI"]) for e in audit.events("canary-release")
+              if e["verb"] in WRITE_VERBS and e.get("objectRef", {}).get("namespace") == ns]
+    assert all("dryRun=All" in uri for _verb, uri in writes), writes

@@ -333,7 +333,7 @@ def test_release_kubeconfig_can_shift_traffic(admin, namespace, audit, reviews, 
 def test_playbook_step_fault_and_report_with_module_defaults(admin, namespace, reviews, release_kubeconfig, tmp_path):
     """The AnsiballZ path for traffic_split, fault_injection and mesh_info, the cluster set once
     for the group, with the release identity; then a second run changes nothing."""
-    from tests.integration.conftest import run_playbook
+    from runners import run_playbook  # pylint: disable=import-error
 
     playbook = tmp_path / "step.yml"
     playbook.write_text(f"""
