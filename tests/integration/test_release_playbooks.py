@@ -202,7 +202,7 @@ def test_failure_after_traffic_moved_rolls_back(admin, bookinfo, release_kubecon
         deployment = admin.get(deployment_path)
         deployment["spec"]["replicas"] = 0
         admin.request("PUT", deployment_path, deployment)
-        out, _ = proc.communicate(timeout=300)
+        out = proc.communicate(timeout=300)[0]
     finally:
         proc.kill()
     assert proc.returncode != 0
