@@ -1,0 +1,282 @@
+"""Route one simulated request the way an Envoy sidecar does under Istio (pure; no I/O).
+
+Inputs are the live Kubernetes/Istio objects of one namespace as plain dicts (a `Mesh`); the
+output is a `Route`: which subset, pod and workload took the request, plus the fault outcome.
+Randomness comes only from the `random.Random` the caller passes, so a seed fixes every choice.
+
+Envoy facts this follows:
+- the first VirtualService whose `hosts` name the destination (short name, `name.ns`, FQDN or a
+  `*` wildcard) applies, and within it the first `http` route whose `match` list has one entry
+  matching (all conditions of an entry must hold); a route without `match` matches everything;
+- header conditions `exact`/`prefix`/`regex` (RE2, whole value), uri `exact`/`prefix`/`regex`,
+  `method`; `withoutHeaders` negates;
+- weighted choice among `route[]` destinations (a lone destination without weight takes 100);
+- fault delay first, then abort, each with its own percentage (absent percentage = 100 %);
+- a subset missing from the DestinationRule, an unknown host, or a subset without a Ready pod
+  gives 503 without reaching any pod (response flags NR / UH).
+"""
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass, field
+from typing import Mapping
+
+CLUSTER_SUFFIX = "svc.cluster.local"
+
+
+@dataclass(frozen=True)
+class Request:
+    """One HTTP request leaving `source_workload`'s sidecar for service `host`."""
+
+    host: str
+    source_workload: str = "productpage-v1"
+    headers: Mapping[str, str] = field(default_factory=dict)
+    uri: str = "/"
+    method: str = "GET"
+
+
+@dataclass(frozen=True)
+class Route:
+    """What the client sidecar did with a request."""
+
+    service: str
+    status: int | None  # set when the sidecar answered itself (fault abort, 503); None = reached a pod
+    delay_ms: float = 0.0
+    subset: str | None = None
+    pod: str | None = None
+    workload: str | None = None
+    version: str | None = None
+    response_flags: str = "-"
+    route_name: str | None = None
+
+    @property
+    def reached_pod(self) -> bool:
+        return self.status is None
+
+
+@dataclass
+class Mesh:
+    """The objects of one namespace that routing reads (items as returned by the API server)."""
+
+    namespace: str
+    virtual_services: list[dict] = field(default_factory=list)
+    destination_rules: list[dict] = field(default_factory=list)
+    services: list[dict] = field(default_factory=list)
+    pods: list[dict] = field(default_factory=list)
+
+
+def short_host(host: str, namespace: str) -> str | None:
+    """The Service name `host` designates inside `namespace`, or None when it points elsewhere."""
+    parts = host.split(".")
+    if len(parts) == 1:
+        return host
+    if parts[1] != namespace:
+        return None
+    rest = ".".join(parts[2:])
+    if rest in ("", "svc", CLUSTER_SUFFIX):
+        return parts[0]
+    return None
+
+
+def host_matches(pattern: str, service: str, namespace: str) -> bool:
+    if pattern == "*":
+        return True
+    if pattern.startswith("*."):
+        return f"{service}.{namespace}.{CLUSTER_SUFFIX}".endswith(pattern[1:])
+    return short_host(pattern, namespace) == service
+
+
+def _created(obj: dict) -> tuple[str, str]:
+    meta = obj.get("metadata", {})
+    return (meta.get("creationTimestamp") or "", meta.get("name") or "")
+
+
+def find_virtual_service(mesh: Mesh, service: str) -> dict | None:
+    """The VirtualService that applies to sidecar traffic for `service` (oldest wins, as in Istio)."""
+    for vs in sorted(mesh.virtual_services, key=_created):
+        spec = vs.get("spec", {})
+        gateways = spec.get("gateways") or ["mesh"]
+        if "mesh" not in gateways:
+            continue
+        if any(host_matches(h, service, mesh.namespace) for h in spec.get("hosts", [])):
+            return vs
+    return None
+
+
+def string_matches(cond: Mapping, value: str | None) -> bool:
+    """Istio StringMatch: one of exact / prefix / regex (RE2 full match)."""
+    if value is None:
+        return False
+    if "exact" in cond:
+        return value == cond["exact"]
+    if "prefix" in cond:
+        return value.startswith(cond["prefix"])
+    if "regex" in cond:
+        return re.fullmatch(cond["regex"], value) is not None
+    return True  # an empty StringMatch only requires presence
+
+
+def request_matches(match: Mapping, request: Request) -> bool:
+    """All conditions of one HTTPMatchRequest hold for `request`."""
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    for name, cond in (match.get("headers") or {}).items():
+        if not string_matches(cond or {}, headers.get(name.lower())):
+            return False
+    for name, cond in (match.get("withoutHeaders") or {}).items():
+        if string_matches(cond or {}, headers.get(name.lower())):
+            return False
+    if "uri" in match:
+        uri = request.uri
+        cond = match["uri"]
+        if match.get("ignoreUriCase"):
+            uri = uri.lower()
+            cond = {k: v.lower() for k, v in cond.items()}
+        if not string_matches(cond, uri):
+            return False
+    if "method" in match and not string_matches(match["method"], request.method):
+        return False
+    return True
+
+
+def select_http_route(vs: dict, request: Request) -> dict | None:
+    for route in vs.get("spec", {}).get("http") or []:
+        matches = route.get("match")
+        if not matches or any(request_matches(m, request) for m in matches):
+            return route
+    return None
+
+
+def parse_duration_ms(text: str) -> float:
+    """Protobuf Duration text as Istio writes it ("7s", "0.5s", "100ms", "1m") in milliseconds."""
+    found = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*(ms|s|m|h)\s*", str(text))
+    if not found:
+        raise ValueError(f"fixedDelay {text!r} is not a duration like 7s or 100ms")
+    scale = {"ms": 1.0, "s": 1000.0, "m": 60000.0, "h": 3600000.0}[found.group(2)]
+    return float(found.group(1)) * scale
+
+
+def _fires(fault: Mapping, rng: random.Random) -> bool:
+    if "percentage" in fault:
+        percent = float((fault.get("percentage") or {}).get("value", 0))
+    elif "percent" in fault:  # the deprecated integer form
+        percent = float(fault["percent"])
+    else:
+        percent = 100.0
+    return rng.random() * 100.0 < percent
+
+
+def choose_destination(route: dict, rng: random.Random) -> dict:
+    destinations = route.get("route") or []
+    if not destinations:
+        raise ValueError("http route has no destinations")
+    if len(destinations) == 1:
+        return destinations[0]["destination"]
+    weights = [int(d.get("weight", 0)) for d in destinations]
+    if sum(weights) <= 0:
+        weights = [1] * len(destinations)
+    return rng.choices(destinations, weights=weights)[0]["destination"]
+
+
+def pod_ready(pod: dict) -> bool:
+    if pod.get("metadata", {}).get("deletionTimestamp"):
+        return False
+    for cond in pod.get("status", {}).get("conditions") or []:
+        if cond.get("type") == "Ready":
+            return cond.get("status") == "True"
+    return False
+
+
+def _labels_match(selector: Mapping[str, str], labels: Mapping[str, str]) -> bool:
+    return all(labels.get(k) == v for k, v in selector.items())
+
+
+def workload_of(pod: dict) -> str:
+    """Istio's workload name: the Deployment (ReplicaSet owner minus its hash), else app-version."""
+    meta = pod.get("metadata", {})
+    labels = meta.get("labels") or {}
+    for owner in meta.get("ownerReferences") or []:
+        name = owner.get("name", "")
+        if owner.get("kind") == "ReplicaSet":
+            suffix = labels.get("pod-template-hash")
+            if suffix and name.endswith("-" + suffix):
+                return name[: -len(suffix) - 1]
+            return name.rsplit("-", 1)[0]
+        if name:
+            return name
+    if labels.get("app") and labels.get("version"):
+        return f"{labels['app']}-{labels['version']}"
+    return meta.get("name", "unknown")
+
+
+def find_service(mesh: Mesh, name: str) -> dict | None:
+    for svc in mesh.services:
+        if svc.get("metadata", {}).get("name") == name:
+            return svc
+    return None
+
+
+def subset_labels(mesh: Mesh, service: str, subset: str) -> dict | None:
+    """The labels of `subset` in the DestinationRule for `service` (oldest rule first), or None."""
+    for dr in sorted(mesh.destination_rules, key=_created):
+        spec = dr.get("spec", {})
+        if not host_matches(spec.get("host", ""), service, mesh.namespace):
+            continue
+        for entry in spec.get("subsets") or []:
+            if entry.get("name") == subset:
+                return dict(entry.get("labels") or {})
+    return None
+
+
+def endpoints(mesh: Mesh, service: str, subset_selector: Mapping[str, str] | None = None) -> list[dict]:
+    """Ready pods behind `service` (its selector), narrowed to a subset's labels when given."""
+    svc = find_service(mesh, service)
+    if svc is None:
+        return []
+    selector = svc.get("spec", {}).get("selector") or {}
+    if not selector:
+        return []  # a selector-less Service has no pod endpoints here
+    found = []
+    for pod in mesh.pods:
+        labels = pod.get("metadata", {}).get("labels") or {}
+        if _labels_match(selector, labels) and _labels_match(subset_selector or {}, labels) and pod_ready(pod):
+            found.append(pod)
+    return sorted(found, key=lambda p: p["metadata"]["name"])
+
+
+def route_request(mesh: Mesh, request: Request, rng: random.Random) -> Route:
+    """Route `request` like the client sidecar: rule choice, weights, faults, endpoint pick."""
+    service = short_host(request.host, mesh.namespace) or request.host
+    vs = find_virtual_service(mesh, service)
+    delay_ms = 0.0
+    subset = None
+    route_name = None
+    target = service
+    if vs is not None:
+        http = select_http_route(vs, request)
+        if http is None:
+            return Route(service, 404, response_flags="NR")
+        route_name = http.get("name")
+        fault = http.get("fault") or {}
+        if "delay" in fault and _fires(fault["delay"], rng):
+            delay_ms = parse_duration_ms(fault["delay"].get("fixedDelay", "0s"))
+        if "abort" in fault and _fires(fault["abort"], rng):
+            status = int(fault["abort"].get("httpStatus", 503))
+            return Route(service, status, delay_ms, response_flags="FI", route_name=route_name)
+        dest = choose_destination(http, rng)
+        target = short_host(dest.get("host", service), mesh.namespace) or dest.get("host", service)
+        subset = dest.get("subset")
+    if find_service(mesh, target) is None:
+        return Route(target, 503, delay_ms, subset=subset, response_flags="NR", route_name=route_name)
+    selector = None
+    if subset is not None:
+        selector = subset_labels(mesh, target, subset)
+        if selector is None:
+            return Route(target, 503, delay_ms, subset=subset, response_flags="NR", route_name=route_name)
+    pods = endpoints(mesh, target, selector)
+    if not pods:
+        return Route(target, 503, delay_ms, subset=subset, response_flags="UH", route_name=route_name)
+    pod = rng.choice(pods)
+    labels = pod["metadata"].get("labels") or {}
+    return Route(target, None, delay_ms, subset=subset, pod=pod["metadata"]["name"], workload=workload_of(pod),
+                 version=labels.get("version", "unknown"), route_name=route_name)

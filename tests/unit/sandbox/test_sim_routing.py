@@ -1,0 +1,145 @@
+"""Routing as Envoy does it: bookinfo manifests and hand-made rules against hand-made pods."""
+from __future__ import annotations
+
+import math
+import random
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import yaml
+
+from sandbox.sim import bookinfo
+from sandbox.sim.routing import Mesh, Request, parse_duration_ms, route_request, workload_of
+
+NETWORKING = Path(__file__).resolve().parents[3].parent / "shared" / "fixtures" / "bookinfo" / "networking"
+JASON = {"end-user": "jason"}
+
+
+def manifest(name: str) -> list[dict]:
+    path = NETWORKING / f"{name}.yaml"
+    if not path.is_file():
+        pytest.skip(f"shared fixture {path} missing")
+    with path.open(encoding="utf-8") as stream:
+        return [doc for doc in yaml.safe_load_all(stream) if doc]
+
+
+def mesh_of(*names: str, not_ready: tuple[str, ...] = (), extra: tuple[dict, ...] = ()) -> Mesh:
+    objects = [obj for name in names for obj in manifest(name)] + list(extra)
+    return Mesh("bookinfo",
+                virtual_services=[o for o in objects if o["kind"] == "VirtualService"],
+                destination_rules=[o for o in objects if o["kind"] == "DestinationRule"],
+                services=bookinfo.all_services(), pods=bookinfo.all_pods(not_ready=not_ready))
+
+
+def versions(mesh: Mesh, request: Request, n: int, seed: int = 7) -> Counter:
+    rng = random.Random(seed)
+    return Counter(route_request(mesh, request, rng).version for _ in range(n))
+
+
+def test_90_10_split_is_within_binomial_tolerance():
+    mesh = mesh_of("virtual-service-reviews-90-10", "destination-rule-all")
+    n = 4000
+    got = versions(mesh, Request("reviews"), n)
+    # 4 standard deviations of Binomial(4000, 0.1): 400 +- 76; a wrong split (e.g. 50/50, 80/20) lands far outside.
+    tolerance = 4 * math.sqrt(n * 0.1 * 0.9)
+    assert set(got) == {"v1", "v2"}
+    assert abs(got["v2"] - 0.1 * n) <= tolerance, got
+    assert got["v1"] + got["v2"] == n
+
+
+def test_same_seed_same_choices_other_seed_differs():
+    mesh = mesh_of("virtual-service-reviews-50-v3", "destination-rule-all")
+    seq = [route_request(mesh, Request("reviews"), rng).version for rng in [random.Random(1)] for _ in range(50)]
+    again = [route_request(mesh, Request("reviews"), rng).version for rng in [random.Random(1)] for _ in range(50)]
+    other = [route_request(mesh, Request("reviews"), rng).version for rng in [random.Random(2)] for _ in range(50)]
+    assert seq == again
+    assert seq != other
+
+
+def test_header_route_takes_exactly_the_matching_requests():
+    mesh = mesh_of("virtual-service-reviews-jason-v2-v3", "destination-rule-all")
+    rng = random.Random(3)
+    for i in range(400):
+        jason = i % 3 == 0
+        headers = dict(JASON) if jason else ({"end-user": "jasonx"} if i % 3 == 1 else {})
+        got = route_request(mesh, Request("reviews", headers=headers), rng)
+        assert got.version == ("v2" if jason else "v3"), (headers, got)
+
+
+def test_delay_for_jason_only():
+    mesh = mesh_of("virtual-service-ratings-test-delay", "destination-rule-all")
+    rng = random.Random(5)
+    jason = [route_request(mesh, Request("ratings", "reviews-v2", JASON), rng) for _ in range(100)]
+    others = [route_request(mesh, Request("ratings", "reviews-v2", {"end-user": "bob"}), rng) for _ in range(100)]
+    assert all(r.delay_ms >= 7000 and r.reached_pod and r.version == "v1" for r in jason)
+    assert all(r.delay_ms == 0 and r.reached_pod for r in others)
+
+
+def test_abort_for_jason_is_500_without_a_pod():
+    mesh = mesh_of("virtual-service-ratings-test-abort", "destination-rule-all")
+    got = route_request(mesh, Request("ratings", "reviews-v2", JASON), random.Random(0))
+    assert (got.status, got.pod, got.response_flags) == (500, None, "FI")
+    assert route_request(mesh, Request("ratings", "reviews-v2"), random.Random(0)).status is None
+
+
+def test_abort_percentage_is_honoured():
+    vs = {"kind": "VirtualService", "metadata": {"name": "reviews"},
+          "spec": {"hosts": ["reviews"], "http": [{"fault": {"abort": {"httpStatus": 503, "percentage": {"value": 25}}},
+                                                  "route": [{"destination": {"host": "reviews", "subset": "v1"}}]}]}}
+    mesh = mesh_of("destination-rule-all", extra=(vs,))
+    rng = random.Random(11)
+    n = 2000
+    aborted = sum(route_request(mesh, Request("reviews"), rng).status == 503 for _ in range(n))
+    assert abs(aborted - 0.25 * n) <= 4 * math.sqrt(n * 0.25 * 0.75)
+
+
+def test_subset_without_ready_pod_is_503_uh():
+    mesh = mesh_of("virtual-service-reviews-v3", "destination-rule-all", not_ready=("reviews-v3",))
+    got = route_request(mesh, Request("reviews"), random.Random(0))
+    assert (got.status, got.subset, got.response_flags) == (503, "v3", "UH")
+
+
+def test_subset_missing_from_destination_rule_is_503_nr():
+    mesh = mesh_of("virtual-service-reviews-v3", "destination-rule-reviews")
+    mesh.destination_rules[0]["spec"]["subsets"] = [{"name": "v1", "labels": {"version": "v1"}}]
+    got = route_request(mesh, Request("reviews"), random.Random(0))
+    assert (got.status, got.response_flags) == (503, "NR")
+
+
+def test_no_virtual_service_spreads_over_all_ready_pods():
+    mesh = mesh_of(not_ready=("reviews-v1",))
+    got = versions(mesh, Request("reviews"), 600)
+    assert set(got) == {"v2", "v3"}
+    assert min(got.values()) > 200
+
+
+def test_uri_and_regex_matches_and_fallthrough_404():
+    vs = {"kind": "VirtualService", "metadata": {"name": "reviews"},
+          "spec": {"hosts": ["reviews.bookinfo.svc.cluster.local"], "http": [
+              {"match": [{"uri": {"prefix": "/api"}, "headers": {"x-canary": {"regex": "ye[s]+"}}}],
+               "route": [{"destination": {"host": "reviews", "subset": "v2"}}]},
+              {"match": [{"uri": {"exact": "/reviews/1"}}], "route": [{"destination": {"host": "reviews", "subset": "v3"}}]}]}}
+    mesh = mesh_of("destination-rule-all", extra=(vs,))
+    rng = random.Random(0)
+    assert route_request(mesh, Request("reviews", uri="/api/x", headers={"X-Canary": "yess"}), rng).version == "v2"
+    assert route_request(mesh, Request("reviews", uri="/api/x", headers={"x-canary": "yes!"}), rng).version is None
+    assert route_request(mesh, Request("reviews", uri="/reviews/1"), rng).version == "v3"
+    assert route_request(mesh, Request("reviews", uri="/reviews/2"), rng).status == 404
+
+
+def test_gateway_only_virtual_service_does_not_apply_to_the_mesh():
+    vs = {"kind": "VirtualService", "metadata": {"name": "edge"},
+          "spec": {"hosts": ["*"], "gateways": ["bookinfo-gateway"],
+                   "http": [{"route": [{"destination": {"host": "reviews", "subset": "v3"}}]}]}}
+    mesh = mesh_of("virtual-service-all-v1", "destination-rule-all", extra=(vs,))
+    assert versions(mesh, Request("reviews"), 50) == Counter({"v1": 50})
+
+
+def test_duration_and_workload_names():
+    assert parse_duration_ms("7s") == 7000
+    assert parse_duration_ms("0.5s") == 500
+    assert parse_duration_ms("100ms") == 100
+    with pytest.raises(ValueError, match="fixedDelay"):
+        parse_duration_ms("7 seconds")
+    assert workload_of(bookinfo.make_pod("reviews", "v2")) == "reviews-v2"
