@@ -1,0 +1,817 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to the canary.istio collection
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""The canary judge: pure functions, no I/O.
+
+PRIVATE: this module_util is for the modules of canary.istio only and can change at any time.
+
+Four parts, in the order a round of analysis uses them:
+
+1. Query builders for the built-in checks (Istio request count, error rate, p99 latency from the
+   duration histogram, trace error rate from ``T::``, error-log count from ``L::``), as PromQL for
+   Prometheus, PromQL with Guance's ``measurement:field`` names, or DQL.
+2. Parsers from query answers in the simple series shape (``name``, ``tags``, ``columns``,
+   ``rows``) shared by ``_guance`` and ``_prometheus`` to per-version numbers, including the
+   increase of cumulative counters and p99 from cumulative histogram buckets.
+3. The judge: per-version numbers plus checks (fixed bounds, bounds relative to the baseline, a
+   minimum request count) -> pass / fail / inconclusive, with every value, bound, query and result.
+4. The multi-round decision of a step (number of checks, failed-check threshold, like Flagger's).
+
+The rule the whole file keeps: missing data, NaN and too little traffic are never a pass.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import typing as t
+from dataclasses import dataclass, field
+
+PASS = "pass"
+FAIL = "fail"
+INCONCLUSIVE = "inconclusive"
+VERDICTS: tuple[str, ...] = (PASS, FAIL, INCONCLUSIVE)
+
+# Per-check results. NO_DATA makes the verdict inconclusive unless another check failed.
+CHECK_PASS = "pass"
+CHECK_FAIL = "fail"
+CHECK_NO_DATA = "no_data"
+
+# Built-in metric names, their units and what they mean (docs/analysis.md lists the same).
+REQUEST_COUNT = "request_count"
+REQUEST_SUCCESS_RATE = "request_success_rate"
+REQUEST_ERROR_RATE = "request_error_rate"
+REQUEST_DURATION_P99 = "request_duration_p99"
+TRACE_ERROR_RATE = "trace_error_rate"
+ERROR_LOG_COUNT = "error_log_count"
+BUILTIN_METRICS: dict[str, str] = {
+    REQUEST_COUNT: "requests",
+    REQUEST_SUCCESS_RATE: "%",
+    REQUEST_ERROR_RATE: "%",
+    REQUEST_DURATION_P99: "ms",
+    TRACE_ERROR_RATE: "%",
+    ERROR_LOG_COUNT: "logs",
+}
+
+PROVIDER_GUANCE = "guance"
+PROVIDER_PROMETHEUS = "prometheus"
+QTYPE_DQL = "dql"
+QTYPE_PROMQL = "promql"
+
+Number = t.Union[int, float]
+
+
+class AnalysisError(ValueError):
+    """Bad analysis input. ``option`` names the module option to fix."""
+
+    def __init__(self, message: str, option: str | None = None) -> None:
+        super().__init__(message)
+        self.option = option
+
+
+# ---------------------------------------------------------------------------------------------
+# Small numeric helpers
+# ---------------------------------------------------------------------------------------------
+
+
+def to_number(value: t.Any) -> float | None:
+    """A finite float from an answer's cell, else None (null, NaN, text that is not a number).
+
+    Prometheus sends sample values as strings ("0.5", "NaN", "+Inf"); Guance as JSON numbers.
+    Infinity is kept: a histogram bound or a quantile can be +Inf and that is a real value.
+    """
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(number) else number
+
+
+def parse_le(value: t.Any) -> float | None:
+    """A histogram bucket's upper bound from its ``le`` tag: "0.5", "1.8e+06", "+Inf"."""
+    if isinstance(value, str) and value.strip().lower() in ("+inf", "inf"):
+        return math.inf
+    return to_number(value)
+
+
+def _rate(part: float | None, whole: float | None) -> float | None:
+    # A percentage of nothing is no data, not 0% and not 100%.
+    if part is None or whole is None or whole <= 0:
+        return None
+    return 100.0 * part / whole
+
+
+# ---------------------------------------------------------------------------------------------
+# What to analyse, and the query builders
+# ---------------------------------------------------------------------------------------------
+
+_VERSION_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,62})$")
+_NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9.-]{0,251})$")
+
+
+@dataclass(frozen=True)
+class AnalysisTarget:
+    """The service under analysis and the window of one round.
+
+    ``workload_regex`` matches Istio's ``destination_workload`` label (the Deployment name);
+    its default ``<service>-.*`` fits the ``reviews-v1``/``reviews-v2`` naming of this collection.
+    ``step_seconds`` is the bucket width of DQL counter queries: it should equal the scrape
+    interval, so that each pod contributes one point per bucket.
+    """
+
+    service: str
+    canary_version: str
+    baseline_version: str | None = None
+    namespace: str | None = None
+    window_seconds: int = 60
+    step_seconds: int = 60
+    reporter: str = "destination"
+    workload_regex: str | None = None
+    # The tag that carries the version on spans and logs (the sidecar's custom tag ``version``).
+    trace_version_tag: str = "version"
+    log_version_tag: str = "version"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.service, str) or not _NAME_RE.match(self.service):
+            raise AnalysisError(f"service must be a Kubernetes name like 'reviews', got {self.service!r}", "service")
+        for option in ("canary_version", "baseline_version"):
+            value = getattr(self, option)
+            if value is None and option == "baseline_version":
+                continue
+            if not isinstance(value, str) or not _VERSION_RE.match(value):
+                raise AnalysisError(f"{option} must be a version label value like 'v2', got {value!r}", option)
+        if self.baseline_version == self.canary_version:
+            raise AnalysisError("baseline_version must differ from canary_version", "baseline_version")
+        if self.namespace is not None and not _NAME_RE.match(self.namespace):
+            raise AnalysisError(f"namespace must be a Kubernetes name, got {self.namespace!r}", "namespace")
+        for option in ("window_seconds", "step_seconds"):
+            value = getattr(self, option)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise AnalysisError(f"{option} must be a whole number of seconds >= 1, got {value!r}", option)
+        for option in ("reporter", "trace_version_tag", "log_version_tag"):
+            value = getattr(self, option)
+            if not isinstance(value, str) or not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", value):
+                raise AnalysisError(f"{option} must be a plain label name, got {value!r}", option)
+        if self.workload_regex is not None and ("`" in self.workload_regex or '"' in self.workload_regex):
+            raise AnalysisError("workload_regex must not contain quotes or backticks", "workload_regex")
+
+    @property
+    def versions(self) -> tuple[str, ...]:
+        return (self.canary_version,) if self.baseline_version is None else (self.canary_version, self.baseline_version)
+
+    @property
+    def workload_pattern(self) -> str:
+        return self.workload_regex or f"{re.escape(self.service)}-.*"
+
+
+@dataclass(frozen=True)
+class MetricQuery:
+    """One query of a round. ``key`` ties the answer back to its parser."""
+
+    key: str
+    qtype: str
+    query: str
+
+
+# Keys of the built-in queries; one query can feed several metrics (requests feeds count,
+# success rate and error rate).
+Q_REQUESTS = "requests"
+Q_LATENCY = "latency"
+Q_TRACES = "traces"
+Q_LOGS = "logs"
+
+METRIC_QUERY: dict[str, str] = {
+    REQUEST_COUNT: Q_REQUESTS,
+    REQUEST_SUCCESS_RATE: Q_REQUESTS,
+    REQUEST_ERROR_RATE: Q_REQUESTS,
+    REQUEST_DURATION_P99: Q_LATENCY,
+    TRACE_ERROR_RATE: Q_TRACES,
+    ERROR_LOG_COUNT: Q_LOGS,
+}
+
+
+def _promql_selector(target: AnalysisTarget) -> str:
+    versions = "|".join(re.escape(v) for v in target.versions)
+    labels = [
+        f'reporter="{target.reporter}"',
+        f'destination_workload=~"{target.workload_pattern}"',
+        f'destination_version=~"{versions}"',
+    ]
+    if target.namespace:
+        labels.append(f'destination_workload_namespace="{target.namespace}"')
+    return "{" + ",".join(labels) + "}"
+
+
+def _dql_filters(target: AnalysisTarget) -> str:
+    versions = ", ".join(f"'{v}'" for v in target.versions)
+    filters = [
+        f"`reporter` = '{target.reporter}'",
+        f"`destination_workload` = re(`{target.workload_pattern}`)",
+        f"`destination_version` IN [{versions}]",
+    ]
+    if target.namespace:
+        filters.append(f"`destination_workload_namespace` = '{target.namespace}'")
+    return "{ " + ", ".join(filters) + " }"
+
+
+def build_promql(target: AnalysisTarget, metric_prefix: str = "") -> dict[str, MetricQuery]:
+    """PromQL of the Istio built-ins. ``metric_prefix`` is ``istio_prom:`` for Guance's PromQL,
+    which names a metric ``measurement:field``; empty for Prometheus.
+
+    Requests are grouped by version and response code in ONE query: the parser derives the count,
+    the 5xx count and both rates from it. ``increase`` over the window handles counter resets.
+    """
+    window = f"{target.window_seconds}s"
+    selector = _promql_selector(target)
+    requests = (
+        f"sum by (destination_version, response_code) "
+        f"(increase({metric_prefix}istio_requests_total{selector}[{window}]))"
+    )
+    latency = (
+        f"histogram_quantile(0.99, sum by (le, destination_version) "
+        f"(rate({metric_prefix}istio_request_duration_milliseconds_bucket{selector}[{window}])))"
+    )
+    return {
+        Q_REQUESTS: MetricQuery(Q_REQUESTS, QTYPE_PROMQL, requests),
+        Q_LATENCY: MetricQuery(Q_LATENCY, QTYPE_PROMQL, latency),
+    }
+
+
+def build_dql(target: AnalysisTarget) -> dict[str, MetricQuery]:
+    """DQL of every built-in: Istio counters from ``istio_prom``, spans from ``T::``, logs from ``L::``.
+
+    Counters are cumulative, and DQL has no ``increase``: the queries sum the counter across pods
+    per time bucket of ``step_seconds`` and the parser takes the increase from the oldest bucket
+    to the newest (see ``counter_increase``). The window goes in the statement and should also be
+    sent as the request's time range.
+    """
+    window = f"[{target.window_seconds}s::{target.step_seconds}s]"
+    filters = _dql_filters(target)
+    versions = ", ".join(f"'{v}'" for v in target.versions)
+    requests = (
+        f"M::`istio_prom`:(sum(`istio_requests_total`) AS `requests`) {filters} {window} "
+        "BY `destination_version`, `response_code`"
+    )
+    latency = (
+        f"M::`istio_prom`:(sum(`istio_request_duration_milliseconds_bucket`) AS `bucket`) {filters} {window} "
+        "BY `destination_version`, `le`"
+    )
+    vtag = target.trace_version_tag
+    traces = (
+        f"T::`{target.service}`:(count(`*`) AS `spans`) {{ `{vtag}` IN [{versions}] }} "
+        f"[{target.window_seconds}s] BY `{vtag}`, `status`"
+    )
+    ltag = target.log_version_tag
+    logs = (
+        f"L::re(`.*`):(count(`*`) AS `errors`) {{ `service` = '{target.service}', `status` = 'error', "
+        f"`{ltag}` IN [{versions}] }} [{target.window_seconds}s] BY `{ltag}`"
+    )
+    return {
+        Q_REQUESTS: MetricQuery(Q_REQUESTS, QTYPE_DQL, requests),
+        Q_LATENCY: MetricQuery(Q_LATENCY, QTYPE_DQL, latency),
+        Q_TRACES: MetricQuery(Q_TRACES, QTYPE_DQL, traces),
+        Q_LOGS: MetricQuery(Q_LOGS, QTYPE_DQL, logs),
+    }
+
+
+def builtin_queries(
+    target: AnalysisTarget, metrics: t.Iterable[str], provider: str, istio_query_language: str = QTYPE_PROMQL
+) -> list[MetricQuery]:
+    """The queries the wanted built-in metrics need, each once, in a stable order.
+
+    ``provider`` ``prometheus``: PromQL; traces and logs are not available there.
+    ``provider`` ``guance``: Istio metrics in ``istio_query_language`` (PromQL on ``istio_prom:``
+    by default, since it has ``increase`` and ``histogram_quantile``; or DQL), spans and logs in DQL.
+    """
+    wanted = []
+    for metric in metrics:
+        if metric not in METRIC_QUERY:
+            raise AnalysisError(f"unknown built-in metric {metric!r}; use one of {', '.join(BUILTIN_METRICS)}", "checks")
+        key = METRIC_QUERY[metric]
+        if key not in wanted:
+            wanted.append(key)
+    if provider == PROVIDER_PROMETHEUS:
+        for key in wanted:
+            if key in (Q_TRACES, Q_LOGS):
+                raise AnalysisError(
+                    f"the prometheus provider has no traces or logs; remove the {key} checks or use provider guance",
+                    "checks")
+        queries = build_promql(target)
+    elif provider == PROVIDER_GUANCE:
+        if istio_query_language not in (QTYPE_PROMQL, QTYPE_DQL):
+            raise AnalysisError(f"istio_query_language must be promql or dql, got {istio_query_language!r}",
+                                "istio_query_language")
+        queries = build_dql(target)
+        if istio_query_language == QTYPE_PROMQL:
+            queries.update(build_promql(target, metric_prefix="istio_prom:"))
+    else:
+        raise AnalysisError(f"provider must be guance or prometheus, got {provider!r}", "provider")
+    order = (Q_REQUESTS, Q_LATENCY, Q_TRACES, Q_LOGS)
+    return [queries[key] for key in order if key in wanted]
+
+
+# ---------------------------------------------------------------------------------------------
+# Parsers: simple series -> per-version numbers
+# ---------------------------------------------------------------------------------------------
+
+Series = t.Mapping[str, t.Any]
+
+
+def series_points(series: Series, column: str | None = None) -> list[tuple[float | None, float]]:
+    """``(time, value)`` of one series' rows, oldest first, rows without a number dropped.
+
+    ``column``: the value column; by default the first column that is not ``time``. Guance sends
+    rows newest first and ``time`` may be null for aggregates without buckets, so rows are
+    sorted here and a null time sorts first.
+    """
+    columns = list(series.get("columns") or [])
+    if column is None:
+        candidates = [c for c in columns if c != "time"]
+        if not candidates:
+            return []
+        column = candidates[0]
+    if column not in columns:
+        return []
+    index = columns.index(column)
+    time_index = columns.index("time") if "time" in columns else None
+    points: list[tuple[float | None, float]] = []
+    for row in series.get("rows") or []:
+        if not isinstance(row, (list, tuple)) or index >= len(row):
+            continue
+        value = to_number(row[index])
+        if value is None:
+            continue
+        stamp = to_number(row[time_index]) if time_index is not None and time_index < len(row) else None
+        points.append((stamp, value))
+    points.sort(key=lambda p: -math.inf if p[0] is None else p[0])
+    return points
+
+
+def series_tag(series: Series, tag: str) -> str | None:
+    """A tag's value; Guance puts BY tags in ``tags``, and sometimes as a column of the rows."""
+    tags = series.get("tags") or {}
+    if tag in tags and tags[tag] is not None:
+        return str(tags[tag])
+    columns = list(series.get("columns") or [])
+    rows = series.get("rows") or []
+    if tag in columns and rows:
+        value = rows[0][columns.index(tag)] if columns.index(tag) < len(rows[0]) else None
+        return None if value is None else str(value)
+    return None
+
+
+def latest_value(series: Series, column: str | None = None) -> float | None:
+    """The newest value of a series (an instant query's only sample)."""
+    points = series_points(series, column)
+    return points[-1][1] if points else None
+
+
+def counter_increase(values: t.Sequence[float]) -> float:
+    """How much a cumulative counter grew over ``values`` (oldest first), resets included.
+
+    Like Prometheus' ``increase`` without extrapolation: a drop means the counter restarted from
+    zero, so the value after the drop counts in full.
+    """
+    total = 0.0
+    for previous, current in zip(values, values[1:]):
+        total += current - previous if current >= previous else current
+    return total
+
+
+def histogram_quantile(quantile: float, buckets: t.Mapping[float, float]) -> float | None:
+    """The ``quantile`` (0..1) of a histogram given as upper bound -> cumulative count.
+
+    Same rules as Prometheus' ``histogram_quantile``: linear interpolation inside the bucket that
+    holds the rank, the first bucket starting at 0 (for a positive bound), a rank in the ``+Inf``
+    bucket giving the highest finite bound, and counts made monotonic first (buckets of one
+    scrape are not read atomically). None when there is no ``+Inf`` bucket or no observation.
+    """
+    if not 0.0 <= quantile <= 1.0 or math.isnan(quantile):
+        raise AnalysisError(f"quantile must be between 0 and 1, got {quantile!r}", "quantile")
+    bounds = sorted(b for b in buckets if b is not None and not math.isnan(b))
+    if not bounds or bounds[-1] != math.inf:
+        return None
+    counts: list[float] = []
+    for bound in bounds:
+        count = buckets[bound]
+        counts.append(max(count, counts[-1]) if counts else count)
+    total = counts[-1]
+    if total <= 0:
+        return None
+    if len(bounds) < 2:
+        return None
+    rank = quantile * total
+    index = next(i for i, count in enumerate(counts) if count >= rank)
+    if index == len(bounds) - 1:
+        return bounds[-2]
+    if index == 0 and bounds[0] <= 0:
+        return bounds[0]
+    lower = bounds[index - 1] if index > 0 else 0.0
+    below = counts[index - 1] if index > 0 else 0.0
+    upper = bounds[index]
+    in_bucket = counts[index] - below
+    if in_bucket <= 0:
+        return upper
+    return lower + (upper - lower) * (rank - below) / in_bucket
+
+
+@dataclass
+class VersionNumbers:
+    """Per-version values of one round; None = no data."""
+
+    values: dict[str, dict[str, float | None]] = field(default_factory=dict)
+
+    def set(self, version: str, metric: str, value: float | None) -> None:
+        self.values.setdefault(version, {})[metric] = value
+
+    def get(self, version: str | None, metric: str) -> float | None:
+        if version is None:
+            return None
+        return self.values.get(version, {}).get(metric)
+
+
+def _is_5xx(code: str | None) -> bool:
+    return bool(code) and str(code).startswith("5") and len(str(code)) == 3
+
+
+def parse_requests(series: t.Iterable[Series], versions: t.Sequence[str], counter: bool) -> dict[str, dict[str, float | None]]:
+    """Request count, 5xx count and rates per version from the requests query.
+
+    ``counter``: rows are cumulative counter values over time (DQL); else each series holds the
+    increase already (PromQL ``increase``) and its newest value is taken.
+    A version without any series had no requests: count 0 and no rate (never 100%).
+    """
+    totals = {v: 0.0 for v in versions}
+    errors = {v: 0.0 for v in versions}
+    for one in series:
+        version = series_tag(one, "destination_version")
+        if version not in totals:
+            continue
+        if counter:
+            amount = counter_increase([value for _, value in series_points(one)])
+        else:
+            amount = latest_value(one) or 0.0
+        totals[version] += amount
+        if _is_5xx(series_tag(one, "response_code")):
+            errors[version] += amount
+    out: dict[str, dict[str, float | None]] = {}
+    for version in versions:
+        error_rate = _rate(errors[version], totals[version])
+        out[version] = {
+            REQUEST_COUNT: totals[version],
+            REQUEST_ERROR_RATE: error_rate,
+            REQUEST_SUCCESS_RATE: None if error_rate is None else 100.0 - error_rate,
+        }
+    return out
+
+
+def parse_latency_promql(series: t.Iterable[Series], versions: t.Sequence[str]) -> dict[str, float | None]:
+    """p99 per version from a PromQL ``histogram_quantile`` answer (one sample per version)."""
+    out: dict[str, float | None] = {v: None for v in versions}
+    for one in series:
+        version = series_tag(one, "destination_version")
+        if version in out:
+            value = latest_value(one)
+            # NaN (no requests) is already None; +Inf cannot be judged against a bound in ms.
+            out[version] = value if value is not None and math.isfinite(value) else None
+    return out
+
+
+def parse_latency_buckets(
+    series: t.Iterable[Series], versions: t.Sequence[str], quantile: float = 0.99
+) -> dict[str, float | None]:
+    """p-quantile per version from cumulative bucket counters grouped by version and ``le`` (DQL).
+
+    Each bucket's increase over the window is computed first, so old observations from before
+    the window do not count; then ``histogram_quantile`` runs on the increases.
+    """
+    per_version: dict[str, dict[float, float]] = {v: {} for v in versions}
+    for one in series:
+        version = series_tag(one, "destination_version")
+        bound = parse_le(series_tag(one, "le"))
+        if version not in per_version or bound is None:
+            continue
+        grown = counter_increase([value for _, value in series_points(one)])
+        per_version[version][bound] = per_version[version].get(bound, 0.0) + grown
+    return {v: histogram_quantile(quantile, buckets) for v, buckets in per_version.items()}
+
+
+def parse_traces(series: t.Iterable[Series], versions: t.Sequence[str], version_tag: str = "version") -> dict[str, float | None]:
+    """Error-span percentage per version from span counts grouped by version and ``status``."""
+    spans = {v: 0.0 for v in versions}
+    failed = {v: 0.0 for v in versions}
+    for one in series:
+        version = series_tag(one, version_tag)
+        if version not in spans:
+            continue
+        count = sum(value for _, value in series_points(one))
+        spans[version] += count
+        if series_tag(one, "status") in ("error", "critical"):
+            failed[version] += count
+    return {v: _rate(failed[v], spans[v]) for v in versions}
+
+
+def parse_logs(series: t.Iterable[Series], versions: t.Sequence[str], version_tag: str = "version") -> dict[str, float | None]:
+    """Error-log count per version. No series for a version means no error logs: 0."""
+    counts = {v: 0.0 for v in versions}
+    for one in series:
+        version = series_tag(one, version_tag)
+        if version in counts:
+            counts[version] += sum(value for _, value in series_points(one))
+    return dict(counts)
+
+
+def builtin_numbers(
+    target: AnalysisTarget, answers: t.Mapping[str, t.Sequence[Series] | None], queries: t.Mapping[str, MetricQuery]
+) -> VersionNumbers:
+    """Per-version built-in metrics from the answers of ``builtin_queries`` (key -> series).
+
+    A key missing from ``answers`` (or None) was not answered: every metric it feeds is no data.
+    """
+    numbers = VersionNumbers()
+    versions = target.versions
+    for key, query in queries.items():
+        series = answers.get(key)
+        if series is None:
+            continue
+        if key == Q_REQUESTS:
+            for version, metrics in parse_requests(series, versions, counter=query.qtype == QTYPE_DQL).items():
+                for metric, value in metrics.items():
+                    numbers.set(version, metric, value)
+        elif key == Q_LATENCY:
+            if query.qtype == QTYPE_DQL:
+                latencies = parse_latency_buckets(series, versions)
+            else:
+                latencies = parse_latency_promql(series, versions)
+            for version, value in latencies.items():
+                numbers.set(version, REQUEST_DURATION_P99, value)
+        elif key == Q_TRACES:
+            for version, value in parse_traces(series, versions, target.trace_version_tag).items():
+                numbers.set(version, TRACE_ERROR_RATE, value)
+        elif key == Q_LOGS:
+            for version, value in parse_logs(series, versions, target.log_version_tag).items():
+                numbers.set(version, ERROR_LOG_COUNT, value)
+    return numbers
+
+
+def custom_values(
+    series: t.Sequence[Series], versions: t.Sequence[str], version_tag: str | None = None, column: str | None = None
+) -> dict[str, float | None]:
+    """A custom metric per version: the newest value of the series tagged with each version.
+
+    Without ``version_tag`` the query is about the canary alone: its first series' newest value
+    goes to the first version (the canary). Several series for one version are an error the user
+    must fix in the query (add a grouping), not something to guess about.
+    """
+    out: dict[str, float | None] = {v: None for v in versions}
+    if version_tag is None:
+        if len(series) > 1:
+            raise AnalysisError(
+                f"the query returned {len(series)} series; group it by the version tag and set version_tag, "
+                "or aggregate it to one series", "checks")
+        if series:
+            out[versions[0]] = latest_value(series[0], column)
+        return out
+    seen: set[str] = set()
+    for one in series:
+        version = series_tag(one, version_tag)
+        if version not in out:
+            continue
+        if version in seen:
+            raise AnalysisError(f"the query returned several series for version {version!r}; aggregate it by {version_tag}",
+                                "checks")
+        seen.add(version)
+        out[version] = latest_value(one, column)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# The judge
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Check:
+    """One check on a metric of the canary.
+
+    ``min``/``max``: fixed bounds (inclusive). ``max_over_baseline``: canary <= baseline + x (for
+    percentages: x percentage points). ``max_ratio_to_baseline``: canary <= baseline * y. Any
+    combination; all given bounds must hold.
+    """
+
+    metric: str
+    min: float | None = None
+    max: float | None = None
+    max_over_baseline: float | None = None
+    max_ratio_to_baseline: float | None = None
+    query: str | None = None
+    unit: str | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.metric, str) or not self.metric:
+            raise AnalysisError("every check needs a metric name", "checks")
+        bounds = (self.min, self.max, self.max_over_baseline, self.max_ratio_to_baseline)
+        for name, value in zip(("min", "max", "max_over_baseline", "max_ratio_to_baseline"), bounds):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value)):
+                raise AnalysisError(f"check {self.metric!r}: {name} must be a number, got {value!r}", "checks")
+        if all(value is None for value in bounds):
+            raise AnalysisError(
+                f"check {self.metric!r} has no bound: set min, max, max_over_baseline or max_ratio_to_baseline", "checks")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise AnalysisError(f"check {self.metric!r}: min {self.min} is above max {self.max}", "checks")
+        if self.max_ratio_to_baseline is not None and self.max_ratio_to_baseline < 0:
+            raise AnalysisError(f"check {self.metric!r}: max_ratio_to_baseline must be >= 0", "checks")
+
+    @property
+    def relative(self) -> bool:
+        return self.max_over_baseline is not None or self.max_ratio_to_baseline is not None
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    metric: str
+    result: str
+    reason: str
+    canary: float | None
+    baseline: float | None
+    min: float | None
+    max: float | None
+    max_over_baseline: float | None
+    max_ratio_to_baseline: float | None
+    query: str | None
+    unit: str | None
+
+    def as_dict(self) -> dict[str, t.Any]:
+        return {
+            "metric": self.metric, "result": self.result, "reason": self.reason,
+            "canary": self.canary, "baseline": self.baseline, "unit": self.unit, "query": self.query,
+            "bounds": {
+                "min": self.min, "max": self.max, "max_over_baseline": self.max_over_baseline,
+                "max_ratio_to_baseline": self.max_ratio_to_baseline,
+            },
+        }
+
+
+@dataclass(frozen=True)
+class Verdict:
+    verdict: str
+    reason: str
+    checks: tuple[CheckResult, ...]
+    canary_requests: float | None
+    baseline_requests: float | None
+    min_requests: int
+
+    def as_dict(self) -> dict[str, t.Any]:
+        return {
+            "verdict": self.verdict, "reason": self.reason,
+            "requests": {"canary": self.canary_requests, "baseline": self.baseline_requests, "min": self.min_requests},
+            "checks": [c.as_dict() for c in self.checks],
+        }
+
+
+def _fmt(value: float | None) -> str:
+    if value is None:
+        return "no data"
+    return f"{value:g}"
+
+
+def evaluate_check(
+    check: Check, canary: float | None, baseline: float | None, baseline_reliable: bool = True
+) -> CheckResult:
+    """One check's result. ``baseline_reliable`` False (too little baseline traffic) makes the
+    relative bounds unusable: no data, never a pass."""
+    def result(outcome: str, reason: str) -> CheckResult:
+        return CheckResult(check.metric, outcome, reason, canary, baseline, check.min, check.max,
+                           check.max_over_baseline, check.max_ratio_to_baseline, check.query,
+                           check.unit or BUILTIN_METRICS.get(check.metric))
+
+    if canary is None or math.isnan(canary):
+        return result(CHECK_NO_DATA, "no data for the canary")
+    failures: list[str] = []
+    passes: list[str] = []
+    if check.min is not None:
+        (passes if canary >= check.min else failures).append(f"{_fmt(canary)} {'>=' if canary >= check.min else '<'} min {_fmt(check.min)}")
+    if check.max is not None:
+        (passes if canary <= check.max else failures).append(f"{_fmt(canary)} {'<=' if canary <= check.max else '>'} max {_fmt(check.max)}")
+    missing_baseline = None
+    if check.relative:
+        if baseline is None or math.isnan(baseline):
+            missing_baseline = "no data for the baseline"
+        elif not baseline_reliable:
+            missing_baseline = "too few baseline requests for a comparison"
+        else:
+            if check.max_over_baseline is not None:
+                limit = baseline + check.max_over_baseline
+                ok = canary <= limit
+                (passes if ok else failures).append(
+                    f"{_fmt(canary)} {'<=' if ok else '>'} baseline {_fmt(baseline)} + {_fmt(check.max_over_baseline)}")
+            if check.max_ratio_to_baseline is not None:
+                limit = baseline * check.max_ratio_to_baseline
+                ok = canary <= limit
+                (passes if ok else failures).append(
+                    f"{_fmt(canary)} {'<=' if ok else '>'} baseline {_fmt(baseline)} x {_fmt(check.max_ratio_to_baseline)}")
+    # A broken fixed bound is a failure even when the baseline is missing.
+    if failures:
+        return result(CHECK_FAIL, "; ".join(failures))
+    if missing_baseline:
+        return result(CHECK_NO_DATA, missing_baseline)
+    return result(CHECK_PASS, "; ".join(passes))
+
+
+def judge(
+    numbers: VersionNumbers | t.Mapping[str, t.Mapping[str, float | None]],
+    checks: t.Sequence[Check],
+    canary_version: str,
+    baseline_version: str | None = None,
+    min_requests: int = 1,
+) -> Verdict:
+    """The verdict of one round.
+
+    1. The canary's ``request_count`` missing or below ``min_requests``: inconclusive (every
+       check is still evaluated and reported).
+    2. Else any check failed: fail.
+    3. Else any check without data (canary, or baseline for a relative bound): inconclusive.
+    4. Else pass.
+    Relative bounds need the baseline to have ``min_requests`` too.
+    """
+    if isinstance(min_requests, bool) or not isinstance(min_requests, int) or min_requests < 1:
+        raise AnalysisError(f"min_requests must be a whole number >= 1, got {min_requests!r}", "min_requests")
+    if not checks:
+        raise AnalysisError("at least one check is needed; without checks nothing can pass", "checks")
+    table = numbers if isinstance(numbers, VersionNumbers) else VersionNumbers({k: dict(v) for k, v in numbers.items()})
+    canary_requests = table.get(canary_version, REQUEST_COUNT)
+    baseline_requests = table.get(baseline_version, REQUEST_COUNT)
+    baseline_reliable = baseline_requests is not None and baseline_requests >= min_requests
+    results = tuple(
+        evaluate_check(
+            check, table.get(canary_version, check.metric), table.get(baseline_version, check.metric), baseline_reliable)
+        for check in checks
+    )
+    failed = [r for r in results if r.result == CHECK_FAIL]
+    no_data = [r for r in results if r.result == CHECK_NO_DATA]
+    if canary_requests is None:
+        verdict, reason = INCONCLUSIVE, "no request count for the canary"
+    elif canary_requests < min_requests:
+        verdict, reason = INCONCLUSIVE, f"too few canary requests: {_fmt(canary_requests)} < min_requests {min_requests}"
+    elif failed:
+        verdict, reason = FAIL, "; ".join(f"{r.metric}: {r.reason}" for r in failed)
+    elif no_data:
+        verdict, reason = INCONCLUSIVE, "; ".join(f"{r.metric}: {r.reason}" for r in no_data)
+    else:
+        verdict, reason = PASS, f"{len(results)} checks passed on {_fmt(canary_requests)} canary requests"
+    return Verdict(verdict, reason, results, canary_requests, baseline_requests, min_requests)
+
+
+# ---------------------------------------------------------------------------------------------
+# Several rounds per step
+# ---------------------------------------------------------------------------------------------
+
+CONTINUE = "continue"
+
+
+@dataclass(frozen=True)
+class StepDecision:
+    decision: str  # continue | pass | fail | inconclusive
+    reason: str
+    rounds: int
+    failed_checks: int
+
+    def as_dict(self) -> dict[str, t.Any]:
+        return {"decision": self.decision, "reason": self.reason, "rounds": self.rounds, "failed_checks": self.failed_checks}
+
+
+def max_rounds(checks: int, threshold: int) -> int:
+    """Most rounds a step can take: ``checks`` plus one retry per tolerated failure."""
+    return checks + threshold - 1
+
+
+def step_decision(
+    verdicts: t.Sequence[str], checks: int, threshold: int = 1, inconclusive_is_failure: bool = True
+) -> StepDecision:
+    """What to do after the rounds of a step so far (like Flagger's interval/iterations/threshold).
+
+    - Each ``fail`` (and each ``inconclusive`` when ``inconclusive_is_failure``) is a failed check;
+      at ``threshold`` failed checks the step fails at once: roll back now, not after the step.
+    - The step passes after at least ``checks`` rounds when the latest round passed: a step never
+      advances on a failed or inconclusive last look.
+    - Otherwise another round, up to ``max_rounds``; after that the step is inconclusive.
+    """
+    for name, value in (("checks", checks), ("threshold", threshold)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise AnalysisError(f"{name} must be a whole number >= 1, got {value!r}", name)
+    for verdict in verdicts:
+        if verdict not in VERDICTS:
+            raise AnalysisError(f"unknown verdict {verdict!r}; expected one of {', '.join(VERDICTS)}", "verdicts")
+    rounds = len(verdicts)
+    failed = sum(1 for v in verdicts if v == FAIL or (inconclusive_is_failure and v == INCONCLUSIVE))
+    if failed >= threshold:
+        return StepDecision(FAIL, f"{failed} failed checks reached the threshold {threshold}", rounds, failed)
+    if rounds >= checks and verdicts[-1] == PASS:
+        return StepDecision(PASS, f"{rounds} rounds, the last passed, {failed} failed checks (threshold {threshold})",
+                            rounds, failed)
+    if rounds < max_rounds(checks, threshold):
+        return StepDecision(CONTINUE, f"round {rounds + 1} of at most {max_rounds(checks, threshold)}", rounds, failed)
+    return StepDecision(INCONCLUSIVE, f"{rounds} rounds without a passing last round", rounds, failed)

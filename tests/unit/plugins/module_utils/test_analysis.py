@@ -1,0 +1,437 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to the canary.istio collection
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""Tests of plugins/module_utils/_analysis.py: the judge, the step decision, the query builders
+and the parsers from series to per-version numbers."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ansible_collections.canary.istio.plugins.module_utils import _analysis as an
+
+TARGET = an.AnalysisTarget(service="reviews", canary_version="v2", baseline_version="v1", window_seconds=600)
+
+
+def numbers(canary: dict, baseline: dict | None = None) -> dict:
+    out = {"v2": canary}
+    if baseline is not None:
+        out["v1"] = baseline
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# judge
+# ---------------------------------------------------------------------------------------------
+
+
+def test_pass_when_every_bound_holds() -> None:
+    verdict = an.judge(
+        numbers({"request_count": 500, "request_success_rate": 99.5, "request_duration_p99": 120}),
+        [an.Check("request_success_rate", min=99), an.Check("request_duration_p99", max=500)],
+        "v2", min_requests=50,
+    )
+    assert verdict.verdict == an.PASS
+    assert [c.result for c in verdict.checks] == ["pass", "pass"]
+    assert verdict.checks[0].reason == "99.5 >= min 99"
+
+
+def test_fail_on_a_broken_fixed_bound() -> None:
+    verdict = an.judge(
+        numbers({"request_count": 500, "request_success_rate": 80.0, "request_duration_p99": 120}),
+        [an.Check("request_success_rate", min=99, query="Q1"), an.Check("request_duration_p99", max=500)],
+        "v2", min_requests=50,
+    )
+    assert verdict.verdict == an.FAIL
+    assert "request_success_rate: 80 < min 99" in verdict.reason
+    as_dict = verdict.as_dict()
+    assert as_dict["checks"][0]["query"] == "Q1"
+    assert as_dict["checks"][0]["bounds"]["min"] == 99
+    assert as_dict["checks"][0]["unit"] == "%"
+    assert as_dict["requests"] == {"canary": 500, "baseline": None, "min": 50}
+
+
+def test_too_few_requests_is_inconclusive_even_when_checks_pass_or_fail() -> None:
+    for rate in (100.0, 10.0):
+        verdict = an.judge(numbers({"request_count": 3, "request_success_rate": rate}),
+                           [an.Check("request_success_rate", min=99)], "v2", min_requests=50)
+        assert verdict.verdict == an.INCONCLUSIVE
+        assert "too few canary requests: 3 < min_requests 50" in verdict.reason
+        assert len(verdict.checks) == 1  # still reported
+
+
+def test_missing_request_count_is_inconclusive() -> None:
+    verdict = an.judge(numbers({"request_success_rate": 100.0}), [an.Check("request_success_rate", min=99)], "v2")
+    assert verdict.verdict == an.INCONCLUSIVE
+    assert verdict.reason == "no request count for the canary"
+
+
+def test_missing_metric_is_inconclusive_not_pass() -> None:
+    verdict = an.judge(numbers({"request_count": 100, "request_success_rate": 100.0, "request_duration_p99": None}),
+                       [an.Check("request_success_rate", min=99), an.Check("request_duration_p99", max=500)], "v2")
+    assert verdict.verdict == an.INCONCLUSIVE
+    assert verdict.checks[1].result == an.CHECK_NO_DATA
+
+
+def test_failure_wins_over_missing_data() -> None:
+    verdict = an.judge(numbers({"request_count": 100, "request_success_rate": 50.0}),
+                       [an.Check("request_success_rate", min=99), an.Check("request_duration_p99", max=500)], "v2")
+    assert verdict.verdict == an.FAIL
+
+
+def test_relative_error_rate_points_over_baseline() -> None:
+    check = [an.Check("request_error_rate", max_over_baseline=1.0)]
+    ok = an.judge(numbers({"request_count": 100, "request_error_rate": 1.5}, {"request_count": 900, "request_error_rate": 0.6}),
+                  check, "v2", "v1", min_requests=50)
+    assert ok.verdict == an.PASS
+    assert ok.checks[0].reason == "1.5 <= baseline 0.6 + 1"
+    bad = an.judge(numbers({"request_count": 100, "request_error_rate": 1.7}, {"request_count": 900, "request_error_rate": 0.6}),
+                   check, "v2", "v1", min_requests=50)
+    assert bad.verdict == an.FAIL
+
+
+def test_relative_p99_ratio() -> None:
+    check = [an.Check("request_duration_p99", max_ratio_to_baseline=1.5)]
+    base = {"request_count": 900, "request_duration_p99": 100.0}
+    assert an.judge(numbers({"request_count": 100, "request_duration_p99": 150.0}, base), check, "v2", "v1").verdict == an.PASS
+    assert an.judge(numbers({"request_count": 100, "request_duration_p99": 151.0}, base), check, "v2", "v1").verdict == an.FAIL
+
+
+def test_relative_check_without_reliable_baseline_is_inconclusive() -> None:
+    check = [an.Check("request_duration_p99", max_ratio_to_baseline=1.5)]
+    few = an.judge(numbers({"request_count": 100, "request_duration_p99": 10.0}, {"request_count": 2, "request_duration_p99": 100.0}),
+                   check, "v2", "v1", min_requests=50)
+    assert few.verdict == an.INCONCLUSIVE
+    assert "too few baseline requests" in few.reason
+    none = an.judge(numbers({"request_count": 100, "request_duration_p99": 10.0}), check, "v2", "v1", min_requests=50)
+    assert none.verdict == an.INCONCLUSIVE
+    assert "no data for the baseline" in none.reason
+
+
+def test_fixed_bound_failure_counts_even_without_baseline() -> None:
+    check = [an.Check("request_duration_p99", max=500, max_ratio_to_baseline=1.5)]
+    verdict = an.judge(numbers({"request_count": 100, "request_duration_p99": 900.0}), check, "v2", "v1")
+    assert verdict.verdict == an.FAIL
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"metric": "x"}, "has no bound"),
+    ({"metric": "x", "min": 5, "max": 1}, "min 5 is above max 1"),
+    ({"metric": "x", "max": "high"}, "max must be a number"),
+    ({"metric": "x", "max": float("nan")}, "max must be a number"),
+    ({"metric": "", "max": 1}, "needs a metric name"),
+    ({"metric": "x", "max_ratio_to_baseline": -1}, "must be >= 0"),
+])
+def test_bad_checks_name_the_problem(kwargs: dict, message: str) -> None:
+    with pytest.raises(an.AnalysisError, match=message) as info:
+        an.Check(**kwargs)
+    assert info.value.option == "checks"
+
+
+def test_judge_refuses_no_checks_and_bad_min_requests() -> None:
+    with pytest.raises(an.AnalysisError, match="at least one check"):
+        an.judge(numbers({"request_count": 5}), [], "v2")
+    with pytest.raises(an.AnalysisError, match="min_requests") as info:
+        an.judge(numbers({"request_count": 5}), [an.Check("request_count", min=1)], "v2", min_requests=0)
+    assert info.value.option == "min_requests"
+
+
+finite = st.floats(min_value=0, max_value=1e6, allow_nan=False, allow_infinity=False)
+
+
+@settings(max_examples=200, deadline=None)
+@given(requests=st.one_of(st.none(), finite), min_requests=st.integers(1, 1000), rate=st.one_of(st.none(), finite),
+       bound=finite)
+def test_never_pass_without_enough_requests_and_data(requests, min_requests, rate, bound) -> None:
+    verdict = an.judge(numbers({"request_count": requests, "request_success_rate": rate}),
+                       [an.Check("request_success_rate", min=bound)], "v2", min_requests=min_requests)
+    if verdict.verdict == an.PASS:
+        assert requests is not None and requests >= min_requests
+        assert rate is not None and rate >= bound
+
+
+@settings(max_examples=200, deadline=None)
+@given(canary=finite, baseline=finite, points=finite, ratio=st.floats(0, 10))
+def test_relative_bounds_match_their_definition(canary, baseline, points, ratio) -> None:
+    base = {"request_count": 100, "m": baseline}
+    verdict = an.judge(numbers({"request_count": 100, "m": canary}, base),
+                       [an.Check("m", max_over_baseline=points, max_ratio_to_baseline=ratio)], "v2", "v1", min_requests=1)
+    expected = canary <= baseline + points and canary <= baseline * ratio
+    assert verdict.verdict == (an.PASS if expected else an.FAIL)
+
+
+# ---------------------------------------------------------------------------------------------
+# step decision
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("verdicts, checks, threshold, decision", [
+    ([], 3, 1, "continue"),
+    (["pass"], 3, 1, "continue"),
+    (["pass", "pass", "pass"], 3, 1, "pass"),
+    (["pass", "fail"], 3, 1, "fail"),                 # threshold 1: the first failure rolls back
+    (["fail"], 3, 2, "continue"),
+    (["fail", "pass", "pass"], 3, 2, "pass"),
+    (["pass", "pass", "fail"], 3, 2, "continue"),     # last look failed: one more round
+    (["pass", "pass", "fail", "pass"], 3, 2, "pass"),
+    (["fail", "fail"], 3, 2, "fail"),
+    (["inconclusive"], 3, 1, "fail"),                 # inconclusive counts as failure by default
+])
+def test_step_decision(verdicts, checks, threshold, decision) -> None:
+    assert an.step_decision(verdicts, checks, threshold).decision == decision
+
+
+def test_inconclusive_tolerated_still_never_passes() -> None:
+    result = an.step_decision(["pass", "pass", "inconclusive"], 3, 1, inconclusive_is_failure=False)
+    assert result.decision == an.INCONCLUSIVE
+    assert an.step_decision(["inconclusive"], 1, 2, inconclusive_is_failure=False).decision == "continue"
+
+
+def test_step_decision_refuses_bad_input() -> None:
+    with pytest.raises(an.AnalysisError, match="checks must be"):
+        an.step_decision([], 0)
+    with pytest.raises(an.AnalysisError, match="unknown verdict 'ok'"):
+        an.step_decision(["ok"], 1)
+
+
+@settings(max_examples=300, deadline=None)
+@given(verdicts=st.lists(st.sampled_from(an.VERDICTS), max_size=12), checks=st.integers(1, 5), threshold=st.integers(1, 4),
+       tolerate=st.booleans())
+def test_step_decision_properties(verdicts, checks, threshold, tolerate) -> None:
+    result = an.step_decision(verdicts, checks, threshold, inconclusive_is_failure=not tolerate)
+    if result.decision == an.PASS:
+        assert verdicts[-1] == an.PASS and len(verdicts) >= checks
+        assert result.failed_checks < threshold
+    if result.decision == an.CONTINUE:
+        assert len(verdicts) < an.max_rounds(checks, threshold)
+    failed = sum(1 for v in verdicts if v == an.FAIL or (not tolerate and v == an.INCONCLUSIVE))
+    assert (result.decision == an.FAIL) == (failed >= threshold)
+    assert result.failed_checks == failed
+
+
+# ---------------------------------------------------------------------------------------------
+# query builders
+# ---------------------------------------------------------------------------------------------
+
+
+def test_promql_for_prometheus() -> None:
+    queries = {q.key: q for q in an.builtin_queries(TARGET, ["request_success_rate", "request_count", "request_duration_p99"],
+                                                    "prometheus")}
+    assert list(queries) == ["requests", "latency"]
+    assert queries["requests"].qtype == "promql"
+    assert queries["requests"].query == (
+        'sum by (destination_version, response_code) (increase(istio_requests_total{reporter="destination",'
+        'destination_workload=~"reviews-.*",destination_version=~"v2|v1"}[600s]))')
+    assert queries["latency"].query == (
+        'histogram_quantile(0.99, sum by (le, destination_version) (rate(istio_request_duration_milliseconds_bucket'
+        '{reporter="destination",destination_workload=~"reviews-.*",destination_version=~"v2|v1"}[600s])))')
+
+
+def test_guance_promql_uses_measurement_prefix_and_dql_for_traces_and_logs() -> None:
+    queries = {q.key: q for q in an.builtin_queries(TARGET, list(an.BUILTIN_METRICS), "guance")}
+    assert "istio_prom:istio_requests_total{" in queries["requests"].query
+    assert "istio_prom:istio_request_duration_milliseconds_bucket{" in queries["latency"].query
+    assert queries["traces"].qtype == "dql"
+    assert queries["traces"].query == (
+        "T::`reviews`:(count(`*`) AS `spans`) { `version` IN ['v2', 'v1'] } [600s] BY `version`, `status`")
+    assert queries["logs"].query == (
+        "L::re(`.*`):(count(`*`) AS `errors`) { `service` = 'reviews', `status` = 'error', `version` IN ['v2', 'v1'] } "
+        "[600s] BY `version`")
+
+
+def test_guance_dql_istio_queries() -> None:
+    target = an.AnalysisTarget(service="reviews", canary_version="v2", baseline_version="v1", namespace="prod",
+                               window_seconds=300, step_seconds=30)
+    queries = {q.key: q for q in an.builtin_queries(target, ["request_count", "request_duration_p99"], "guance", "dql")}
+    assert queries["requests"].query == (
+        "M::`istio_prom`:(sum(`istio_requests_total`) AS `requests`) { `reporter` = 'destination', "
+        "`destination_workload` = re(`reviews-.*`), `destination_version` IN ['v2', 'v1'], "
+        "`destination_workload_namespace` = 'prod' } [300s::30s] BY `destination_version`, `response_code`")
+    assert queries["latency"].query.endswith("[300s::30s] BY `destination_version`, `le`")
+
+
+def test_builder_errors_name_the_option() -> None:
+    with pytest.raises(an.AnalysisError, match="no traces or logs") as info:
+        an.builtin_queries(TARGET, ["trace_error_rate"], "prometheus")
+    assert info.value.option == "checks"
+    with pytest.raises(an.AnalysisError, match="unknown built-in metric 'cpu'"):
+        an.builtin_queries(TARGET, ["cpu"], "guance")
+    with pytest.raises(an.AnalysisError, match="provider must be") as info:
+        an.builtin_queries(TARGET, ["request_count"], "datadog")
+    assert info.value.option == "provider"
+
+
+@pytest.mark.parametrize("kwargs, option", [
+    ({"service": "Reviews!"}, "service"),
+    ({"canary_version": "v2;drop"}, "canary_version"),
+    ({"baseline_version": "v2"}, "baseline_version"),
+    ({"window_seconds": 0}, "window_seconds"),
+    ({"reporter": 'x"}'}, "reporter"),
+    ({"workload_regex": 'a"b'}, "workload_regex"),
+])
+def test_target_rejects_values_that_would_break_a_query(kwargs, option) -> None:
+    base = {"service": "reviews", "canary_version": "v2", "baseline_version": "v1"}
+    with pytest.raises(an.AnalysisError) as info:
+        an.AnalysisTarget(**dict(base, **kwargs))
+    assert info.value.option == option
+
+
+# ---------------------------------------------------------------------------------------------
+# parsers
+# ---------------------------------------------------------------------------------------------
+
+
+def s(tags: dict, rows: list, columns: tuple = ("time", "v")) -> dict:
+    return {"name": "x", "tags": tags, "columns": list(columns), "rows": rows}
+
+
+def test_counter_increase_handles_resets() -> None:
+    assert an.counter_increase([10, 15, 20]) == 10
+    assert an.counter_increase([10, 15, 3, 8]) == 5 + 3 + 5
+    assert an.counter_increase([7]) == 0
+    assert an.counter_increase([]) == 0
+
+
+@given(st.lists(st.floats(0, 1e9), min_size=1, max_size=30))
+def test_counter_increase_properties(values) -> None:
+    grown = an.counter_increase(values)
+    assert grown >= 0
+    if values == sorted(values):
+        assert math.isclose(grown, values[-1] - values[0], rel_tol=1e-9, abs_tol=1e-6)
+
+
+def test_histogram_quantile_like_prometheus() -> None:
+    buckets = {5.0: 0, 10.0: 50, 25.0: 90, 50.0: 100, math.inf: 100}
+    # rank 99 lies in (25, 50]: 25 + 25 * (99 - 90) / 10
+    assert an.histogram_quantile(0.99, buckets) == pytest.approx(47.5)
+    # rank 25 in (5, 10]: 5 + 5 * 25/50
+    assert an.histogram_quantile(0.25, buckets) == pytest.approx(7.5)
+    # first bucket starts at 0
+    assert an.histogram_quantile(0.5, {1.0: 10, math.inf: 10}) == pytest.approx(0.5)
+    # rank in +Inf: the highest finite bound
+    assert an.histogram_quantile(0.99, {1.0: 10, math.inf: 100}) == 1.0
+    assert an.histogram_quantile(0.99, {1.0: 0, math.inf: 0}) is None
+    assert an.histogram_quantile(0.99, {1.0: 5, 2.0: 10}) is None  # no +Inf bucket
+    # non-monotonic counts are made monotonic
+    assert an.histogram_quantile(0.5, {1.0: 10, 2.0: 8, math.inf: 20}) == pytest.approx(an.histogram_quantile(
+        0.5, {1.0: 10, 2.0: 10, math.inf: 20}))
+    with pytest.raises(an.AnalysisError):
+        an.histogram_quantile(1.5, buckets)
+
+
+@settings(max_examples=200, deadline=None)
+@given(increments=st.lists(st.integers(0, 1000), min_size=2, max_size=10), q=st.floats(0, 1))
+def test_histogram_quantile_stays_in_its_bucket_range(increments, q) -> None:
+    bounds = [0.5 * 2 ** i for i in range(len(increments) - 1)] + [math.inf]
+    cumulative, total = [], 0
+    for inc in increments:
+        total += inc
+        cumulative.append(total)
+    value = an.histogram_quantile(q, dict(zip(bounds, cumulative)))
+    if total == 0:
+        assert value is None
+        return
+    assert value is not None
+    assert 0 <= value <= bounds[-2]
+    higher = an.histogram_quantile(min(1.0, q + 0.1), dict(zip(bounds, cumulative)))
+    assert higher >= value - 1e-9
+
+
+def test_parse_le() -> None:
+    assert an.parse_le("+Inf") == math.inf
+    assert an.parse_le("1.8e+06") == 1800000.0
+    assert an.parse_le("0.5") == 0.5
+    assert an.parse_le(None) is None
+    assert an.parse_le("abc") is None
+
+
+def test_requests_from_promql_increase() -> None:
+    series = [
+        s({"destination_version": "v2", "response_code": "200"}, [[1, "95"]]),
+        s({"destination_version": "v2", "response_code": "503"}, [[1, "5"]]),
+        s({"destination_version": "v1", "response_code": "200"}, [[1, "900"]]),
+        s({"destination_version": "v9", "response_code": "500"}, [[1, "900"]]),  # not ours
+    ]
+    out = an.parse_requests(series, ["v2", "v1"], counter=False)
+    assert out["v2"] == {"request_count": 100, "request_error_rate": 5.0, "request_success_rate": 95.0}
+    assert out["v1"]["request_error_rate"] == 0.0
+
+
+def test_requests_from_dql_counters_newest_first() -> None:
+    series = [
+        s({"destination_version": "v2", "response_code": "200"}, [[3000, 180], [2000, 150], [1000, 100]]),
+        s({"destination_version": "v2", "response_code": "500"}, [[3000, 30], [1000, 10]]),
+    ]
+    out = an.parse_requests(series, ["v2", "v1"], counter=True)
+    assert out["v2"]["request_count"] == 100
+    assert out["v2"]["request_error_rate"] == 20.0
+    # no series for v1: zero requests and no rate, never "100% success"
+    assert out["v1"] == {"request_count": 0, "request_error_rate": None, "request_success_rate": None}
+
+
+def test_latency_from_dql_buckets() -> None:
+    rows = {"10": (0, 50), "50": (0, 90), "100": (0, 99), "500": (0, 100), "+Inf": (0, 100)}
+    series = [s({"destination_version": "v2", "le": le}, [[2000, end], [1000, start]]) for le, (start, end) in rows.items()]
+    out = an.parse_latency_buckets(series, ["v2", "v1"])
+    # rank 99 of 100 is reached exactly at le=100
+    assert out["v2"] == pytest.approx(100.0)
+    assert out["v1"] is None
+
+
+def test_latency_from_promql_nan_is_no_data() -> None:
+    series = [s({"destination_version": "v2"}, [[1, "NaN"]]), s({"destination_version": "v1"}, [[1, "42.5"]])]
+    assert an.parse_latency_promql(series, ["v2", "v1"]) == {"v2": None, "v1": 42.5}
+
+
+def test_traces_and_logs() -> None:
+    spans = [
+        {"tags": {"version": "v2", "status": "ok"}, "columns": ["time", "spans"], "rows": [[None, 90]]},
+        {"tags": {"version": "v2", "status": "error"}, "columns": ["time", "spans"], "rows": [[None, 10]]},
+    ]
+    assert an.parse_traces(spans, ["v2", "v1"]) == {"v2": 10.0, "v1": None}
+    logs = [{"tags": {"version": "v2"}, "columns": ["time", "errors"], "rows": [[None, 4]]}]
+    assert an.parse_logs(logs, ["v2", "v1"]) == {"v2": 4, "v1": 0}
+
+
+def test_builtin_numbers_end_to_end_then_judge() -> None:
+    queries = {q.key: q for q in an.builtin_queries(TARGET, ["request_success_rate", "request_duration_p99"], "prometheus")}
+    answers = {
+        "requests": [
+            s({"destination_version": "v2", "response_code": "200"}, [[1, "80"]]),
+            s({"destination_version": "v2", "response_code": "500"}, [[1, "20"]]),
+            s({"destination_version": "v1", "response_code": "200"}, [[1, "400"]]),
+        ],
+        "latency": [s({"destination_version": "v2"}, [[1, "30"]]), s({"destination_version": "v1"}, [[1, "25"]])],
+    }
+    table = an.builtin_numbers(TARGET, answers, queries)
+    assert table.get("v2", "request_success_rate") == 80.0
+    verdict = an.judge(table, [an.Check("request_success_rate", min=99), an.Check("request_duration_p99", max=500)], "v2", "v1",
+                       min_requests=50)
+    assert verdict.verdict == an.FAIL
+    # an unanswered query leaves its metrics without data
+    table = an.builtin_numbers(TARGET, {"requests": answers["requests"]}, queries)
+    assert table.get("v2", "request_duration_p99") is None
+
+
+def test_custom_values() -> None:
+    by_version = [s({"version": "v2"}, [[2, 3.0], [1, 9.0]]), s({"version": "v1"}, [[1, 1.0]])]
+    assert an.custom_values(by_version, ["v2", "v1"], "version") == {"v2": 3.0, "v1": 1.0}
+    assert an.custom_values([s({}, [[1, 7]])], ["v2", "v1"]) == {"v2": 7, "v1": None}
+    assert an.custom_values([], ["v2"]) == {"v2": None}
+    with pytest.raises(an.AnalysisError, match="returned 2 series"):
+        an.custom_values(by_version, ["v2", "v1"])
+    with pytest.raises(an.AnalysisError, match="several series for version 'v2'"):
+        an.custom_values(by_version + [s({"version": "v2"}, [[1, 1]])], ["v2", "v1"], "version")
+
+
+def test_series_points_tolerates_odd_rows() -> None:
+    series = {"columns": ["time", "a", "b"], "rows": [[2, None, 1], [1, "x", 2], "junk", [3, 5]]}
+    assert an.series_points(series) == [(3.0, 5.0)]
+    assert an.series_points(series, "b") == [(1.0, 2.0), (2.0, 1.0)]
+    assert an.series_points({"columns": ["time"], "rows": [[1]]}) == []
+    assert an.series_tag({"columns": ["time", "host"], "rows": [[1, "h1"]]}, "host") == "h1"
