@@ -1,0 +1,516 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to the canary.istio collection
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""The Guance HTTP client: DQL/PromQL queries and release events.
+
+PRIVATE: this module_util is for the modules of canary.istio only and can change at any time.
+
+Two ways in, with the same calls:
+
+- the Guance OpenAPI (``POST /api/v1/df/query_data_v1``, ``POST /api/v1/events/create``), header
+  ``DF-API-KEY``; base URL from a documented ``site`` or a free ``url`` (private deployments);
+- a DataKit (``POST /v1/query/raw``, ``POST /v1/write/keyevent``), no key (the DataKit adds its
+  workspace token), DQL only.
+
+All queries of a call go in ONE HTTP request: the OpenAPI allows 20 requests a minute per key,
+and one request per analysis round keeps a release far below that.
+
+Errors: every failure is a GuanceError with a plain message that never holds the key. Rate
+limits (401 with ``ft.TriggerApi*CurrentLimiting``, DataKit 429), 5xx answers, timeouts and
+refused connections are retried with backoff within a time budget; a refused key, other 4xx
+answers, a DataKit error inside a 200 answer and a body that is not JSON are not.
+
+``requests`` is imported when the first request is sent.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+import typing as t
+import uuid
+from dataclasses import dataclass, field
+
+# Source: docs.guance.com/open-api (the site -> OpenAPI endpoint table).
+SITES: dict[str, str] = {
+    "cn1": "https://openapi.guance.com",
+    "cn2": "https://aws-openapi.guance.com",
+    "cn4": "https://cn4-openapi.guance.com",
+    "cn5": "https://cn5-openapi.guance.com",
+    "cn6": "https://cn6-openapi.guance.one",
+    "us1": "https://us1-openapi.guance.com",
+    "eu1": "https://eu1-openapi.guance.one",
+    "ap1": "https://ap1-openapi.guance.one",
+    "za1": "https://za1-openapi.guance.com",
+    "id1": "https://id1-openapi.guance.com",
+    "me1": "https://me1-openapi.guance.com",
+}
+API_OPENAPI = "openapi"
+API_DATAKIT = "datakit"
+APIS: tuple[str, ...] = (API_OPENAPI, API_DATAKIT)
+DEFAULT_DATAKIT_URL = "http://localhost:9529"
+
+QUERY_PATH = "/api/v1/df/query_data_v1"
+EVENT_PATH = "/api/v1/events/create"
+DATAKIT_QUERY_PATH = "/v1/query/raw"
+DATAKIT_EVENT_PATH = "/v1/write/keyevent"
+
+EVENT_STATUSES: tuple[str, ...] = ("critical", "error", "warning", "ok", "info", "nodata")
+RATE_LIMIT_CODES: tuple[str, ...] = ("ft.TriggerApiAkCurrentLimiting", "ft.TriggerApiWorkspaceCurrentLimiting")
+DATAKIT_RATE_LIMIT_CODE = "datakit.reachMaxAPILimit"
+USER_AGENT = "canary.istio"
+_REDACTED = "********"
+
+
+# ---------------------------------------------------------------------------------------------
+# Errors
+# ---------------------------------------------------------------------------------------------
+
+
+class GuanceError(Exception):
+    """Base of every error raised here. Messages never contain the API key."""
+
+
+class GuanceConfigError(GuanceError):
+    """Unusable settings. ``option`` names the module option to fix."""
+
+    def __init__(self, message: str, option: str | None = None) -> None:
+        super().__init__(message)
+        self.option = option
+
+
+class GuanceConnectionError(GuanceError):
+    """No answer: refused connection, DNS, TLS, or a timeout (after the retries)."""
+
+
+class GuanceApiError(GuanceError):
+    """Guance or the DataKit answered with an error. ``error_code`` is the answer's
+    ``errorCode`` (OpenAPI) or ``error_code`` (DataKit), empty when it had none."""
+
+    def __init__(self, message: str, status: int | None = None, error_code: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.error_code = error_code
+
+
+class GuanceAuthError(GuanceApiError):
+    """The key was refused (401 or 403 that is not a rate limit)."""
+
+
+class GuanceRateLimitError(GuanceApiError):
+    """Still rate limited when the time budget ran out."""
+
+
+class GuanceServerError(GuanceApiError):
+    """5xx, still failing when the time budget ran out."""
+
+
+class GuanceResponseError(GuanceApiError):
+    """An answer this client cannot read: not JSON, or not the documented shape."""
+
+
+def redact(text: str, secrets: t.Iterable[str | None]) -> str:
+    """``text`` with every secret replaced."""
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, _REDACTED)
+    return text
+
+
+# ---------------------------------------------------------------------------------------------
+# Settings
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GuanceConfig:
+    """Where and how to talk to Guance.
+
+    ``retry_budget``: seconds the client may spend retrying rate limits, 5xx answers and
+    timeouts, waits included (the first attempt is always made). ``backoff``: the first wait;
+    each retry doubles it, up to ``max_backoff``.
+    """
+
+    url: str
+    api: str = API_OPENAPI
+    api_key: str | None = field(default=None, repr=False)
+    timeout: float = 30.0
+    retry_budget: float = 60.0
+    backoff: float = 1.0
+    max_backoff: float = 15.0
+    validate_certs: bool = True
+
+    def secrets(self) -> list[str]:
+        return [self.api_key] if self.api_key else []
+
+
+def base_url(site: str | None = None, url: str | None = None, api: str = API_OPENAPI) -> str:
+    """The base URL from ``url`` (wins), else ``site``, else the DataKit default for ``api=datakit``."""
+    if api not in APIS:
+        raise GuanceConfigError(f"api must be one of {', '.join(APIS)}, got {api!r}", "api")
+    if url:
+        url = url.strip().rstrip("/")
+        if not url.startswith(("http://", "https://")):
+            raise GuanceConfigError(f"url must start with http:// or https://, got {url!r}", "url")
+        return url
+    if site:
+        if api == API_DATAKIT:
+            raise GuanceConfigError("site names an OpenAPI endpoint; for api=datakit set url (default "
+                                    f"{DEFAULT_DATAKIT_URL})", "site")
+        if site not in SITES:
+            raise GuanceConfigError(f"unknown site {site!r}; use one of {', '.join(SITES)}, or url for a private deployment",
+                                    "site")
+        return SITES[site]
+    if api == API_DATAKIT:
+        return DEFAULT_DATAKIT_URL
+    raise GuanceConfigError("set site (for example cn1 or us1) or url (also from the GUANCE_URL environment variable)", "url")
+
+
+def make_config(
+    site: str | None = None,
+    url: str | None = None,
+    api: str = API_OPENAPI,
+    api_key: str | None = None,
+    **kwargs: t.Any,
+) -> GuanceConfig:
+    """A checked GuanceConfig; the OpenAPI needs a key."""
+    resolved = base_url(site, url, api)
+    if api == API_OPENAPI and not api_key:
+        raise GuanceConfigError("the Guance OpenAPI needs api_key (or the GUANCE_API_KEY environment variable): "
+                                "the API Key ID from Management > API Key", "api_key")
+    for option in ("timeout", "retry_budget"):
+        value = kwargs.get(option)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or
+                                  (option == "timeout" and value == 0)):
+            raise GuanceConfigError(f"{option} must be a positive number of seconds, got {value!r}", option)
+    return GuanceConfig(url=resolved, api=api, api_key=api_key or None,
+                        **{k: v for k, v in kwargs.items() if v is not None})
+
+
+# ---------------------------------------------------------------------------------------------
+# Queries and answers
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Query:
+    """One DQL or PromQL query. ``options``: extra documented fields of the query object (for the
+    OpenAPI e.g. ``slimit``, ``limit``, ``interval``, ``promqlType``), sent as given."""
+
+    q: str
+    qtype: str = "dql"
+    options: t.Mapping[str, t.Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    """``series``: per query (request order) a list of ``{name, tags, columns, rows}``.
+    ``raw``: the decoded answer as received."""
+
+    series: list[list[dict[str, t.Any]]]
+    raw: t.Any
+    attempts: int
+
+
+def simple_series(item: t.Mapping[str, t.Any]) -> list[dict[str, t.Any]]:
+    """The simple shape of one query's answer item: name, tags, columns, rows.
+
+    ``series`` may be missing or null when there is no data.
+    """
+    out = []
+    for one in item.get("series") or []:
+        if not isinstance(one, dict):
+            continue
+        out.append({
+            "name": one.get("name") or "",
+            "tags": dict(one.get("tags") or {}),
+            "columns": list(one.get("columns") or []),
+            "rows": [list(row) for row in one.get("values") or [] if isinstance(row, (list, tuple))],
+        })
+    return out
+
+
+def openapi_query_body(queries: t.Sequence[Query], start_ms: int, end_ms: int) -> dict[str, t.Any]:
+    """The body of ``query_data_v1``: the window as ``timeRange``; multi-column mode and no
+    sampling so aggregates are exact; PromQL as an instant query at the end of the window."""
+    body = []
+    for query in queries:
+        entry: dict[str, t.Any] = {
+            "q": query.q,
+            "timeRange": [int(start_ms), int(end_ms)],
+            "disableMultipleField": False,
+            "disable_sampling": True,
+        }
+        if query.qtype == "promql":
+            entry["promqlType"] = "instantQuery"
+        entry.update(query.options)
+        body.append({"qtype": query.qtype, "query": entry})
+    return {"queries": body}
+
+
+def datakit_query_body(queries: t.Sequence[Query], start_ms: int, end_ms: int) -> dict[str, t.Any]:
+    """The body of DataKit's ``/v1/query/raw``. ``disable_slimit``: else the DataKit caps every
+    answer at 20 series."""
+    body = []
+    for query in queries:
+        if query.qtype != "dql":
+            raise GuanceConfigError("a DataKit answers DQL only; use api=openapi for PromQL", "qtype")
+        entry: dict[str, t.Any] = {
+            "query": query.q,
+            "time_range": [int(start_ms), int(end_ms)],
+            "disable_slimit": True,
+            "disable_multiple_field": False,
+        }
+        entry.update(query.options)
+        body.append(entry)
+    return {"queries": body}
+
+
+def _validate_queries(queries: t.Sequence[Query], start_ms: int, end_ms: int) -> None:
+    if not queries:
+        raise GuanceConfigError("give at least one query", "queries")
+    for index, query in enumerate(queries):
+        if not isinstance(query.q, str) or not query.q.strip():
+            raise GuanceConfigError(f"queries[{index}]: the query text is empty", "queries")
+        if query.qtype not in ("dql", "promql"):
+            raise GuanceConfigError(f"queries[{index}]: qtype must be dql or promql, got {query.qtype!r}", "queries")
+    for name, value in (("start", start_ms), ("end", end_ms)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise GuanceConfigError(f"the {name} of the time range must be epoch milliseconds, got {value!r}", "time_range")
+    if start_ms >= end_ms:
+        raise GuanceConfigError(f"the time range starts ({start_ms}) at or after its end ({end_ms})", "time_range")
+
+
+# ---------------------------------------------------------------------------------------------
+# The client
+# ---------------------------------------------------------------------------------------------
+
+
+class _Retry(Exception):
+    """Internal: this attempt failed in a way worth another try; ``error`` is what to raise when
+    the budget is gone, ``wait`` a server-suggested delay."""
+
+    def __init__(self, error: GuanceError, wait: float | None = None) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.wait = wait
+
+
+class GuanceClient:
+    """Queries and events against the OpenAPI or a DataKit; GuanceError on failure."""
+
+    def __init__(
+        self,
+        config: GuanceConfig,
+        sleep: t.Callable[[float], None] = time.sleep,
+        clock: t.Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.config = config
+        self.requests_made = 0
+        self._sleep = sleep
+        self._clock = clock
+        self._session: t.Any = None
+
+    # -- public calls ---------------------------------------------------------------------------
+
+    def query(self, queries: t.Sequence[Query], start_ms: int, end_ms: int) -> QueryResult:
+        """Run every query in one request over ``[start_ms, end_ms]`` (epoch ms)."""
+        _validate_queries(queries, start_ms, end_ms)
+        if self.config.api == API_DATAKIT:
+            body = datakit_query_body(queries, start_ms, end_ms)
+            answer, attempts = self._call("POST", DATAKIT_QUERY_PATH, body)
+            items = self._datakit_items(answer)
+        else:
+            body = openapi_query_body(queries, start_ms, end_ms)
+            answer, attempts = self._call("POST", QUERY_PATH, body)
+            items = self._openapi_items(answer)
+        if len(items) != len(queries):
+            raise GuanceResponseError(
+                f"sent {len(queries)} queries but the answer holds {len(items)} results", error_code="")
+        for index, item in enumerate(items):
+            code = str(item.get("error_code") or item.get("errorCode") or "")
+            if code:
+                message = redact(str(item.get("message") or item.get("error") or ""), self.config.secrets())
+                raise GuanceApiError(f"query {index + 1} failed: {code}: {message}".rstrip(": "), 200, code)
+        return QueryResult([simple_series(item) for item in items], answer, attempts)
+
+    def create_event(
+        self,
+        title: str,
+        status: str = "info",
+        message: str | None = None,
+        tags: t.Mapping[str, str] | None = None,
+        date_ms: int | None = None,
+        source: str = "canary_release",
+    ) -> dict[str, t.Any]:
+        """Write one event. Returns what was sent (``body``) and how many attempts it took.
+
+        The OpenAPI stores it with ``df_source=custom`` and the tags in ``customTags``; a DataKit
+        gets one JSON point in measurement ``source`` with the tags as tags.
+        """
+        if not isinstance(title, str) or not title.strip():
+            raise GuanceConfigError("title must be a non-empty string", "title")
+        if status not in EVENT_STATUSES:
+            raise GuanceConfigError(f"status must be one of {', '.join(EVENT_STATUSES)}, got {status!r}", "status")
+        tags = {str(k): str(v) for k, v in (tags or {}).items()}
+        date_ms = int(time.time() * 1000) if date_ms is None else int(date_ms)
+        body: t.Any
+        if self.config.api == API_DATAKIT:
+            fields: dict[str, t.Any] = {
+                "df_source": "system", "df_status": status, "df_title": title,
+                "df_event_id": "event-" + uuid.uuid4().hex, "df_date_range": 0,
+            }
+            if message:
+                fields["df_message"] = message
+            body = [{"measurement": source, "tags": tags, "fields": fields, "time": date_ms * 1_000_000}]
+            _answer, attempts = self._call("POST", DATAKIT_EVENT_PATH, body, expect_json=False)
+        else:
+            body = {"date": date_ms, "status": status, "title": title}
+            if message:
+                body["message"] = message
+            if tags:
+                body["customTags"] = tags
+            answer, attempts = self._call("POST", EVENT_PATH, body)
+            self._openapi_content(answer)
+        return {"body": body, "attempts": attempts}
+
+    def close(self) -> None:
+        if self._session is not None:
+            self._session.close()
+            self._session = None
+
+    # -- answers --------------------------------------------------------------------------------
+
+    def _openapi_content(self, answer: t.Any) -> t.Any:
+        if not isinstance(answer, dict):
+            raise GuanceResponseError("the OpenAPI answer is not a JSON object")
+        code = str(answer.get("errorCode") or "")
+        if code or answer.get("success") is False:
+            message = redact(str(answer.get("message") or ""), self.config.secrets())
+            raise GuanceApiError(f"Guance refused the request: {code or 'error'}: {message}".rstrip(": "),
+                                 answer.get("code"), code)
+        return answer.get("content")
+
+    def _openapi_items(self, answer: t.Any) -> list[dict[str, t.Any]]:
+        content = self._openapi_content(answer)
+        data = content.get("data") if isinstance(content, dict) else None
+        if not isinstance(data, list):
+            raise GuanceResponseError("the OpenAPI answer has no content.data list")
+        return [item if isinstance(item, dict) else {} for item in data]
+
+    def _datakit_items(self, answer: t.Any) -> list[dict[str, t.Any]]:
+        if not isinstance(answer, dict):
+            raise GuanceResponseError("the DataKit answer is not a JSON object")
+        # The DataKit passes the upstream answer through with HTTP 200, errors included.
+        code = str(answer.get("error_code") or answer.get("errorCode") or "")
+        if code:
+            message = redact(str(answer.get("message") or ""), self.config.secrets())
+            raise GuanceApiError(f"the DataKit answered 200 with an error: {code}: {message}".rstrip(": "), 200, code)
+        content = answer.get("content")
+        if not isinstance(content, list):
+            raise GuanceResponseError("the DataKit answer has no content list")
+        return [item if isinstance(item, dict) else {} for item in content]
+
+    # -- transport ------------------------------------------------------------------------------
+
+    def _session_for(self) -> t.Any:
+        if self._session is None:
+            import requests
+
+            session = requests.Session()
+            session.trust_env = False
+            session.verify = self.config.validate_certs
+            headers = {"Content-Type": "application/json", "Accept": "application/json", "User-Agent": USER_AGENT}
+            if self.config.api == API_OPENAPI and self.config.api_key:
+                headers["DF-API-KEY"] = self.config.api_key
+            session.headers.update(headers)
+            self._session = session
+        return self._session
+
+    def _call(self, method: str, path: str, body: t.Any, expect_json: bool = True) -> tuple[t.Any, int]:
+        """Send with retries within the budget; returns (decoded answer, attempts)."""
+        deadline = self._clock() + self.config.retry_budget
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return self._once(method, path, body, expect_json), attempt
+            except _Retry as retry:
+                delay = min(self.config.max_backoff, self.config.backoff * (2 ** (attempt - 1)))
+                delay *= random.uniform(0.8, 1.0)
+                if retry.wait is not None:
+                    delay = max(delay, retry.wait)
+                if self._clock() + delay > deadline:
+                    error = retry.error
+                    note = f" (gave up after {attempt} attempts within retry_budget={self.config.retry_budget:g}s)"
+                    error.args = (str(error) + note,)
+                    raise error from None
+                self._sleep(delay)
+
+    def _once(self, method: str, path: str, body: t.Any, expect_json: bool) -> t.Any:
+        import requests
+
+        secrets = self.config.secrets()
+        where = f"{method} {self.config.url}{path}"
+        self.requests_made += 1
+        try:
+            response = self._session_for().request(
+                method, self.config.url + path, data=json.dumps(body).encode("utf-8"), timeout=self.config.timeout)
+        except requests.exceptions.Timeout:
+            raise _Retry(GuanceConnectionError(f"{where}: no answer within timeout={self.config.timeout:g}s")) from None
+        except requests.exceptions.SSLError as exc:
+            raise GuanceConnectionError(redact(
+                f"{where}: TLS error: {exc}. Set validate_certs=false only for a test endpoint", secrets)) from None
+        except requests.exceptions.RequestException as exc:
+            raise _Retry(GuanceConnectionError(redact(f"{where}: cannot connect: {exc}", secrets))) from None
+        status = response.status_code
+        payload, is_json = _decode(response)
+        code = ""
+        message = ""
+        if isinstance(payload, dict):
+            code = str(payload.get("errorCode") or payload.get("error_code") or "")
+            message = redact(str(payload.get("message") or ""), secrets)
+        detail = f"{code}: {message}".strip(": ") if (code or message) else _snippet(response, secrets)
+        if status in (401, 403, 429) and (code in RATE_LIMIT_CODES or code == DATAKIT_RATE_LIMIT_CODE or status == 429):
+            raise _Retry(GuanceRateLimitError(
+                f"{where}: rate limited ({status} {detail}); the OpenAPI allows 20 requests a minute per key",
+                status, code), wait=_retry_after(response))
+        if status in (401, 403):
+            raise GuanceAuthError(
+                f"{where}: the API key was refused ({status} {detail}). Check api_key (or GUANCE_API_KEY): "
+                "DF-API-KEY takes the API Key ID of the workspace, and the key must not be disabled", status, code)
+        if status >= 500:
+            raise _Retry(GuanceServerError(f"{where}: server error {status} ({detail})", status, code))
+        if status >= 400:
+            raise GuanceApiError(f"{where}: {status} {detail}", status, code)
+        if not expect_json:
+            return payload
+        if not is_json:
+            raise GuanceResponseError(
+                f"{where}: the answer is not JSON (status {status}, Content-Type "
+                f"{response.headers.get('Content-Type') or 'none'}): {_snippet(response, secrets)}", status)
+        return payload
+
+
+def _decode(response: t.Any) -> tuple[t.Any, bool]:
+    if not response.content:
+        return None, False
+    try:
+        return response.json(), True
+    except ValueError:
+        return None, False
+
+
+def _snippet(response: t.Any, secrets: list[str]) -> str:
+    text = (response.text or response.reason or "").strip().replace("\n", " ")
+    return redact(text[:200], secrets) or "empty body"
+
+
+def _retry_after(response: t.Any) -> float | None:
+    value = response.headers.get("Retry-After")
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
