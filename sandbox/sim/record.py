@@ -153,6 +153,12 @@ class Recorder:
         with self._lock:
             return list(self.points.get(namespace, []))
 
+    def rows_between(self, namespace: str, start_ms: int, end_ms: int) -> list[Point]:
+        """Rows of a Guance namespace (M, T, L, E) with start <= time <= end; what DQL reads."""
+        if namespace == "M":
+            return self.metric_points(start_ms, end_ms)
+        return [p for p in self.rows(namespace) if start_ms <= p.time <= end_ms]
+
     def metric_points(self, start_ms: int, end_ms: int) -> list[Point]:
         """`istio_prom` scrapes at every multiple of the scrape interval in [start, end], cumulative."""
         step = self.scrape_interval_ms

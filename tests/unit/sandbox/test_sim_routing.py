@@ -34,7 +34,7 @@ def mesh_of(*names: str, not_ready: tuple[str, ...] = (), extra: tuple[dict, ...
 
 def versions(mesh: Mesh, request: Request, n: int, seed: int = 7) -> Counter:
     rng = random.Random(seed)
-    return Counter(route_request(mesh, request, rng).version for _ in range(n))
+    return Counter(route_request(mesh, request, rng).version for _i in range(n))
 
 
 def test_90_10_split_is_within_binomial_tolerance():
@@ -50,9 +50,9 @@ def test_90_10_split_is_within_binomial_tolerance():
 
 def test_same_seed_same_choices_other_seed_differs():
     mesh = mesh_of("virtual-service-reviews-50-v3", "destination-rule-all")
-    seq = [route_request(mesh, Request("reviews"), rng).version for rng in [random.Random(1)] for _ in range(50)]
-    again = [route_request(mesh, Request("reviews"), rng).version for rng in [random.Random(1)] for _ in range(50)]
-    other = [route_request(mesh, Request("reviews"), rng).version for rng in [random.Random(2)] for _ in range(50)]
+    seq = [route_request(mesh, Request("reviews"), rng).version for rng in [random.Random(1)] for _i in range(50)]
+    again = [route_request(mesh, Request("reviews"), rng).version for rng in [random.Random(1)] for _i in range(50)]
+    other = [route_request(mesh, Request("reviews"), rng).version for rng in [random.Random(2)] for _i in range(50)]
     assert seq == again
     assert seq != other
 
@@ -70,8 +70,8 @@ def test_header_route_takes_exactly_the_matching_requests():
 def test_delay_for_jason_only():
     mesh = mesh_of("virtual-service-ratings-test-delay", "destination-rule-all")
     rng = random.Random(5)
-    jason = [route_request(mesh, Request("ratings", "reviews-v2", JASON), rng) for _ in range(100)]
-    others = [route_request(mesh, Request("ratings", "reviews-v2", {"end-user": "bob"}), rng) for _ in range(100)]
+    jason = [route_request(mesh, Request("ratings", "reviews-v2", JASON), rng) for _i in range(100)]
+    others = [route_request(mesh, Request("ratings", "reviews-v2", {"end-user": "bob"}), rng) for _i in range(100)]
     assert all(r.delay_ms >= 7000 and r.reached_pod and r.version == "v1" for r in jason)
     assert all(r.delay_ms == 0 and r.reached_pod for r in others)
 
@@ -90,7 +90,7 @@ def test_abort_percentage_is_honoured():
     mesh = mesh_of("destination-rule-all", extra=(vs,))
     rng = random.Random(11)
     n = 2000
-    aborted = sum(route_request(mesh, Request("reviews"), rng).status == 503 for _ in range(n))
+    aborted = sum(route_request(mesh, Request("reviews"), rng).status == 503 for _i in range(n))
     assert abs(aborted - 0.25 * n) <= 4 * math.sqrt(n * 0.25 * 0.75)
 
 
