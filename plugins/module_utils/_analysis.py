@@ -451,7 +451,7 @@ def parse_requests(series: t.Iterable[Series], versions: t.Sequence[str], counte
         if version not in totals:
             continue
         if counter:
-            amount = counter_increase([value for _, value in series_points(one)])
+            amount = counter_increase([point[1] for point in series_points(one)])
         else:
             amount = latest_value(one) or 0.0
         totals[version] += amount
@@ -494,7 +494,7 @@ def parse_latency_buckets(
         bound = parse_le(series_tag(one, "le"))
         if version not in per_version or bound is None:
             continue
-        grown = counter_increase([value for _, value in series_points(one)])
+        grown = counter_increase([point[1] for point in series_points(one)])
         per_version[version][bound] = per_version[version].get(bound, 0.0) + grown
     return {v: histogram_quantile(quantile, buckets) for v, buckets in per_version.items()}
 
@@ -507,7 +507,7 @@ def parse_traces(series: t.Iterable[Series], versions: t.Sequence[str], version_
         version = series_tag(one, version_tag)
         if version not in spans:
             continue
-        count = sum(value for _, value in series_points(one))
+        count = sum(point[1] for point in series_points(one))
         spans[version] += count
         if series_tag(one, "status") in ("error", "critical"):
             failed[version] += count
@@ -520,7 +520,7 @@ def parse_logs(series: t.Iterable[Series], versions: t.Sequence[str], version_ta
     for one in series:
         version = series_tag(one, version_tag)
         if version in counts:
-            counts[version] += sum(value for _, value in series_points(one))
+            counts[version] += sum(point[1] for point in series_points(one))
     return dict(counts)
 
 
