@@ -235,7 +235,8 @@ class _Parser:
         if tok.upper == "RE" and self.peek() is not None and self.peek().text == "(":
             return self.regex_call(tok)
         if tok.kind in ("ident", "backtick", "string"):
-            return _unquote(tok)
+            name = _unquote(tok)
+            return re.compile(".*") if name == "*" else name
         raise DqlError(f"parse error at position {tok.pos}: expected a source, got {tok.text!r}")
 
     def regex_call(self, tok: Tok) -> re.Pattern:
