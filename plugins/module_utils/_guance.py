@@ -33,6 +33,8 @@ import typing as t
 import uuid
 from dataclasses import dataclass, field
 
+from ansible.module_utils.basic import env_fallback
+
 # Source: docs.guance.com/open-api (the site -> OpenAPI endpoint table).
 SITES: dict[str, str] = {
     "cn1": "https://openapi.guance.com",
@@ -187,6 +189,40 @@ def make_config(
             raise GuanceConfigError(f"{option} must be a positive number of seconds, got {value!r}", option)
     return GuanceConfig(url=resolved, api=api, api_key=api_key or None,
                         **{k: v for k, v in kwargs.items() if v is not None})
+
+
+GUANCE_ENV_URL = "GUANCE_URL"
+GUANCE_ENV_API_KEY = "GUANCE_API_KEY"
+
+# The modules' connection options (documented in doc_fragments/guance.py).
+GUANCE_ARG_SPEC: dict[str, dict[str, t.Any]] = {
+    "api": {"type": "str", "choices": list(APIS), "default": API_OPENAPI},
+    "site": {"type": "str", "choices": list(SITES)},
+    "url": {"type": "str", "fallback": (env_fallback, [GUANCE_ENV_URL])},
+    "api_key": {"type": "str", "no_log": True, "fallback": (env_fallback, [GUANCE_ENV_API_KEY])},
+    "validate_certs": {"type": "bool", "default": True},
+    "timeout": {"type": "float", "default": 30.0},
+    "retry_budget": {"type": "float", "default": 60.0},
+}
+
+
+def guance_argument_spec(own: t.Mapping[str, t.Any] | None = None) -> dict[str, t.Any]:
+    """A module's argument_spec: a copy of the Guance options plus its own."""
+    spec = {name: dict(option) for name, option in GUANCE_ARG_SPEC.items()}
+    for name, option in (own or {}).items():
+        if name in spec:
+            raise ValueError(f"option {name!r} is already a Guance connection option")
+        spec[name] = option
+    return spec
+
+
+def config_from_params(params: t.Mapping[str, t.Any]) -> GuanceConfig:
+    """The GuanceConfig of a module's options (GuanceConfigError naming the option to fix)."""
+    return make_config(
+        site=params.get("site"), url=params.get("url"), api=params.get("api") or API_OPENAPI,
+        api_key=params.get("api_key"), timeout=params.get("timeout"), retry_budget=params.get("retry_budget"),
+        validate_certs=params.get("validate_certs", True),
+    )
 
 
 # ---------------------------------------------------------------------------------------------
