@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 import re
 import typing as t
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 PASS = "pass"
 FAIL = "fail"
@@ -763,6 +763,19 @@ def judge(
     else:
         verdict, reason = PASS, f"{len(results)} checks passed on {_fmt(canary_requests)} canary requests"
     return Verdict(verdict, reason, results, canary_requests, baseline_requests, min_requests)
+
+
+def with_queries(checks: t.Sequence[Check], queries: t.Iterable[MetricQuery]) -> list[Check]:
+    """The checks with the text of the query behind each built-in metric filled in (for the
+    report), unless a check already names its query."""
+    by_key = {query.key: query.query for query in queries}
+    out = []
+    for check in checks:
+        key = METRIC_QUERY.get(check.metric)
+        if check.query is None and key in by_key:
+            check = replace(check, query=by_key[key])
+        out.append(check)
+    return out
 
 
 # ---------------------------------------------------------------------------------------------

@@ -435,3 +435,12 @@ def test_series_points_tolerates_odd_rows() -> None:
     assert an.series_points(series, "b") == [(1.0, 2.0), (2.0, 1.0)]
     assert an.series_points({"columns": ["time"], "rows": [[1]]}) == []
     assert an.series_tag({"columns": ["time", "host"], "rows": [[1, "h1"]]}, "host") == "h1"
+
+
+def test_with_queries_fills_builtin_queries_only() -> None:
+    queries = an.builtin_queries(TARGET, ["request_success_rate", "request_duration_p99"], "prometheus")
+    checks = an.with_queries([an.Check("request_success_rate", min=99), an.Check("request_duration_p99", max=500, query="mine"),
+                              an.Check("custom", max=1)], queries)
+    assert checks[0].query == queries[0].query
+    assert checks[1].query == "mine"
+    assert checks[2].query is None
