@@ -28,11 +28,11 @@ def recorder_with_data() -> Recorder:
     rec.add("E", Point("monitor", {"df_source": "monitor", "df_status": "warning"}, {"df_title": "CPU high"}, T0 + 2))
     labels = {"reporter": "destination", "destination_service_name": "reviews", "source_workload": "productpage-v1"}
     for k in range(120):  # reviews-v1: one request per second for two minutes, 30 ms each
-        rec.request(T0 + k * 1000 + 500, dict(labels, destination_workload="reviews-v1", destination_version="v1",
-                                             response_code="200"), 30.0)
+        v1 = dict(labels, destination_workload="reviews-v1", destination_version="v1", response_code="200")
+        rec.request(T0 + k * 1000 + 500, v1, 30.0)
     for k in range(10):  # reviews-v2: ten requests, four of them 500s, 70 ms each
-        rec.request(T0 + 5000 + k * 1000, dict(labels, destination_workload="reviews-v2", destination_version="v2",
-                                              response_code="500" if k < 4 else "200"), 70.0)
+        v2 = dict(labels, destination_workload="reviews-v2", destination_version="v2", response_code="500" if k < 4 else "200")
+        rec.request(T0 + 5000 + k * 1000, v2, 70.0)
     return rec
 
 

@@ -74,8 +74,8 @@ def openapi(sim, method, path, key=KEY, **kw):
 
 
 def query(sim, *texts, **extra):
-    body = {"queries": [{"qtype": "dql", "query": dict({"q": t, "disableMultipleField": False, "disable_sampling": True,
-                                                          "slimit": 50}, **extra)} for t in texts]}
+    settings = {"disableMultipleField": False, "disable_sampling": True, "slimit": 50}
+    body = {"queries": [{"qtype": "dql", "query": dict(settings, q=t, **extra)} for t in texts]}
     resp = openapi(sim, "POST", "/api/v1/df/query_data_v1", json=body)
     assert resp.headers["Content-Type"].startswith("application/json")
     return resp

@@ -1,0 +1,80 @@
+"""The simulator on the live sandbox: routing fidelity through real VirtualServices, answered over Guance's API."""
+from __future__ import annotations
+
+import math
+import time
+
+import pytest
+import requests
+
+from sandbox.sim.live import LiveSimulator
+from sandbox.sim.traffic import TrafficSpec
+
+from _routing_fixtures import bookinfo_object, create, deploy_app, object_path  # pylint: disable=import-error
+
+pytestmark = pytest.mark.integration
+POLL_S = 0.5  # the simulator re-reads a namespace's routing objects at most this often
+SCRAPE_MS = 10_000  # Recorder's default scrape interval (simulated ms)
+
+
+@pytest.fixture(name="live")
+def live_simulator(sandbox, admin):
+    sim = LiveSimulator({sandbox[0].name: admin}, speed=1.0, seed=3, poll_s=POLL_S, tick_s=0.05)
+    sim.start()
+    yield sim
+    sim.stop()
+
+
+def wait_until(live, sim_ms: int) -> None:
+    while live.clock.now_ms() < sim_ms:
+        time.sleep(0.2)
+
+
+def count_by_version(live, namespace: str, start_ms: int, end_ms: int, reporter: str = "destination",
+                     extra: str = "") -> dict:
+    q = ("M::`istio_prom`:(max(`istio_requests_total`) AS `c`) { `reporter` = '%s', `destination_service_name` = 'reviews', "
+         "`destination_service_namespace` = '%s'%s } BY `destination_version`, `response_code`, `source_workload`"
+         % (reporter, namespace, extra))
+    body = {"queries": [{"qtype": "dql", "query": {"q": q, "timeRange": [start_ms, end_ms], "disableMultipleField": False}}]}
+    resp = requests.post(live.endpoints()["guance_openapi"] + "/api/v1/df/query_data_v1", json=body,
+                         headers={"DF-API-KEY": live.api_key}, timeout=10)
+    assert resp.status_code == 200, resp.text
+    out: dict = {}
+    for series in resp.json()["content"]["data"][0]["series"]:
+        key = (series["tags"]["destination_version"], series["tags"]["response_code"])
+        out[key] = out.get(key, 0) + series["values"][0][1]
+    return out
+
+
+def test_split_no_pod_503_and_a_changed_virtual_service_on_the_sandbox(sandbox, admin, namespace, live):
+    deploy_app(admin, namespace, "reviews", ready_versions=("v1", "v2"))
+    create(admin, namespace, bookinfo_object("networking/destination-rule-all.yaml", "DestinationRule", "reviews"))
+    vs = bookinfo_object("networking/virtual-service-reviews-90-10.yaml", "VirtualService", "reviews")
+    create(admin, namespace, vs)
+    cluster = sandbox[0].name
+    live.add_traffic(TrafficSpec(cluster, namespace, "reviews", rate=400))
+    start = live.clock.now_ms()
+    # Counters are read at scrapes (every 10 s of simulated time): wait for two of them.
+    wait_until(live, (start // SCRAPE_MS + 2) * SCRAPE_MS + 200)
+    counts = count_by_version(live, namespace, start, live.clock.now_ms())
+    total = sum(counts.values())
+    assert total > 500, counts
+    v2 = counts.get(("v2", "200"), 0)
+    # 4 standard deviations of Binomial(total, 0.1)
+    assert abs(v2 - 0.1 * total) <= 4 * math.sqrt(total * 0.1 * 0.9), counts
+
+    # Route everything to v3, which has no pod: the client sidecars answer 503 (reporter=source only).
+    vs_path = object_path("VirtualService", namespace, "reviews")
+    current = admin.get(vs_path)
+    current["spec"]["http"] = [{"route": [{"destination": {"host": "reviews", "subset": "v3"}}]}]
+    admin.request("PUT", vs_path, current)
+    changed = live.clock.now_ms()
+    effect = changed + int((POLL_S + 0.5) * 1000)  # the stated take-effect time: one poll plus a margin
+    first_scrape = -(-effect // SCRAPE_MS) * SCRAPE_MS
+    wait_until(live, first_scrape + SCRAPE_MS + 200)
+    now = live.clock.now_ms()
+    no_pod = ("unknown", "503")
+    assert count_by_version(live, namespace, start, changed, reporter="source").get(no_pod, 0) == 0
+    assert count_by_version(live, namespace, first_scrape, now, reporter="source").get(no_pod, 0) > 1000
+    # No request reached a reviews pod after the change took effect: destination counters stand still.
+    assert count_by_version(live, namespace, start, first_scrape) == count_by_version(live, namespace, start, now)
