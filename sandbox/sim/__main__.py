@@ -10,6 +10,7 @@ import argparse
 import signal
 import sys
 import threading
+from pathlib import Path
 
 from .. import control, cluster as sandbox_cluster, versions
 from .live import LiveSimulator, parse_traffic, write_endpoints
@@ -33,6 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--openapi-port", type=int, default=openapi_port)
     parser.add_argument("--datakit-port", type=int, default=datakit_port)
     parser.add_argument("--prometheus-url", default=None, help="answer qtype=promql through this Prometheus")
+    parser.add_argument("--endpoints-file", default=str(versions.STATE_DIR / ENDPOINTS_FILE),
+                        help="where to write the URLs and API key (default: .sandbox/endpoints.json)")
     parser.add_argument("--poll", type=float, default=1.0, help="seconds between reads of a namespace's routing objects")
     args = parser.parse_args(argv)
     try:
@@ -56,9 +59,10 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         print(f"sandbox.sim: cannot listen: {exc}", file=sys.stderr)
         return 1
-    write_endpoints(versions.STATE_DIR / ENDPOINTS_FILE, endpoints)
+    endpoints_file = Path(args.endpoints_file)
+    write_endpoints(endpoints_file, endpoints)
     print(f"sandbox.sim: Guance OpenAPI {endpoints['guance_openapi']}, DataKit {endpoints['datakit']}, "
-          f"metrics {endpoints['metrics']}; API key in {versions.STATE_DIR / ENDPOINTS_FILE}", flush=True)
+          f"metrics {endpoints['metrics']}; API key in {endpoints_file}", flush=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
     signal.signal(signal.SIGINT, lambda signum, frame: stop.set())
