@@ -78,3 +78,39 @@ def test_split_no_pod_503_and_a_changed_virtual_service_on_the_sandbox(sandbox, 
     assert count_by_version(live, namespace, first_scrape, now, reporter="source").get(no_pod, 0) > 1000
     # No request reached a reviews pod after the change took effect: destination counters stand still.
     assert count_by_version(live, namespace, start, first_scrape) == count_by_version(live, namespace, start, now)
+
+
+def dql(live, text: str, time_range: list | None = None) -> list:
+    query = {"q": text, "disableMultipleField": False}
+    if time_range:
+        query["timeRange"] = time_range
+    body = {"queries": [{"qtype": "dql", "query": query}]}
+    resp = requests.post(live.endpoints()["guance_openapi"] + "/api/v1/df/query_data_v1", json=body,
+                         headers={"DF-API-KEY": live.api_key}, timeout=10)
+    assert resp.status_code == 200, resp.text
+    return resp.json()["content"]["data"][0]["series"]
+
+
+def test_header_route_and_delay_for_jason_on_the_sandbox(sandbox, admin, namespace, live):
+    deploy_app(admin, namespace, "reviews", ready_versions=("v1", "v2", "v3"))
+    deploy_app(admin, namespace, "ratings", ready_versions=("v1",))
+    for name in ("reviews", "ratings"):
+        create(admin, namespace, bookinfo_object("networking/destination-rule-all.yaml", "DestinationRule", name))
+    create(admin, namespace, bookinfo_object("networking/virtual-service-reviews-jason-v2-v3.yaml", "VirtualService", "reviews"))
+    create(admin, namespace, bookinfo_object("networking/virtual-service-ratings-test-delay.yaml", "VirtualService", "ratings"))
+    live.add_traffic(TrafficSpec(sandbox[0].name, namespace, "reviews", rate=200, jason_share=0.3))
+    time.sleep(3)
+    where = "{ `namespace` = '%s' }" % namespace
+    series = dql(live, "T::`reviews`:(count(`*`) AS `n`, min(`duration`) AS `lo`, max(`duration`) AS `hi`) %s [10m] BY `version`"
+                 % where)
+    got = {s["tags"]["version"]: dict(zip(s["columns"], s["values"][0])) for s in series}
+    # jason's requests (and only they) go to v2, and each waits the 7 s delay on its call to ratings.
+    assert set(got) == {"v2", "v3"}, got
+    total = got["v2"]["n"] + got["v3"]["n"]
+    assert total > 300
+    assert abs(got["v2"]["n"] - 0.3 * total) <= 4 * math.sqrt(total * 0.3 * 0.7), got
+    assert got["v2"]["lo"] >= 7_000_000 and got["v3"]["hi"] < 7_000_000  # µs
+    # Both v2 and v3 call ratings once per request; jason's calls start 7 s later, so look ahead.
+    now = live.clock.now_ms()
+    ratings = dql(live, "T::`ratings`:(count(`*`) AS `n`) %s" % where, time_range=[now - 600_000, now + 60_000])
+    assert ratings[0]["values"][0][1] >= total
