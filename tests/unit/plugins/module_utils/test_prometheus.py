@@ -129,8 +129,8 @@ def test_server_errors_retried_then_reported(prom) -> None:
 
 
 def test_timeout_and_non_json(prom) -> None:
-    prom.on((200, VECTOR, None, 0.5), (200, VECTOR))
-    assert client(prom, timeout=0.2).query("up").attempts == 2
+    prom.on((200, VECTOR, None, 1.5), (200, VECTOR))
+    assert client(prom, timeout=0.5, retry_budget=5).query("up").attempts == 2
     prom.on((200, b"<html>login</html>", "text/html"))
     with pytest.raises(p.PrometheusResponseError, match=r"not JSON \(status 200, Content-Type text/html\)"):
         client(prom).query("up")
