@@ -779,6 +779,111 @@ def with_queries(checks: t.Sequence[Check], queries: t.Iterable[MetricQuery]) ->
 
 
 # ---------------------------------------------------------------------------------------------
+# One round end to end: plan the queries, read the answers, judge
+# ---------------------------------------------------------------------------------------------
+
+CUSTOM_PREFIX = "custom:"
+
+
+@dataclass(frozen=True)
+class CustomMetric:
+    """A user's DQL or PromQL metric. ``version_tag``: the tag its series are grouped by, one
+    series per version (so it can be compared with the baseline); without it the query must
+    return one series, the canary's. ``column``: the value column (default: the first that is not
+    ``time``)."""
+
+    name: str
+    query: str
+    qtype: str = QTYPE_DQL
+    version_tag: str | None = None
+    column: str | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not re.match(r"^[A-Za-z_][A-Za-z0-9_.-]*$", self.name):
+            raise AnalysisError(f"a custom metric needs a name like 'p95_ms', got {self.name!r}", "metrics")
+        if self.name in BUILTIN_METRICS:
+            raise AnalysisError(f"custom metric {self.name!r} has the name of a built-in metric; rename it", "metrics")
+        if not isinstance(self.query, str) or not self.query.strip():
+            raise AnalysisError(f"custom metric {self.name!r} has an empty query", "metrics")
+        if self.qtype not in (QTYPE_DQL, QTYPE_PROMQL):
+            raise AnalysisError(f"custom metric {self.name!r}: qtype must be dql or promql, got {self.qtype!r}", "metrics")
+
+
+def plan_round(
+    target: AnalysisTarget,
+    checks: t.Sequence[Check],
+    provider: str,
+    custom: t.Sequence[CustomMetric] = (),
+    istio_query_language: str = QTYPE_PROMQL,
+) -> list[MetricQuery]:
+    """Every query a round needs: the built-ins the checks use plus the request count (always
+    needed: too few requests make a round inconclusive), then the custom metrics the checks use.
+    For ``guance`` all of them go in one HTTP request."""
+    by_name = {metric.name: metric for metric in custom}
+    if len(by_name) != len(custom):
+        raise AnalysisError("two custom metrics have the same name", "metrics")
+    builtins = [REQUEST_COUNT]
+    customs: list[CustomMetric] = []
+    for check in checks:
+        if check.metric in BUILTIN_METRICS:
+            builtins.append(check.metric)
+        elif check.metric in by_name:
+            if by_name[check.metric] not in customs:
+                customs.append(by_name[check.metric])
+        else:
+            raise AnalysisError(
+                f"check on unknown metric {check.metric!r}: use a built-in ({', '.join(BUILTIN_METRICS)}) or define "
+                "it as a custom metric", "checks")
+    queries = builtin_queries(target, builtins, provider, istio_query_language)
+    for metric in customs:
+        if provider == PROVIDER_PROMETHEUS and metric.qtype != QTYPE_PROMQL:
+            raise AnalysisError(f"custom metric {metric.name!r} is DQL; the prometheus provider runs PromQL only", "metrics")
+        queries.append(MetricQuery(CUSTOM_PREFIX + metric.name, metric.qtype, metric.query))
+    return queries
+
+
+def round_numbers(
+    target: AnalysisTarget,
+    queries: t.Sequence[MetricQuery],
+    answers: t.Mapping[str, t.Sequence[Series] | None],
+    custom: t.Sequence[CustomMetric] = (),
+) -> VersionNumbers:
+    """Per-version numbers from the answers (query key -> series; a missing key = no data)."""
+    builtin = {query.key: query for query in queries if not query.key.startswith(CUSTOM_PREFIX)}
+    numbers = builtin_numbers(target, answers, builtin)
+    by_name = {metric.name: metric for metric in custom}
+    for query in queries:
+        if not query.key.startswith(CUSTOM_PREFIX):
+            continue
+        metric = by_name[query.key[len(CUSTOM_PREFIX):]]
+        series = answers.get(query.key)
+        values = custom_values(series or [], target.versions, metric.version_tag, metric.column)
+        for version, value in values.items():
+            numbers.set(version, metric.name, value)
+    return numbers
+
+
+def judge_round(
+    target: AnalysisTarget,
+    checks: t.Sequence[Check],
+    queries: t.Sequence[MetricQuery],
+    answers: t.Mapping[str, t.Sequence[Series] | None],
+    custom: t.Sequence[CustomMetric] = (),
+    min_requests: int = 1,
+) -> Verdict:
+    """The verdict of one round from the answers to ``plan_round``'s queries, every check
+    carrying the text of the query behind its value."""
+    numbers = round_numbers(target, queries, answers, custom)
+    texts = {query.key: query.query for query in queries}
+    described = []
+    for check in with_queries(checks, queries):
+        if check.query is None and CUSTOM_PREFIX + check.metric in texts:
+            check = replace(check, query=texts[CUSTOM_PREFIX + check.metric])
+        described.append(check)
+    return judge(numbers, described, target.canary_version, target.baseline_version, min_requests)
+
+
+# ---------------------------------------------------------------------------------------------
 # Several rounds per step
 # ---------------------------------------------------------------------------------------------
 

@@ -444,3 +444,47 @@ def test_with_queries_fills_builtin_queries_only() -> None:
     assert checks[0].query == queries[0].query
     assert checks[1].query == "mine"
     assert checks[2].query is None
+
+
+# ---------------------------------------------------------------------------------------------
+# one round end to end
+# ---------------------------------------------------------------------------------------------
+
+P95 = an.CustomMetric("p95_ms", "M::`app`:(max(`p95`) AS `p95`) BY `version`", version_tag="version")
+
+
+def test_plan_round_always_counts_requests_and_batches_customs() -> None:
+    queries = an.plan_round(TARGET, [an.Check("trace_error_rate", max=5), an.Check("p95_ms", max_ratio_to_baseline=1.2)],
+                            "guance", [P95, an.CustomMetric("unused", "L::x")])
+    assert [q.key for q in queries] == ["requests", "traces", "custom:p95_ms"]
+    assert queries[2].query == P95.query
+
+
+def test_plan_round_errors() -> None:
+    with pytest.raises(an.AnalysisError, match="unknown metric 'cpu'") as info:
+        an.plan_round(TARGET, [an.Check("cpu", max=1)], "guance")
+    assert info.value.option == "checks"
+    with pytest.raises(an.AnalysisError, match="is DQL; the prometheus provider") as info:
+        an.plan_round(TARGET, [an.Check("p95_ms", max=1)], "prometheus", [P95])
+    assert info.value.option == "metrics"
+    with pytest.raises(an.AnalysisError, match="name of a built-in"):
+        an.CustomMetric("request_count", "x")
+    with pytest.raises(an.AnalysisError, match="same name"):
+        an.plan_round(TARGET, [an.Check("p95_ms", max=1)], "guance", [P95, P95])
+
+
+def test_judge_round_end_to_end() -> None:
+    checks = [an.Check("request_success_rate", min=99), an.Check("p95_ms", max_ratio_to_baseline=1.2)]
+    queries = an.plan_round(TARGET, checks, "guance", [P95])
+    answers = {
+        "requests": [s({"destination_version": "v2", "response_code": "200"}, [[1, "200"]]),
+                     s({"destination_version": "v1", "response_code": "200"}, [[1, "800"]])],
+        "custom:p95_ms": [s({"version": "v2"}, [[1, 130.0]]), s({"version": "v1"}, [[1, 100.0]])],
+    }
+    verdict = an.judge_round(TARGET, checks, queries, answers, [P95], min_requests=50)
+    assert verdict.verdict == an.FAIL
+    assert verdict.checks[0].result == "pass" and verdict.checks[0].query == queries[0].query
+    assert verdict.checks[1].reason == "130 > baseline 100 x 1.2" and verdict.checks[1].query == P95.query
+    # the custom query unanswered: no data, so inconclusive rather than pass
+    del answers["custom:p95_ms"]
+    assert an.judge_round(TARGET, checks, queries, answers, [P95], min_requests=50).verdict == an.INCONCLUSIVE
