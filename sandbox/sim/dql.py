@@ -566,6 +566,10 @@ def evaluate(text: str, rows_of: Callable[[str, int, int], list[Point]], now_ms:
     rows = [r for r in rows_of(query.namespace, fetch_start, end)
             if _source_matches(query.source, r.measurement) and fetch_start <= r.time <= end
             and matches(query.where, r, partial) and matches(extra, r, partial)]
+    named = [t.field for t in query.targets if t.field != "*"]
+    if named and len(named) == len(query.targets):
+        # Rows without any asked-for field are not part of the answer (no empty groups from them).
+        rows = [r for r in rows if any(r.get(f) is not None for f in named)]
     in_range = [r for r in rows if r.time >= start]
     source_text = query.source.pattern if isinstance(query.source, re.Pattern) else query.source
     groups: dict[tuple, list[Point]] = {}

@@ -65,10 +65,10 @@ class LiveSimulator:
 
     def __init__(self, apis: dict[str, AdminApi], *, speed: float = 1.0, seed: int = 0, api_key: str | None = None,
                  openapi_port: int = 0, datakit_port: int = 0, poll_s: float = 1.0, tick_s: float = 0.1,
-                 prometheus_url: str | None = None):
+                 prometheus_url: str | None = None, scrape_interval_ms: int = 10_000):
         self.watcher = MeshWatcher(apis, poll_s)
         self.clock = Clock(speed=speed)
-        self.recorder = Recorder()
+        self.recorder = Recorder(scrape_interval_ms=scrape_interval_ms)
         self.simulator = Simulator(self.watcher.mesh_of, self.recorder, Profiles(), seed=seed)
         self.api_key = api_key or secrets.token_hex(16)
         self.sim = Simulation(recorder=self.recorder, clock=self.clock, simulator=self.simulator,
