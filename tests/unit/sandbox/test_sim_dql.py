@@ -175,3 +175,14 @@ def test_unsupported_syntax_is_an_error(text, message):
 def test_conditions_are_anded(rec):
     result = run(rec, "T::reviews:(count(*) AS c) [10m]", conditions="{ version = 'v2' }")
     assert result.series[0]["values"] == [[None, 3]]
+
+
+def test_whole_window_increase_and_rows_without_the_field(rec):
+    # [:::increase] over the whole window uses the scrape just before it as the base: requests in (T0+10s, T0+60s]
+    result = run(rec, "M::istio_prom:(sum(istio_requests_total) AS n) { reporter = 'destination' } [:::increase] BY destination_version",
+                 time_range=[T0 + 10_001, T0 + 60_000])
+    # v1: one per second at 10.5 .. 59.5 s; v2: its 200s at 11, 12, 13 and 14 s (the 500s all came before the base)
+    assert by_tags(result, "n") == {("v1",): [50], ("v2",): [4]}
+    # bucket fields live on points with `le`; the _sum/_count point (no `le`) makes no group
+    buckets = run(rec, "M::istio_prom:(max(istio_request_duration_milliseconds_bucket) AS c) BY le", time_range=[T0, T0 + 60_000])
+    assert "" not in {s["tags"]["le"] for s in buckets.series}
