@@ -114,3 +114,33 @@ def test_header_route_and_delay_for_jason_on_the_sandbox(sandbox, admin, namespa
     now = live.clock.now_ms()
     ratings = dql(live, "T::`ratings`:(count(`*`) AS `n`) %s" % where, time_range=[now - 600_000, now + 60_000])
     assert ratings[0]["values"][0][1] >= total
+
+
+def test_service_start_status_stop(sandbox, tmp_path, monkeypatch):
+    """What `python -m sandbox up/status/down` run: simulator and Prometheus as detached processes."""
+    from sandbox.sim import prometheus, service  # pylint: disable=import-outside-toplevel
+    from sandbox import procs  # pylint: disable=import-outside-toplevel
+    try:
+        prometheus.find_binary()
+    except procs.SandboxError as exc:
+        pytest.skip(f"PROMETHEUS NOT AVAILABLE: {exc}")
+    monkeypatch.setenv("CANARY_ISTIO_SANDBOX_PORT_BASE", "24600")  # away from the running sandbox's own simulator
+    endpoints = service.start(tmp_path, traffic=(f"{sandbox[0].name}/default/reviews=5",))
+    try:
+        assert service.status(tmp_path) == {"simulator": True, "prometheus": True}
+        assert endpoints["guance_openapi"] == "http://127.0.0.1:24601" and endpoints["prometheus"] == "http://127.0.0.1:24603"
+        resp = requests.get(endpoints["guance_openapi"] + "/api/v1/validate", headers={"DF-API-KEY": endpoints["guance_api_key"]},
+                            timeout=10)
+        assert resp.json()["success"] is True
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            got = requests.get(endpoints["prometheus"] + "/api/v1/query", params={"query": "sum(istio_requests_total)"},
+                               timeout=10).json()["data"]["result"]
+            if got and float(got[0]["value"][1]) > 0:
+                break
+            time.sleep(1)
+        else:
+            pytest.fail("Prometheus never scraped the simulator's istio_requests_total")
+    finally:
+        service.stop(tmp_path)
+    assert service.status(tmp_path) == {"simulator": False, "prometheus": False}
