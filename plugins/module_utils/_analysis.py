@@ -118,8 +118,9 @@ class AnalysisTarget:
 
     ``workload_regex`` matches Istio's ``destination_workload`` label (the Deployment name);
     its default ``<service>-.*`` fits the ``reviews-v1``/``reviews-v2`` naming of this collection.
-    ``step_seconds`` is the bucket width of DQL counter queries: it should equal the scrape
-    interval, so that each pod contributes one point per bucket.
+    ``step_seconds`` is the bucket width of DQL counter queries: at least the scrape interval, so
+    that every series has a point in every bucket (a series missing from a bucket would look like
+    a counter reset).
     """
 
     service: str
@@ -243,12 +244,14 @@ def build_promql(target: AnalysisTarget, metric_prefix: str = "") -> dict[str, M
 def build_dql(target: AnalysisTarget) -> dict[str, MetricQuery]:
     """DQL of every built-in: Istio counters from ``istio_prom``, spans from ``T::``, logs from ``L::``.
 
-    Counters are cumulative, and DQL has no ``increase``: the queries sum the counter across pods
-    per time bucket of ``step_seconds`` and the parser takes the increase from the oldest bucket
-    to the newest (see ``counter_increase``). The window goes in the statement and should also be
-    sent as the request's time range.
+    Counters are cumulative, and Guance documents no ``increase`` rollup: the queries take each
+    series' last value per bucket of ``step_seconds`` (rollup ``last``), sum the series of a group,
+    and the parser takes the increase from the oldest bucket to the newest (``counter_increase``).
+    Requests before the first bucket's last sample are not counted, so a window should span
+    several buckets; an undercount can only make a round inconclusive, never pass it. The window
+    goes in the statement and should also be sent as the request's time range.
     """
-    window = f"[{target.window_seconds}s::{target.step_seconds}s]"
+    window = f"[{target.window_seconds}s::{target.step_seconds}s:last]"
     filters = _dql_filters(target)
     versions = ", ".join(f"'{v}'" for v in target.versions)
     requests = (

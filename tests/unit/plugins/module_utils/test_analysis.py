@@ -251,8 +251,8 @@ def test_guance_dql_istio_queries() -> None:
     assert queries["requests"].query == (
         "M::`istio_prom`:(sum(`istio_requests_total`) AS `requests`) { `reporter` = 'destination', "
         "`destination_workload` = re(`reviews-.*`), `destination_version` IN ['v2', 'v1'], "
-        "`destination_workload_namespace` = 'prod' } [300s::30s] BY `destination_version`, `response_code`")
-    assert queries["latency"].query.endswith("[300s::30s] BY `destination_version`, `le`")
+        "`destination_workload_namespace` = 'prod' } [300s::30s:last] BY `destination_version`, `response_code`")
+    assert queries["latency"].query.endswith("[300s::30s:last] BY `destination_version`, `le`")
 
 
 def test_builder_errors_name_the_option() -> None:
