@@ -45,6 +45,7 @@ class Faults:
     status: int | None = None  # answer every request with this status (500/503) in the envelope
     non_json: bool = False  # answer 502 with an HTML body
     delay_s: float = 0.0  # sleep before answering
+    omit_series: bool = False  # leave `series` out of query answers (clients must treat it as empty)
     invalid_key_status: int = 403  # 403 as documented, or 401 as seen in the wild
     rate_limit: int = 20  # requests per minute per key
     workspace_rate_limit: int = 200  # requests per minute, all keys
@@ -323,6 +324,9 @@ class _Handler(BaseHTTPRequestHandler):
                 data = run_queries(sim, payload.get("queries"))
             except dql.DqlError as exc:
                 raise _Fail(400, QUERY_ERROR_CODE, f"dql: {exc}") from exc
+            if faults.omit_series:
+                for item in data:
+                    item.pop("series", None)
             self._send(200, envelope(200, {"data": data, "declaration": {"business": "", "organization": "sandbox"}}))
         elif path == "/api/v1/events/create" and method == "POST":
             create_event(sim, self._json(body))

@@ -176,6 +176,9 @@ def test_invalid_key_rate_limit_and_fault_switches(sim):
     resp = openapi(sim, "GET", "/api/v1/validate")
     assert resp.status_code == 502 and resp.headers["Content-Type"].startswith("text/html")
     sim.faults.non_json = False
+    sim.faults.omit_series = True
+    assert "series" not in query(sim, CANARY_DQL[4]).json()["content"]["data"][0]
+    sim.faults.omit_series = False
     sim.faults.delay_s = 0.3
     started = time.monotonic()
     assert openapi(sim, "GET", "/api/v1/validate").status_code == 200
