@@ -115,6 +115,9 @@ if grep -q 'WARNING: Required program .* not found' "$LOG"; then
     status=1
 fi
 
+echo "== ansible-test units --venv --python $PYTHON_VERSION (the collection's unit tests, as ansible-test runs them)"
+(cd "$TREE" && "$ANSIBLE_TEST" units --venv --python "$PYTHON_VERSION" --color no tests/unit/plugins/) || status=1
+
 echo "== ansible-lint (profile from .ansible-lint)"
 # Roles and playbooks call canary.istio.* by FQCN: the checkout itself must be the installed collection.
 mkdir -p "$REPO/.collections/ansible_collections/$NAMESPACE"

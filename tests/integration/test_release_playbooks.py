@@ -276,3 +276,22 @@ def test_check_diff_previews_and_writes_nothing(admin, bookinfo, release_kubecon
     writes = [(e["verb"], e["requestURI"]) for e in audit.events("canary-release")
               if e["verb"] in WRITE_VERBS and e.get("objectRef", {}).get("namespace") == ns]
     assert all("dryRun=All" in uri for _verb, uri in writes), writes
+
+
+def test_resumed_release_that_fails_before_its_steps_still_rolls_back(admin, bookinfo, release_kubeconfig):
+    ns = bookinfo
+    _play("canary_release", ns, release_kubeconfig, canary_steps=[30], canary_delete_old_versions=False)
+    assert _weights(admin, ns) == {"v1": 70, "v2": 30}
+    # Someone sends 10% to v3 by hand; the resumed run then refuses to delete v3 (it gets traffic),
+    # which fails the release before any step, with 30% already on the canary.
+    path = f"{collection_path('VirtualService', ns)}/reviews"
+    vs = admin.get(path)
+    route = vs["spec"]["http"][-1]["route"]
+    route[0]["weight"] = 60
+    route.append({"destination": {"host": "reviews", "subset": "v3"}, "weight": 10})
+    admin.request("PUT", path, vs)
+    proc = _play("canary_release", ns, release_kubeconfig, check=False, canary_steps=[30, 100])
+    assert proc.returncode != 0
+    assert "still receive traffic" in proc.stdout
+    assert "Rolled back: 100% of traffic is on v1" in proc.stdout, proc.stdout[-3000:]
+    assert _weights(admin, ns) == {"v1": 100, "v2": 0}
