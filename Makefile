@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv sandbox-build sandbox-up sandbox-down test unit integration sanity demo clean
+.PHONY: venv sandbox-build sandbox-up sandbox-down test unit integration sanity bench demo clean
 
 venv: $(STAMP)
 
@@ -39,6 +39,14 @@ integration: sandbox-build
 
 sanity: venv
 	bash tests/run-sanity.sh
+
+# A canary release of bookinfo's reviews on the sandbox (builds and starts it when needed).
+demo: sandbox-build
+	$(PY) -m sandbox.demo
+
+# Figures, not pass/fail: per-task wall time and API requests (bench/results/*.json).
+bench: sandbox-build
+	$(PY) -m bench.task_overhead
 
 clean:
 	-$(PY) -m sandbox down
