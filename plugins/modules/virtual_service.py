@@ -399,6 +399,12 @@ from ansible_collections.canary.istio.plugins.module_utils._k8s import (
     istio_path,
     normalize_istio_api_version,
 )
+from ansible_collections.canary.istio.plugins.module_utils._objects import (
+    merge_metadata,
+    metadata_strings,
+    result_object,
+    spec_diff,
+)
 
 KIND = "VirtualService"
 
@@ -548,25 +554,6 @@ def istio_http_routes(http: list[dict], default_host: str) -> list[dict]:
     return routes
 
 
-def metadata_strings(values: dict | None, option: str) -> dict[str, str]:
-    """Label or annotation values as the strings Kubernetes needs; YAML numbers become text."""
-    result: dict[str, str] = {}
-    for key, value in (values or {}).items():
-        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-            raise IstioSpecError(option, "the value of %r must be a string, got %r; quote it in YAML" % (key, value))
-        result[str(key)] = value if isinstance(value, str) else str(value)
-    return result
-
-
-def merge_metadata(metadata: dict | None, labels: dict[str, str], annotations: dict[str, str]) -> dict:
-    """``metadata`` with ``labels`` and ``annotations`` set; every other key, label and annotation stays."""
-    merged = copy.deepcopy(metadata) if metadata else {}
-    for key, wanted in (("labels", labels), ("annotations", annotations)):
-        if wanted:
-            merged[key] = dict(merged.get(key) or {}, **wanted)
-    return merged
-
-
 def wanted_virtual_service(live: dict | None, params: t.Mapping[str, t.Any]) -> dict | None:
     """The whole VirtualService to write given the live one (None: missing), or None when the
     live one already has everything asked for. Raises IstioSpecError naming the option at fault."""
@@ -593,25 +580,6 @@ def wanted_virtual_service(live: dict | None, params: t.Mapping[str, t.Any]) -> 
     wanted["metadata"] = metadata
     wanted["spec"] = spec
     return wanted
-
-
-def result_object(obj: dict | None) -> dict:
-    """The object to return: managedFields are bookkeeping of the API server, noise to a reader."""
-    if not obj:
-        return {}
-    shown = copy.deepcopy(obj)
-    (shown.get("metadata") or {}).pop("managedFields", None)
-    return shown
-
-
-def spec_diff(before: dict | None, after: dict | None, label: str) -> dict:
-    """Ansible's diff of the spec alone; an object that does not exist shows as {}."""
-    return {
-        "before": copy.deepcopy((before or {}).get("spec") or {}),
-        "after": copy.deepcopy((after or {}).get("spec") or {}),
-        "before_header": "%s (spec)" % label,
-        "after_header": "%s (spec)" % label,
-    }
 
 
 # --- the module ------------------------------------------------------------------------------
