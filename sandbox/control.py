@@ -11,6 +11,7 @@ from pathlib import Path
 import yaml
 
 from . import build, cluster, procs, versions
+from .sim import service as sim_service
 
 STATE_FILE = "state.json"
 
@@ -51,6 +52,10 @@ def up(count: int = 1) -> list[cluster.Cluster]:
         if len(running) >= count and all(cluster.is_healthy(c) for c in running):
             print(f"sandbox is already running ({len(running)} cluster(s)); "
                   f"kubeconfig: {versions.STATE_DIR / 'kubeconfig'}")
+            if not all(sim_service.status(versions.STATE_DIR).values()):
+                # The clusters outlived the simulator (killed, or a sandbox from before it existed).
+                sim_service.stop(versions.STATE_DIR)
+                _start_simulator()
             return running
         # A partial or dead sandbox: start over rather than patch it up.
         print("sandbox state found but not healthy or too few clusters; restarting it")
@@ -80,10 +85,23 @@ def up(count: int = 1) -> list[cluster.Cluster]:
         raise errors[0]
     _save(clusters)
     _write_kubeconfigs(clusters)
+    try:
+        _start_simulator()
+    except BaseException:
+        down(quiet=True)
+        raise
     print(f"sandbox up: {count} cluster(s) in {time.monotonic() - t0:.1f}s; "
           f"kubeconfig: {versions.STATE_DIR / 'kubeconfig'} "
           f"(release token: {versions.STATE_DIR / 'kubeconfig-release'})")
     return clusters
+
+
+def _start_simulator() -> dict:
+    """The mesh and Guance simulator and its Prometheus, over the clusters just started (sandbox/sim)."""
+    endpoints = sim_service.start(versions.STATE_DIR)
+    print(f"simulator: Guance OpenAPI {endpoints['guance_openapi']}, DataKit {endpoints['datakit']}, "
+          f"Prometheus {endpoints['prometheus']}; URLs and API key in {versions.STATE_DIR / 'endpoints.json'}", flush=True)
+    return endpoints
 
 
 def status() -> int:
@@ -98,11 +116,15 @@ def status() -> int:
         healthy &= ok
         parts = " ".join(f"{name}={'up' if alive else 'DOWN'}" for name, alive in comps.items())
         print(f"{c.name}: {'ready' if ok else 'NOT READY'} {c.server} {parts} audit={c.audit_log}")
+    for name, alive in sim_service.status(versions.STATE_DIR).items():
+        healthy &= alive
+        print(f"{name}: {'up' if alive else 'DOWN'}")
     return 0 if healthy else 1
 
 
 def down(quiet: bool = False) -> None:
     clusters = load_clusters()
+    sim_service.stop(versions.STATE_DIR)
     for c in clusters:
         cluster.stop(c)
     if versions.STATE_DIR.exists():

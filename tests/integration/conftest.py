@@ -19,7 +19,7 @@ from sandbox.audit import AuditLog
 
 from runners import run_module  # pylint: disable=import-error
 
-CLUSTERS = int(os.environ.get("CANARY_ISTIO_TEST_CLUSTERS", "2"))
+CLUSTERS = int(os.environ.get("CANARY_ISTIO_TEST_CLUSTERS", "3"))
 
 
 def _must_run() -> bool:

@@ -1,6 +1,7 @@
 """The simulator on the live sandbox: routing fidelity through real VirtualServices, answered over Guance's API."""
 from __future__ import annotations
 
+import json
 import math
 import time
 
@@ -144,3 +145,18 @@ def test_service_start_status_stop(sandbox, tmp_path, monkeypatch):
     finally:
         service.stop(tmp_path)
     assert service.status(tmp_path) == {"simulator": False, "prometheus": False}
+
+
+def test_sandbox_up_runs_the_simulator_and_prometheus(sandbox):
+    """`python -m sandbox up` starts them with the clusters; endpoints.json is what tests and users read."""
+    from sandbox import control, versions  # pylint: disable=import-outside-toplevel
+    from sandbox.sim import service  # pylint: disable=import-outside-toplevel
+    assert service.status(versions.STATE_DIR) == {"simulator": True, "prometheus": True}
+    endpoints_file = versions.STATE_DIR / "endpoints.json"
+    assert endpoints_file.stat().st_mode & 0o077 == 0  # it holds the API key
+    endpoints = json.loads(endpoints_file.read_text())
+    resp = requests.get(endpoints["guance_openapi"] + "/api/v1/validate", headers={"DF-API-KEY": endpoints["guance_api_key"]},
+                        timeout=10)
+    assert resp.json()["success"] is True
+    assert requests.get(endpoints["prometheus"] + "/-/ready", timeout=10).status_code == 200
+    assert control.status() == 0
