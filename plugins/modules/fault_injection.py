@@ -197,6 +197,7 @@ from ansible_collections.canary.istio.plugins.module_utils._istio import (
     upsert_fault_rule,
     validate_fault,
 )
+from ansible_collections.canary.istio.plugins.module_utils._objects import spec_diff
 from ansible_collections.canary.istio.plugins.module_utils._k8s import (
     ISTIO_API_ARG_SPEC,
     VIRTUAL_SERVICES,
@@ -281,10 +282,9 @@ def find_rule(spec: dict, name: str) -> dict | None:
     return next((r for r in http_routes(spec) if isinstance(r, dict) and r.get("name") == name), None)
 
 
-def spec_diff(before_spec: dict, after_spec: dict, namespace: str, name: str) -> dict:
+def vs_diff(before_spec: dict, after_spec: dict, namespace: str, name: str) -> dict:
     """Ansible's diff of the VirtualService's spec alone, headed with the object it belongs to."""
-    label = "VirtualService %s/%s (spec)" % (namespace, name)
-    return dict(before=before_spec, after=after_spec, before_header=label, after_header=label)
+    return spec_diff({"spec": before_spec}, {"spec": after_spec}, "VirtualService %s/%s" % (namespace, name))
 
 
 def main() -> None:
@@ -336,7 +336,7 @@ def main() -> None:
     response: dict[str, t.Any] = dict(changed=result.changed, rule=find_rule(after_spec, params["rule"]))
     if module._diff:
         before_spec = (result.before or {}).get("spec") or {}
-        response["diff"] = spec_diff(before_spec, after_spec, params["namespace"], params["name"])
+        response["diff"] = vs_diff(before_spec, after_spec, params["namespace"], params["name"])
     module.exit_json(**response)
 
 

@@ -179,6 +179,7 @@ from ansible_collections.canary.istio.plugins.module_utils._istio import (
     validate_weights,
     weights_from_canary,
 )
+from ansible_collections.canary.istio.plugins.module_utils._objects import spec_diff
 from ansible_collections.canary.istio.plugins.module_utils._k8s import (
     ISTIO_API_ARG_SPEC,
     VIRTUAL_SERVICES,
@@ -336,10 +337,9 @@ def _check_ready_pods(module: AnsibleModule, client, plan: Plan, weights: dict[s
         )
 
 
-def spec_diff(before_spec: dict, after_spec: dict, namespace: str, name: str) -> dict:
+def vs_diff(before_spec: dict, after_spec: dict, namespace: str, name: str) -> dict:
     """Ansible's diff of the VirtualService's spec alone, headed with the object it belongs to."""
-    label = "VirtualService %s/%s (spec)" % (namespace, name)
-    return dict(before=before_spec, after=after_spec, before_header=label, after_header=label)
+    return spec_diff({"spec": before_spec}, {"spec": after_spec}, "VirtualService %s/%s" % (namespace, name))
 
 
 def main() -> None:
@@ -383,7 +383,7 @@ def main() -> None:
         # Nothing to send anywhere new: no DestinationRule, Service or pod read is needed.
         response["weights"] = plan.previous_weights
         if module._diff:
-            response["diff"] = spec_diff(live_spec, live_spec, params["namespace"], params["name"])
+            response["diff"] = vs_diff(live_spec, live_spec, params["namespace"], params["name"])
         module.exit_json(**response)
 
     rule = _check_subsets_defined(module, client, plan, weights)
@@ -415,7 +415,7 @@ def main() -> None:
         weights=route_weights(after_spec["http"][index]),
     )
     if module._diff:
-        response["diff"] = spec_diff(before_spec, after_spec, params["namespace"], params["name"])
+        response["diff"] = vs_diff(before_spec, after_spec, params["namespace"], params["name"])
     module.exit_json(**response)
 
 

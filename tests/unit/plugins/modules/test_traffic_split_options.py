@@ -76,6 +76,6 @@ def test_missing_subsets_in_the_order_given():
 
 
 def test_spec_diff_has_the_spec_alone_with_a_header():
-    diff = ts.spec_diff({"a": 1}, {"a": 2}, "prod", "reviews")
+    diff = ts.vs_diff({"a": 1}, {"a": 2}, "prod", "reviews")
     assert diff == {"before": {"a": 1}, "after": {"a": 2},
                     "before_header": "VirtualService prod/reviews (spec)", "after_header": "VirtualService prod/reviews (spec)"}
