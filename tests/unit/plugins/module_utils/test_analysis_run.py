@@ -1,0 +1,337 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to the canary.istio collection
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""Tests of plugins/module_utils/_analysis_run.py: options -> plan, and the round loop on a fake
+clock with a scripted query source (no waiting, no server)."""
+
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.canary.istio.plugins.module_utils import _analysis as an
+from ansible_collections.canary.istio.plugins.module_utils import _analysis_run as run
+from ansible_collections.canary.istio.plugins.module_utils import _guance as g
+from ansible_collections.canary.istio.plugins.module_utils import _prometheus as p
+
+T0_MS = 1_764_136_800_000
+BASE = {"service": "reviews", "namespace": "prod", "canary_version": "v2"}
+
+
+class FakeClock:
+    """Monotonic seconds from 0; wall time T0 + that; sleep moves time on and is recorded."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def wall_ms(self) -> int:
+        return T0_MS + int(round(self.now * 1000))
+
+    def sleep(self, seconds: float) -> None:
+        assert seconds > 0
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def answers_for(verdict: str) -> dict:
+    """Answers to the default checks' queries (PromQL shape) that judge to ``verdict``."""
+    if verdict == "inconclusive":
+        return {"requests": [], "latency": []}
+
+    def req(code: str, count: float) -> dict:
+        return {"name": "", "tags": {"destination_version": "v2", "response_code": code},
+                "columns": ["time", "value"], "rows": [[T0_MS, count]]}
+
+    requests = [req("200", 100)] if verdict == "pass" else [req("200", 80), req("500", 20)]
+    latency = [{"name": "", "tags": {"destination_version": "v2"}, "columns": ["time", "value"], "rows": [[T0_MS, 42.0]]}]
+    return {"requests": requests, "latency": latency}
+
+
+class ScriptedSource:
+    """Answers round n with ``answers_for(script[n-1])``; 'error' raises; each round costs
+    ``cost_s`` seconds of the fake clock and one request."""
+
+    def __init__(self, clock: FakeClock, script: list[str], cost_s: float = 0.0) -> None:
+        self.clock = clock
+        self.script = list(script)
+        self.cost_s = cost_s
+        self.requests_made = 0
+        self.calls: list[tuple[float, int, int, list[str]]] = []
+
+    def query_round(self, queries, start_ms: int, end_ms: int) -> dict:
+        self.calls.append((self.clock.now, start_ms, end_ms, [q.key for q in queries]))
+        self.requests_made += 1
+        self.clock.now += self.cost_s
+        step = self.script.pop(0)
+        if step == "error":
+            raise run.RoundQueryError("querying Guance: server error 500 (InternalError)", 500, "InternalError")
+        return answers_for(step)
+
+
+def run_script(script: list[str], check_mode: bool = False, cost_s: float = 0.0, **options):
+    plan = run.plan_from_params(dict(BASE, **options))
+    clock = FakeClock()
+    source = ScriptedSource(clock, script, cost_s)
+    result = run.run_step(plan, source, clock.wall_ms, clock.monotonic, clock.sleep, check_mode=check_mode)
+    return result, clock, source
+
+
+# ---------------------------------------------------------------------------------------------
+# The round loop
+# ---------------------------------------------------------------------------------------------
+
+
+def test_a_failing_round_at_the_threshold_returns_after_that_round() -> None:
+    result, clock, source = run_script(["fail", "pass", "pass"], interval=30, iterations=3)
+    assert [r.number for r in result.rounds] == [1]
+    assert result.verdict == "fail" and result.failed
+    assert clock.sleeps == [30] and clock.now == 30  # one interval, then back at once
+    assert result.reason == "analysis of reviews v2 failed in round 1: request_success_rate 80 < min 99"
+    assert source.script == ["pass", "pass"]  # the later rounds never ran
+
+
+def test_threshold_counts_failed_rounds_across_the_step() -> None:
+    result, _, _ = run_script(["fail", "pass", "fail", "pass"], interval=10, iterations=3, threshold=2)
+    assert [r.verdict.verdict for r in result.rounds] == ["fail", "pass", "fail"]
+    assert result.verdict == "fail"
+    assert result.reason.startswith("analysis of reviews v2 failed in round 3: request_success_rate 80 < min 99 (")
+    assert "2 failed checks reached the threshold 2" in result.reason
+
+
+def test_pass_needs_iterations_rounds_with_the_last_passing() -> None:
+    result, clock, source = run_script(["pass", "pass", "pass"], interval=30, iterations=3)
+    assert result.verdict == "pass" and not result.failed
+    assert len(result.rounds) == 3 and clock.now == 90
+    # every window ends when its round ran and looks back `window` (default: the interval)
+    assert [(call[1], call[2]) for call in source.calls] == [
+        (T0_MS + (n * 30 - 30) * 1000, T0_MS + n * 30_000) for n in (1, 2, 3)]
+    assert result.reason.startswith("analysis of reviews v2 passed in round 3: 2 checks passed on 100 canary requests")
+
+
+def test_a_failed_last_look_never_passes_the_step() -> None:
+    result, _, _ = run_script(["pass", "pass", "fail", "pass"], interval=5, iterations=3, threshold=2)
+    assert [r.verdict.verdict for r in result.rounds] == ["pass", "pass", "fail", "pass"]
+    assert result.verdict == "pass"
+    result, _, _ = run_script(["pass", "fail", "pass"], interval=5, iterations=1, threshold=2)
+    assert [r.verdict.verdict for r in result.rounds] == ["pass"]  # one iteration: the first pass is enough
+
+
+def test_inconclusive_counts_as_a_failed_round_by_default() -> None:
+    result, _, _ = run_script(["inconclusive", "pass"], interval=5, iterations=2)
+    assert len(result.rounds) == 1 and result.verdict == "fail" and result.failed
+    assert result.reason == ("analysis of reviews v2 failed in round 1: inconclusive: too few canary requests: "
+                             "0 < min_requests 1")
+
+
+def test_inconclusive_wait_goes_on_and_never_passes() -> None:
+    result, _, _ = run_script(["inconclusive", "inconclusive"], interval=5, iterations=2, inconclusive="wait")
+    assert len(result.rounds) == 2 and result.verdict == "inconclusive" and result.failed
+    assert result.reason.startswith("analysis of reviews v2 inconclusive after round 2: too few canary requests")
+    result, _, _ = run_script(["inconclusive", "inconclusive"], interval=5, iterations=2, inconclusive="wait",
+                              fail_on_inconclusive=False)
+    assert result.verdict == "inconclusive" and not result.failed
+    result, _, _ = run_script(["inconclusive", "pass"], interval=5, iterations=2, inconclusive="wait")
+    assert result.verdict == "pass"
+    # a round that fails still counts while inconclusive rounds are tolerated
+    result, _, _ = run_script(["inconclusive", "fail"], interval=5, iterations=2, inconclusive="wait")
+    assert result.verdict == "fail" and len(result.rounds) == 2
+
+
+def test_check_mode_runs_one_round_now_and_never_fails() -> None:
+    result, clock, _ = run_script(["fail"], check_mode=True, interval=30, iterations=3)
+    assert len(result.rounds) == 1 and clock.sleeps == [] and clock.now == 0
+    assert result.verdict == "fail" and not result.failed
+    assert result.reason == ("analysis of reviews v2: check mode, one round without waiting: fail: "
+                             "request_success_rate 80 < min 99")
+    result, _, _ = run_script(["pass"], check_mode=True, interval=30, iterations=3)
+    assert result.verdict == "pass" and len(result.rounds) == 1
+
+
+def test_rounds_keep_their_pace_when_queries_take_time() -> None:
+    result, clock, source = run_script(["pass", "pass", "pass"], cost_s=2.0, interval=30, iterations=3)
+    assert result.verdict == "pass"
+    assert clock.sleeps == [30, 28, 28]
+    assert [call[0] for call in source.calls] == [30, 60, 90]
+
+
+def test_interval_zero_runs_rounds_back_to_back_with_a_minute_window() -> None:
+    result, clock, source = run_script(["pass", "pass"], iterations=2)
+    assert len(result.rounds) == 2 and clock.sleeps == []
+    assert source.calls[0][2] - source.calls[0][1] == 60_000
+
+
+def test_a_query_error_stops_the_step_with_the_rounds_so_far() -> None:
+    with pytest.raises(run.StepError) as info:
+        run_script(["pass", "error"], interval=5, iterations=3)
+    assert str(info.value) == ("analysis of reviews v2, round 2: querying Guance: server error 500 (InternalError)")
+    assert [r.number for r in info.value.rounds] == [1]
+    assert info.value.status == 500 and info.value.error_code == "InternalError"
+
+
+def test_round_report_is_json_ready() -> None:
+    result, _, _ = run_script(["fail"], interval=5)
+    report = result.rounds[0].as_dict()
+    assert report["round"] == 1 and report["verdict"] == "fail" and report["http_requests"] == 1
+    assert report["end_ms"] - report["start_ms"] == 5000
+    assert report["numbers"]["v2"]["request_count"] == 100
+    assert report["numbers"]["v2"]["request_success_rate"] == 80
+    assert report["numbers"]["v2"]["request_duration_p99"] == 42
+    assert [c["metric"] for c in report["checks"]] == ["request_success_rate", "request_duration_p99"]
+    assert report["checks"][0]["query"].startswith("sum by (destination_version, response_code) (increase(istio_prom:")
+    infinite = run.RoundReport(1, 0, 1, result.rounds[0].verdict, {"v2": {"x": float("inf")}}, 1).as_dict()
+    assert infinite["numbers"] == {"v2": {"x": "+Inf"}}
+
+
+# ---------------------------------------------------------------------------------------------
+# Options -> plan
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value, seconds", [(30, 30), ("30", 30), ("30s", 30), ("2m", 120), ("1h", 3600), (45.0, 45)])
+def test_seconds_option(value, seconds) -> None:
+    assert run.seconds_option(value, "window") == seconds
+
+
+@pytest.mark.parametrize("value", ["", "abc", "1.5m", "-3", True, 0, "0s"])
+def test_bad_seconds_name_the_option(value) -> None:
+    with pytest.raises(an.AnalysisError) as info:
+        run.seconds_option(value, "window")
+    assert info.value.option == "window" and "window must" in str(info.value)
+
+
+def test_plan_defaults() -> None:
+    plan = run.plan_from_params(BASE)
+    assert plan.provider == "guance"
+    assert plan.step == run.StepSettings(interval_s=0, iterations=1, threshold=1, window_s=60, min_requests=1)
+    assert [c.metric for c in plan.checks] == ["request_success_rate", "request_duration_p99"]
+    assert plan.checks[0].min == 99 and plan.checks[1].max == 500
+    assert [(q.key, q.qtype) for q in plan.queries] == [("requests", "promql"), ("latency", "promql")]
+    assert 'destination_workload_namespace="prod"' in plan.queries[0].query
+    assert run.plan_from_params(dict(BASE, interval=30)).step.window_s == 30
+    assert run.plan_from_params(dict(BASE, interval=30, window="2m")).step.window_s == 120
+
+
+def test_plan_with_every_kind_of_check_and_custom_metrics() -> None:
+    plan = run.plan_from_params(dict(
+        BASE, baseline_version="v1", istio_query_language="dql", scrape_interval="10s", window=30,
+        checks=[{"metric": "request_error_rate", "max_over_baseline": 1},
+                {"metric": "request_duration_p99", "max": 500, "max_ratio_to_baseline": 1.5},
+                {"metric": "trace_error_rate", "max": 5}, {"metric": "error_log_count", "max": 0},
+                {"metric": "p95_ms", "max": 300}],
+        metrics=[{"name": "p95_ms", "query": "T::`reviews`:(percentile(`duration`, 95) AS `p95`) BY `version`",
+                  "version_tag": "version"}]))
+    assert [(q.key, q.qtype) for q in plan.queries] == [
+        ("requests", "dql"), ("latency", "dql"), ("traces", "dql"), ("logs", "dql"), ("custom:p95_ms", "dql")]
+    assert "[30s::10s:last]" in plan.queries[0].query
+    assert plan.checks[1].max_ratio_to_baseline == 1.5
+    prom = run.plan_from_params(dict(BASE, provider="prometheus", metrics=[{"name": "m", "query": "up"}],
+                                     checks=[{"metric": "m", "min": 1}]))
+    assert prom.custom[0].qtype == "promql"  # the provider's language by default
+    assert not prom.queries[0].query.startswith("sum by (destination_version, response_code) (increase(istio_prom:")
+
+
+@pytest.mark.parametrize("options, option, text", [
+    ({"checks": [{"metric": "nope", "min": 1}]}, "checks", "unknown metric 'nope'"),
+    ({"checks": [{"metric": "request_success_rate"}]}, "checks", "checks[0]: check 'request_success_rate' has no bound"),
+    ({"checks": [{"metric": "request_success_rate", "min": 99, "max": 90}]}, "checks", "min 99 is above max 90"),
+    ({"checks": [{"metric": "request_error_rate", "max_over_baseline": 1}]}, "baseline_version", "set baseline_version"),
+    ({"window": "soon"}, "window", "window must be whole seconds"),
+    ({"interval": -1}, "interval", "interval must be at least 0"),
+    ({"iterations": 0}, "iterations", "iterations must be a whole number >= 1"),
+    ({"threshold": 0}, "threshold", "threshold must be a whole number >= 1"),
+    ({"min_requests": 0}, "min_requests", "min_requests must be a whole number >= 1"),
+    ({"inconclusive": "ignore"}, "inconclusive", "inconclusive must be one of fail, wait"),
+    ({"provider": "datadog"}, "provider", "provider must be guance or prometheus"),
+    ({"canary_version": "v 2"}, "canary_version", "canary_version must be a version label"),
+    ({"baseline_version": "v2"}, "baseline_version", "must differ from canary_version"),
+    ({"istio_query_language": "dql", "window": 60}, "window", "set window to at least 120s"),
+    ({"api": "datakit"}, "istio_query_language", "a DataKit (api=datakit) answers DQL only"),
+    ({"provider": "prometheus", "checks": [{"metric": "trace_error_rate", "max": 1}]}, "checks", "no traces or logs"),
+    ({"provider": "prometheus", "metrics": [{"name": "m", "query": "L::x", "qtype": "dql"}],
+      "checks": [{"metric": "m", "max": 1}]}, "metrics", "the prometheus provider runs PromQL only"),
+    ({"metrics": [{"name": "request_count", "query": "x"}]}, "metrics", "metrics[0]: custom metric 'request_count'"),
+])
+def test_bad_options_name_the_option(options, option, text) -> None:
+    with pytest.raises(an.AnalysisError) as info:
+        run.plan_from_params(dict(BASE, **options))
+    assert info.value.option == option
+    assert text in str(info.value)
+
+
+# ---------------------------------------------------------------------------------------------
+# Providers (fake clients; the real HTTP paths are in tests/integration/test_canary_analysis_module.py)
+# ---------------------------------------------------------------------------------------------
+
+
+class FakeGuance:
+    def __init__(self, error: Exception | None = None) -> None:
+        self.error = error
+        self.requests_made = 0
+        self.sent: list = []
+
+    def query(self, queries, start_ms, end_ms):
+        self.requests_made += 1
+        self.sent.append((queries, start_ms, end_ms))
+        if self.error:
+            raise self.error
+        return g.QueryResult([[{"name": "", "tags": {}, "columns": ["time", "value"], "rows": [[end_ms, i]]}]
+                              for i, _ in enumerate(queries)], {}, 1)
+
+    def close(self) -> None:
+        pass
+
+
+def test_guance_rounds_send_everything_in_one_call_and_map_answers_by_key() -> None:
+    plan = run.plan_from_params(dict(BASE, checks=[{"metric": "trace_error_rate", "max": 1},
+                                                   {"metric": "request_duration_p99", "max": 500}]))
+    client = FakeGuance()
+    source = run.GuanceRounds(client)
+    answers = source.query_round(plan.queries, 1000, 2000)
+    assert len(client.sent) == 1 and source.requests_made == 1
+    assert [q.q for q in client.sent[0][0]] == [q.query for q in plan.queries]
+    assert [q.qtype for q in client.sent[0][0]] == ["promql", "promql", "dql"]
+    assert {key: series[0]["rows"][0][1] for key, series in answers.items()} == {"requests": 0, "latency": 1, "traces": 2}
+
+
+def test_guance_errors_become_round_errors() -> None:
+    source = run.GuanceRounds(FakeGuance(g.GuanceAuthError("POST x: the API key was refused (403 ft.InvalidAPIKey)",
+                                                           403, "ft.InvalidAPIKey")))
+    with pytest.raises(run.RoundQueryError) as info:
+        source.query_round(run.plan_from_params(BASE).queries, 1000, 2000)
+    assert str(info.value) == "querying Guance: POST x: the API key was refused (403 ft.InvalidAPIKey)"
+    assert info.value.status == 403 and info.value.error_code == "ft.InvalidAPIKey"
+    assert source.requests_made == 1
+
+
+class FakePrometheus:
+    def __init__(self, fail_on: int | None = None) -> None:
+        self.requests_made = 0
+        self.fail_on = fail_on
+        self.seen: list = []
+
+    def query(self, promql, at_ms=None):
+        self.requests_made += 1
+        self.seen.append((promql, at_ms))
+        if self.requests_made == self.fail_on:
+            raise p.PrometheusApiError("POST x: the query was refused: 400 bad_data: parse error", 400, "bad_data")
+        return p.PrometheusResult([{"name": "", "tags": {}, "columns": ["time", "value"], "rows": [[at_ms, 1.0]]}], {}, 1, [])
+
+    def close(self) -> None:
+        pass
+
+
+def test_prometheus_rounds_one_instant_query_each_at_the_window_end() -> None:
+    plan = run.plan_from_params(dict(BASE, provider="prometheus"))
+    client = FakePrometheus()
+    source = run.PrometheusRounds(client)
+    answers = source.query_round(plan.queries, 1000, 31_000)
+    assert [at for _, at in client.seen] == [31_000, 31_000] and source.requests_made == 2
+    assert set(answers) == {"requests", "latency"}
+    failing = run.PrometheusRounds(FakePrometheus(fail_on=2))
+    with pytest.raises(run.RoundQueryError, match="querying Prometheus: POST x: the query was refused") as info:
+        failing.query_round(plan.queries, 1000, 31_000)
+    assert info.value.status == 400 and info.value.error_code == "bad_data" and failing.requests_made == 2
