@@ -1,0 +1,542 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) canary.istio contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: canary_analysis
+short_description: Judge a canary version from Guance or Prometheus over one release step
+version_added: 0.1.0
+description:
+  - Runs the analysis of one release step, like Flagger's O(interval), O(iterations) and
+    O(threshold) - waits O(interval), asks the provider for the canary's (and the baseline's)
+    numbers over the last O(window), judges them against O(checks), and repeats until the step
+    passes or fails.
+  - Returns as soon as the step is decided - a failing round that reaches O(threshold) ends the
+    task at once, so traffic can go back within one check interval.
+  - "The step passes after O(iterations) rounds when the B(last) round passed. A round with fewer
+    than O(min_requests) canary requests, or without data for a check, is B(inconclusive), and
+    inconclusive is never a pass. The rules are in C(docs/analysis.md) of the collection."
+  - With O(provider=guance) every query of a round goes to Guance in B(one) HTTP request, whatever
+    the number of checks (the OpenAPI allows 20 requests a minute per key). With
+    O(provider=prometheus) each query is one request to Prometheus' HTTP API.
+  - The task fails when the step fails, and when it ends inconclusive unless
+    O(fail_on_inconclusive=false); the message names the failing checks with their values and bounds.
+  - Only reads. Never reports a change.
+options:
+  provider:
+    description:
+      - Where the numbers come from.
+      - V(guance) - the Guance OpenAPI (or a DataKit with O(api=datakit)); Istio metrics from
+        C(istio_prom), traces from C(T::), logs from C(L::).
+      - V(prometheus) - a Prometheus that scrapes the Istio sidecars; Istio metrics only.
+    type: str
+    choices: [guance, prometheus]
+    default: guance
+  prometheus_url:
+    description:
+      - Base URL of Prometheus for O(provider=prometheus), for example V(http://prometheus.istio-system:9090).
+      - Can also be set with E(PROMETHEUS_URL).
+      - O(timeout), O(retry_budget) and O(validate_certs) apply to Prometheus too.
+    type: str
+  prometheus_token:
+    description: A bearer token for Prometheus (or the proxy in front of it). Never returned or logged.
+    type: str
+  prometheus_username:
+    description: User name for basic authentication to Prometheus, with O(prometheus_password).
+    type: str
+  prometheus_password:
+    description: Password for basic authentication to Prometheus. Never returned or logged.
+    type: str
+  service:
+    description:
+      - The service under analysis, the C(app) label and Istio's C(destination_service_name),
+        for example V(reviews).
+      - Istio metrics are selected by C(destination_workload) matching C(<service>-.*), the
+        Deployment names of this collection (C(reviews-v1), C(reviews-v2)).
+    type: str
+    required: true
+  namespace:
+    description: The namespace of the service (Istio's C(destination_workload_namespace)).
+    type: str
+    required: true
+  canary_version:
+    description: The version label of the canary, for example V(v2) (Istio's C(destination_version)).
+    type: str
+    required: true
+  baseline_version:
+    description:
+      - The version to compare with, normally the stable one, for example V(v1).
+      - Needed by checks with C(max_over_baseline) or C(max_ratio_to_baseline).
+    type: str
+  interval:
+    description:
+      - Seconds between two rounds. Also waited before the first round, so that its window
+        holds traffic at the step's weight.
+      - V(0) runs the rounds one after the other without waiting (with the defaults, one round now).
+    type: int
+    default: 0
+  iterations:
+    description: How many rounds the step needs before it can pass (Flagger's C(iterations)).
+    type: int
+    default: 1
+  threshold:
+    description:
+      - Failed rounds that fail the step at once (Flagger's C(threshold)).
+      - At most O(iterations) + O(threshold) - 1 rounds run.
+    type: int
+    default: 1
+  window:
+    description:
+      - How far back each round looks, as whole seconds (V(30)) or a duration (V(30s), V(2m), V(1h)).
+      - Defaults to O(interval), or 60 seconds when O(interval=0).
+      - Should span at least two scrapes of the Istio metrics, or counters cannot grow in it.
+    type: raw
+  scrape_interval:
+    description:
+      - How often DataKit scrapes the sidecars' Istio metrics, as whole seconds or a duration.
+        Only used with O(istio_query_language=dql), where it is the width of the buckets the
+        counters are read in; O(window) must be at least twice as long.
+      - The default is what the C(canary.istio.deploy_version) role's DataKit annotation sets.
+    type: raw
+    default: 60
+  min_requests:
+    description:
+      - A round with fewer canary requests in its window is inconclusive. Relative checks also need
+        this many baseline requests.
+      - Set it to what a meaningful sample is for the service, for example V(50).
+    type: int
+    default: 1
+  inconclusive:
+    description:
+      - What an inconclusive round counts as.
+      - V(fail) - a failed round (with the default O(threshold=1) the step fails at once).
+      - V(wait) - nothing; the step goes on, but still passes only on a passing last round and
+        ends inconclusive after the last round.
+    type: str
+    choices: [fail, wait]
+    default: fail
+  fail_on_inconclusive:
+    description: Fail the task when the step ends inconclusive. Inconclusive is never a pass.
+    type: bool
+    default: true
+  checks:
+    description:
+      - The checks of each round; all must hold. Each names a metric and at least one bound.
+      - "Built-in metrics: V(request_count) (requests), V(request_success_rate) (%),
+        V(request_error_rate) (%, 5xx), V(request_duration_p99) (ms), V(trace_error_rate) (%,
+        C(T::), Guance only), V(error_log_count) (C(L::), Guance only); or the O(metrics[].name)
+        of a custom metric."
+      - "Default: V(request_success_rate) C(min: 99) and V(request_duration_p99) C(max: 500)."
+    type: list
+    elements: dict
+    suboptions:
+      metric:
+        description: A built-in metric or the name of a custom metric from O(metrics).
+        type: str
+        required: true
+      min:
+        description: The canary's value must be at least this.
+        type: float
+      max:
+        description: The canary's value must be at most this.
+        type: float
+      max_over_baseline:
+        description:
+          - The canary's value must be at most the baseline's plus this (percentage points for rates).
+          - Needs O(baseline_version).
+        type: float
+      max_ratio_to_baseline:
+        description:
+          - The canary's value must be at most the baseline's times this, for example V(1.5) for the p99.
+          - Needs O(baseline_version).
+        type: float
+  metrics:
+    description:
+      - Custom metrics, any DQL or PromQL query, for O(checks) to refer to by name.
+      - Grouped by a version tag (O(metrics[].version_tag)), each version gets the newest value of
+        its series; without one the query must return one series, the canary's.
+    type: list
+    elements: dict
+    suboptions:
+      name:
+        description: The name checks use, for example V(p95_ms). Not the name of a built-in metric.
+        type: str
+        required: true
+      query:
+        description: The DQL statement or PromQL expression. Put the window in it as you need it.
+        type: str
+        required: true
+      qtype:
+        description:
+          - The query language. Defaults to V(dql) with O(provider=guance), V(promql) with O(provider=prometheus).
+          - O(provider=prometheus) runs PromQL only; a DataKit (O(api=datakit)) answers DQL only.
+        type: str
+        choices: [dql, promql]
+      version_tag:
+        description: The tag (label) whose value is the version in the query's series, for example V(version).
+        type: str
+      column:
+        description: The value column of the answer. Defaults to the first column that is not C(time).
+        type: str
+  istio_query_language:
+    description:
+      - How the Istio metrics are asked of Guance (O(provider=guance) only).
+      - V(promql) - PromQL on C(istio_prom:istio_requests_total) and the duration histogram,
+        as an instant query at the end of the window.
+      - V(dql) - DQL on C(M::istio_prom), counters read per O(scrape_interval) bucket. Needed
+        with O(api=datakit).
+    type: str
+    choices: [promql, dql]
+    default: promql
+extends_documentation_fragment:
+  - canary.istio.guance
+attributes:
+  check_mode:
+    description: Can run in check mode and return the changed status without changing the target.
+    support: partial
+    details:
+      - In check mode one round runs at once, without waiting for O(interval), and its verdict is
+        returned; the task does not fail on the verdict (a preview - traffic did not move).
+        Bad options and query errors still fail it.
+  diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check mode), when in diff mode.
+    support: N/A
+    details:
+      - This module never changes anything.
+  idempotent:
+    description:
+      - When run twice in a row with the same arguments, the second run reports no change and writes nothing.
+    support: full
+notes:
+  - The task runs up to O(interval) x (O(iterations) + O(threshold) - 1) seconds; give Ansible's
+    C(timeout) keyword room for that.
+  - The Guance connection options (O(api), O(site), O(url), O(api_key)) are used with O(provider=guance) only.
+  - "HTTP requests per round: one with O(provider=guance); one per query (two with the default
+    checks) with O(provider=prometheus); plus retries."
+  - Bad options (an unknown metric, a check without a bound, a relative check without
+    O(baseline_version), a window shorter than two scrapes with DQL, a provider without its URL
+    or key) fail before any request, naming the option.
+seealso:
+  - module: canary.istio.guance_query
+    description: Run any DQL or PromQL query against Guance.
+  - name: Flagger metrics analysis
+    description: The interval, iterations and threshold model this module follows.
+    link: https://docs.flagger.app/usage/metrics
+author:
+  - canary.istio maintainers (!UNKNOWN)
+"""
+
+EXAMPLES = r"""
+- name: Three rounds 30 s apart on the canary at its new weight, through the Guance OpenAPI
+  canary.istio.canary_analysis:
+    site: cn1
+    api_key: "{{ guance_api_key }}"
+    service: reviews
+    namespace: prod
+    canary_version: v2
+    baseline_version: v1
+    interval: 30
+    iterations: 3
+    min_requests: 50
+    checks:
+      - metric: request_success_rate
+        min: 99
+      - metric: request_duration_p99
+        max: 500
+        max_ratio_to_baseline: 1.5
+      - metric: trace_error_rate
+        max_over_baseline: 1
+  register: analysis
+
+- name: Show what the last round saw
+  ansible.builtin.debug:
+    msg: "{{ analysis.verdict }}: {{ analysis.reason }}"
+
+- name: The same judgement from Prometheus, with a custom PromQL metric
+  canary.istio.canary_analysis:
+    provider: prometheus
+    prometheus_url: http://prometheus.istio-system:9090
+    service: reviews
+    namespace: prod
+    canary_version: v2
+    baseline_version: v1
+    interval: 60
+    iterations: 2
+    threshold: 2
+    metrics:
+      - name: p95_ms
+        version_tag: destination_version
+        query: >-
+          histogram_quantile(0.95, sum by (le, destination_version)
+          (rate(istio_request_duration_milliseconds_bucket{destination_workload_namespace="prod",
+          destination_workload=~"reviews-.*"}[60s])))
+    checks:
+      - metric: request_success_rate
+        min: 99
+      - metric: p95_ms
+        max: 300
+
+- name: Through a DataKit (DQL only), tolerating rounds without enough traffic
+  canary.istio.canary_analysis:
+    api: datakit
+    url: http://127.0.0.1:9529
+    istio_query_language: dql
+    scrape_interval: 10s
+    window: 2m
+    service: reviews
+    namespace: prod
+    canary_version: v2
+    interval: 60
+    iterations: 3
+    inconclusive: wait
+    fail_on_inconclusive: false
+"""
+
+RETURN = r"""
+verdict:
+  description:
+    - The step's decision - V(pass), V(fail) or V(inconclusive).
+    - In check mode, the verdict of the one round that ran.
+  returned: always
+  type: str
+  sample: fail
+reason:
+  description: One line saying what was decided, in which round, and which checks failed with their values and bounds.
+  returned: always
+  type: str
+  sample: "analysis of reviews v3 failed in round 1: request_success_rate 79.8 < min 99"
+rounds:
+  description: One item per round run, oldest first.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    round:
+      description: The round's number, from 1.
+      type: int
+    start_ms:
+      description: Start of the round's window, epoch milliseconds.
+      type: int
+    end_ms:
+      description: End of the round's window (when it was queried), epoch milliseconds.
+      type: int
+    verdict:
+      description: The round's verdict, V(pass), V(fail) or V(inconclusive).
+      type: str
+    reason:
+      description: Why, in one line.
+      type: str
+    checks:
+      description: Each check's result; the same shape as RV(checks).
+      type: list
+      elements: dict
+    numbers:
+      description: Every metric of the round per version, V(null) when there was no data.
+      type: dict
+      sample: {v2: {request_count: 1180.0, request_success_rate: 80.2, request_error_rate: 19.8}}
+    http_requests:
+      description: HTTP requests the round sent (retries included).
+      type: int
+      sample: 1
+checks:
+  description: The last round's check results.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    metric:
+      description: The metric checked.
+      type: str
+      sample: request_success_rate
+    result:
+      description: V(pass), V(fail) or V(no_data).
+      type: str
+    reason:
+      description: The comparison, for example C(79.8 < min 99) or C(1.7 > baseline 0.6 + 1).
+      type: str
+    canary:
+      description: The canary's value, V(null) without data.
+      type: float
+    baseline:
+      description: The baseline's value, V(null) without data or baseline.
+      type: float
+    unit:
+      description: The metric's unit (C(%), C(ms), C(requests), C(logs)), V(null) for a custom metric.
+      type: str
+    query:
+      description: The query the value came from.
+      type: str
+    bounds:
+      description: The check's bounds, V(null) where not set.
+      type: dict
+      sample: {min: 99.0, max: null, max_over_baseline: null, max_ratio_to_baseline: null}
+queries:
+  description: The queries of a round, in the order they are sent.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: V(requests), V(latency), V(traces), V(logs), or V(custom:<name>) for a custom metric.
+      type: str
+    qtype:
+      description: V(dql) or V(promql).
+      type: str
+    query:
+      description: The query text.
+      type: str
+http_requests:
+  description: HTTP requests the module sent in all, retries included.
+  returned: always
+  type: int
+  sample: 3
+provider:
+  description: The provider asked.
+  returned: always
+  type: str
+  sample: guance
+service:
+  description: The service analysed.
+  returned: always
+  type: str
+  sample: reviews
+canary_version:
+  description: The canary version.
+  returned: always
+  type: str
+  sample: v2
+baseline_version:
+  description: The baseline version, V(null) when none was given.
+  returned: always
+  type: str
+  sample: v1
+window_s:
+  description: Seconds each round looked back.
+  returned: always
+  type: int
+  sample: 30
+interval_s:
+  description: Seconds between rounds.
+  returned: always
+  type: int
+  sample: 30
+"""
+
+import importlib.util
+import time
+import typing as t
+
+from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
+from ansible_collections.canary.istio.plugins.module_utils._analysis import AnalysisError
+from ansible_collections.canary.istio.plugins.module_utils._analysis_run import (
+    GuanceRounds,
+    PrometheusRounds,
+    StepError,
+    plan_from_params,
+    run_step,
+)
+from ansible_collections.canary.istio.plugins.module_utils._guance import (
+    GuanceClient,
+    GuanceConfigError,
+    config_from_params,
+    guance_argument_spec,
+)
+from ansible_collections.canary.istio.plugins.module_utils._prometheus import (
+    PrometheusClient,
+    PrometheusConfigError,
+)
+from ansible_collections.canary.istio.plugins.module_utils._prometheus import make_config as prometheus_config
+
+CHECK_SPEC: dict[str, t.Any] = dict(
+    metric=dict(type="str", required=True),
+    min=dict(type="float"),
+    max=dict(type="float"),
+    max_over_baseline=dict(type="float"),
+    max_ratio_to_baseline=dict(type="float"),
+)
+METRIC_SPEC: dict[str, t.Any] = dict(
+    name=dict(type="str", required=True),
+    query=dict(type="str", required=True),
+    qtype=dict(type="str", choices=["dql", "promql"]),
+    version_tag=dict(type="str"),
+    column=dict(type="str"),
+)
+OWN_OPTIONS: dict[str, dict[str, t.Any]] = dict(
+    provider=dict(type="str", choices=["guance", "prometheus"], default="guance"),
+    prometheus_url=dict(type="str", fallback=(env_fallback, ["PROMETHEUS_URL"])),
+    prometheus_token=dict(type="str", no_log=True),
+    prometheus_username=dict(type="str"),
+    prometheus_password=dict(type="str", no_log=True),
+    service=dict(type="str", required=True),
+    namespace=dict(type="str", required=True),
+    canary_version=dict(type="str", required=True),
+    baseline_version=dict(type="str"),
+    interval=dict(type="int", default=0),
+    iterations=dict(type="int", default=1),
+    threshold=dict(type="int", default=1),
+    window=dict(type="raw"),
+    scrape_interval=dict(type="raw", default=60),
+    min_requests=dict(type="int", default=1),
+    inconclusive=dict(type="str", choices=["fail", "wait"], default="fail"),
+    fail_on_inconclusive=dict(type="bool", default=True),
+    checks=dict(type="list", elements="dict", options=CHECK_SPEC),
+    metrics=dict(type="list", elements="dict", options=METRIC_SPEC),
+    istio_query_language=dict(type="str", choices=["promql", "dql"], default="promql"),
+)
+
+
+def round_source(params: t.Mapping[str, t.Any], provider: str) -> GuanceRounds | PrometheusRounds:
+    """The provider's client behind the round loop (config errors name the option)."""
+    if provider == "prometheus":
+        config = prometheus_config(
+            params.get("prometheus_url"), token=params.get("prometheus_token"), username=params.get("prometheus_username"),
+            password=params.get("prometheus_password"), timeout=params.get("timeout"),
+            retry_budget=params.get("retry_budget"), validate_certs=params.get("validate_certs", True))
+        return PrometheusRounds(PrometheusClient(config))
+    return GuanceRounds(GuanceClient(config_from_params(params)))
+
+
+def main() -> None:
+    module = AnsibleModule(argument_spec=guance_argument_spec(OWN_OPTIONS), supports_check_mode=True)
+    if importlib.util.find_spec("requests") is None:
+        module.fail_json(msg=missing_required_lib("requests"))
+    params = module.params
+    try:
+        plan = plan_from_params(params)
+        source = round_source(params, plan.provider)
+    except (AnalysisError, GuanceConfigError, PrometheusConfigError) as exc:
+        option = getattr(exc, "option", None)
+        message = str(exc)
+        module.fail_json(msg=message if not option or message.startswith(option) else f"{option}: {message}", option=option)
+    for secret in (params.get("api_key"), params.get("prometheus_token"), params.get("prometheus_password")):
+        if secret:
+            module.no_log_values.add(secret)
+    facts = dict(
+        changed=False, provider=plan.provider, service=plan.target.service, canary_version=plan.target.canary_version,
+        baseline_version=plan.target.baseline_version, window_s=plan.step.window_s, interval_s=plan.step.interval_s,
+        queries=[dict(name=q.key, qtype=q.qtype, query=q.query) for q in plan.queries],
+    )
+    try:
+        result = run_step(plan, source, lambda: int(time.time() * 1000), time.monotonic, time.sleep,
+                          check_mode=module.check_mode)
+    except StepError as exc:
+        rounds = [r.as_dict() for r in exc.rounds]
+        module.fail_json(msg=str(exc), verdict="inconclusive", reason=str(exc), rounds=rounds,
+                         checks=rounds[-1]["checks"] if rounds else [], http_requests=source.requests_made,
+                         option=exc.option, status=exc.status, error_code=exc.error_code or None, **facts)
+    finally:
+        source.close()
+    rounds = [r.as_dict() for r in result.rounds]
+    outcome = dict(facts, verdict=result.verdict, reason=result.reason, rounds=rounds, checks=rounds[-1]["checks"],
+                   http_requests=source.requests_made)
+    if result.failed:
+        module.fail_json(msg=result.reason, **outcome)
+    module.exit_json(**outcome)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,231 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to the canary.istio collection
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""canary_analysis: its documentation against its argument spec, and whole runs of the module
+against a small local HTTP server with canned Guance and Prometheus answers (the simulator's
+real data paths are in tests/integration/test_canary_analysis_module.py)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs
+
+import pytest
+import yaml
+
+from ansible_collections.canary.istio.plugins.module_utils import _guance as g
+from ansible_collections.canary.istio.plugins.modules import canary_analysis as ca
+
+KEY = "key_9f8e7d6c5b4a39281706"
+TOKEN = "prom_token_5d4c3b2a1908"
+
+
+# ---------------------------------------------------------------------------------------------
+# Documentation
+# ---------------------------------------------------------------------------------------------
+
+
+def _compare(documented: dict, spec: dict, where: str) -> None:
+    assert set(documented) == set(spec), where
+    for name, option in spec.items():
+        doc = documented[name]
+        assert doc["type"] == option["type"], f"{where}{name}"
+        assert doc.get("default") == option.get("default"), f"{where}{name}"
+        assert doc.get("choices") == option.get("choices"), f"{where}{name}"
+        assert bool(doc.get("required")) == bool(option.get("required")), f"{where}{name}"
+        assert doc.get("elements") == option.get("elements"), f"{where}{name}"
+        if "options" in option:
+            _compare(doc["suboptions"], option["options"], f"{where}{name}.")
+
+
+def test_documentation_matches_the_argument_spec() -> None:
+    documented = yaml.safe_load(ca.DOCUMENTATION)["options"]
+    _compare(documented, ca.OWN_OPTIONS, "")
+    assert not set(documented) & set(g.GUANCE_ARG_SPEC)  # those come from the doc fragment
+    for secret in ("prometheus_token", "prometheus_password"):
+        assert ca.OWN_OPTIONS[secret]["no_log"] is True
+
+
+def test_examples_and_return_parse() -> None:
+    examples = yaml.safe_load(ca.EXAMPLES)
+    assert all("canary.istio.canary_analysis" in task or "ansible.builtin.debug" in task for task in examples)
+    returned = yaml.safe_load(ca.RETURN)
+    assert set(returned) == {"verdict", "reason", "rounds", "checks", "queries", "http_requests", "provider", "service",
+                             "canary_version", "baseline_version", "window_s", "interval_s"}
+
+
+# ---------------------------------------------------------------------------------------------
+# Whole runs against a local HTTP server
+# ---------------------------------------------------------------------------------------------
+
+
+class Server:
+    """Answers every POST with ``answer(path, body)`` -> (status, payload) and records the requests."""
+
+    def __init__(self, answer) -> None:
+        self.seen: list[dict] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
+                outer.seen.append({"path": self.path, "headers": dict(self.headers), "body": raw})
+                status, payload = answer(self.path, raw)
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture(name="server")
+def local_server():
+    servers = []
+
+    def start(answer):
+        servers.append(Server(answer))
+        return servers[-1]
+
+    yield start
+    for one in servers:
+        one.close()
+
+
+def run_module(args: dict, monkeypatch, capsys, check_mode: bool = False) -> dict:
+    from ansible.module_utils import basic
+
+    for var in list(os.environ):
+        if var.startswith(("GUANCE_", "PROMETHEUS_")):
+            monkeypatch.delenv(var)
+    args = dict(args, _ansible_remote_tmp="/tmp", _ansible_keep_remote_files=False, _ansible_check_mode=check_mode)
+    try:
+        from ansible.module_utils.testing import patch_module_args
+    except ImportError:  # ansible-core < 2.19
+        monkeypatch.setattr(basic, "_ANSIBLE_ARGS", json.dumps({"ANSIBLE_MODULE_ARGS": args}).encode())
+        patcher = contextlib.nullcontext()
+    else:
+        patcher = patch_module_args(args)
+    with patcher, pytest.raises(SystemExit):
+        ca.main()
+    out = capsys.readouterr().out
+    return json.loads(out[out.index("{"):])
+
+
+def series(tags: dict, value: float) -> dict:
+    return {"name": "", "tags": tags, "columns": ["time", "value"], "values": [[1_764_136_800_000, value]]}
+
+
+def guance_answer(errors: float) -> dict:
+    """content.data for the default checks' two PromQL queries: 100 canary requests, ``errors`` of them 5xx."""
+    requests = [series({"destination_version": "v2", "response_code": "200"}, 100 - errors)]
+    if errors:
+        requests.append(series({"destination_version": "v2", "response_code": "503"}, errors))
+    latency = [series({"destination_version": "v2"}, 87.5)]
+    return {"code": 200, "success": True, "errorCode": "", "message": "", "traceId": "1",
+            "content": {"data": [{"series": requests}, {"series": latency}]}}
+
+
+BASE = {"service": "reviews", "namespace": "prod", "canary_version": "v2"}
+
+
+def test_a_failing_canary_fails_the_task_after_one_request(server, monkeypatch, capsys) -> None:
+    guance = server(lambda path, body: (200, guance_answer(errors=20)))
+    result = run_module(dict(BASE, url=guance.url, api_key=KEY, iterations=3), monkeypatch, capsys)
+    assert result["failed"] is True and result["changed"] is False
+    assert result["msg"] == "analysis of reviews v2 failed in round 1: request_success_rate 80 < min 99"
+    assert result["verdict"] == "fail" and len(result["rounds"]) == 1
+    assert result["http_requests"] == 1 and len(guance.seen) == 1 and result["rounds"][0]["http_requests"] == 1
+    sent = json.loads(guance.seen[0]["body"])["queries"]
+    assert [q["qtype"] for q in sent] == ["promql", "promql"]
+    assert [q["query"]["q"] for q in sent] == [q["query"] for q in result["queries"]]
+    assert guance.seen[0]["headers"]["DF-API-KEY"] == KEY
+    assert KEY not in json.dumps(result)
+
+
+def test_check_mode_previews_one_round_without_failing(server, monkeypatch, capsys) -> None:
+    guance = server(lambda path, body: (200, guance_answer(errors=20)))
+    result = run_module(dict(BASE, url=guance.url, api_key=KEY, interval=600, iterations=3), monkeypatch, capsys,
+                        check_mode=True)
+    assert result.get("failed") is not True
+    assert result["verdict"] == "fail" and len(result["rounds"]) == 1 and len(guance.seen) == 1
+    assert result["reason"].startswith("analysis of reviews v2: check mode, one round without waiting: fail:")
+    assert result["interval_s"] == 600 and result["window_s"] == 600
+
+
+def test_a_passing_canary(server, monkeypatch, capsys) -> None:
+    guance = server(lambda path, body: (200, guance_answer(errors=0)))
+    result = run_module(dict(BASE, url=guance.url, api_key=KEY, min_requests=50, window="45s"), monkeypatch, capsys)
+    assert result.get("failed") is not True, result
+    assert result["verdict"] == "pass" and result["checks"][0]["canary"] == 100
+    assert result["checks"][1] == dict(result["checks"][1], metric="request_duration_p99", result="pass", canary=87.5)
+    assert result["rounds"][0]["numbers"]["v2"]["request_count"] == 100
+    sent = json.loads(guance.seen[0]["body"])["queries"][0]["query"]
+    assert sent["timeRange"][1] - sent["timeRange"][0] == 45_000
+    assert result["provider"] == "guance" and result["baseline_version"] is None
+
+
+def test_a_refused_key_fails_plainly(server, monkeypatch, capsys) -> None:
+    guance = server(lambda path, body: (403, {"code": 403, "success": False, "errorCode": "ft.InvalidAPIKey",
+                                              "message": f"invalid key {KEY}"}))
+    result = run_module(dict(BASE, url=guance.url, api_key=KEY), monkeypatch, capsys)
+    assert result["failed"] is True and result["status"] == 403 and result["error_code"] == "ft.InvalidAPIKey"
+    assert result["msg"].startswith("analysis of reviews v2, round 1: querying Guance: POST ")
+    assert "the API key was refused (403 ft.InvalidAPIKey" in result["msg"]
+    assert result["verdict"] == "inconclusive" and result["rounds"] == [] and result["http_requests"] == 1
+    assert KEY not in json.dumps(result)
+
+
+def test_prometheus_provider_one_request_per_query(server, monkeypatch, capsys) -> None:
+    def answer(path, body):
+        query = parse_qs(body)["query"][0]
+        if query.startswith("sum by (destination_version, response_code)"):
+            result = [{"metric": {"destination_version": "v2", "response_code": "200"}, "value": [1764136800, "500"]}]
+        else:
+            result = [{"metric": {"destination_version": "v2"}, "value": [1764136800, "612.5"]}]
+        return 200, {"status": "success", "data": {"resultType": "vector", "result": result}}
+
+    prom = server(answer)
+    result = run_module(dict(BASE, provider="prometheus", prometheus_url=prom.url, prometheus_token=TOKEN),
+                        monkeypatch, capsys)
+    assert result["failed"] is True
+    assert result["msg"] == "analysis of reviews v2 failed in round 1: request_duration_p99 612.5 > max 500"
+    assert result["http_requests"] == 2 and len(prom.seen) == 2
+    assert all(seen["path"] == "/api/v1/query" and seen["headers"]["Authorization"] == f"Bearer {TOKEN}"
+               for seen in prom.seen)
+    assert TOKEN not in json.dumps(result)
+
+
+@pytest.mark.parametrize("options, option, text", [
+    ({"checks": [{"metric": "request_succes_rate", "min": 99}]}, "checks", "unknown metric 'request_succes_rate'"),
+    ({"checks": [{"metric": "request_duration_p99", "max_ratio_to_baseline": 1.5}]}, "baseline_version",
+     "set baseline_version"),
+    ({"window": "half a minute"}, "window", "window must be whole seconds"),
+    ({"url": None}, "url", "set site"),
+    ({"api_key": None}, "api_key", "GUANCE_API_KEY"),
+    ({"provider": "prometheus"}, "prometheus_url", "set prometheus_url"),
+])
+def test_bad_options_fail_before_any_request(server, monkeypatch, capsys, options, option, text) -> None:
+    guance = server(lambda path, body: (200, guance_answer(errors=0)))
+    args = dict(BASE, url=guance.url, api_key=KEY)
+    args.update(options)
+    result = run_module({k: v for k, v in args.items() if v is not None}, monkeypatch, capsys)
+    assert result["failed"] is True and result["option"] == option
+    assert text in result["msg"] and result["msg"].startswith(option)
+    assert guance.seen == []
