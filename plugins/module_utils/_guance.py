@@ -586,7 +586,8 @@ class GuanceClient:
                     delay = max(delay, retry.wait)
                 if self._clock() + delay > deadline:
                     error = retry.error
-                    note = f" (gave up after {attempt} attempts within retry_budget={self.config.retry_budget:g}s)"
+                    attempts = f"{attempt} attempt" + ("s" if attempt > 1 else "")
+                    note = f" (gave up after {attempts} within retry_budget={self.config.retry_budget:g}s)"
                     error.args = (str(error) + note,)
                     raise error from None
                 self._sleep(delay)
