@@ -301,17 +301,18 @@ verdict:
   description:
     - The step's decision - V(pass), V(fail) or V(inconclusive).
     - In check mode, the verdict of the one round that ran.
-  returned: always
+    - Not returned when a query failed (the step did not come to a decision) or the options were refused.
+  returned: when the rounds ran, also when the task fails on the verdict
   type: str
   sample: fail
 reason:
   description: One line saying what was decided, in which round, and which checks failed with their values and bounds.
-  returned: always
+  returned: when the rounds ran, also when the task fails on the verdict
   type: str
   sample: "analysis of reviews v3 failed in round 1: request_success_rate 79.8 < min 99"
 rounds:
   description: One item per round run, oldest first.
-  returned: always
+  returned: unless the options were refused
   type: list
   elements: dict
   contains:
@@ -344,7 +345,7 @@ rounds:
       sample: 1
 checks:
   description: The last round's check results.
-  returned: always
+  returned: unless the options were refused
   type: list
   elements: dict
   contains:
@@ -376,7 +377,7 @@ checks:
       sample: {min: 99.0, max: null, max_over_baseline: null, max_ratio_to_baseline: null}
 queries:
   description: The queries of a round, in the order they are sent.
-  returned: always
+  returned: unless the options were refused
   type: list
   elements: dict
   contains:
@@ -391,37 +392,37 @@ queries:
       type: str
 http_requests:
   description: HTTP requests the module sent in all, retries included.
-  returned: always
+  returned: unless the options were refused
   type: int
   sample: 3
 provider:
   description: The provider asked.
-  returned: always
+  returned: unless the options were refused
   type: str
   sample: guance
 service:
   description: The service analysed.
-  returned: always
+  returned: unless the options were refused
   type: str
   sample: reviews
 canary_version:
   description: The canary version.
-  returned: always
+  returned: unless the options were refused
   type: str
   sample: v2
 baseline_version:
   description: The baseline version, V(null) when none was given.
-  returned: always
+  returned: unless the options were refused
   type: str
   sample: v1
 window_s:
   description: Seconds each round looked back.
-  returned: always
+  returned: unless the options were refused
   type: int
   sample: 30
 interval_s:
   description: Seconds between rounds.
-  returned: always
+  returned: unless the options were refused
   type: int
   sample: 30
 """
@@ -525,7 +526,8 @@ def main() -> None:
                           check_mode=module.check_mode)
     except StepError as exc:
         rounds = [r.as_dict() for r in exc.rounds]
-        module.fail_json(msg=str(exc), verdict="inconclusive", reason=str(exc), rounds=rounds,
+        # No verdict: the step did not run to a decision (callers tell errors from verdicts by that).
+        module.fail_json(msg=str(exc), rounds=rounds,
                          checks=rounds[-1]["checks"] if rounds else [], http_requests=source.requests_made,
                          option=exc.option, status=exc.status, error_code=exc.error_code or None, **facts)
     finally:

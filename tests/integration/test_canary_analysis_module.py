@@ -248,6 +248,7 @@ def test_guance_faults_fail_with_a_plain_message(local_sim, faults, switches, ex
     assert_plain_failure(result, KEY, params["api_key"])
     assert result["msg"].startswith("analysis of reviews v6, round 1: querying Guance: POST "), result["msg"]
     assert expected in result["msg"], result["msg"]
+    assert "verdict" not in result  # no decision: an error, not a verdict
     assert result["rounds"] == [] and result["http_requests"] == 1  # retry_budget 0: one attempt
 
 
@@ -376,7 +377,12 @@ def test_guance_and_prometheus_agree_on_the_sandbox(sandbox_canaries, name) -> N
         print(f"\n{name} {label}: {result['verdict']} in {elapsed * 1000:.0f} ms, {result['http_requests']} requests: "
               f"{result['reason']}")
         assert result["verdict"] == expected, (label, result.get("msg") or result["reason"])
-        assert result["http_requests"] == (1 if provider == "guance" else 2), label
+        # The shared simulator's key allows 20 requests a minute for every test on the machine, so a
+        # rate-limit retry can add requests here; the exact count is asserted on the local server above.
+        if provider == "prometheus":
+            assert result["http_requests"] == 2, label
+        else:
+            assert result["http_requests"] >= 1, label
         assert bool(result.get("failed")) == (expected != "pass"), label
         assert endpoints["guance_api_key"] not in json.dumps(result)
         if failing_check:
@@ -404,7 +410,8 @@ def test_healthy_canary_passes_over_several_rounds_on_the_sandbox(sandbox_canari
         assert result.get("failed") is not True, result.get("msg")
         assert result["verdict"] == "pass" and len(result["rounds"]) == 2
         assert result["rounds"][1]["end_ms"] - result["rounds"][0]["end_ms"] >= 1900
-        assert [r["http_requests"] for r in result["rounds"]] == ([1, 1] if provider == "guance" else [2, 2])
+        if provider == "prometheus":
+            assert [r["http_requests"] for r in result["rounds"]] == [2, 2]
         assert 4 <= elapsed < 15
 
 
