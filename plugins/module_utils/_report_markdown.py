@@ -1,0 +1,80 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to the canary.istio collection
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""The release report as Markdown: the summary, one row per record, one row per check. Pure.
+
+PRIVATE: this module_util is for the modules of canary.istio only and can change at any time.
+
+Markdown is for places that show text only (a pull request, a chat message, AWX's job output);
+the charts are in the HTML report next to it.
+"""
+
+from __future__ import annotations
+
+import typing as t
+
+from ansible_collections.canary.istio.plugins.module_utils._report import (
+    Report,
+    fmt_duration,
+    fmt_number,
+    fmt_time,
+    fmt_weights,
+)
+
+RESULT_SIGNS: dict[str, str] = {"pass": "pass", "fail": "**FAIL**", "no_data": "no data", "inconclusive": "inconclusive"}
+
+
+def cell(value: t.Any) -> str:
+    """Text safe inside a table cell: one line, pipes escaped."""
+    text = "" if value is None else str(value)
+    return " ".join(text.split()).replace("|", "\\|")
+
+
+def table(head: t.Sequence[str], rows: t.Iterable[t.Sequence[t.Any]]) -> list[str]:
+    lines = ["| " + " | ".join(cell(h) for h in head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    lines.extend("| " + " | ".join(cell(value) for value in row) + " |" for row in rows)
+    return lines
+
+
+def render_markdown(report: Report, html_name: str = "report.html") -> str:
+    """The whole Markdown summary, ending with a newline."""
+    lines = [f"# {report.title} on {report.cluster}: {report.outcome_label}", ""]
+    if report.message:
+        lines += [f"**Outcome: {report.outcome_label}.** {cell(report.message)}", ""]
+    else:
+        lines += [f"**Outcome: {report.outcome_label}.**", ""]
+    summary = [
+        ("release", report.release), ("cluster", report.cluster), ("namespace", report.namespace),
+        ("app", report.app), ("stable version", report.stable_version), ("canary version", report.canary_version),
+        ("started (UTC)", fmt_time(report.started)), ("last record (UTC)", fmt_time(report.ended)),
+        ("duration", fmt_duration(report.started, report.ended)),
+        ("traffic now", fmt_weights(report.final_weights, report.versions) or "not recorded"),
+    ]
+    lines += table(("", ""), summary)
+    lines += ["", f"Charts of traffic and of every checked metric: [{html_name}]({html_name}).", ""]
+
+    lines += ["## Steps", ""]
+    if report.steps:
+        lines += table(
+            ("time (UTC)", "event", "step", "traffic", "analysis", "rounds", "reason / message"),
+            ((fmt_time(row.time), row.event, row.step, row.traffic, RESULT_SIGNS.get(row.verdict or "", row.verdict),
+              row.rounds, row.text) for row in report.steps))
+    else:
+        lines.append("No records yet.")
+    lines.append("")
+
+    lines += ["## Checks", ""]
+    if report.checks:
+        canary = report.canary_version
+        baseline = report.baseline_version or report.stable_version
+        lines += table(
+            ("time (UTC)", "step", "round", "metric", f"{canary} (canary)", f"{baseline} (baseline)", "bound", "result",
+             "reason"),
+            ((fmt_time(row.time), row.step, row.round, row.metric + (f" ({row.unit})" if row.unit else ""),
+              fmt_number(row.canary), fmt_number(row.baseline), row.bound, RESULT_SIGNS.get(row.result, row.result),
+              row.reason) for row in report.checks))
+    else:
+        lines.append("No analysis recorded.")
+    lines.append("")
+    return "\n".join(lines)
