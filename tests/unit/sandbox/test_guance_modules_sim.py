@@ -191,7 +191,8 @@ def test_event_through_the_openapi_reads_back_by_query_and_by_id(sim, monkeypatc
 
 
 def test_event_through_a_datakit_reads_back_by_its_event_id(sim, monkeypatch, capsys) -> None:
-    result = run("guance_event", datakit(sim, **dict(EVENT, status="error"), source="release"), monkeypatch, capsys)
+    args = dict(EVENT, status="error", source="release")
+    result = run("guance_event", datakit(sim, **args), monkeypatch, capsys)
     assert result.get("failed") is not True, result
     assert result["changed"] is True and result["requests"] == 1 and result["trace_id"] is None
     event_id = result["event_id"]
@@ -216,7 +217,7 @@ def test_event_check_mode_sends_nothing_and_shows_the_event(sim, monkeypatch, ca
 
 
 def test_each_event_run_writes_one_more_event(sim, monkeypatch, capsys) -> None:
-    for _ in range(2):
+    for _run in range(2):
         assert run("guance_event", openapi(sim, **EVENT), monkeypatch, capsys)["changed"] is True
     assert len(sim.events) == 2  # not idempotent, as documented
 
@@ -361,4 +362,3 @@ def test_bad_event_options_fail_before_sending(sim, monkeypatch, capsys, args, o
     if "option" in result:  # Ansible's own choices check names the option in its message instead
         assert result["option"] == option
     assert sim.requests_seen == [] and sim.events == {}
-
