@@ -48,6 +48,10 @@ OUTCOME_LABELS: dict[str, str] = {
 }
 
 
+# The analysis column of a record whose analysis stopped with an error, without a verdict.
+ANALYSIS_ERROR = "error"
+
+
 @dataclass(frozen=True)
 class TrafficPoint:
     """The weights in force from ``time`` on."""
@@ -364,7 +368,7 @@ def build_report(
             reason = analysis.get("reason") or ""
             text = f"{reason} \u2014 {text}" if text and reason else reason or text
         steps.append(StepRow(when, EVENT_LABELS[event], step, fmt_weights(weights, versions),
-                             analysis.get("verdict") if analysis else None,
+                             (analysis.get("verdict") or ANALYSIS_ERROR) if analysis else None,
                              len(analysis.get("rounds") or []) if analysis else None, text))
     return Report(
         release=header["release"], cluster=header["cluster"], app=header["app"], namespace=header["namespace"],

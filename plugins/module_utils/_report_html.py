@@ -25,7 +25,7 @@ from ansible_collections.canary.istio.plugins.module_utils._report import (
 )
 
 OUTCOME_CLASSES = {"promoted": "good", "rolled_back": "bad", "failed": "bad", "running": "neutral"}
-RESULT_CLASSES = {"pass": "good", "fail": "bad", "no_data": "neutral", "inconclusive": "neutral"}
+RESULT_CLASSES = {"pass": "good", "fail": "bad", "no_data": "neutral", "inconclusive": "neutral", "error": "bad"}
 FAILED_ROW = ' class="failed"'
 RESULT_TEXT = {"pass": "pass", "fail": "fail", "no_data": "no data", "inconclusive": "inconclusive"}
 
@@ -101,7 +101,7 @@ def _steps_table(report: Report) -> str:
                                               "Reason / message"))
     rows = []
     for row in report.steps:
-        attrs = FAILED_ROW if row.verdict == "fail" or row.event in ("rolled back", "failed") else ""
+        attrs = FAILED_ROW if row.verdict in ("fail", "error") or row.event in ("rolled back", "failed") else ""
         rows.append(
             f"<tr{attrs}><td>{esc(clock(row.time))}</td><td>{esc(row.event)}</td>"
             f"<td>{esc(row.step)}</td><td>{esc(row.traffic)}</td><td>{_result(row.verdict)}</td>"

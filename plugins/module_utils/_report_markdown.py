@@ -22,7 +22,8 @@ from ansible_collections.canary.istio.plugins.module_utils._report import (
     fmt_weights,
 )
 
-RESULT_SIGNS: dict[str, str] = {"pass": "pass", "fail": "**FAIL**", "no_data": "no data", "inconclusive": "inconclusive"}
+RESULT_SIGNS: dict[str, str] = {"pass": "pass", "fail": "**FAIL**", "no_data": "no data", "inconclusive": "inconclusive",
+                                 "error": "**ERROR**"}
 
 
 def cell(value: t.Any) -> str:

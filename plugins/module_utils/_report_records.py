@@ -48,7 +48,7 @@ RECORD_KEYS: tuple[str, ...] = ("time", "event", "step", "weight", "weights", "a
 # What is kept of an analysis (a registered canary_analysis result has more).
 ANALYSIS_KEYS: tuple[str, ...] = ("verdict", "reason", "rounds", "provider", "baseline_version", "canary_version",
                                   "window_s", "interval_s")
-ROUND_KEYS: tuple[str, ...] = ("round", "start_ms", "end_ms", "verdict", "checks", "numbers")
+ROUND_KEYS: tuple[str, ...] = ("round", "start_ms", "end_ms", "verdict", "reason", "checks", "numbers")
 CHECK_TEXT_KEYS: tuple[str, ...] = ("reason", "unit", "query")
 
 _VERSION_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,62})$")
@@ -227,6 +227,7 @@ def normalise_round(value: t.Any, field: str) -> dict[str, t.Any]:
         "start_ms": None if one.get("start_ms") is None else _int(one["start_ms"], f"{field}.start_ms", 0),
         "end_ms": None if one.get("end_ms") is None else _int(one["end_ms"], f"{field}.end_ms", 0),
         "verdict": _choice(one.get("verdict"), f"{field}.verdict", VERDICTS),
+        "reason": _text(one.get("reason"), f"{field}.reason"),
         "checks": [normalise_check(c, f"{field}.checks[{i}]") for i, c in enumerate(_list(one.get("checks") or [],
                                                                                            f"{field}.checks"))],
         "numbers": normalise_numbers(one.get("numbers") or {}, f"{field}.numbers"),
@@ -237,11 +238,22 @@ def normalise_round(value: t.Any, field: str) -> dict[str, t.Any]:
 
 
 def normalise_analysis(value: t.Any, field: str) -> dict[str, t.Any]:
-    """The step's analysis: a ``canary_analysis`` result (its extra keys are dropped)."""
+    """The step's analysis: a ``canary_analysis`` result (its extra keys are dropped).
+
+    A result without a verdict is an analysis that stopped with an error before it could decide
+    (Guance unreachable, a refused key): it is kept with verdict null and its ``msg`` as the
+    reason, because the report is wanted most when a release went wrong.
+    """
     analysis = _mapping(value, field)
+    verdict = analysis.get("verdict")
+    reason = analysis.get("reason")
+    if verdict is None:
+        reason = reason if reason is not None else analysis.get("msg")
+        if reason is None:
+            raise RecordError(f"{field}.verdict", f"expected one of {', '.join(VERDICTS)}, or a failed result's msg")
     out: dict[str, t.Any] = {
-        "verdict": _choice(analysis.get("verdict"), f"{field}.verdict", VERDICTS),
-        "reason": _text(analysis.get("reason"), f"{field}.reason"),
+        "verdict": None if verdict is None else _choice(verdict, f"{field}.verdict", VERDICTS),
+        "reason": _text(reason, f"{field}.reason"),
         "rounds": [normalise_round(r, f"{field}.rounds[{i}]")
                    for i, r in enumerate(_list(analysis.get("rounds") or [], f"{field}.rounds"))],
     }

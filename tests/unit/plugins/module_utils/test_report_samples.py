@@ -62,7 +62,8 @@ def analysis_result(start: datetime.datetime, rounds: t.Sequence[dict], min_requ
         begin = start + datetime.timedelta(seconds=index * INTERVAL_S)
         out_rounds.append({
             "round": index + 1, "start_ms": ms(begin), "end_ms": ms(begin + datetime.timedelta(seconds=INTERVAL_S)),
-            "verdict": verdict.verdict, "checks": [c.as_dict() for c in verdict.checks], "numbers": per_version,
+            "verdict": verdict.verdict, "reason": verdict.reason, "checks": [c.as_dict() for c in verdict.checks],
+            "numbers": per_version,
             "http_requests": 1,
         })
     decision = a.step_decision(verdicts, checks=len(rounds), threshold=1, inconclusive_is_failure=False)

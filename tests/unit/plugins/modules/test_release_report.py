@@ -266,3 +266,23 @@ def test_a_broken_records_file_is_reported_not_overwritten(tmp_path, monkeypatch
     assert result["failed"] is True and result["option"] == "dir"
     assert "cannot read" in result["msg"] and "move it away" in result["msg"]
     assert (directory / "records.json").read_text(encoding="utf-8") == "{not json"
+
+
+def _compare_spec(documented: dict, spec: dict, where: str) -> None:
+    assert set(documented) == set(spec), where
+    for name, option in spec.items():
+        doc = documented[name]
+        assert doc["type"] == option["type"], f"{where}{name}"
+        assert doc.get("default") == option.get("default"), f"{where}{name}"
+        assert doc.get("choices") == option.get("choices"), f"{where}{name}"
+        assert bool(doc.get("required")) == bool(option.get("required")), f"{where}{name}"
+        assert doc.get("elements") == option.get("elements"), f"{where}{name}"
+        if "options" in option:
+            _compare_spec(doc["suboptions"], option["options"], f"{where}{name}.")
+
+
+def test_documentation_matches_the_argument_spec() -> None:
+    import yaml
+
+    documented = yaml.safe_load(module.DOCUMENTATION)["options"]
+    _compare_spec(documented, module.ARGUMENT_SPEC, "")
