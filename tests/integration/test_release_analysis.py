@@ -25,6 +25,7 @@ import requests
 from sandbox import cluster as sandbox_cluster
 from sandbox import versions
 from sandbox.api import collection_path
+from sandbox.audit import WRITE_VERBS
 
 from runners import REPO, VENV_BIN  # pylint: disable=import-error
 
@@ -353,3 +354,26 @@ def test_canary_without_traffic_is_inconclusive_and_rolls_back(admin, namespace,
         [("step", "50", "info"), ("analysis", "50", "critical"), ("rollback", "0", "critical")], events
     assert "too few canary requests" in events[1]["df_message"] and "Rolled back" not in events[2]["df_message"]
     assert events[2]["df_title"] == f"{APP} {canary} rolled back", events
+
+
+def test_bad_analysis_settings_fail_before_any_change(admin, namespace, endpoints, versions_of_test,
+                                                      release_kubeconfig, audit):
+    stable, canary = versions_of_test
+    rel = Release(admin, endpoints, namespace, stable, canary)
+    audit.mark()
+    cases = [
+        ({"iteration": 3}, "canary_analysis.iteration. Supported parameters include"),
+        ({"iterations": 0}, "Invalid canary_analysis: interval must be >= 0 seconds, iterations and threshold >= 1"),
+        # Found by trying the analysis once, in check mode, before any change:
+        ({"checks": [{"metric": "request_sucess_rate", "min": 99}]}, "request_sucess_rate"),
+        ({"guance": {"url": endpoints["guance_openapi"], "api_key": "not-the-key"}}, "403"),
+    ]
+    for settings, message in cases:
+        proc = subprocess.run([str(VENV_BIN / "ansible-playbook"), "canary.istio.canary_release", "-e",
+                               rel.extra(release_kubeconfig, rel.analysis("guance", **settings))],
+                              env={**os.environ, "ANSIBLE_COLLECTIONS_PATH": str(REPO / ".collections"),
+                                   "ANSIBLE_NOCOLOR": "1"}, capture_output=True, text=True, timeout=300, check=False)
+        assert proc.returncode != 0 and message in proc.stdout, (settings, proc.stdout[-2000:])
+        assert endpoints["guance_api_key"] not in proc.stdout + proc.stderr
+    assert audit.count("canary-release", WRITE_VERBS, namespace=namespace) == 0
+    assert not admin.get(f"{collection_path('VirtualService', namespace)}/{APP}", ok_missing=True)
