@@ -80,6 +80,10 @@ def run_script(script: list[str], check_mode: bool = False, cost_s: float = 0.0,
     return result, clock, source
 
 
+def step_of(script: list[str], check_mode: bool = False, **options) -> run.StepResult:
+    return run_script(script, check_mode, **options)[0]
+
+
 # ---------------------------------------------------------------------------------------------
 # The round loop
 # ---------------------------------------------------------------------------------------------
@@ -95,7 +99,7 @@ def test_a_failing_round_at_the_threshold_returns_after_that_round() -> None:
 
 
 def test_threshold_counts_failed_rounds_across_the_step() -> None:
-    result, _, _ = run_script(["fail", "pass", "fail", "pass"], interval=10, iterations=3, threshold=2)
+    result = step_of(["fail", "pass", "fail", "pass"], interval=10, iterations=3, threshold=2)
     assert [r.verdict.verdict for r in result.rounds] == ["fail", "pass", "fail"]
     assert result.verdict == "fail"
     assert result.reason.startswith("analysis of reviews v2 failed in round 3: request_success_rate 80 < min 99 (")
@@ -113,41 +117,41 @@ def test_pass_needs_iterations_rounds_with_the_last_passing() -> None:
 
 
 def test_a_failed_last_look_never_passes_the_step() -> None:
-    result, _, _ = run_script(["pass", "pass", "fail", "pass"], interval=5, iterations=3, threshold=2)
+    result = step_of(["pass", "pass", "fail", "pass"], interval=5, iterations=3, threshold=2)
     assert [r.verdict.verdict for r in result.rounds] == ["pass", "pass", "fail", "pass"]
     assert result.verdict == "pass"
-    result, _, _ = run_script(["pass", "fail", "pass"], interval=5, iterations=1, threshold=2)
+    result = step_of(["pass", "fail", "pass"], interval=5, iterations=1, threshold=2)
     assert [r.verdict.verdict for r in result.rounds] == ["pass"]  # one iteration: the first pass is enough
 
 
 def test_inconclusive_counts_as_a_failed_round_by_default() -> None:
-    result, _, _ = run_script(["inconclusive", "pass"], interval=5, iterations=2)
+    result = step_of(["inconclusive", "pass"], interval=5, iterations=2)
     assert len(result.rounds) == 1 and result.verdict == "fail" and result.failed
     assert result.reason == ("analysis of reviews v2 failed in round 1: inconclusive: too few canary requests: "
                              "0 < min_requests 1")
 
 
 def test_inconclusive_wait_goes_on_and_never_passes() -> None:
-    result, _, _ = run_script(["inconclusive", "inconclusive"], interval=5, iterations=2, inconclusive="wait")
+    result = step_of(["inconclusive", "inconclusive"], interval=5, iterations=2, inconclusive="wait")
     assert len(result.rounds) == 2 and result.verdict == "inconclusive" and result.failed
     assert result.reason.startswith("analysis of reviews v2 inconclusive after round 2: too few canary requests")
-    result, _, _ = run_script(["inconclusive", "inconclusive"], interval=5, iterations=2, inconclusive="wait",
-                              fail_on_inconclusive=False)
+    result = step_of(["inconclusive", "inconclusive"], interval=5, iterations=2, inconclusive="wait",
+                     fail_on_inconclusive=False)
     assert result.verdict == "inconclusive" and not result.failed
-    result, _, _ = run_script(["inconclusive", "pass"], interval=5, iterations=2, inconclusive="wait")
+    result = step_of(["inconclusive", "pass"], interval=5, iterations=2, inconclusive="wait")
     assert result.verdict == "pass"
     # a round that fails still counts while inconclusive rounds are tolerated
-    result, _, _ = run_script(["inconclusive", "fail"], interval=5, iterations=2, inconclusive="wait")
+    result = step_of(["inconclusive", "fail"], interval=5, iterations=2, inconclusive="wait")
     assert result.verdict == "fail" and len(result.rounds) == 2
 
 
 def test_check_mode_runs_one_round_now_and_never_fails() -> None:
-    result, clock, _ = run_script(["fail"], check_mode=True, interval=30, iterations=3)
+    result, clock, _source = run_script(["fail"], check_mode=True, interval=30, iterations=3)
     assert len(result.rounds) == 1 and clock.sleeps == [] and clock.now == 0
     assert result.verdict == "fail" and not result.failed
     assert result.reason == ("analysis of reviews v2: check mode, one round without waiting: fail: "
                              "request_success_rate 80 < min 99")
-    result, _, _ = run_script(["pass"], check_mode=True, interval=30, iterations=3)
+    result = step_of(["pass"], check_mode=True, interval=30, iterations=3)
     assert result.verdict == "pass" and len(result.rounds) == 1
 
 
@@ -173,7 +177,7 @@ def test_a_query_error_stops_the_step_with_the_rounds_so_far() -> None:
 
 
 def test_round_report_is_json_ready() -> None:
-    result, _, _ = run_script(["fail"], interval=5)
+    result = step_of(["fail"], interval=5)
     report = result.rounds[0].as_dict()
     assert report["round"] == 1 and report["verdict"] == "fail" and report["http_requests"] == 1
     assert report["end_ms"] - report["start_ms"] == 5000
@@ -279,7 +283,7 @@ class FakeGuance:
         if self.error:
             raise self.error
         return g.QueryResult([[{"name": "", "tags": {}, "columns": ["time", "value"], "rows": [[end_ms, i]]}]
-                              for i, _ in enumerate(queries)], {}, 1)
+                              for i in range(len(queries))], {}, 1)
 
     def close(self) -> None:
         pass
@@ -329,7 +333,7 @@ def test_prometheus_rounds_one_instant_query_each_at_the_window_end() -> None:
     client = FakePrometheus()
     source = run.PrometheusRounds(client)
     answers = source.query_round(plan.queries, 1000, 31_000)
-    assert [at for _, at in client.seen] == [31_000, 31_000] and source.requests_made == 2
+    assert [seen[1] for seen in client.seen] == [31_000, 31_000] and source.requests_made == 2
     assert set(answers) == {"requests", "latency"}
     failing = run.PrometheusRounds(FakePrometheus(fail_on=2))
     with pytest.raises(run.RoundQueryError, match="querying Prometheus: POST x: the query was refused") as info:
