@@ -191,7 +191,7 @@ def test_event_through_the_openapi_reads_back_by_query_and_by_id(sim, monkeypatc
 
 
 def test_event_through_a_datakit_reads_back_by_its_event_id(sim, monkeypatch, capsys) -> None:
-    args = dict(EVENT, status="error", source="release")
+    args = {**EVENT, "status": "error", "source": "release"}
     result = run("guance_event", datakit(sim, **args), monkeypatch, capsys)
     assert result.get("failed") is not True, result
     assert result["changed"] is True and result["requests"] == 1 and result["trace_id"] is None
