@@ -10,6 +10,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hypothesis import HealthCheck, settings
+
+# The machines that run these are small and often busy: a slow example is the machine, not a bug.
+# Tests' own @settings keep their example counts; health and deadline come from here.
+settings.register_profile("busy-machine", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("busy-machine")
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
