@@ -261,8 +261,11 @@ def test_healthy_canary_is_promoted_by_guance_and_prometheus(admin, namespace, o
     for run, provider in zip(runs, PROVIDERS):
         run.finish()
         run.assert_promoted()
-        results = run.analysis_results()
-        # One analysis per step, each of two passing rounds; the same verdicts from both providers.
+        preview, *results = run.analysis_results()
+        # Before any change the analysis was tried once, in check mode: no canary yet, no verdict
+        # that counts (step_weight none).
+        assert preview["step_weight"] is None and "check mode" in preview["reason"], preview["reason"]
+        # Then one analysis per step, each of two passing rounds; the same verdicts from both providers.
         assert [(r["step_weight"], r["verdict"], r["provider"]) for r in results] == \
             [(50, "pass", provider), (100, "pass", provider)], [r.get("reason") for r in results]
         for result in results:
