@@ -199,7 +199,8 @@ def credential_type_errors(ctype: Any) -> list[str]:
         for key in ("choices", "multiline", "format", "secret"):
             if key in field and ftype != "string":
                 errors.append(f"{key} not allowed for {ftype} type ({field['id']})")
-        if "default" in field and type(field["default"]) is not {"string": str, "boolean": bool}.get(ftype):
+        expected = {"string": str, "boolean": bool}.get(ftype)
+        if "default" in field and expected and not isinstance(field["default"], expected):
             errors.append(f"{field['default']!r} is not a {ftype}")
     errors += [f"required names an unknown field {name}" for name in inputs.get("required", []) if name not in ids]
 

@@ -144,7 +144,7 @@ def outcomes(request, tmp_path_factory) -> dict[str, dict[str, Any]]:
     (tmp_dir / "kubeconfig").write_text(KUBECONFIG, encoding="utf-8")
     with ThreadPoolExecutor(max_workers=2) as pool:
         futures = {case_id: pool.submit(run_playbook, tmp_dir, case_id, playbook, extra)
-                   for case_id, playbook, extra, _ in CASES if case_id in selected}
+                   for case_id, playbook, extra, _expected in CASES if case_id in selected}
         return {case_id: future.result() for case_id, future in futures.items()}
 
 
