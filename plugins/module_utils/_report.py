@@ -322,7 +322,7 @@ def _add_round(
 def _check_rows(one_round: t.Mapping[str, t.Any], when: datetime.datetime, step: str) -> list[CheckRow]:
     return [
         CheckRow(when, step, one_round["round"], check["metric"], check.get("unit"), check.get("canary"),
-                 check.get("baseline"), ", ".join(label for _, label in bound_labels(check["bounds"])),
+                 check.get("baseline"), ", ".join(pair[1] for pair in bound_labels(check["bounds"])),
                  check["result"], check.get("reason"), check.get("query"))
         for check in one_round.get("checks") or []
     ]

@@ -125,7 +125,7 @@ def _step_axis(ax: t.Any, report: Report, chart_id: str) -> None:
         previous = weight
     if not changes:
         return
-    for moment, _ in changes:
+    for moment in [change[0] for change in changes]:
         ax.axvline(moment, color="#999999", linestyle=":", linewidth=1.0, zorder=1, gid=f"step-{chart_id}")
     # Labels closer than ~7% of the width would overlap: the later one (the step the analysis
     # is about) is kept, an earlier one dropped; the lines all stay.
@@ -137,8 +137,8 @@ def _step_axis(ax: t.Any, report: Report, chart_id: str) -> None:
             labelled.append((moment, weight))
     labelled.reverse()
     top = ax.secondary_xaxis("top")
-    top.set_xticks([moment for moment, _ in labelled],
-                   labels=[f"{report.canary_version} {weight}%" for _, weight in labelled])
+    top.set_xticks([moment for moment, weight in labelled],
+                   labels=[f"{report.canary_version} {weight}%" for moment, weight in labelled])
     top.tick_params(axis="x", labelsize=8, labelcolor="#555555", color="#999999", length=3, pad=1)
     top.spines["top"].set_visible(False)
 
@@ -225,7 +225,7 @@ def metric_chart(report: Report, series: MetricSeries) -> Chart:
     ax = figure.add_subplot()
     for version in report.versions:
         points = series.values.get(version) or []
-        if not any(value is not None for _, value in points):
+        if not any(point[1] is not None for point in points):
             continue
         ax.plot([p[0] for p in points], [float("nan") if p[1] is None else p[1] for p in points],
                 color=colors[version], marker=".", markersize=7, linewidth=1.8, label=_version_label(report, version),

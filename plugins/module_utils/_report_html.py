@@ -97,8 +97,8 @@ def _steps_table(report: Report) -> str:
     if not report.steps:
         return "<p>No records yet.</p>"
     clock = _clock(report)
-    head = "".join(f"<th>{h}</th>" for h in ("Time (UTC)", "Event", "Step", "Traffic", "Analysis", "Rounds",
-                                              "Reason / message"))
+    names = ("Time (UTC)", "Event", "Step", "Traffic", "Analysis", "Rounds", "Reason / message")
+    head = "".join(f"<th>{h}</th>" for h in names)
     rows = []
     for row in report.steps:
         attrs = FAILED_ROW if row.verdict in ("fail", "error") or row.event in ("rolled back", "failed") else ""

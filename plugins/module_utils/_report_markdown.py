@@ -22,8 +22,9 @@ from ansible_collections.canary.istio.plugins.module_utils._report import (
     fmt_weights,
 )
 
-RESULT_SIGNS: dict[str, str] = {"pass": "pass", "fail": "**FAIL**", "no_data": "no data", "inconclusive": "inconclusive",
-                                 "error": "**ERROR**"}
+RESULT_SIGNS: dict[str, str] = {
+    "pass": "pass", "fail": "**FAIL**", "no_data": "no data", "inconclusive": "inconclusive", "error": "**ERROR**",
+}
 
 
 def cell(value: t.Any) -> str:
@@ -33,7 +34,7 @@ def cell(value: t.Any) -> str:
 
 
 def table(head: t.Sequence[str], rows: t.Iterable[t.Sequence[t.Any]]) -> list[str]:
-    lines = ["| " + " | ".join(cell(h) for h in head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    lines = ["| " + " | ".join(cell(h) for h in head) + " |", "|" + "---|" * len(head)]
     lines.extend("| " + " | ".join(cell(value) for value in row) + " |" for row in rows)
     return lines
 

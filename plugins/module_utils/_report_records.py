@@ -228,8 +228,8 @@ def normalise_round(value: t.Any, field: str) -> dict[str, t.Any]:
         "end_ms": None if one.get("end_ms") is None else _int(one["end_ms"], f"{field}.end_ms", 0),
         "verdict": _choice(one.get("verdict"), f"{field}.verdict", VERDICTS),
         "reason": _text(one.get("reason"), f"{field}.reason"),
-        "checks": [normalise_check(c, f"{field}.checks[{i}]") for i, c in enumerate(_list(one.get("checks") or [],
-                                                                                           f"{field}.checks"))],
+        "checks": [normalise_check(c, f"{field}.checks[{i}]")
+                   for i, c in enumerate(_list(one.get("checks") or [], f"{field}.checks"))],
         "numbers": normalise_numbers(one.get("numbers") or {}, f"{field}.numbers"),
     }
     if out["start_ms"] is not None and out["end_ms"] is not None and out["start_ms"] > out["end_ms"]:
@@ -358,7 +358,7 @@ def document(header: t.Mapping[str, t.Any], outcome: t.Mapping[str, t.Any], reco
     """What ``records.json`` holds."""
     out: dict[str, t.Any] = {"schema": SCHEMA_VERSION}
     out.update({key: header.get(key) for key in HEADER_KEYS})
-    out["outcome"] = {"status": outcome.get("status"), "message": outcome.get("message")}
+    out["outcome"] = {"status": outcome.get("status"), "reason": outcome.get("reason")}
     out["records"] = list(records)
     return out
 

@@ -71,15 +71,18 @@ options:
     description:
       - How the release ended, or V(running). Stored with the records.
       - When left out, the last V(promoted), V(rolled_back) or V(failed) record gives it, with that
-        record's message; without one it is V(running).
+        record's message as the reason; without one it is V(running).
     type: dict
     suboptions:
       status:
         description: The outcome. When left out, taken from the records as above.
         type: str
         choices: [running, promoted, rolled_back, failed]
-      message:
-        description: One line for the reader, for example the failing check. Default the final record's message.
+      reason:
+        description:
+          - One line for the reader, for example the failing checks. Default the message of the last
+            record whose event is the outcome.
+          - Not C(message), a name Ansible keeps for itself.
         type: str
 attributes:
   check_mode:
@@ -168,7 +171,7 @@ EXAMPLES = r"""
         weights: {v1: 100, v2: 0}
     outcome:
       status: rolled_back
-      message: "{{ ansible_failed_result.msg | default('rolled back') }}"
+      reason: "{{ ansible_failed_result.msg | default('rolled back') }}"
 """
 
 RETURN = r"""
@@ -211,10 +214,10 @@ outcome:
     status:
       description: V(running), V(promoted), V(rolled_back) or V(failed).
       type: str
-    message:
-      description: Its message, or null.
+    reason:
+      description: Its reason, or null.
       type: str
-  sample: {"status": "promoted", "message": "v2 serves all traffic"}
+  sample: {"status": "promoted", "reason": "v2 serves all traffic"}
 record_count:
   description: Records stored after this run.
   returned: always
@@ -255,7 +258,6 @@ from ansible_collections.canary.istio.plugins.module_utils._report_charts import
 from ansible_collections.canary.istio.plugins.module_utils._report_html import render_html
 from ansible_collections.canary.istio.plugins.module_utils._report_markdown import render_markdown
 from ansible_collections.canary.istio.plugins.module_utils._report_records import (
-    HEADER_KEYS,
     OUTCOMES,
     RecordError,
     check_canary_weight,
@@ -284,7 +286,7 @@ ARGUMENT_SPEC: dict[str, dict[str, t.Any]] = dict(
     records=dict(type="list", elements="dict", default=[]),
     outcome=dict(type="dict", options=dict(
         status=dict(type="str", choices=list(OUTCOMES)),
-        message=dict(type="str"),
+        reason=dict(type="str"),
     )),
 )
 
@@ -323,11 +325,11 @@ def check_same_release(stored: t.Mapping[str, t.Any], header: t.Mapping[str, t.A
 def decide_outcome(params: t.Mapping[str, t.Any], records: t.Sequence[t.Mapping[str, t.Any]]) -> dict[str, t.Any]:
     given = params.get("outcome") or {}
     status = given.get("status") or outcome_from_records(records)
-    message = given.get("message")
-    if message is None and status != "running":
+    reason = given.get("reason")
+    if reason is None and status != "running":
         final = [r for r in records if r["event"] == status]
-        message = final[-1].get("message") if final else None
-    return {"status": status, "message": message}
+        reason = final[-1].get("message") if final else None
+    return {"status": status, "reason": reason}
 
 
 def render_charts(module: AnsibleModule, report: t.Any) -> tuple[list[tuple[str, str, str]], str | None]:
@@ -392,7 +394,7 @@ def run(module: AnsibleModule) -> dict[str, t.Any]:
     records = merge_records(stored, new)
     outcome = decide_outcome(params, records)
 
-    report = build_report(header, records, outcome["status"], outcome["message"])
+    report = build_report(header, records, outcome["status"], outcome["reason"])
     charts, missing = render_charts(module, report)
     captions = chart_captions(report)
     texts = {
@@ -414,7 +416,7 @@ def run(module: AnsibleModule) -> dict[str, t.Any]:
     result: dict[str, t.Any] = dict(
         changed=bool(changed_keys), paths=paths, release=release, cluster=cluster, outcome=outcome,
         record_count=len(records), records_added=len(records) - len(stored),
-        charts=[chart_id for chart_id, _, _ in charts],
+        charts=[chart[0] for chart in charts],
         files_changed=[os.path.basename(paths[key]) for key in ("records", "markdown", "html") if key in changed_keys],
     )
     if module._diff:

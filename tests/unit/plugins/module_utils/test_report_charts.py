@@ -45,7 +45,7 @@ def texts(root: ET.Element) -> list[str]:
 
 
 def test_rolled_back_release_charts() -> None:
-    charts = {chart_id: parsed(svg) for chart_id, _, svg in rc.render_svgs(report_of(rolled_back_release()))}
+    charts = {chart_id: parsed(svg) for chart_id, title, svg in rc.render_svgs(report_of(rolled_back_release()))}
     assert list(charts) == ["traffic", "metric-request-success-rate", "metric-request-duration-p99",
                             "metric-request-error-rate"]
     traffic = charts["traffic"]
@@ -76,7 +76,8 @@ def test_rolled_back_release_charts() -> None:
 
 def test_promoted_release_charts_have_no_failure() -> None:
     charts = rc.render_svgs(report_of(promoted_release()))
-    for chart_id, _, svg in charts:
+    for chart_id, title, svg in charts:
+        assert title
         assert f"marker-{chart_id}-promoted" in ids(parsed(svg))
         assert "check failed" not in svg and "rolled back" not in svg
 
@@ -87,7 +88,8 @@ def test_svg_is_deterministic_and_ids_are_unique_across_charts() -> None:
     assert rc.render_svgs(report) == first
     # Ids that other elements point at (clip paths, markers) must not repeat across the page.
     referenced: list[str] = []
-    for _, _, svg in first:
+    for chart in first:
+        svg = chart[2]
         assert not svg.startswith("<?xml") and "<metadata>" not in svg and "Date" not in svg
         targets = set(re.findall(r'(?:url\(#|href="#)([^)"]+)', svg))
         referenced.extend(targets)
@@ -110,5 +112,5 @@ def test_captions_summarise_each_chart() -> None:
 
 def test_only_a_running_release_without_analysis_has_just_the_traffic_chart() -> None:
     charts = rc.render_svgs(report_of(promoted_release()[:2]))
-    assert [chart_id for chart_id, _, _ in charts] == ["traffic"]
+    assert [chart[0] for chart in charts] == ["traffic"]
     assert "marker-traffic" not in charts[0][2]

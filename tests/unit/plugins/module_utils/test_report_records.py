@@ -113,8 +113,8 @@ def test_analysis_keeps_what_the_report_needs_and_numbers_become_floats_or_none(
     assert one_round["numbers"]["v2"]["request_success_rate"] == pytest.approx(79.8)
     assert one_round["checks"][0]["bounds"] == {"min": 99.0, "max": None, "max_over_baseline": None,
                                                 "max_ratio_to_baseline": None}
-    nan_round = rr.normalise_round({"round": 1, "verdict": "inconclusive", "numbers": {"v2": {"p99": float("nan"),
-                                                                                               "rate": "99.5"}}}, "x")
+    numbers = {"v2": {"p99": float("nan"), "rate": "99.5"}}
+    nan_round = rr.normalise_round({"round": 1, "verdict": "inconclusive", "numbers": numbers}, "x")
     assert nan_round["numbers"] == {"v2": {"p99": None, "rate": 99.5}}
 
 
@@ -173,8 +173,8 @@ def test_safe_name_refuses_names_without_letters(value) -> None:
 def test_document_round_trip() -> None:
     records = rr.normalise_records(promoted_release())
     doc = rr.document({"release": "r", "cluster": "c", "app": "reviews", "namespace": "prod",
-                       "stable_version": "v1", "canary_version": "v2"}, {"status": "promoted", "message": None}, records)
-    assert doc["schema"] == rr.SCHEMA_VERSION and doc["outcome"] == {"status": "promoted", "message": None}
+                       "stable_version": "v1", "canary_version": "v2"}, {"status": "promoted", "reason": None}, records)
+    assert doc["schema"] == rr.SCHEMA_VERSION and doc["outcome"] == {"status": "promoted", "reason": None}
     assert rr.read_document(copy.deepcopy(doc), "records.json")["records"] == records
     with pytest.raises(rr.RecordError, match="^records.json: not a release records file of schema 1"):
         rr.read_document({"schema": 2, "records": []}, "records.json")

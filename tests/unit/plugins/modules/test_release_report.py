@@ -80,7 +80,7 @@ def test_promoted_release_writes_html_with_charts_and_markdown(tmp_path, monkeyp
     directory = tmp_path / "reports" / "reviews-v2" / "sandbox-1"
     assert result["paths"] == {"dir": str(directory), "records": str(directory / "records.json"),
                                "html": str(directory / "report.html"), "markdown": str(directory / "report.md")}
-    assert result["outcome"] == {"status": "promoted", "message": "v2 serves all traffic; v1 scaled down"}
+    assert result["outcome"] == {"status": "promoted", "reason": "v2 serves all traffic; v1 scaled down"}
     assert result["record_count"] == result["records_added"] == 8
     assert result["files_changed"] == ["records.json", "report.md", "report.html"]
     written = files(result)
@@ -133,7 +133,7 @@ def test_rolled_back_release_marks_the_failing_check_and_the_rollback(tmp_path, 
     records = rolled_back_release()
     result = run_module(args_for(tmp_path, records, cluster="sandbox-2"), monkeypatch, capsys)
     assert result["outcome"]["status"] == "rolled_back"
-    assert result["outcome"]["message"].startswith("analysis of reviews v2 failed in round 2: request_success_rate 79.8")
+    assert result["outcome"]["reason"].startswith("analysis of reviews v2 failed in round 2: request_success_rate 79.8")
     written = files(result)
     page = written["html"]
     assert '<div class="outcome bad" id="outcome"><strong>Outcome: rolled back.</strong> analysis of reviews v2 failed' \
@@ -286,3 +286,16 @@ def test_documentation_matches_the_argument_spec() -> None:
 
     documented = yaml.safe_load(module.DOCUMENTATION)["options"]
     _compare_spec(documented, module.ARGUMENT_SPEC, "")
+
+
+def test_an_explicit_outcome_wins_over_the_records(tmp_path, monkeypatch, capsys) -> None:
+    records = promoted_release()[:4]
+    result = run_module(args_for(tmp_path, records, outcome={"status": "failed", "reason": "the play was interrupted"}),
+                        monkeypatch, capsys)
+    assert result["outcome"] == {"status": "failed", "reason": "the play was interrupted"}
+    written = files(result)
+    assert json.loads(written["records"])["outcome"] == {"status": "failed", "reason": "the play was interrupted"}
+    assert "**Outcome: failed.** the play was interrupted" in written["markdown"]
+    # Only the status given: the reason comes from the last record of that event, here none.
+    result = run_module(args_for(tmp_path, [], outcome={"status": "running"}), monkeypatch, capsys)
+    assert result["outcome"] == {"status": "running", "reason": None} and result["changed"] is True
