@@ -1,11 +1,17 @@
-"""`make demo`: a canary release of bookinfo's reviews (v1 -> v2) on the local sandbox.
+"""`make demo`: three Guance-gated scenarios on bookinfo in the local sandbox.
 
-Brings the sandbox up (building it the first time), deploys bookinfo into namespace `prod`, runs
-`ansible-playbook canary.istio.canary_release` with steps 10, 50, 100 as the least-privilege
-release identity, and ends with a summary read back from the cluster.
+Brings the sandbox up (building it the first time; the simulator and Prometheus come with it),
+deploys bookinfo into namespace `prod`, sends simulated traffic from productpage to reviews, then:
 
-Analysis between steps (Guance/Prometheus) and the HTML report come with their own issues; until
-then each step is held for a few seconds and the summary is printed here.
+1. releases reviews v2 with steps 10, 50, 100 and short analysis intervals: analysis passes, v2 is
+   promoted;
+2. releases a faulty v3 (the simulator makes 20% of its answers 500s): analysis fails at the first
+   step and traffic goes back to v2 at once;
+3. injects a 7 s delay on ratings for `end-user: jason`, finds the slow traces with
+   `canary.istio.guance_query` on `T::`, shows them, and removes the fault.
+
+Every playbook runs as the least-privilege release identity; the Guance key reaches the modules the
+way an AWX credential would pass it, as GUANCE_URL / GUANCE_API_KEY in the environment.
 """
 from __future__ import annotations
 
@@ -15,6 +21,7 @@ import subprocess
 import sys
 import time
 
+import requests
 import yaml
 
 from . import control, versions
@@ -22,11 +29,50 @@ from .api import collection_path
 
 NAMESPACE = "prod"
 STEPS = [10, 50, 100]
+TRAFFIC_RATE = 40  # requests per second from productpage to reviews
+JASON_SHARE = 0.2  # share of those requests signed in as jason
+# Analysis of each step: 2 rounds of 5 s, each over the last 10 s; 99% success and p99 <= 500 ms,
+# and no worse than the stable version by more than 1 point of errors.
+ANALYSIS = {
+    "provider": "guance",
+    "interval": 5,
+    "iterations": 2,
+    "window": 10,
+    "min_requests": 20,
+    "checks": [
+        {"metric": "request_success_rate", "min": 99},
+        {"metric": "request_error_rate", "max_over_baseline": 1},
+        {"metric": "request_duration_p99", "max": 500},
+    ],
+}
+# The delay is injected by the caller's sidecar (as in Envoy), so the slow spans are those of the
+# callers of ratings (reviews) and of the request's root (productpage), not ratings' own.
+SLOW_TRACES = (
+    "T::re(`.*`):(`trace_id`, `service`, `version`, `resource`, `duration`) "
+    "{ `namespace` = '%s', `duration` >= 7000000 } [2m] LIMIT 6" % NAMESPACE)
+PLAYBOOKS = versions.REPO_ROOT / "playbooks"
+ANSIBLE_PLAYBOOK = versions.REPO_ROOT / ".venv/bin/ansible-playbook"
+
+
+def say(text: str) -> None:
+    print(f"\n[demo] {text}", flush=True)
+
+
+class Simulator:
+    """The simulator's control endpoints (docs/simulator.md)."""
+
+    def __init__(self, endpoints: dict):
+        self.control = endpoints["control"]
+
+    def post(self, what: str, payload: dict) -> None:
+        resp = requests.post(f"{self.control}/{what}", json=payload, timeout=10)
+        resp.raise_for_status()
 
 
 def _reset(admin) -> None:
     """Start from bookinfo as shipped, so the demo can run again on a running sandbox."""
-    paths = [f"{collection_path(kind, NAMESPACE)}/reviews" for kind in ("VirtualService", "DestinationRule")]
+    paths = [f"{collection_path(kind, NAMESPACE)}/{name}" for kind in ("VirtualService", "DestinationRule")
+             for name in ("reviews", "ratings")]
     paths += [f"{collection_path('Deployment', NAMESPACE)}/reviews-{v}" for v in ("v1", "v2", "v3")]
     for path in paths:
         admin.delete(path)
@@ -34,51 +80,119 @@ def _reset(admin) -> None:
         admin.wait_for(f"{path} gone", lambda p=path: admin.get(p, ok_missing=True) == {}, 120)
 
 
+def _fixture(name: str) -> list[dict]:
+    return [d for d in yaml.safe_load_all((versions.FIXTURES_DIR / "bookinfo" / name).read_text()) if d]
+
+
 def _deploy_bookinfo(admin) -> None:
     _reset(admin)
-    docs = [d for d in yaml.safe_load_all((versions.FIXTURES_DIR / "bookinfo/platform/bookinfo.yaml").read_text()) if d]
-    # The release deploys v2 itself; v1 serves today, v3 is an old version the release removes.
-    admin.apply_manifest([d for d in docs if d["metadata"]["name"] != "reviews-v2"], NAMESPACE)
-    for name in ("reviews-v1", "reviews-v3"):
+    # The first release deploys v2 itself; v1 serves today, v3 is an old version that release removes.
+    admin.apply_manifest([d for d in _fixture("platform/bookinfo.yaml") if d["metadata"]["name"] != "reviews-v2"], NAMESPACE)
+    # ratings is routed by its own VirtualService (all to v1), where scenario 3 puts its fault.
+    admin.apply_manifest([d for d in _fixture("networking/destination-rule-all.yaml") if d["metadata"]["name"] == "ratings"]
+                         + [d for d in _fixture("networking/virtual-service-all-v1.yaml") if d["metadata"]["name"] == "ratings"],
+                         NAMESPACE)
+    for name in ("reviews-v1", "reviews-v3", "ratings-v1"):
         path = f"{collection_path('Deployment', NAMESPACE)}/{name}"
         admin.wait_for(f"{name} Ready", lambda p=path: admin.get(p).get("status", {}).get("readyReplicas") == 1, 120)
 
 
-def _summary(admin) -> str:
+def _weights(admin) -> str:
     vs = admin.get(f"{collection_path('VirtualService', NAMESPACE)}/reviews")
     route = vs["spec"]["http"][-1]["route"]
-    weights = ", ".join(f"{d['destination']['subset']}={d.get('weight', 100)}%" for d in route)
-    deployments = admin.get(collection_path("Deployment", NAMESPACE), params={"labelSelector": "app=reviews"})["items"]
-    subsets = admin.get(f"{collection_path('DestinationRule', NAMESPACE)}/reviews")["spec"]["subsets"]
-    return "\n".join([
-        "== release summary (read back from sandbox-1) ==",
-        f"VirtualService reviews, catch-all route: {weights}",
-        f"DestinationRule reviews subsets: {', '.join(s['name'] for s in subsets)}",
-        f"Deployments of reviews: {', '.join(sorted(d['metadata']['name'] for d in deployments))}",
-    ])
+    return ", ".join(f"{d['destination']['subset']}={d.get('weight', 100)}%" for d in route)
+
+
+def _playbook(name: str, extra: dict, env: dict) -> tuple[int, float]:
+    started = time.monotonic()
+    proc = subprocess.run([str(ANSIBLE_PLAYBOOK), str(PLAYBOOKS / name), "-e", json.dumps(extra)], env=env, check=False)
+    return proc.returncode, time.monotonic() - started
+
+
+def _release(stable: str, canary: str, connection: dict, env: dict) -> tuple[int, float]:
+    extra = {
+        "canary_app": "reviews", "canary_namespace": NAMESPACE,
+        "canary_stable_version": stable, "canary_version": canary,
+        "canary_image": f"docker.io/istio/examples-bookinfo-reviews-{canary}:1.20.1",
+        "canary_steps": STEPS, "canary_analysis": ANALYSIS, **connection,
+    }
+    say(f"ansible-playbook canary.istio.canary_release: reviews {stable} -> {canary}, steps {STEPS}, "
+        f"analysis every {ANALYSIS['interval']}s x {ANALYSIS['iterations']} per step")
+    return _playbook("canary_release.yml", extra, env)
+
+
+def _slow_traces(endpoints: dict) -> list[list]:
+    """Spans slower than 7 s: what `canary.istio.guance_query` returned (kept in a file by the play)."""
+    result_file = versions.STATE_DIR / "demo-slow-traces.json"
+    play = [{"name": "Find the slow traces", "hosts": "localhost", "gather_facts": False, "tasks": [
+        {"name": "Query the spans of 7 s or more (T::)", "canary.istio.guance_query": {"queries": [{"query": SLOW_TRACES, "name": "slow"}],
+                                                                   "last": "2m"}, "register": "slow"},
+        {"name": "Keep the rows", "ansible.builtin.copy": {"content": "{{ slow.results[0].series | to_json }}",
+                                                          "dest": str(result_file), "mode": "0600"}}]}]
+    play_file = versions.STATE_DIR / "demo-slow-traces.yml"
+    play_file.write_text(yaml.safe_dump(play, sort_keys=False))
+    env = _env(endpoints)
+    subprocess.run([str(ANSIBLE_PLAYBOOK), str(play_file)], env=env, check=True)
+    series = json.loads(result_file.read_text())
+    return [dict(zip(s["columns"], row)) for s in series for row in s["rows"]]
+
+
+def _env(endpoints: dict) -> dict:
+    return {**os.environ, "ANSIBLE_COLLECTIONS_PATH": str(versions.REPO_ROOT / ".collections"),
+            "GUANCE_URL": endpoints["guance_openapi"], "GUANCE_API_KEY": endpoints["guance_api_key"]}
 
 
 def main() -> int:
+    t0 = time.monotonic()
     cluster = control.up(1)[0]
     admin = cluster.admin()
-    print(f"[demo] deploying bookinfo into namespace {NAMESPACE}", flush=True)
+    endpoints = json.loads((versions.STATE_DIR / "endpoints.json").read_text())
+    sim = Simulator(endpoints)
+    env = _env(endpoints)
+    connection = {"canary_kubeconfig": str(versions.STATE_DIR / "kubeconfig-release"), "canary_context": cluster.name}
+    say(f"deploying bookinfo into namespace {NAMESPACE} on {cluster.name}")
     _deploy_bookinfo(admin)
-    extra = {
-        "canary_app": "reviews", "canary_namespace": NAMESPACE,
-        "canary_stable_version": "v1", "canary_version": "v2",
-        "canary_image": "docker.io/istio/examples-bookinfo-reviews-v2:1.20.1",
-        "canary_steps": STEPS, "canary_interval": 3, "canary_analysis": False,
-        "canary_kubeconfig": str(versions.STATE_DIR / "kubeconfig-release"), "canary_context": cluster.name,
-    }
-    print(f"[demo] ansible-playbook canary.istio.canary_release: reviews v1 -> v2, steps {STEPS}", flush=True)
-    started = time.monotonic()
-    env = {**os.environ, "ANSIBLE_COLLECTIONS_PATH": str(versions.REPO_ROOT / ".collections")}
-    proc = subprocess.run([str(versions.REPO_ROOT / ".venv/bin/ansible-playbook"), "canary.istio.canary_release",
-                           "-e", json.dumps(extra)], env=env, check=False)
-    print(f"[demo] release finished in {time.monotonic() - started:.0f}s (exit {proc.returncode})")
-    print(_summary(admin))
-    print(f"Sandbox left running: {versions.STATE_DIR / 'kubeconfig'}; stop it with `.venv/bin/python -m sandbox down`.")
-    return proc.returncode
+    sim.post("traffic", {"cluster": cluster.name, "namespace": NAMESPACE, "service": "reviews", "rate": TRAFFIC_RATE,
+                         "jason_share": JASON_SHARE})
+    sim.post("profiles", {"service": "reviews", "version": "v3", "error_rate": 0.2})
+    say(f"simulated traffic: {TRAFFIC_RATE} req/s productpage -> reviews ({JASON_SHARE:.0%} as jason); "
+        "reviews v3 answers 20% of requests with 500")
+    time.sleep(5)  # a first window of traffic on v1
+    outcome = []
+
+    say("1/3 healthy release of reviews v2")
+    rc, took = _release("v1", "v2", connection, env)
+    outcome.append(("1. release v2", "promoted" if rc == 0 else f"FAILED (exit {rc})", took, _weights(admin)))
+
+    say("2/3 release of a faulty reviews v3 (20% errors): expect the analysis to fail and a rollback")
+    rc, took = _release("v2", "v3", connection, env)
+    outcome.append(("2. release faulty v3", "rolled back as expected" if rc != 0 else "PROMOTED (unexpected)", took,
+                    _weights(admin)))
+    scenario2_ok = rc != 0 and _weights(admin) == "v2=100%, v3=0%"
+
+    say("3/3 a 7 s delay on ratings for end-user jason, found in the traces")
+    fault = {"canary_namespace": NAMESPACE, "fault_injection_service": "ratings",
+             "fault_injection_headers": {"end-user": {"exact": "jason"}}, "fault_injection_delay": {"fixed_delay": "7s"},
+             **connection}
+    rc3, took = _playbook("fault_injection.yml", fault, env)
+    time.sleep(12)  # jason's calls now take 7 s; let some of them finish
+    slow = _slow_traces(endpoints)
+    print(f"[demo] spans of 7 s or more in the last 2 minutes (guance_query on T::): {len(slow)} shown")
+    for span in slow:
+        print(f"         trace {span.get('trace_id')}  {int(span.get('duration') or 0) / 1e6:5.2f} s  "
+              f"{span.get('service')} {span.get('version') or ''}  {span.get('resource')}")
+    rc4 = _playbook("fault_injection.yml", {**fault, "fault_injection_state": "absent"}, env)[0]
+    outcome.append(("3. delay for jason", f"{len(slow)} slow traces found, fault removed" if slow and rc3 == rc4 == 0
+                    else "FAILED", took, ""))
+    sim.post("traffic", {"cluster": cluster.name, "namespace": NAMESPACE, "service": "reviews", "rate": 0})
+
+    print("\n== demo summary ==")
+    for name, result, seconds, weights in outcome:
+        print(f"{name:<24} {result:<40} {seconds:6.0f}s  {weights}")
+    print(f"total {time.monotonic() - t0:.0f}s. Sandbox left running: {versions.STATE_DIR / 'kubeconfig'}; "
+          "stop it with `.venv/bin/python -m sandbox down`.")
+    ok = outcome[0][1] == "promoted" and scenario2_ok and bool(slow) and rc3 == rc4 == 0
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":
