@@ -157,4 +157,3 @@ def test_settings_are_required(stub_collections):
     (check,) = [task for task in outcome["tasks"] if task["name"] == "Check the settings"]
     assert "canary_awx_scm_url" in check["items"][0]["msg"] and "canary_awx_ee_image" in check["items"][0]["msg"]
     assert not sent(outcome, "credential_type"), "nothing is sent before the settings are complete"
-
