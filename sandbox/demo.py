@@ -103,9 +103,52 @@ def _weights(admin) -> str:
     return ", ".join(f"{d['destination']['subset']}={d.get('weight', 100)}%" for d in route)
 
 
+SHOWN_OK = ("Analyse the step", "Try the analysis", "Take the release lock", "Report", "Hold the step")
+
+
+def _progress(line: str, task: list[str]) -> str | None:
+    """A condensed line for what matters: every change, every failure (with its message), the
+    analyses that passed, and the plays' closing messages."""
+    text = line.rstrip()
+    if text.startswith("TASK ["):
+        task[0] = text[len("TASK ["):text.rfind("]")].split(" : ", 1)[-1]
+        return None
+    status = text.split(":", 1)[0]
+    name = task[0]
+    if status == "changed" and name:
+        task[0] = ""
+        return f"  CHANGED  {name}"
+    if status == "ok" and name.startswith(SHOWN_OK):
+        task[0] = name if name == "Report" else ""  # its message follows
+        return f"  ok       {name}"
+    if status == "fatal" and name:
+        task[0] = ""
+        try:
+            message = json.loads(text[text.index("=> ") + 3:]).get("msg", "")
+        except ValueError:
+            message = text
+        return f"  FAILED   {name}: {message}"
+    if text.lstrip().startswith('"msg": ') and name == "Report":
+        task[0] = ""
+        return "           " + text.strip()[len('"msg": '):].strip('"')
+    return None
+
+
 def _playbook(name: str, extra: dict, env: dict) -> tuple[int, float]:
+    """ansible-playbook with a condensed view on the terminal; the whole output goes to a log file."""
     started = time.monotonic()
-    proc = subprocess.run([str(ANSIBLE_PLAYBOOK), str(PLAYBOOKS / name), "-e", json.dumps(extra)], env=env, check=False)
+    log_dir = versions.STATE_DIR / "demo-logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_file = log_dir / f"{int(time.time())}-{name.replace('.yml', '')}.log"
+    task = [""]
+    with subprocess.Popen([str(ANSIBLE_PLAYBOOK), str(PLAYBOOKS / name), "-e", json.dumps(extra)], env=env, text=True,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT) as proc, log_file.open("w") as log:
+        for line in proc.stdout:
+            log.write(line)
+            shown = _progress(line, task)
+            if shown:
+                print(shown, flush=True)
+    print(f"[demo] {name}: exit {proc.returncode} in {time.monotonic() - started:.0f}s; full output in {log_file}", flush=True)
     return proc.returncode, time.monotonic() - started
 
 
@@ -131,8 +174,7 @@ def _slow_traces(endpoints: dict) -> list[list]:
                                                           "dest": str(result_file), "mode": "0600"}}]}]
     play_file = versions.STATE_DIR / "demo-slow-traces.yml"
     play_file.write_text(yaml.safe_dump(play, sort_keys=False))
-    env = _env(endpoints)
-    subprocess.run([str(ANSIBLE_PLAYBOOK), str(play_file)], env=env, check=True)
+    subprocess.run([str(ANSIBLE_PLAYBOOK), str(play_file)], env=_env(endpoints), check=True, stdout=subprocess.DEVNULL)
     series = json.loads(result_file.read_text())
     return [dict(zip(s["columns"], row)) for s in series for row in s["rows"]]
 
