@@ -167,11 +167,11 @@ def _release(stable: str, canary: str, connection: dict, env: dict) -> tuple[int
 def _slow_traces(endpoints: dict) -> list[list]:
     """Spans slower than 7 s: what `canary.istio.guance_query` returned (kept in a file by the play)."""
     result_file = versions.STATE_DIR / "demo-slow-traces.json"
+    query = {"queries": [{"query": SLOW_TRACES, "name": "slow"}], "last": "2m"}
+    keep = {"content": "{{ slow.results[0].series | to_json }}", "dest": str(result_file), "mode": "0600"}
     play = [{"name": "Find the slow traces", "hosts": "localhost", "gather_facts": False, "tasks": [
-        {"name": "Query the spans of 7 s or more (T::)", "canary.istio.guance_query": {"queries": [{"query": SLOW_TRACES, "name": "slow"}],
-                                                                   "last": "2m"}, "register": "slow"},
-        {"name": "Keep the rows", "ansible.builtin.copy": {"content": "{{ slow.results[0].series | to_json }}",
-                                                          "dest": str(result_file), "mode": "0600"}}]}]
+        {"name": "Query the spans of 7 s or more (T::)", "canary.istio.guance_query": query, "register": "slow"},
+        {"name": "Keep the rows", "ansible.builtin.copy": keep}]}]
     play_file = versions.STATE_DIR / "demo-slow-traces.yml"
     play_file.write_text(yaml.safe_dump(play, sort_keys=False))
     subprocess.run([str(ANSIBLE_PLAYBOOK), str(play_file)], env=_env(endpoints), check=True, stdout=subprocess.DEVNULL)
