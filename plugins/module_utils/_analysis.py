@@ -134,6 +134,10 @@ class AnalysisTarget:
     # The tag that carries the version on spans and logs (the sidecar's custom tag ``version``).
     trace_version_tag: str = "version"
     log_version_tag: str = "version"
+    # Exact label matches added to the Istio metric queries, as (name, value) pairs: in a Guance
+    # workspace or Prometheus shared by several clusters, e.g. (("destination_cluster", "eu-1"),)
+    # keeps one cluster's numbers apart from another's with the same namespace and service.
+    labels: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         if not isinstance(self.service, str) or not _NAME_RE.match(self.service):
@@ -158,6 +162,12 @@ class AnalysisTarget:
                 raise AnalysisError(f"{option} must be a plain label name, got {value!r}", option)
         if self.workload_regex is not None and ("`" in self.workload_regex or '"' in self.workload_regex):
             raise AnalysisError("workload_regex must not contain quotes or backticks", "workload_regex")
+        for name, value in self.labels:
+            if not isinstance(name, str) or not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", name):
+                raise AnalysisError(f"labels: {name!r} is not a label name (letters, digits and _)", "labels")
+            if not isinstance(value, str) or any(quote in value for quote in "`'\"\\"):
+                raise AnalysisError(f"labels: the value of {name} must be a string without quotes, backticks or backslashes, "
+                                    f"got {value!r}", "labels")
 
     @property
     def versions(self) -> tuple[str, ...]:
@@ -203,6 +213,7 @@ def _promql_selector(target: AnalysisTarget) -> str:
     ]
     if target.namespace:
         labels.append(f'destination_workload_namespace="{target.namespace}"')
+    labels.extend(f'{name}="{value}"' for name, value in target.labels)
     return "{" + ",".join(labels) + "}"
 
 
@@ -215,6 +226,7 @@ def _dql_filters(target: AnalysisTarget) -> str:
     ]
     if target.namespace:
         filters.append(f"`destination_workload_namespace` = '{target.namespace}'")
+    filters.extend(f"`{name}` = '{value}'" for name, value in target.labels)
     return "{ " + ", ".join(filters) + " }"
 
 

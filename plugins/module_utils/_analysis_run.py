@@ -195,6 +195,7 @@ def plan_from_params(params: t.Mapping[str, t.Any]) -> AnalysisPlan:
         service=params.get("service"), canary_version=params.get("canary_version"),
         baseline_version=params.get("baseline_version") or None, namespace=params.get("namespace") or None,
         window_seconds=window, step_seconds=scrape,
+        labels=tuple(sorted((str(name), value) for name, value in (params.get("labels") or {}).items())),
     )
     checks = checks_from_params(params.get("checks"))
     for check in checks:

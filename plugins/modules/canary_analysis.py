@@ -72,6 +72,14 @@ options:
       - The version to compare with, normally the stable one, for example V(v1).
       - Needed by checks with C(max_over_baseline) or C(max_ratio_to_baseline).
     type: str
+  labels:
+    description:
+      - "Labels (tags) that the Istio metrics must also have, matched exactly, for example
+        V({destination_cluster: eu-1})."
+      - For a Guance workspace or a Prometheus that several clusters report to, where the same
+        namespace and service exist in each, so that one cluster's canary is judged on its own
+        numbers. Applies to the Istio metric queries, not to traces, logs or custom metrics.
+    type: dict
   interval:
     description:
       - Seconds between two rounds. Also waited before the first round, so that its window
@@ -476,6 +484,7 @@ OWN_OPTIONS: dict[str, dict[str, t.Any]] = dict(
     namespace=dict(type="str", required=True),
     canary_version=dict(type="str", required=True),
     baseline_version=dict(type="str"),
+    labels=dict(type="dict"),
     interval=dict(type="int", default=0),
     iterations=dict(type="int", default=1),
     threshold=dict(type="int", default=1),

@@ -255,6 +255,28 @@ def test_guance_dql_istio_queries() -> None:
     assert queries["latency"].query.endswith("[300s::30s:last] BY `destination_version`, `le`")
 
 
+def test_labels_keep_one_clusters_numbers_apart() -> None:
+    """Several clusters reporting to one workspace: the extra labels go into every Istio metric query."""
+    target = an.AnalysisTarget(service="reviews", canary_version="v2", baseline_version="v1", namespace="prod",
+                               labels=(("destination_cluster", "eu-1"),))
+    promql = {q.key: q.query for q in an.builtin_queries(target, ["request_count", "request_duration_p99"], "prometheus")}
+    assert all('destination_workload_namespace="prod",destination_cluster="eu-1"}' in q for q in promql.values()), promql
+    dql = {q.key: q.query for q in an.builtin_queries(target, ["request_count", "request_duration_p99"], "guance", "dql")}
+    assert all("`destination_workload_namespace` = 'prod', `destination_cluster` = 'eu-1' }" in q for q in dql.values()), dql
+
+
+@pytest.mark.parametrize("labels, fragment", [
+    ((("destination-cluster", "eu-1"),), "not a label name"),
+    ((("destination_cluster", 'eu"1'),), "without quotes"),
+    ((("destination_cluster", "eu`1"),), "without quotes"),
+    ((("destination_cluster", 1),), "must be a string"),
+])
+def test_bad_labels_are_refused_naming_the_option(labels, fragment) -> None:
+    with pytest.raises(an.AnalysisError, match=fragment) as info:
+        an.AnalysisTarget(service="reviews", canary_version="v2", labels=labels)
+    assert info.value.option == "labels"
+
+
 def test_builder_errors_name_the_option() -> None:
     with pytest.raises(an.AnalysisError, match="no traces or logs") as info:
         an.builtin_queries(TARGET, ["trace_error_rate"], "prometheus")
