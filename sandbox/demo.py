@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -51,6 +52,7 @@ SLOW_TRACES = (
     "T::re(`.*`):(`trace_id`, `service`, `version`, `resource`, `duration`) "
     "{ `namespace` = '%s', `duration` >= 7000000 } [2m] LIMIT 6" % NAMESPACE)
 PLAYBOOKS = versions.REPO_ROOT / "playbooks"
+REPORT_DIR = versions.STATE_DIR / "reports"
 ANSIBLE_PLAYBOOK = versions.REPO_ROOT / ".venv/bin/ansible-playbook"
 
 
@@ -71,6 +73,7 @@ class Simulator:
 
 def _reset(admin) -> None:
     """Start from bookinfo as shipped, so the demo can run again on a running sandbox."""
+    shutil.rmtree(REPORT_DIR, ignore_errors=True)
     paths = [f"{collection_path(kind, NAMESPACE)}/{name}" for kind in ("VirtualService", "DestinationRule")
              for name in ("reviews", "ratings")]
     paths += [f"{collection_path('Deployment', NAMESPACE)}/reviews-{v}" for v in ("v1", "v2", "v3")]
@@ -158,6 +161,7 @@ def _release(stable: str, canary: str, connection: dict, env: dict) -> tuple[int
         "canary_stable_version": stable, "canary_version": canary,
         "canary_image": f"docker.io/istio/examples-bookinfo-reviews-{canary}:1.20.1",
         "canary_steps": STEPS, "canary_analysis": ANALYSIS, **connection,
+        "canary_report_dir": str(REPORT_DIR), "canary_release_id": f"demo-reviews-{canary}",
     }
     say(f"ansible-playbook canary.istio.canary_release: reviews {stable} -> {canary}, steps {STEPS}, "
         f"analysis every {ANALYSIS['interval']}s x {ANALYSIS['iterations']} per step")
@@ -231,6 +235,8 @@ def main() -> int:
     print("\n== demo summary ==")
     for name, result, seconds, weights in outcome:
         print(f"{name:<24} {result:<40} {seconds:6.0f}s  {weights}")
+    for report in sorted(REPORT_DIR.glob("*/*/report.html")):
+        print(f"release report: {report}  (and report.md beside it)")
     print(f"total {time.monotonic() - t0:.0f}s. Sandbox left running: {versions.STATE_DIR / 'kubeconfig'}; "
           "stop it with `.venv/bin/python -m sandbox down`.")
     ok = outcome[0][1] == "promoted" and scenario2_ok and bool(slow) and rc3 == rc4 == 0

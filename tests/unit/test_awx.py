@@ -604,10 +604,7 @@ def test_boolean_answers_are_read_through_bool(var):
     assert [read for read in reads if not read[2]] == []
 
 
-@pytest.mark.xfail(strict=True, reason="playbooks/tasks/analyse_step.yml hands over `canary_events | default(false) "
-                   "and not ...` without | bool, so a survey's \"false\" would turn events on; canary_events joins "
-                   "the canary_release survey when this passes")
-def test_canary_events_could_be_a_survey_question():
+def test_canary_events_is_read_as_a_survey_answer():
     reads = bool_reads("canary_events")
     assert reads and [read for read in reads if not read[2]] == []
 

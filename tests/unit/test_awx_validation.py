@@ -170,10 +170,7 @@ def test_awx_accepts_and_the_playbook_validates(outcomes, case_id, extra_vars):
 
 
 # Refusals that are not yet clean, each with what goes wrong (strict: the test says when it is fixed).
-KNOWN_GAPS = {
-    "canary_release-steps-as-text": "validate_argument_spec takes '10,100' as a list, then the steps assert "
-                                    "fails on a Jinja type error that does not name canary_steps",
-}
+KNOWN_GAPS: dict[str, str] = {}
 
 
 @pytest.mark.parametrize("case_id, variables", [
