@@ -47,6 +47,7 @@ demo: sandbox-build
 # Figures, not pass/fail: per-task wall time and API requests (bench/results/*.json).
 bench: sandbox-build
 	$(PY) -m bench.task_overhead
+	$(PY) -m bench.analysis
 
 clean:
 	-$(PY) -m sandbox down
