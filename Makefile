@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv sandbox-build sandbox-up sandbox-down test unit integration sanity bench demo clean
+.PHONY: venv sandbox-build sandbox-up sandbox-down test unit integration sanity bench reliability demo clean
 
 venv: $(STAMP)
 
@@ -48,6 +48,11 @@ demo: sandbox-build
 bench: sandbox-build
 	$(PY) -m bench.task_overhead
 	$(PY) -m bench.analysis
+
+# Faults, bad input and security on the sandbox; figures in tests/reliability/results.json and
+# docs/reliability.md. Not part of `make test`'s pass/fail.
+reliability: sandbox-build
+	CANARY_ISTIO_REQUIRE_SANDBOX=1 $(PY) -m pytest tests/reliability
 
 clean:
 	-$(PY) -m sandbox down
