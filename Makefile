@@ -44,10 +44,12 @@ sanity: venv
 demo: sandbox-build
 	$(PY) -m sandbox.demo
 
-# Figures, not pass/fail: per-task wall time and API requests (bench/results/*.json).
+# Figures, not pass/fail: each bench writes bench/results/<name>.json; publish gathers them into
+# bench/results.json and docs/performance.md.
 bench: sandbox-build
 	$(PY) -m bench.task_overhead
 	$(PY) -m bench.analysis
+	$(PY) -m bench.publish
 
 # Faults, bad input and security on the sandbox; figures in tests/reliability/results.json and
 # docs/reliability.md. Not part of `make test`'s pass/fail.

@@ -106,12 +106,25 @@ def main() -> int:
             "writes_per_task": sum(1 for e in mine if e["verb"] in WRITE_VERBS) / REPEAT,
         }
     overhead = {k: medians[k] - medians["ping"] for k in ("traffic_split", "k8s")}
+    ratio = round(overhead["traffic_split"] / overhead["k8s"], 3)
+    table_rows = [[kind, round(medians[kind] * 1000), round(overhead.get(kind, 0) * 1000),
+                   requests.get(kind, {}).get("reads_per_task", "-"), requests.get(kind, {}).get("writes_per_task", "-")]
+                  for kind in ("ping", "traffic_split", "k8s")]
     result = {
+        "title": "Per-task wall time: traffic_split, kubernetes.core.k8s and ping",
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "machine": f"{platform.node()} {os.cpu_count()} cores",
-        "repeat": REPEAT, "playbook_wall_s": round(wall, 2),
+        "load_1m": round(os.getloadavg()[0], 2), "repeat": REPEAT,
+        "table": {"columns": ["task", "median ms", "above ping ms", "API reads per task", "API writes per task"],
+                  "rows": table_rows},
+        "notes": [
+            "The three kinds of task run interleaved in one playbook, each making the same weight change on one VirtualService.",
+            f"Overhead above ping, traffic_split / kubernetes.core.k8s: {ratio} (aim: at most 0.5).",
+            "API requests come from the sandbox's audit log, told apart by user agent.",
+        ],
+        "playbook_wall_s": round(wall, 2),
         "median_task_s": {k: round(v, 4) for k, v in medians.items()},
         "overhead_above_ping_s": {k: round(v, 4) for k, v in overhead.items()},
-        "overhead_ratio_traffic_split_to_k8s": round(overhead["traffic_split"] / overhead["k8s"], 3),
+        "overhead_ratio_traffic_split_to_k8s": ratio,
         "api_requests": requests,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
