@@ -192,7 +192,6 @@ requests:
   sample: 1
 """
 
-import datetime
 import importlib.util
 import re
 import time
@@ -205,6 +204,7 @@ from ansible_collections.canary.istio.plugins.module_utils._guance import (
     GuanceError,
     Query,
     config_from_params,
+    epoch_ms,
     guance_argument_spec,
 )
 
@@ -241,21 +241,11 @@ def parse_duration(value: str, option: str = "last") -> float:
 
 
 def parse_instant(value: t.Any, option: str) -> int:
-    """Epoch milliseconds (int, or a string of digits) or ISO 8601 (UTC when no zone) -> epoch ms."""
-    if isinstance(value, bool):
-        raise OptionError(f"expected epoch milliseconds or ISO 8601, got {value!r}", option)
-    if isinstance(value, (int, float)):
-        return int(value)
-    text = str(value).strip()
-    if re.fullmatch(r"\d+", text):
-        return int(text)
+    """Epoch milliseconds or ISO 8601 (UTC when no zone) -> epoch ms, read as guance_event reads ``date``."""
     try:
-        moment = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise OptionError(f"expected epoch milliseconds or ISO 8601 like 2026-11-26T06:00:00Z, got {value!r}", option) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=datetime.timezone.utc)
-    return int(moment.timestamp() * 1000)
+        return epoch_ms(value, option)
+    except GuanceConfigError as exc:
+        raise OptionError(str(exc).removeprefix(f"{option}: "), option) from None
 
 
 def resolve_time_range(params: t.Mapping[str, t.Any], now_ms: int) -> tuple[int, int]:

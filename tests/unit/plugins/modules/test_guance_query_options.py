@@ -47,6 +47,9 @@ def test_parse_instant() -> None:
         gq.parse_instant("yesterday", "end")
     with pytest.raises(gq.OptionError):
         gq.parse_instant(True, "end")
+    # Seconds would put the range in 1970: refused with the value in milliseconds as the fix.
+    with pytest.raises(gq.OptionError, match=r"^start: 1764136800 looks like seconds; give epoch milliseconds \(for example 1764136800000\)"):
+        gq.parse_instant(1764136800, "start")
 
 
 def test_time_range() -> None:
