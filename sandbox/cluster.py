@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import signal
 import subprocess
 import time
 from dataclasses import asdict, dataclass, field
@@ -333,6 +334,41 @@ def stop(c: Cluster) -> None:
             procs.stop(pid, str(versions.binary(name)))
 
 
+# What a fault test may stop and start again in a running cluster. The other components (and
+# clients) reconnect on their own, as they would to a restarted control plane.
+_RESTARTABLE = {"etcd": _start_etcd, "kube-apiserver": _start_apiserver}
+
+
+def stop_component(c: Cluster, name: str, kill: bool = False) -> None:
+    """Stop one component of `c`; `kill` sends SIGKILL, a crash with no graceful shutdown."""
+    if name not in _RESTARTABLE:
+        raise ValueError(f"{name} cannot be restarted; choose one of {sorted(_RESTARTABLE)}")
+    procs.stop(c.pids[name], str(versions.binary(name)), sig=signal.SIGKILL if kill else signal.SIGTERM)
+    # A killed Go process looks gone (its main thread a zombie) while its other threads still
+    # close its sockets: wait for the ports, so that start_component can bind them again.
+    ports = [c.apiserver_port] if name == "kube-apiserver" else [c.etcd_port, c.etcd_peer_port]
+    for port in ports:
+        procs.wait_until(f"port {port} free", lambda p=port: _port_free(p), START_TIMEOUT, os.getpid(),
+                         f"{name} of {c.name}", c.log(name))
+
+
+def _port_free(port: int) -> bool:
+    try:
+        procs.ensure_port_free(port, "")
+    except procs.SandboxError:
+        return False
+    return True
+
+
+def start_component(c: Cluster, name: str) -> None:
+    """Start a stopped component of `c` again (new PID in `c.pids`) and wait until the API server is ready."""
+    _RESTARTABLE[name](c)
+    api = c.admin()
+    # After etcd, the running API server must reconnect before it serves again.
+    procs.wait_until("kube-apiserver /readyz", lambda: api.session.get(c.server + "/readyz", timeout=2).status_code == 200,
+                     START_TIMEOUT, c.pids["kube-apiserver"], f"kube-apiserver of {c.name}", c.log("kube-apiserver"))
+
+
 def component_status(c: Cluster) -> dict[str, bool]:
     return {name: procs.alive(pid, str(versions.binary(name))) for name, pid in c.pids.items()}
 
@@ -346,4 +382,4 @@ def is_healthy(c: Cluster) -> bool:
 
 
 __all__ = ["ApiError", "Cluster", "create_namespace", "bind_release_role", "start", "stop",
-           "component_status", "is_healthy", "kubeconfig_doc"]
+           "stop_component", "start_component", "component_status", "is_healthy", "kubeconfig_doc"]

@@ -96,6 +96,17 @@ def up(count: int = 1) -> list[cluster.Cluster]:
     return clusters
 
 
+def stop_component(c: cluster.Cluster, name: str, kill: bool = False) -> None:
+    """Stop etcd or kube-apiserver of a running cluster (`kill`: SIGKILL, a crash); see start_component."""
+    cluster.stop_component(c, name, kill)
+
+
+def start_component(c: cluster.Cluster, name: str) -> None:
+    """Start again a component stopped by `stop_component` and keep its new PID in the state file."""
+    cluster.start_component(c, name)
+    _save([c if other.index == c.index else other for other in load_clusters()])
+
+
 def _start_simulator() -> dict:
     """The mesh and Guance simulator and its Prometheus, over the clusters just started (sandbox/sim)."""
     endpoints = sim_service.start(versions.STATE_DIR)
@@ -133,4 +144,4 @@ def down(quiet: bool = False) -> None:
         print(f"sandbox down: stopped {len(clusters)} cluster(s)" if clusters else "sandbox was not running")
 
 
-__all__ = ["up", "down", "status", "load_clusters", "procs"]
+__all__ = ["up", "down", "status", "load_clusters", "procs", "stop_component", "start_component"]

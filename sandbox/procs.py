@@ -81,10 +81,11 @@ def wait_until(what: str, check, timeout: float, pid: int, name: str, log: Path,
     raise fail(f"timed out after {timeout:.0f}s waiting for {what}{detail}", log)
 
 
-def stop(pid: int, binary: str | None, timeout: float = 10) -> None:
+def stop(pid: int, binary: str | None, timeout: float = 10, sig: int = signal.SIGTERM) -> None:
+    """Stop `pid` with `sig` (SIGKILL for a crash, no graceful shutdown), SIGKILL after `timeout`."""
     if not alive(pid, binary):
         return
-    os.killpg(pid, signal.SIGTERM) if _is_group_leader(pid) else os.kill(pid, signal.SIGTERM)
+    os.killpg(pid, sig) if _is_group_leader(pid) else os.kill(pid, sig)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not alive(pid):
