@@ -214,6 +214,14 @@ class K8sApiError(K8sError):
 class K8sUnauthorizedError(K8sApiError):
     """401: the credentials were not accepted."""
 
+    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
+        super().__init__(*args, **kwargs)
+        # The server says no more than "Unauthorized": name the settings that hold the credentials.
+        self.args = (
+            f"{self.args[0]}. The API server did not accept the credentials: check 'api_key' (the bearer "
+            "token) or the user of the kubeconfig's context; a token may have expired or been revoked",
+        )
+
 
 class K8sForbiddenError(K8sApiError):
     """403: RBAC does not allow the request."""
