@@ -1,0 +1,410 @@
+"""Time to roll back: from a failing verdict, and from a regression's start, to traffic back on stable.
+
+Run: .venv/bin/python -m bench.rollback   (BENCH_REPEAT=3 by default: each repetition is two whole
+releases side by side, 1-3 minutes each on this shared 2-core machine, so a run takes 5-10 minutes)
+
+Each repetition runs ``canary.istio.canary_release`` twice, side by side, each in a fresh namespace
+of sandbox-1 with simulated traffic (steps [50, 100]; analysis by the guance provider with a short
+window, one round every INTERVAL_S, threshold 1):
+
+- verdict: the canary answers 50 % errors from the start, so the first round fails;
+- regression: the canary is healthy, its step holds REGRESSION_ROUNDS rounds, and 50 % errors are
+  switched on (``POST <datakit>/__sim/profiles``) at a known wall time during them, once the other
+  release has ended (so that its rollback does not load the machine meanwhile), a fraction of the
+  round interval further in each repetition.
+
+The times come from four clocks on this machine: the rounds' ``end_ms`` (the canary_analysis_result
+fact, printed by -v), Ansible's log (ANSIBLE_LOG_PATH, ms: when the analysis task's result came and
+the rollback's traffic_split task started), the API server's audit log (the VirtualService write
+back, µs) and the simulator's spans (the last request it routed to the canary). Medians and spread,
+never asserted. Writes bench/results/rollback.json.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import statistics
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from pathlib import Path
+
+import requests
+
+from sandbox import cluster, control, versions
+from sandbox.api import collection_path
+from sandbox.audit import AuditLog
+
+REPEAT = int(os.environ.get("BENCH_REPEAT", "3"))
+RESULTS = versions.REPO_ROOT / "bench" / "results"
+COLLECTIONS = versions.REPO_ROOT / ".collections"
+APP = "reviews"
+IMAGE = "docker.io/istio/examples-bookinfo-reviews-v2:1.20.1"
+RATE = 40  # requests per second to reviews in each namespace: 20 a second reach the canary at 50 %
+INTERVAL_S = 5
+WINDOW_S = 5
+AIM_MS = (INTERVAL_S + 1) * 1000  # issue 8: traffic restored within one check interval + 1 s
+REGRESSION_ROUNDS = 16  # the healthy step's rounds: time for the other release to end, then the regression
+HEALTHY = {"error_rate": 0.0, "error_code": 500, "latency_ms": 20.0, "latency_sigma": 0.2}
+REGRESSED = {**HEALTHY, "error_rate": 0.5}
+USER = "canary-release"
+ANALYSIS_TASK = "TASK [canary.istio.canary_analysis : Analyse the step of"
+SHIFT_TASK = "TASK [canary.istio.shift_traffic :"
+SCENARIOS = ("verdict", "regression")
+ROLLBACK_TASK = "TASK [canary.istio.rollback : All traffic back to"
+
+
+# ---------------------------------------------------------------------------------------------
+# The sandbox side: namespace, versions, traffic, simulator
+# ---------------------------------------------------------------------------------------------
+
+
+def _sim(endpoints: dict, what: str, body: dict) -> None:
+    resp = requests.post(f"{endpoints['datakit']}/__sim/{what}", json=body, timeout=10)
+    resp.raise_for_status()
+
+
+def _manifests(stable: str) -> list[dict]:
+    labels = {"app": APP, "version": stable}
+    service = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": APP, "labels": {"app": APP}},
+               "spec": {"selector": {"app": APP}, "ports": [{"name": "http", "port": 9080}]}}
+    deployment = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": f"{APP}-{stable}", "labels": labels},
+                  "spec": {"replicas": 1, "selector": {"matchLabels": labels},
+                           "template": {"metadata": {"labels": labels}, "spec": {"containers": [
+                               {"name": APP, "image": IMAGE.replace("v2", "v1"), "ports": [{"containerPort": 9080}]}]}}}}
+    return [service, deployment]
+
+
+def prepare(admin, endpoints: dict, scenario: str) -> dict:
+    """A fresh namespace with the stable version Ready and traffic flowing; versions unique to the run
+    (the simulator's behaviour profiles are global per service and version)."""
+    uid = uuid.uuid4().hex[:6]
+    run = {"scenario": scenario, "namespace": f"bench-rollback-{scenario[:3]}-{uid}", "stable": f"s{uid}", "canary": f"c{uid}"}
+    ns = run["namespace"]
+    cluster.create_namespace(admin, ns)
+    admin.wait_for("default ServiceAccount", lambda: admin.get(f"/api/v1/namespaces/{ns}/serviceaccounts/default"), 30)
+    admin.apply_manifest(_manifests(run["stable"]), ns)
+    path = f"{collection_path('Deployment', ns)}/{APP}-{run['stable']}"
+    admin.wait_for(f"{APP}-{run['stable']} Ready", lambda: admin.get(path).get("status", {}).get("readyReplicas") == 1, 90)
+    _sim(endpoints, "profiles", {"service": APP, "version": run["stable"], **HEALTHY})
+    _sim(endpoints, "profiles", {"service": APP, "version": run["canary"], **(REGRESSED if scenario == "verdict" else HEALTHY)})
+    _sim(endpoints, "traffic", {"cluster": "sandbox-1", "namespace": ns, "service": APP, "rate": RATE})
+    return run
+
+
+def clean_up(admin, endpoints: dict, run: dict) -> None:
+    _sim(endpoints, "traffic", {"cluster": "sandbox-1", "namespace": run["namespace"], "service": APP, "rate": 0})
+    admin.delete(f"/api/v1/namespaces/{run['namespace']}")
+
+
+def last_canary_request_s(endpoints: dict, run: dict) -> float | None:
+    """When the simulator last routed a request to the canary: its newest server span (DataKit API,
+    no key, so it does not count against the OpenAPI's rate limit)."""
+    query = f"T::`{APP}`:(`start`) {{ `namespace` = '{run['namespace']}', `version` = '{run['canary']}' }} LIMIT 1"
+    resp = requests.post(f"{endpoints['datakit']}/v1/query/raw", json={"queries": [{"query": query}]}, timeout=10)
+    resp.raise_for_status()
+    series = resp.json()["content"][0].get("series") or []
+    starts = [row[series[0]["columns"].index("start")] for row in series[0]["values"]] if series else []
+    return max(starts) / 1e6 if starts else None
+
+
+# ---------------------------------------------------------------------------------------------
+# The release
+# ---------------------------------------------------------------------------------------------
+
+
+def release_vars(run: dict, endpoints: dict) -> dict:
+    iterations = 3 if run["scenario"] == "verdict" else REGRESSION_ROUNDS
+    # inconclusive: wait, so a thin first window (a new series, a late scrape) cannot roll back a healthy
+    # canary before the regression; a failing round still ends the step at once (threshold 1).
+    analysis = {"provider": "guance", "interval": INTERVAL_S, "iterations": iterations, "threshold": 1,
+                "window": f"{WINDOW_S}s", "min_requests": 10, "inconclusive": "wait",
+                "guance": {"url": endpoints["guance_openapi"], "api_key": endpoints["guance_api_key"]}}
+    return {"canary_app": APP, "canary_namespace": run["namespace"], "canary_stable_version": run["stable"],
+            "canary_version": run["canary"], "canary_image": IMAGE, "canary_steps": [50, 100],
+            "canary_analysis": analysis, "canary_delete_old_versions": False,
+            "canary_kubeconfig": str(versions.STATE_DIR / "kubeconfig-release"), "canary_context": "sandbox-1",
+            "canary_report_dir": str(Path(tempfile.gettempdir()) / "bench-rollback-reports")}
+
+
+class Play:
+    """One ``ansible-playbook canary.istio.canary_release -v`` in the background, its output and
+    Ansible's log (with ms timestamps) in files of `tmp`."""
+
+    def __init__(self, run: dict, endpoints: dict, tmp: Path) -> None:
+        self.run = run
+        self.log, self.out = Path(tmp, f"{run['scenario']}.log"), Path(tmp, f"{run['scenario']}.out")
+        env = {**os.environ, "ANSIBLE_COLLECTIONS_PATH": str(COLLECTIONS), "ANSIBLE_NOCOLOR": "1",
+               "ANSIBLE_LOG_PATH": str(self.log)}
+        with open(self.out, "w", encoding="utf-8") as out:
+            self.proc = subprocess.Popen([str(versions.REPO_ROOT / ".venv/bin/ansible-playbook"), "canary.istio.canary_release",
+                                          "-v", "-e", json.dumps(release_vars(run, endpoints))],
+                                         env=env, stdout=out, stderr=subprocess.STDOUT, text=True)
+
+    def wait(self, timeout: float = 600) -> None:
+        try:
+            self.proc.wait(timeout=timeout)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+        self.run["code"] = self.proc.returncode
+        if os.environ.get("BENCH_ROLLBACK_KEEP_LOG"):  # a folder to keep each play's log in, to look into a figure
+            Path(os.environ["BENCH_ROLLBACK_KEEP_LOG"], f"{self.run['namespace']}.log").write_text(self.log.read_text())
+
+    def lines(self) -> list[tuple[float, str]]:
+        return log_lines(self.log)
+
+
+def log_lines(log: Path) -> list[tuple[float, str]]:
+    """(epoch seconds, message) of each record in Ansible's log (local time, ms)."""
+    lines = []
+    for line in log.read_text(errors="replace").splitlines() if log.exists() else []:
+        stamp, sep, message = line.partition(" p=")
+        if not sep or len(stamp) != 23:
+            continue  # a continuation line of a multi-line record
+        try:
+            seconds = time.mktime(time.strptime(stamp[:19], "%Y-%m-%d %H:%M:%S")) + int(stamp[20:]) / 1000
+        except ValueError:
+            continue
+        lines.append((seconds, message.split("| ", 1)[-1]))
+    return lines
+
+
+def step_analysis_start(lines: list[tuple[float, str]]) -> float | None:
+    """When the analysis task of the first step started: the first after a shift (the same task ran
+    earlier once in check mode, to try the settings before any change)."""
+    shifted = next((at for at, text in lines if text.startswith(SHIFT_TASK)), None)
+    return next((at for at, text in lines if shifted is not None and at >= shifted and text.startswith(ANALYSIS_TASK)), None)
+
+
+def regress_during_rounds(play: Play, other: Play, endpoints: dict, phase: float) -> None:
+    """Switch the canary to 50 % errors during the step's rounds, once the other release of the pair
+    has ended (so that it does not load the machine meanwhile): at the analysis task's start plus
+    (1.5 + phase + n) intervals. The module starts a little after the task, so the real phase is
+    taken afterwards from the rounds' times."""
+    task_start = None
+    while task_start is None and play.proc.poll() is None:
+        task_start = step_analysis_start(play.lines())
+        time.sleep(0.1)
+    other.proc.wait()
+    if task_start is None or play.proc.poll() is not None:
+        return
+    slot = 1.5 + phase + max(0, math.ceil((time.time() + 1 - task_start) / INTERVAL_S - 1.5 - phase))
+    time.sleep(max(0.0, task_start + INTERVAL_S * slot - time.time()))
+    play.run["regressed_at"] = time.time()
+    _sim(endpoints, "profiles", {"service": APP, "version": play.run["canary"], **REGRESSED})
+
+
+def analysis_result(out: str) -> dict | None:
+    """The last canary_analysis_result fact the play set (-v prints each task's result)."""
+    facts = [json.loads(line.split(" => ", 1)[1])["ansible_facts"] for line in out.splitlines()
+             if line.startswith("ok: [") and '"canary_analysis_result": {' in line]
+    results = [f["canary_analysis_result"] for f in facts if f.get("canary_analysis_result")]
+    return results[-1] if results else None
+
+
+def _audit_s(stamp: str) -> float:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+
+
+def vs_writes(events: list[dict], ns: str) -> list[tuple[float, float]]:
+    """(received, completed) of each write to a VirtualService in `ns`, from audit events."""
+    return [(_audit_s(e["requestReceivedTimestamp"]), _audit_s(e["stageTimestamp"])) for e in events
+            if e["verb"] in ("update", "patch") and e.get("objectRef", {}).get("resource") == "virtualservices"
+            and e.get("objectRef", {}).get("namespace") == ns]
+
+
+def measure(play: Play, events: list[dict], endpoints: dict) -> dict:
+    """The play's timestamps (epoch seconds): the failing round, the analysis task's result, the
+    rollback task's start, the VirtualService write after the failing round, the last canary request."""
+    run = play.run
+    result = analysis_result(play.out.read_text(errors="replace")) or {}
+    run.update(verdict=result.get("verdict"), rounds=[(r["end_ms"] / 1000, r["verdict"]) for r in result.get("rounds", [])])
+    failing = next((r for r in result.get("rounds", []) if r["verdict"] == "fail"), None)
+    if failing is None or run["code"] == 0:
+        return run
+    lines = play.lines()
+    analysed = [at for at, text in lines if text.startswith(ANALYSIS_TASK)]
+    results_after = [at for at, text in lines if analysed and at >= analysed[-1] and text.startswith(("fatal: [", "ok: ["))]
+    writes = [w for w in vs_writes(events, run["namespace"]) if w[0] >= failing["end_ms"] / 1000]
+    run.update(failed_round_end=failing["end_ms"] / 1000, failed_round=failing["round"],
+               analysis_result_at=results_after[0] if results_after else None,
+               rollback_task_at=next((at for at, text in lines if text.startswith(ROLLBACK_TASK)), None),
+               write=writes[0] if writes else None, last_canary_request=last_canary_request_s(endpoints, run))
+    return run
+
+
+def release_pair(c, endpoints: dict, runs: list[dict], phase: float) -> list[dict]:
+    """The verdict and the regression release side by side; the regression comes once the verdict
+    release has ended."""
+    audit = AuditLog(c).mark()
+    with tempfile.TemporaryDirectory() as tmp:
+        plays = [Play(run, endpoints, Path(tmp)) for run in runs]
+        injector = threading.Thread(target=regress_during_rounds, args=(plays[1], plays[0], endpoints, phase), daemon=True)
+        injector.start()
+        for play in plays:
+            play.wait()
+        injector.join()
+        time.sleep(1.5)  # the simulator's poll (1 s) and a tick: its last canary request is behind us
+        events = audit.events(USER)
+        return [measure(play, events, endpoints) for play in plays]
+
+
+# ---------------------------------------------------------------------------------------------
+# Figures
+# ---------------------------------------------------------------------------------------------
+
+
+def _ms(later: float | None, earlier: float | None) -> float | None:
+    return None if later is None or earlier is None else round((later - earlier) * 1000, 1)
+
+
+def delays(run: dict) -> dict:
+    """The run's delays in ms (None where a time is missing)."""
+    write = run.get("write") or (None, None)
+    out = {
+        "round end -> analysis task result": _ms(run.get("analysis_result_at"), run.get("failed_round_end")),
+        "analysis task result -> rollback task start": _ms(run.get("rollback_task_at"), run.get("analysis_result_at")),
+        "rollback task start -> VS write received": _ms(write[0], run.get("rollback_task_at")),
+        "VS write received -> done": _ms(write[1], write[0]),
+        "failing round end -> VS written": _ms(write[1], run.get("failed_round_end")),
+        "VS written -> last request to canary": _ms(run.get("last_canary_request"), write[1]),
+    }
+    if run["scenario"] == "regression":
+        regressed = run.get("regressed_at")
+        due = [end for end, _verdict in run.get("rounds", []) if regressed is not None and end >= regressed]
+        out.update({
+            "regression -> next round end": _ms(due[0] if due else None, regressed),
+            "regression -> failing round end": _ms(run.get("failed_round_end"), regressed),
+            "regression -> VS written": _ms(write[1], regressed),
+            "regression -> last request to canary": _ms(run.get("last_canary_request"), regressed),
+        })
+    return out
+
+
+def summarise(runs: list[dict]) -> dict:
+    """Per scenario and measure: median, min, max, n over the runs that rolled back."""
+    values: dict = {}
+    for run in runs:
+        for name, value in delays(run).items():
+            if value is not None:
+                values.setdefault(run["scenario"], {}).setdefault(name, []).append(value)
+    return {scenario: {name: {"median_ms": round(statistics.median(v), 1), "min_ms": min(v), "max_ms": max(v), "n": len(v)}
+                       for name, v in measures.items()} for scenario, measures in values.items()}
+
+
+def regression_counts(runs: list[dict]) -> dict:
+    """Of the regression runs with figures: how many met the aim, and how many were missed by the
+    first round after the regression (caught one interval later)."""
+    figures = [delays(r) for r in runs if r["scenario"] == "regression"]
+    figures = [d for d in figures if d.get("regression -> VS written") is not None]
+    return {"runs": len(figures),
+            "within_aim": sum(1 for d in figures if d["regression -> VS written"] <= AIM_MS),
+            "restored_within_aim": sum(1 for d in figures if (d["regression -> last request to canary"] or 1e9) <= AIM_MS),
+            "missed_by_next_round": sum(1 for d in figures if d["regression -> failing round end"] != d["regression -> next round end"])}
+
+
+def table_rows(summary: dict) -> list[list]:
+    """One row per measure: median and range per scenario ("-" where the scenario has no such figure)."""
+    names = list(dict.fromkeys(name for measures in summary.values() for name in measures))
+    rows = []
+    for name in names:
+        row: list = [name]
+        for scenario in SCENARIOS:
+            m = summary.get(scenario, {}).get(name)
+            row += [m["median_ms"], f"{m['min_ms']:.0f}-{m['max_ms']:.0f}"] if m else ["-", "-"]
+        rows.append(row)
+    return rows
+
+
+def notes(summary: dict, counts: dict) -> list[str]:
+    verdict = summary.get("verdict", {}).get("failing round end -> VS written", {})
+    regression = summary.get("regression", {})
+    median = lambda name: regression.get(name, {}).get("median_ms", "-")  # noqa: E731
+    return [
+        f"Each repetition runs two canary_release plays side by side in fresh namespaces of sandbox-1 (steps [50, 100], "
+        f"{RATE} requests/s, analysis by the guance provider whose PromQL the sandbox's Prometheus answers, scraping every "
+        f"2 s; interval {INTERVAL_S} s, window {WINDOW_S} s, threshold 1); BENCH_REPEAT pairs, {REPEAT} by default as each "
+        "release takes 1-3 minutes on this shared machine.",
+        "verdict: the canary answers 50 % errors from the start; regression: a healthy canary switched to 50 % errors "
+        "(POST __sim/profiles) during its step's rounds, once the other play has ended, one fifth of an interval later "
+        "in the round each repetition.",
+        "Times: the failing round's end_ms (canary_analysis_result), Ansible's log (the analysis task's result, the "
+        "rollback's traffic_split task start), the audit log (the first VirtualService write after the failing round, "
+        "received and completed), and the simulator's newest span of the canary (the last request routed to it).",
+        f"Failing verdict to VirtualService written back: median {verdict.get('median_ms', '-')} ms; regression to "
+        f"written back: median {median('regression -> VS written')} ms, aim one interval + 1 s = {AIM_MS} ms, met in "
+        f"{counts['within_aim']} of {counts['runs']} runs (traffic off the canary within the aim in "
+        f"{counts['restored_within_aim']}).",
+        f"The reaction alone (failing round to VS written, median {median('failing round end -> VS written')} ms here) "
+        "is more than 1 s: the analysis module exits, six small tasks run (result kept, judged, recorded, the rescue) and "
+        "the rollback role is included and its arguments checked before traffic_split starts a Python process of its own.",
+        f"A regression is seen only once scraped: {counts['missed_by_next_round']} of {counts['runs']} regressions began "
+        "too close before a round (within about a scrape interval) and were caught one interval later, so the bound is "
+        "interval + scrape interval + reaction (with DataKit's 60 s scrape, up to a minute more).",
+        "Meeting interval + 1 s would take the write back in the process that reaches the verdict (the analysis "
+        "module, or one task doing both), a design change not made here.",
+        "The simulator reads routing every second, so its last canary request comes up to ~1 s after the write; span "
+        "times are the requests' scheduled times, so that figure is good to about a tick (0.1 s) and can be slightly "
+        "negative.",
+    ]
+
+
+def run_all(admin, endpoints: dict, c) -> list[dict]:
+    runs = []
+    with ThreadPoolExecutor(2) as pool:
+        for index in range(REPEAT):
+            pair = list(pool.map(lambda scenario: prepare(admin, endpoints, scenario), SCENARIOS))
+            try:
+                runs += release_pair(c, endpoints, pair, phase=index / REPEAT)
+            finally:
+                for run in pair:
+                    clean_up(admin, endpoints, run)
+            for run in pair:
+                print(f"[bench rollback] {index + 1}/{REPEAT} {run['scenario']}: exit {run.get('code')}, verdict {run.get('verdict')}, "
+                      f"{ {k: v for k, v in delays(run).items() if v is not None} }", flush=True)
+    return runs
+
+
+def main() -> int:
+    c = control.up(1)[0]
+    admin = c.admin()
+    endpoints = json.loads((versions.STATE_DIR / "endpoints.json").read_text())
+    load_before = os.getloadavg()[0]
+    started = time.monotonic()
+    runs = run_all(admin, endpoints, c)
+    summary = summarise(runs)
+    counts = regression_counts(runs)
+    rows = table_rows(summary)
+    result = {
+        "title": "Time to roll back: failing verdict and regression to the VirtualService written back",
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "machine": f"{platform.node()} {os.cpu_count()} cores",
+        "load_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)], "repeat": REPEAT,
+        "table": {"columns": ["from -> to", "verdict median ms", "verdict range ms", "regression median ms",
+                              "regression range ms"], "rows": rows},
+        "notes": notes(summary, counts),
+        "interval_s": INTERVAL_S, "window_s": WINDOW_S, "aim_ms": AIM_MS, "regression_runs": counts,
+        "wall_s": round(time.monotonic() - started, 1), "summary": summary,
+        "runs": [{**r, "delays_ms": delays(r)} for r in runs],
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "rollback.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(f"{'from -> to':<46}{'verdict ms':>12}{'range':>13}{'regression ms':>15}{'range':>13}")
+    for row in rows:
+        print(f"{row[0]:<46}{row[1]:>12}{row[2]:>13}{row[3]:>15}{row[4]:>13}")
+    print(f"interval {INTERVAL_S} s, window {WINDOW_S} s: regression -> VS written within {AIM_MS} ms in "
+          f"{counts['within_aim']} of {counts['runs']} runs; missed by the next round {counts['missed_by_next_round']}; "
+          f"medians of {REPEAT} pairs, load {load_before:.1f} -> {os.getloadavg()[0]:.1f}, {result['wall_s']:.0f} s; "
+          f"results in {RESULTS / 'rollback.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
