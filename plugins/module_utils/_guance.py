@@ -607,7 +607,7 @@ class GuanceClient:
             raise GuanceConnectionError(redact(
                 f"{where}: TLS error: {exc}. Set validate_certs=false only for a test endpoint", secrets)) from None
         except requests.exceptions.RequestException as exc:
-            raise _Retry(GuanceConnectionError(redact(f"{where}: cannot connect: {exc}", secrets))) from None
+            raise _Retry(GuanceConnectionError(redact(f"{where}: cannot connect: {exc}. Check url (or site) and the network", secrets))) from None
         status = response.status_code
         payload, is_json = _decode(response)
         code = ""

@@ -242,7 +242,7 @@ class PrometheusClient:
             raise PrometheusConnectionError(redact(
                 f"{where}: TLS error: {exc}. Set validate_certs=false only for a test endpoint", secrets)) from None
         except requests.exceptions.RequestException as exc:
-            raise _Retry(PrometheusConnectionError(redact(f"{where}: cannot connect: {exc}", secrets))) from None
+            raise _Retry(PrometheusConnectionError(redact(f"{where}: cannot connect: {exc}. Check prometheus_url and the network", secrets))) from None
         status = response.status_code
         try:
             payload = response.json() if response.content else None
