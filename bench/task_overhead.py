@@ -20,8 +20,9 @@ from pathlib import Path
 
 import yaml
 
-from sandbox import cluster, control, versions
-from sandbox.api import collection_path
+from bench._common import deploy_reviews, reviews_rules
+from bench._common import virtual_service as _virtual_service
+from sandbox import control, versions
 from sandbox.audit import WRITE_VERBS, AuditLog
 
 REPEAT = int(os.environ.get("BENCH_REPEAT", "20"))
@@ -30,27 +31,8 @@ KUBECONFIG = versions.STATE_DIR / "kubeconfig"
 
 
 def _setup(admin, ns: str) -> None:
-    cluster.create_namespace(admin, ns)
-    admin.wait_for("default ServiceAccount", lambda: admin.get(f"/api/v1/namespaces/{ns}/serviceaccounts/default"), 30)
-    docs = [d for d in yaml.safe_load_all((versions.FIXTURES_DIR / "bookinfo/platform/bookinfo.yaml").read_text()) if d]
-    wanted = {("Service", "reviews"), ("ServiceAccount", "bookinfo-reviews"),
-              ("Deployment", "reviews-v1"), ("Deployment", "reviews-v2")}
-    admin.apply_manifest([d for d in docs if (d["kind"], d["metadata"]["name"]) in wanted], ns)
-    for version in ("v1", "v2"):
-        path = f"{collection_path('Deployment', ns)}/reviews-{version}"
-        admin.wait_for(f"reviews-{version} Ready", lambda p=path: admin.get(p).get("status", {}).get("readyReplicas") == 1, 90)
-    admin.create(collection_path("DestinationRule", ns), {
-        "apiVersion": "networking.istio.io/v1", "kind": "DestinationRule", "metadata": {"name": "reviews"},
-        "spec": {"host": "reviews", "subsets": [{"name": v, "labels": {"version": v}} for v in ("v1", "v2")]}})
-    admin.create(collection_path("VirtualService", ns), _virtual_service(ns, 100))
-
-
-def _virtual_service(ns: str, stable_weight: int) -> dict:
-    return {"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
-            "metadata": {"name": "reviews", "namespace": ns},
-            "spec": {"hosts": ["reviews"], "http": [{"route": [
-                {"destination": {"host": "reviews", "subset": "v1"}, "weight": stable_weight},
-                {"destination": {"host": "reviews", "subset": "v2"}, "weight": 100 - stable_weight}]}]}}
+    deploy_reviews(admin, ns)
+    reviews_rules(admin, ns, 100)
 
 
 def _playbook(ns: str) -> list[dict]:
