@@ -107,8 +107,14 @@ def test_reference_flow_step_by_step(admin, bookinfo, release_kubeconfig, audit)
     assert admin.get(f"{collection_path('Deployment', ns)}/reviews-v2")["metadata"]["resourceVersion"] == version_before
 
     # Step 8: resume to 100% and promote: v1 gone, its subset dropped, all traffic on v2.
+    audit.mark()
     _play("canary_release", ns, release_kubeconfig, canary_steps=[10, 100])
     assert _weights(admin, ns) == {"v2": 100}
+    # One routing write for the step at 100, which is already the promotion's route; the other two
+    # VirtualService writes are the lock, taken and released.
+    vs_writes = [e["verb"] for e in audit.events("canary-release")
+                 if e["verb"] in WRITE_VERBS and e["objectRef"]["resource"] == "virtualservices"]
+    assert vs_writes == ["update", "update", "update"], vs_writes
     assert _deployments(admin, ns) == {"reviews-v2"}
     admin.wait_for("reviews-v1 pods gone", lambda: not _pods(admin, ns, "v1"), 60)
     assert _subsets(admin, ns) == ["v2"]
