@@ -199,6 +199,12 @@ def _start_controllers(c: Cluster) -> None:
         f"--kubeconfig={c.path / 'kube-controller-manager.kubeconfig'}",
         "--secure-port=0", "--leader-elect=false",
         f"--service-account-private-key-file={c.path / 'sa.key'}", f"--root-ca-file={c.ca_file}",
+        # kwok readies a pod once (Pending to Running) and never again. When the control plane is
+        # down longer than the grace period (an API server or etcd restart on a loaded machine), the
+        # node's lease goes stale and the node-lifecycle controller marks every pod NotReady: a
+        # kubelet would restore them within seconds, kwok leaves them so for good. Outages shorter
+        # than this leave the fake node and its pods alone.
+        "--node-monitor-grace-period=5m",
         "--v=1",
     ], c.log("kube-controller-manager"))
     c.pids["kube-scheduler"] = procs.start("kube-scheduler", [
