@@ -9,6 +9,7 @@ import platform
 import subprocess
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import yaml
@@ -100,7 +101,8 @@ def reads_writes(events: list[dict]) -> dict:
     return {"reads": len(events) - writes, "writes": writes}
 
 
-def _epoch(stamp: str) -> float:
+def epoch(stamp: str) -> float:
+    """An audit log timestamp (RFC 3339, UTC) as epoch seconds, the task timer's clock."""
     return datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
 
 
@@ -109,10 +111,16 @@ def by_task(events: list[dict], tasks: list[dict]) -> dict[str, list[dict]]:
     one task at a time); the rest under BETWEEN_TASKS. Tasks of the same name share a group."""
     grouped: dict[str, list[dict]] = {}
     for event in events:
-        received = _epoch(event["requestReceivedTimestamp"])
+        received = epoch(event["requestReceivedTimestamp"])
         task = next((t["task"] for t in tasks if t["start"] <= received <= t["end"]), BETWEEN_TASKS)
         grouped.setdefault(task, []).append(event)
     return grouped
+
+
+def in_parallel(function, items: list) -> list:
+    """function(item) for each item in threads (setting up namespaces is mostly waiting for pods)."""
+    with ThreadPoolExecutor(max(1, len(items))) as pool:
+        return list(pool.map(function, items))
 
 
 def write_summary(events: list[dict]) -> list[str]:
