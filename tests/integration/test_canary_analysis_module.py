@@ -430,3 +430,54 @@ def test_errors_fail_in_the_first_round_on_the_sandbox(sandbox_canaries) -> None
     assert re.fullmatch(rf"analysis of reviews {made['errors']['canary']} failed in round 1: "
                         r"request_success_rate [\d.]+ < min 99", result["msg"]), result["msg"]
     assert 5 <= elapsed < 2 * 5  # decided in the first round: traffic can go back within one check interval
+
+
+def _prometheus(endpoints: dict, query: str, at: float) -> list[dict]:
+    resp = requests.get(f"{endpoints['prometheus']}/api/v1/query", params={"query": query, "time": at}, timeout=10)
+    assert resp.status_code == 200, resp.text
+    return resp.json()["data"]["result"]
+
+
+def test_a_regressions_first_errors_count_in_the_next_round(sandbox) -> None:
+    """The round evaluated when the canary's first 5xx have one sample in Prometheus sees them.
+
+    increase() drops a series with one sample in its window, and a regression's first 5xx make a new
+    series (response_code 500): the requests query must count it, or that round passes at 100%.
+    """
+    from ansible_collections.canary.istio.plugins.module_utils._analysis_run import plan_from_params
+
+    endpoints = _endpoints()
+    admin = sandbox[0].admin()
+    uid = uuid.uuid4().hex[:6]
+    namespace, baseline, canary = f"t-analysis-regress-{uid}", f"b{uid}", f"r{uid}"
+    sandbox_cluster.create_namespace(admin, namespace)
+    try:
+        admin.wait_for(f"ServiceAccount default in {namespace}",
+                       lambda: admin.get(f"/api/v1/namespaces/{namespace}/serviceaccounts/default"), 30)
+        admin.apply_manifest([bookinfo_object("platform/bookinfo.yaml", "ServiceAccount", "bookinfo-reviews"),
+                              bookinfo_object("platform/bookinfo.yaml", "Service", "reviews"),
+                              _deployment(baseline), _deployment(canary), *_routing(baseline, canary, 50)], namespace)
+        for version in (baseline, canary):
+            path = object_path("Deployment", namespace, f"reviews-{version}")
+            admin.wait_for(f"reviews-{version} Ready", lambda p=path: admin.get(p).get("status", {}).get("readyReplicas") == 1, 90)
+        _control(endpoints, "traffic", {"cluster": sandbox[0].name, "namespace": namespace, "service": "reviews", "rate": 40})
+        time.sleep(12)  # the canary's 200 series has several samples
+        _control(endpoints, "profiles", {"service": "reviews", "version": canary, "error_rate": 0.5})
+        errors = f'istio_requests_total{{reporter="destination",destination_version="{canary}",response_code="500"}}'
+        first = None
+        deadline = time.monotonic() + 30
+        while first is None and time.monotonic() < deadline:
+            samples = _prometheus(endpoints, f"{errors}[1m]", time.time())
+            first = float(samples[0]["values"][0][0]) if samples else None
+            time.sleep(0.2)
+        assert first is not None, "Prometheus never scraped the canary's 500s"
+        params = sandbox_params(endpoints, {"namespace": namespace, "baseline": baseline, "canary": canary}, "prometheus")
+        query = next(q.query for q in plan_from_params(params).queries if q.key == "requests")
+        # At the first sample's time, increase() alone has nothing for the 500s; the round's query has them.
+        assert not _prometheus(endpoints, f"increase({errors}[{SANDBOX_WINDOW_S}s])", first)
+        series = _prometheus(endpoints, query, first)
+        counted = {(s["metric"]["destination_version"], s["metric"]["response_code"]): float(s["value"][1]) for s in series}
+        assert counted.get((canary, "500"), 0) >= 1, counted
+    finally:
+        _control(endpoints, "traffic", {"cluster": sandbox[0].name, "namespace": namespace, "service": "reviews", "rate": 0})
+        admin.delete(f"/api/v1/namespaces/{namespace}")
