@@ -232,7 +232,7 @@ def time_in_process(guance: LocalGuance, prometheus_url: str) -> tuple[dict[str,
     recorded = {}
     for config in CONFIGS:  # warm-up (imports, first connections), and the answers to replay
         recorded[config] = one_round(params_for(config, guance.url, prometheus_url))[3]
-    for _ in range(REPEAT):
+    for _repetition in range(REPEAT):
         for config in CONFIGS:
             params = params_for(config, guance.url, prometheus_url)
             started = time.perf_counter()
@@ -269,6 +269,10 @@ def time_in_ansible(guance: LocalGuance, prometheus_url: str) -> dict[str, list[
     return times
 
 
+def median_ms(values) -> float:
+    return round(statistics.median(values) * 1000, 1)
+
+
 def main() -> int:
     sys.path.insert(0, str(COLLECTIONS))  # the collection by its FQCN, as tests/conftest.py does
     control.up(1)
@@ -284,7 +288,6 @@ def main() -> int:
         in_ansible = time_in_ansible(guance, prometheus_url)
     finally:
         guance.close()
-    median_ms = lambda values: round(statistics.median(values) * 1000, 1)  # noqa: E731
     ping = median_ms(in_ansible["ping"])
     rows = {}
     for config in CONFIGS:
