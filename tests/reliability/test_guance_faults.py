@@ -95,7 +95,7 @@ def _analysis(rel, key_file) -> dict:  # pylint: disable=redefined-outer-name
 def _outcome(run) -> dict:
     """What the last analysis said and where traffic ended, for the results."""
     result = run.last_analysis()
-    return {"verdict": result.get("verdict") or "none (the step ended in an error, no verdict)",
+    return {"verdict": result.get("verdict"),
             "round_verdicts": [r["verdict"] for r in result.get("rounds") or []],
             "reason": (result.get("reason") or result.get("msg") or "")[:300],
             "final_weights": weights(run.rel.admin, run.rel.namespace), "weights_seen": run.weights_seen}
@@ -127,7 +127,8 @@ def test_guance_fault_during_analysis_rolls_back(release, key_file, release_kube
     outcome = _outcome(run)
     record(**outcome)
     result = run.last_analysis()
-    assert result["step_weight"] == 50 and result.get("verdict") != "pass", outcome
+    # Provider errors leave the step without a verdict of the module's: kept as inconclusive.
+    assert result["step_weight"] == 50 and result.get("verdict") in ("inconclusive", "fail"), outcome
     assert words in outcome["reason"], outcome
     # Rolled back, never promoted: the VirtualService is written back to all-stable, the canary
     # had its 50% and then nothing, and is scaled to 0.
