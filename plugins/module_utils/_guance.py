@@ -64,6 +64,13 @@ DATAKIT_EVENT_PATH = "/v1/write/keyevent"
 EVENT_STATUSES: tuple[str, ...] = ("critical", "error", "warning", "ok", "info", "nodata")
 DEFAULT_EVENT_SOURCE = "canary_release"
 RATE_LIMIT_CODES: tuple[str, ...] = ("ft.TriggerApiAkCurrentLimiting", "ft.TriggerApiWorkspaceCurrentLimiting")
+
+
+def _rate_limit_hint(code: str) -> str:
+    """Which of the OpenAPI's limits was hit (guance-api.md): the key's or the whole workspace's."""
+    if code == "ft.TriggerApiWorkspaceCurrentLimiting":
+        return "the OpenAPI allows 200 requests a minute per workspace, all keys together"
+    return "the OpenAPI allows 20 requests a minute per key"
 DATAKIT_RATE_LIMIT_CODE = "datakit.reachMaxAPILimit"
 USER_AGENT = "canary.istio"
 _REDACTED = "********"
@@ -618,7 +625,7 @@ class GuanceClient:
         detail = f"{code}: {message}".strip(": ") if (code or message) else _snippet(response, secrets)
         if status in (401, 403, 429) and (code in RATE_LIMIT_CODES or code == DATAKIT_RATE_LIMIT_CODE or status == 429):
             raise _Retry(GuanceRateLimitError(
-                f"{where}: rate limited ({status} {detail}); the OpenAPI allows 20 requests a minute per key",
+                f"{where}: rate limited ({status} {detail}); {_rate_limit_hint(code)}",
                 status, code), wait=_retry_after(response))
         if status in (401, 403):
             raise GuanceAuthError(

@@ -304,3 +304,9 @@ def test_datakit_event(fake) -> None:
     fake.on(g.DATAKIT_EVENT_PATH, Reply(400, {"error_code": "datakit.invalidJsonPoint", "message": "bad point"}))
     with pytest.raises(g.GuanceApiError, match="400 datakit.invalidJsonPoint: bad point"):
         client(fake, api="datakit").create_event("x")
+
+
+def test_rate_limit_message_names_the_limit_that_was_hit() -> None:
+    # guance-api.md: 20 requests a minute per key, 200 per workspace (all keys together).
+    assert "20 requests a minute per key" in g._rate_limit_hint("ft.TriggerApiAkCurrentLimiting")  # pylint: disable=protected-access
+    assert "200 requests a minute per workspace" in g._rate_limit_hint("ft.TriggerApiWorkspaceCurrentLimiting")  # pylint: disable=protected-access
