@@ -296,7 +296,10 @@ def _catch_all_weight(vs: dict) -> int | None:
     routes = [r for r in (vs.get("spec") or {}).get("http") or [] if not r.get("match")]
     if not routes:
         return None
-    return next((d.get("weight", 0) for d in routes[-1].get("route", []) if d["destination"].get("subset") == CANARY), 0)
+    destinations = routes[-1].get("route", [])
+    if len(destinations) == 1:  # a lone destination takes everything, whatever its weight says
+        return 100 if destinations[0]["destination"].get("subset") == CANARY else 0
+    return next((d.get("weight", 0) for d in destinations if d["destination"].get("subset") == CANARY), 0)
 
 
 WEBHOOKS = "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations"
