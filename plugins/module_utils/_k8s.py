@@ -1025,6 +1025,13 @@ class UpdateResult(t.NamedTuple):
     attempts: int
 
 
+# Attempts of a write that keeps meeting 409s. Each attempt's window (its GET to its PUT) is lost
+# when anyone else writes the object meanwhile: with busy co-writers (controllers, people) on a slow
+# API server, 5 attempts within ~3 s failed a release step, which then rolled back (50 writers at
+# ~3 writes/s on a loaded sandbox). 20 attempts wait up to ~15 s (backoff capped at 1 s).
+CONFLICT_RETRIES = 20
+
+
 def _backoff(attempt: int) -> float:
     # 50 ms, 100 ms, 200 ms ... capped at 1 s, jittered so two writers do not retry in step.
     return min(1.0, 0.05 * (2 ** (attempt - 1))) * random.uniform(0.5, 1.0)
@@ -1044,7 +1051,7 @@ def update_with_retry(
     path: str,
     change: t.Callable[[dict[str, t.Any]], dict[str, t.Any]],
     dry_run: bool = False,
-    retries: int = 5,
+    retries: int = CONFLICT_RETRIES,
     live: dict[str, t.Any] | None = None,
 ) -> UpdateResult:
     """Apply ``change`` to a fresh read of the object at ``path`` and PUT it back.
@@ -1081,7 +1088,7 @@ def ensure(
     name: str,
     build: t.Callable[[dict[str, t.Any] | None], dict[str, t.Any] | None],
     dry_run: bool = False,
-    retries: int = 5,
+    retries: int = CONFLICT_RETRIES,
 ) -> UpdateResult:
     """Create or update the object ``name`` in the collection ``path_collection``.
 
