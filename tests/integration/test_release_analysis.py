@@ -166,6 +166,11 @@ class Run:
             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self.code: int | None = None
         self.out = ""
+        # Read the output as it comes: a full pipe (-v prints every result) would block the play in
+        # the middle of a step while the test waits on another release side by side.
+        self._lines: list[str] = []
+        self._reader = threading.Thread(target=lambda: self._lines.extend(self.proc.stdout), daemon=True)
+        self._reader.start()
 
     def _watch(self) -> None:
         while not self._stop.is_set():
@@ -180,16 +185,18 @@ class Run:
     def wait_for_weight(self, weight: int, timeout: float = 150) -> None:
         deadline = time.monotonic() + timeout
         while self.first(weight) is None:
-            assert self.proc.poll() is None, f"the release ended before {weight}%:\n{self.proc.stdout.read()[-3000:]}"
+            assert self.proc.poll() is None, f"the release ended before {weight}%:\n{''.join(self._lines)[-3000:]}"
             assert time.monotonic() < deadline, f"the release never reached {weight}%"
             time.sleep(0.05)
 
     def finish(self, timeout: float = 240) -> Run:
         try:
-            self.out = self.proc.communicate(timeout=timeout)[0]
+            self.proc.wait(timeout=timeout)
         finally:
             self.proc.kill()
             self.proc.wait()
+            self._reader.join(timeout=30)
+            self.out = "".join(self._lines)
             self._stop.set()
             self._thread.join()
         self.code = self.proc.returncode
