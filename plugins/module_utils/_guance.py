@@ -64,6 +64,9 @@ DATAKIT_EVENT_PATH = "/v1/write/keyevent"
 EVENT_STATUSES: tuple[str, ...] = ("critical", "error", "warning", "ok", "info", "nodata")
 DEFAULT_EVENT_SOURCE = "canary_release"
 RATE_LIMIT_CODES: tuple[str, ...] = ("ft.TriggerApiAkCurrentLimiting", "ft.TriggerApiWorkspaceCurrentLimiting")
+DATAKIT_RATE_LIMIT_CODE = "datakit.reachMaxAPILimit"
+USER_AGENT = "canary.istio"
+_REDACTED = "********"
 
 
 def _rate_limit_hint(code: str) -> str:
@@ -71,9 +74,6 @@ def _rate_limit_hint(code: str) -> str:
     if code == "ft.TriggerApiWorkspaceCurrentLimiting":
         return "the OpenAPI allows 200 requests a minute per workspace, all keys together"
     return "the OpenAPI allows 20 requests a minute per key"
-DATAKIT_RATE_LIMIT_CODE = "datakit.reachMaxAPILimit"
-USER_AGENT = "canary.istio"
-_REDACTED = "********"
 
 
 # ---------------------------------------------------------------------------------------------

@@ -189,7 +189,7 @@ class Run:
             assert time.monotonic() < deadline, f"the release never reached {weight}%"
             time.sleep(0.05)
 
-    def finish(self, timeout: float = 240) -> Run:
+    def finish(self, timeout: float = 420) -> Run:
         try:
             self.proc.wait(timeout=timeout)
         finally:
