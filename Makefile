@@ -48,7 +48,9 @@ demo: sandbox-build
 # bench/results.json and docs/performance.md.
 bench: sandbox-build
 	$(PY) -m bench.task_overhead
+	$(PY) -m bench.requests
 	$(PY) -m bench.analysis
+	$(PY) -m bench.rollback
 	$(PY) -m bench.publish
 
 # Faults, bad input and security on the sandbox; figures in tests/reliability/results.json and
