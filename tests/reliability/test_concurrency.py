@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import subprocess
 import threading
 import time
@@ -342,7 +343,7 @@ def test_two_releases_of_one_service_started_together(sandbox, admin, stable, re
     refused = outs[loser]
     holder = "release-a" if winner == "v2" else "release-b"
     assert "another release holds the lock" in refused and f"owner '{holder}'" in refused, refused[-3000:]
-    message = next(line for line in refused.splitlines() if "another release holds the lock" in line)
+    message = re.search(r"another release holds the lock: [^\n\"]*", refused).group(0)
     # The loser wrote nothing at all (its rules were already there); the winner promoted its version.
     loser_writes = [(e["verb"], e["objectRef"].get("resource"), e["responseStatus"].get("code"))
                     for e in audit.events(plays[loser][0]) if e["verb"] in WRITE_VERBS]
@@ -352,5 +353,5 @@ def test_two_releases_of_one_service_started_together(sandbox, admin, stable, re
     assert _weights(final) == {winner: 100}
     assert "canary.istio/release-lock" not in (final["metadata"].get("annotations") or {})
     winner_writes = sum(1 for e in audit.events(plays[winner][0]) if e["verb"] in WRITE_VERBS)
-    record(winner=f"{APP} {winner}", refused=message.strip()[:400], refused_release_writes=len(loser_writes),
+    record(winner=f"{APP} {winner}", refused=message, refused_release_writes=len(loser_writes),
            winner_writes=winner_writes, winner_weights_seen=(watch_v2 if winner == "v2" else watch_v3).weights)
