@@ -220,7 +220,9 @@ def test_failure_after_traffic_moved_rolls_back(admin, bookinfo, release_kubecon
 
 def test_interrupted_release_resumes_and_a_concurrent_one_is_refused(admin, bookinfo, release_kubeconfig):
     ns = bookinfo
-    proc = _background_release(ns, release_kubeconfig, canary_steps=[20, 60, 100], canary_interval=30,
+    # A long hold: the refused release below must finish while this one still holds 20%, even on a
+    # loaded machine (it is killed mid-hold anyway).
+    proc = _background_release(ns, release_kubeconfig, canary_steps=[20, 60, 100], canary_interval=180,
                                canary_delete_old_versions=False)
     try:
         _wait_weight(admin, ns, "v2", 20, proc)
