@@ -4,7 +4,7 @@ Each test is one check. Its first docstring line says what is checked; ``record(
 what was seen (a message, a count of writes, a time) to its row. At the end of the session the rows
 go to ``tests/reliability/results.json`` and ``docs/reliability.md`` (with the machine and the date)
 and a table is printed. Rows of files not run this time are kept from the last results, each with
-its own date, so running one file does not erase the others' figures.
+its own date, so running one file or case does not erase the others' figures.
 """
 from __future__ import annotations
 
@@ -74,8 +74,9 @@ def _merged() -> list[dict]:
     if RESULTS.exists():
         here = RESULTS.parent
         for old in json.loads(RESULTS.read_text()).get("checks", []):
-            # Kept only when its test file still exists and was not run this time.
-            if old["id"] not in rows and (here / old["file"]).exists() and old["file"] not in {r["file"] for r in rows.values()}:
+            # Kept when its test file still exists and that check was not run this time (one case
+            # run with -k keeps the file's other cases).
+            if old["id"] not in rows and (here / old["file"]).exists():
                 rows[old["id"]] = old
     return [{"id": nodeid, **row} for nodeid, row in sorted(rows.items())]
 
