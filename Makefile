@@ -50,6 +50,7 @@ bench: sandbox-build
 	$(PY) -m bench.task_overhead
 	$(PY) -m bench.requests
 	$(PY) -m bench.analysis
+	$(PY) -m bench.release_scale
 	$(PY) -m bench.rollback
 	$(PY) -m bench.publish
 
