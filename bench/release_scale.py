@@ -168,7 +168,7 @@ def rows_of(runs: dict[tuple[int, int], list[dict]]) -> list[list]:
         wall = _median(r["wall_s"] for r in ok)
         rows.append([f"{steps} steps, {clusters} cluster{'s' if clusters > 1 else ''}", wall, _median(r["waits_s"] for r in ok),
                      _median(r["overhead_s"] for r in ok), _median(r.get("fixed_overhead_s") for r in ok),
-                     _median(s for r in ok for s in r.get("step_overheads_s", [])),
+                     _median(s for r in ok for s in r.get("step_overheads_s", [])), _median(r["overhead_to_ping"] for r in ok),
                      round(wall / one_cluster, 2) if steps == CLUSTER_STEPS else "-", f"{sum(r['ok'] for r in found)}/{len(found)}"])
     return rows
 
@@ -193,8 +193,9 @@ def notes(runs: dict, ping_s: float, slope: float) -> list[str]:
         "from a step's traffic_split to the next step's, less its rounds (median over the steps of those releases); "
         "fixed: the rest (start, validation, analysis tried once, rules, lock, canary deployed and awaited, promotion, report).",
         f"Overhead grows by {slope} s per step (least-squares slope of the median overhead over 2-16 steps, one cluster).",
-        f"For scale: an ansible-playbook run of one ping task takes {ping_s:.2f} s (median); in a release the first task "
-        f"starts {first_task} s after ansible-playbook does.",
+        f"For scale: an ansible-playbook run of one ping task, timed just before each release, takes {ping_s:.2f} s (median); "
+        "'overhead / ping run' divides each release's overhead by its own, which holds better than seconds when the "
+        f"machine's load changes; in a release the first task starts {first_task} s after ansible-playbook does.",
         f"Clusters: the {CLUSTER_STEPS}-step release with one inventory host per cluster, forks and canary_wave_size equal to "
         "the number of clusters (one wave); 'wall / 1 cluster' compares with the single-cluster run of the same repetitions; "
         f"the forks share this machine's {os.cpu_count()} cores (load {os.getloadavg()[0]:.1f} at the end).",
@@ -232,10 +233,12 @@ def main() -> int:
     try:
         with tempfile.TemporaryDirectory() as tmp:
             for repetition in range(REPEAT):
-                pings.append(ping_baseline())
                 for steps, count in configurations():
                     started = time.monotonic()
-                    measured = Release(clusters[:count], steps, endpoints, tmp).run()
+                    # Beside each release, so that their ratio holds even when the machine's load changes.
+                    pings.append(ping_baseline())
+                    measured = {**Release(clusters[:count], steps, endpoints, tmp).run(), "ping_playbook_s": round(pings[-1], 2)}
+                    measured["overhead_to_ping"] = round(measured["overhead_s"] / pings[-1], 1)
                     runs[(steps, count)].append(measured)
                     print(f"[{repetition + 1}/{REPEAT}] {steps} steps, {count} cluster(s): wall {measured['wall_s']} s, waits "
                           f"{measured['waits_s']} s, ok {measured['ok']} ({time.monotonic() - started:.0f} s with setup)", flush=True)
@@ -243,7 +246,7 @@ def main() -> int:
         _set_rate_limit(endpoints, limit_before)
     ping_s, slope = statistics.median(pings), per_step_slope(runs)
     columns = ["release", "wall s", "configured waits s", "overhead s", "fixed overhead s", "overhead per step s",
-               "wall / 1 cluster", "ok runs"]
+               "overhead / ping run", "wall / 1 cluster", "ok runs"]
     rows = rows_of(runs)
     result = {**common.header(TITLE, REPEAT, load_before), "table": {"columns": columns, "rows": rows},
               "notes": notes(runs, ping_s, slope), "ping_playbook_s": round(ping_s, 2), "overhead_slope_s_per_step": slope,
