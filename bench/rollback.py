@@ -19,9 +19,9 @@ to errors, and Prometheus asked every 0.1 s with the analysis' own request query
 shows the 5xx, i.e. what the scrape interval and increase() add to detection.
 
 The times come from the rounds' ``end_ms`` (the canary_analysis_result fact, printed by -v), the
-proxy (when the failing round's answer came: the verdict known), Ansible's log (ANSIBLE_LOG_PATH,
-ms: the analysis task's result, the rollback's traffic_split task start), the API server's audit log
-(the VirtualService write back, µs) and the simulator's spans (the last request it routed to the
+proxy (when the failing round's answer came: the verdict known), the API server's audit log (the
+VirtualService write back, µs: made by the analysis module itself, its rollback option), Ansible's log
+(ANSIBLE_LOG_PATH, ms: the rollback role's traffic_split task start, what the write used to wait for) and the simulator's spans (the last request it routed to the
 canary), all clocks of this machine. Medians and spread, never asserted. Writes
 bench/results/rollback.json.
 """
@@ -62,9 +62,8 @@ REGRESSION_ROUNDS = 24  # the healthy step's rounds: time for the other release 
 HEALTHY = {"error_rate": 0.0, "error_code": 500, "latency_ms": 20.0, "latency_sigma": 0.2}
 REGRESSED = {**HEALTHY, "error_rate": 0.5}
 USER = "canary-release"
-PROBE_PLAIN = "regression -> 5xx in the round's query (probe)"
-PROBE_FULL = "regression -> 5xx, new series in full (probe)"
-ANALYSIS_TASK = "TASK [canary.istio.canary_analysis : Analyse the step of"
+PROBE_QUERY = "regression -> 5xx in the round's query (probe)"
+PROBE_PLAIN = "regression -> 5xx in increase() alone (probe)"
 SCENARIOS = ("verdict", "regression")
 ROLLBACK_TASK = "TASK [canary.istio.rollback : All traffic back to"
 
@@ -268,8 +267,8 @@ def vs_writes(events: list[dict], ns: str) -> list[tuple[float, float]]:
 
 
 def measure(play: Play, events: list[dict], endpoints: dict) -> dict:
-    """The play's timestamps (epoch seconds): the failing round, the analysis task's result, the
-    rollback task's start, the VirtualService write after the failing round, the last canary request."""
+    """The play's timestamps (epoch seconds): the failing round, the verdict known, the VirtualService
+    write after the failing round, the rollback task's start, the last canary request."""
     run = play.run
     result = analysis_result(play.out.read_text(errors="replace")) or {}
     run.update(verdict=result.get("verdict"), rounds=[(r["end_ms"] / 1000, r["verdict"], r["numbers"].get(run["canary"], {}).get("request_success_rate"))
@@ -278,13 +277,10 @@ def measure(play: Play, events: list[dict], endpoints: dict) -> dict:
     if failing is None or run["code"] == 0:
         return run
     lines = play.lines()
-    analysed = [at for at, text in lines if text.startswith(ANALYSIS_TASK)]
-    results_after = [at for at, text in lines if analysed and at >= analysed[-1] and text.startswith(("fatal: [", "ok: ["))]
     writes = [w for w in vs_writes(events, run["namespace"]) if w[0] >= failing["end_ms"] / 1000]
     answered = [done for sent, done in play.guance.seen() if sent >= failing["end_ms"] / 1000]
     run.update(failed_round_end=failing["end_ms"] / 1000, failed_round=failing["round"],
                verdict_known_at=answered[0] if answered else None,
-               analysis_result_at=results_after[0] if results_after else None,
                rollback_task_at=next((at for at, text in lines if text.startswith(ROLLBACK_TASK)), None),
                write=writes[0] if writes else None, last_canary_request=last_canary_request_s(endpoints, run))
     return run
@@ -329,17 +325,17 @@ def prepare_probe(admin, endpoints: dict) -> dict:
 
 def request_queries(run: dict) -> dict[str, str]:
     """The analysis' own request query (Prometheus provider, as Guance's PromQL has it less the
-    prefix), and the same counting a series that is new in the window in full."""
+    prefix), which counts a series new in the window in full, and increase() alone, which does not."""
     # Imported here: the collection is importable only once .collections is on sys.path.
     from ansible_collections.canary.istio.plugins.module_utils._analysis import Q_REQUESTS, AnalysisTarget, build_promql
 
     target = AnalysisTarget(service=APP, canary_version=run["canary"], baseline_version=run["stable"],
                             namespace=run["namespace"], window_seconds=WINDOW_S, step_seconds=WINDOW_S)
     query = build_promql(target)[Q_REQUESTS].query
-    counter = query[query.index("increase(") + len("increase("):query.rindex(f"[{WINDOW_S}s]")]
-    counted = query.replace(f"increase({counter}[{WINDOW_S}s])",
-                            f"increase({counter}[{WINDOW_S}s]) or ({counter} unless {counter} offset {WINDOW_S}s)")
-    return {"analysis query": query, "new series counted in full": counted}
+    counter = query[query.index("increase(") + len("increase("):query.index(f"[{WINDOW_S}s]")]
+    plain = query.replace(f" or ({counter} unless {counter} offset {WINDOW_S}s)", "")
+    assert plain != query, "the analysis' request query no longer counts new series as expected here"
+    return {"analysis query": query, "increase() alone": plain}
 
 
 def shows_errors(endpoints: dict, query: str, canary: str) -> bool:
@@ -381,16 +377,18 @@ def delays(run: dict) -> dict:
     write = run.get("write") or (None, None)
     out = {
         "round end -> Guance answered (verdict known)": _ms(run.get("verdict_known_at"), run.get("failed_round_end")),
-        "verdict known -> analysis task result": _ms(run.get("analysis_result_at"), run.get("verdict_known_at")),
-        "analysis task result -> rollback task start": _ms(run.get("rollback_task_at"), run.get("analysis_result_at")),
-        "rollback task start -> VS write received": _ms(write[0], run.get("rollback_task_at")),
+        # The analysis module writes the route back itself (its rollback option) before it returns.
+        "verdict known -> VS write received": _ms(write[0], run.get("verdict_known_at")),
         "VS write received -> done": _ms(write[1], write[0]),
         "failing round end -> VS written": _ms(write[1], run.get("failed_round_end")),
         "VS written -> last request to canary": _ms(run.get("last_canary_request"), write[1]),
+        # What the rollback role would have added: its traffic_split starts this much later (and
+        # finds nothing to write).
+        "VS written -> rollback task start": _ms(run.get("rollback_task_at"), write[1]),
     }
     if run["scenario"] == "probe":
         seen = run.get("errors_seen_ms", {})
-        return {PROBE_PLAIN: seen.get("analysis query"), PROBE_FULL: seen.get("new series counted in full")}
+        return {PROBE_QUERY: seen.get("analysis query"), PROBE_PLAIN: seen.get("increase() alone")}
     if run["scenario"] == "regression":
         regressed = run.get("regressed_at")
         due = [end for end, _verdict, _success in run.get("rounds", []) if regressed is not None and end >= regressed]
@@ -460,26 +458,26 @@ def notes(summary: dict, counts: dict) -> list[str]:
         "(POST __sim/profiles) once the other play has ended, a chosen lead before one of its step's rounds (the rounds "
         "seen live through a timing proxy in front of Guance), the leads spread over the interval.",
         "Times: the failing round's end_ms (canary_analysis_result), the proxy (the round's answer in: the verdict known), "
-        "Ansible's log (the analysis task's result, the rollback's traffic_split task start), the audit log (the first "
-        "VirtualService write after the failing round), the simulator's newest canary span (its last request routed there).",
+        "the audit log (the first VirtualService write after the failing round), Ansible's log (the rollback role's "
+        "traffic_split task start), the simulator's newest canary span (its last request routed there).",
         f"Failing verdict to VirtualService written back: median {median(verdict, 'failing round end -> VS written')} ms "
         f"(verdict scenario), {median(regression, 'failing round end -> VS written')} ms (regression scenario).",
         f"Regression to VirtualService written back: median {median(regression, 'regression -> VS written')} ms against the "
         f"aim of one interval + 1 s = {AIM_MS} ms: met in {counts['within_aim']} of {counts['runs']} runs (traffic off the "
         f"canary within the aim in {counts['restored_within_aim']}).",
-        "Why it misses (1), the reaction: after the verdict the analysis module exits, six small tasks run (result kept, "
-        "judged, recorded, the rescue), the rollback role is included and its arguments checked, and traffic_split starts "
-        "a Python process of its own: seconds, not one, on this loaded machine.",
-        f"Why it misses (2), detection: the canary's response_code=500 series is new and PromQL increase() needs two samples "
-        f"of a series in the window, so 5xx show in the round's own query {median(regression, PROBE_PLAIN)} ms after the "
-        f"regression (probe, median), one scrape later than the {median(regression, PROBE_FULL)} ms of the first scrape; "
+        "How: the canary_analysis module that reaches the failing verdict writes the route back itself (its rollback "
+        "option, set by canary_release to the stable version) before it returns. The rollback role's traffic_split, "
+        f"which used to make that write, starts a median {median(verdict, 'VS written -> rollback task start')} ms after it "
+        "(verdict scenario) and finds nothing to write: the Ansible tasks between a verdict and a rollback task.",
+        f"Detection: the analysis' request query counts a response_code series new in the window in full, so the 5xx show "
+        f"{median(regression, PROBE_QUERY)} ms after the regression (probe, median: one Prometheus scrape); increase() "
+        f"alone needs two samples of the new series: {median(regression, PROBE_PLAIN)} ms. "
         f"{len(counts['missed_by_next_round'])} of {counts['runs']} regressions passed the first round after them "
-        f"(lead ms, canary success %: {[(m['lead_ms'], m['success_rate']) for m in counts['missed_by_next_round']]}).",
-        "So the bound is interval + two scrape intervals + the reaction; with DataKit's 60 s scrape that is minutes, "
-        "and a step's last round can pass (at 100 % success) a canary that started failing up to two scrapes before it.",
-        "Not fixed here: counting new series in full (increase(x[w]) or (x unless x offset w)) sees the errors at the first "
-        "scrape on Prometheus but is unproven on Guance's PromQL; a write back within 1 s of the verdict needs the rollback "
-        "in the process that reaches it; both are design changes.",
+        f"(lead ms, canary success %: {[(m['lead_ms'], m['success_rate']) for m in counts['missed_by_next_round']]}): "
+        "a regression less than one scrape before a round is judged by the next.",
+        "So the bound is one interval + one scrape interval + one query + one write. With DataKit's 60 s scrape the scrape "
+        "term is up to a minute; the DQL path (istio_query_language: dql) still misses a new series' first bucket "
+        "(docs/analysis.md).",
         "The simulator reads routing every second, so its last canary request comes up to ~1 s after the write; span "
         "times are the requests' scheduled times, good to about a tick (0.1 s), so that figure can be slightly negative.",
     ]

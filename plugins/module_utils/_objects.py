@@ -50,3 +50,8 @@ def spec_diff(before: dict | None, after: dict | None, label: str) -> dict:
         "before_header": "%s (spec)" % label,
         "after_header": "%s (spec)" % label,
     }
+
+
+def vs_diff(before_spec: dict, after_spec: dict, namespace: str, name: str) -> dict:
+    """Ansible's diff of a VirtualService's spec alone, headed with the object it belongs to."""
+    return spec_diff({"spec": before_spec}, {"spec": after_spec}, "VirtualService %s/%s" % (namespace, name))

@@ -25,8 +25,48 @@ description:
     O(provider=prometheus) each query is one request to Prometheus' HTTP API.
   - The task fails when the step fails, and when it ends inconclusive unless
     O(fail_on_inconclusive=false); the message names the failing checks with their values and bounds.
-  - Only reads. Never reports a change.
+  - Only reads, unless O(rollback) is set - then a failing step sends all traffic back to the
+    stable version itself, in the same process that reached the verdict, before the task ends.
 options:
+  rollback:
+    description:
+      - Route all traffic of the VirtualService back to O(rollback.to_version), the canary at weight
+        0, the moment the step fails - a failed verdict, an inconclusive end that fails the task, or
+        a provider that could not answer. The playbook's own rollback still runs after the task; it
+        finds the route already back and writes nothing.
+      - Saves the seconds of Ansible tasks between the verdict and a rollback task's write - traffic
+        is back within one O(interval) (plus one query and one write) of a regression's start.
+      - The write is the one C(canary.istio.traffic_split) makes with O(canary.istio.traffic_split#module:force=true) - only
+        the route's weights change, a conflict re-reads and tries again.
+      - Never in check mode. A write that fails does not hide the verdict - it is returned in
+        RV(rollback.error) and the task fails on the verdict as it would have.
+      - Connection - O(rollback.kubeconfig) and O(rollback.context), else the E(K8S_AUTH_*) variables
+        and C(~/.kube/config), as for the other Kubernetes modules of this collection.
+    type: dict
+    suboptions:
+      to_version:
+        description: The subset that gets all traffic back, normally the stable version, for example V(v1).
+        type: str
+        required: true
+      virtual_service:
+        description: The VirtualService to route back. Defaults to O(service).
+        type: str
+      route:
+        description: The name of the HTTP route to weigh. Defaults to the catch-all route (the last route without C(match)).
+        type: str
+      api_version:
+        description: The Istio API version of the VirtualService.
+        type: str
+        choices: [networking.istio.io/v1, networking.istio.io/v1beta1, networking.istio.io/v1alpha3]
+        default: networking.istio.io/v1
+      kubeconfig:
+        description:
+          - Path to a kubeconfig file, or its content as a dictionary. Defaults to E(K8S_AUTH_KUBECONFIG),
+            then C(~/.kube/config).
+        type: raw
+      context:
+        description: The kubeconfig context. Defaults to E(K8S_AUTH_CONTEXT), then the current context.
+        type: str
   provider:
     description:
       - Where the numbers come from.
@@ -212,9 +252,9 @@ attributes:
         Bad options and query errors still fail it.
   diff_mode:
     description: Will return details on what has changed (or possibly needs changing in check mode), when in diff mode.
-    support: N/A
+    support: full
     details:
-      - This module never changes anything.
+      - Only O(rollback) changes anything; the diff is the VirtualService's C(spec) before and after it.
   idempotent:
     description:
       - When run twice in a row with the same arguments, the second run reports no change and writes nothing.
@@ -433,6 +473,38 @@ interval_s:
   returned: unless the options were refused
   type: int
   sample: 30
+rollback:
+  description: What O(rollback) did when the step failed.
+  returned: when O(rollback) is set and the step failed (not in check mode)
+  type: dict
+  contains:
+    virtual_service:
+      description: The VirtualService, C(namespace/name).
+      type: str
+      sample: prod/reviews
+    changed:
+      description: Whether the route was written (V(false) when it already sent nothing to the canary).
+      type: bool
+    previous_weights:
+      description: The route's weights before, subset to weight.
+      type: dict
+      sample: {v1: 50, v2: 50}
+    weights:
+      description: The route's weights after.
+      type: dict
+      sample: {v1: 100, v2: 0}
+    at:
+      description: When the route was written back (UTC, ISO 8601).
+      type: str
+      sample: "2026-11-26T17:02:11Z"
+    seconds:
+      description: Seconds from the decision to the route written back (connection, read and write).
+      type: float
+      sample: 0.084
+    error:
+      description: Why the route could not be written back; the playbook's rollback is the next chance.
+      type: str
+      returned: when the write failed
 """
 
 import importlib.util
@@ -459,6 +531,9 @@ from ansible_collections.canary.istio.plugins.module_utils._prometheus import (
     PrometheusConfigError,
 )
 from ansible_collections.canary.istio.plugins.module_utils._prometheus import make_config as prometheus_config
+from ansible_collections.canary.istio.plugins.module_utils._k8s import ISTIO_API_ARG_SPEC
+from ansible_collections.canary.istio.plugins.module_utils._objects import vs_diff
+from ansible_collections.canary.istio.plugins.module_utils._route_writes import route_back
 
 CHECK_SPEC: dict[str, t.Any] = dict(
     metric=dict(type="str", required=True),
@@ -473,6 +548,16 @@ METRIC_SPEC: dict[str, t.Any] = dict(
     qtype=dict(type="str", choices=["dql", "promql"]),
     version_tag=dict(type="str"),
     column=dict(type="str"),
+)
+# Only the connection options that do not clash with the Guance ones (api_key, validate_certs):
+# the rest come from the K8S_AUTH_* variables, as for every Kubernetes module of the collection.
+ROLLBACK_SPEC: dict[str, t.Any] = dict(
+    ISTIO_API_ARG_SPEC,
+    to_version=dict(type="str", required=True),
+    virtual_service=dict(type="str"),
+    route=dict(type="str"),
+    kubeconfig=dict(type="raw"),
+    context=dict(type="str"),
 )
 OWN_OPTIONS: dict[str, dict[str, t.Any]] = dict(
     provider=dict(type="str", choices=["guance", "prometheus"], default="guance"),
@@ -496,6 +581,7 @@ OWN_OPTIONS: dict[str, dict[str, t.Any]] = dict(
     checks=dict(type="list", elements="dict", options=CHECK_SPEC),
     metrics=dict(type="list", elements="dict", options=METRIC_SPEC),
     istio_query_language=dict(type="str", choices=["promql", "dql"], default="promql"),
+    rollback=dict(type="dict", options=ROLLBACK_SPEC),
 )
 
 
@@ -530,23 +616,41 @@ def main() -> None:
         baseline_version=plan.target.baseline_version, window_s=plan.step.window_s, interval_s=plan.step.interval_s,
         queries=[dict(name=q.key, qtype=q.qtype, query=q.query) for q in plan.queries],
     )
+    failure: StepError | None = None
     try:
         result = run_step(plan, source, lambda: int(time.time() * 1000), time.monotonic, time.sleep,
                           check_mode=module.check_mode)
     except StepError as exc:
-        rounds = [r.as_dict() for r in exc.rounds]
-        # No verdict: the step did not run to a decision (callers tell errors from verdicts by that).
-        module.fail_json(msg=str(exc), rounds=rounds,
-                         checks=rounds[-1]["checks"] if rounds else [], http_requests=source.requests_made,
-                         option=exc.option, status=exc.status, error_code=exc.error_code or None, **facts)
+        failure = exc
     finally:
         source.close()
+    if failure is not None:
+        rounds = [r.as_dict() for r in failure.rounds]
+        # No verdict: the step did not run to a decision (callers tell errors from verdicts by that).
+        fail_step(module, dict(facts, msg=str(failure), rounds=rounds, checks=rounds[-1]["checks"] if rounds else [],
+                               http_requests=source.requests_made, option=failure.option, status=failure.status,
+                               error_code=failure.error_code or None))
     rounds = [r.as_dict() for r in result.rounds]
     outcome = dict(facts, verdict=result.verdict, reason=result.reason, rounds=rounds, checks=rounds[-1]["checks"],
                    http_requests=source.requests_made)
     if result.failed:
-        module.fail_json(msg=result.reason, **outcome)
+        fail_step(module, dict(outcome, msg=result.reason))
     module.exit_json(**outcome)
+
+
+def fail_step(module: AnsibleModule, outcome: dict[str, t.Any]) -> t.NoReturn:
+    """Fail the task, first sending traffic back when ``rollback`` is set (never in check mode)."""
+    params = module.params
+    if params.get("rollback") and not module.check_mode:
+        settings = dict(params["rollback"], virtual_service=params["rollback"].get("virtual_service") or params["service"])
+        done = route_back(settings, params["namespace"], params["canary_version"])
+        outcome.update(rollback=done.outcome, changed=done.outcome["changed"])
+        if done.outcome.get("error"):
+            module.warn(done.outcome["error"])
+        elif module._diff:
+            outcome["diff"] = vs_diff(done.before_spec, done.after_spec, params["namespace"], settings["virtual_service"])
+    module.fail_json(**outcome)
+    raise AssertionError("unreachable")  # fail_json exits
 
 
 if __name__ == "__main__":

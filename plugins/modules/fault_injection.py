@@ -197,7 +197,7 @@ from ansible_collections.canary.istio.plugins.module_utils._istio import (
     upsert_fault_rule,
     validate_fault,
 )
-from ansible_collections.canary.istio.plugins.module_utils._objects import spec_diff
+from ansible_collections.canary.istio.plugins.module_utils._objects import vs_diff
 from ansible_collections.canary.istio.plugins.module_utils._k8s import (
     ISTIO_API_ARG_SPEC,
     VIRTUAL_SERVICES,
@@ -280,11 +280,6 @@ def changed_spec(spec: dict, params: t.Mapping[str, t.Any]) -> dict:
 def find_rule(spec: dict, name: str) -> dict | None:
     """The HTTP route named ``name``, or None."""
     return next((r for r in http_routes(spec) if isinstance(r, dict) and r.get("name") == name), None)
-
-
-def vs_diff(before_spec: dict, after_spec: dict, namespace: str, name: str) -> dict:
-    """Ansible's diff of the VirtualService's spec alone, headed with the object it belongs to."""
-    return spec_diff({"spec": before_spec}, {"spec": after_spec}, "VirtualService %s/%s" % (namespace, name))
 
 
 def main() -> None:

@@ -179,7 +179,7 @@ from ansible_collections.canary.istio.plugins.module_utils._istio import (
     validate_weights,
     weights_from_canary,
 )
-from ansible_collections.canary.istio.plugins.module_utils._objects import spec_diff
+from ansible_collections.canary.istio.plugins.module_utils._objects import vs_diff
 from ansible_collections.canary.istio.plugins.module_utils._k8s import (
     ISTIO_API_ARG_SPEC,
     VIRTUAL_SERVICES,
@@ -190,7 +190,6 @@ from ansible_collections.canary.istio.plugins.module_utils._k8s import (
     fail_from_k8s_error,
     format_label_selector,
     istio_path,
-    update_with_retry,
 )
 from ansible_collections.canary.istio.plugins.module_utils._mesh_reads import (
     find_destination_rules,
@@ -198,6 +197,7 @@ from ansible_collections.canary.istio.plugins.module_utils._mesh_reads import (
     ready_pods_by_subset,
     service_of_host,
 )
+from ansible_collections.canary.istio.plugins.module_utils._route_writes import route_weights_of, write_route_weights
 
 OWN_OPTIONS: dict[str, dict[str, t.Any]] = dict(
     ISTIO_API_ARG_SPEC,
@@ -337,11 +337,6 @@ def _check_ready_pods(module: AnsibleModule, client, plan: Plan, weights: dict[s
         )
 
 
-def vs_diff(before_spec: dict, after_spec: dict, namespace: str, name: str) -> dict:
-    """Ansible's diff of the VirtualService's spec alone, headed with the object it belongs to."""
-    return spec_diff({"spec": before_spec}, {"spec": after_spec}, "VirtualService %s/%s" % (namespace, name))
-
-
 def main() -> None:
     module = AnsibleModule(
         argument_spec=auth_argument_spec(OWN_OPTIONS),
@@ -390,32 +385,19 @@ def main() -> None:
     if not params["force"]:
         _check_ready_pods(module, client, plan, weights, rule)
 
-    def change(obj: dict) -> dict:
-        # Pure, and run again on a fresh read after a 409, so a concurrent writer's change is kept.
-        new_spec = set_route_weights(obj.get("spec") or {}, weights, params["route"])
-        if specs_equal(new_spec, obj.get("spec") or {}):
-            return obj
-        obj["spec"] = new_spec
-        return obj
-
     try:
-        result = update_with_retry(client, path, change, dry_run=module.check_mode, live=live)
+        result = write_route_weights(client, path, weights, params["route"], dry_run=module.check_mode, live=live)
     except IstioSpecError as exc:
         # The route changed under us (e.g. removed) between two attempts.
         module.fail_json(msg=str(exc), option=exc.field)
     except K8sError as exc:
         fail_from_k8s_error(module, exc, "updating VirtualService %s/%s" % (params["namespace"], params["name"]))
 
-    before_spec = (result.before or {}).get("spec") or {}
-    after_spec = (result.after or {}).get("spec") or {}
-    index = find_route_index(before_spec, params["route"])
-    response.update(
-        changed=result.changed,
-        previous_weights=route_weights(before_spec["http"][index]),
-        weights=route_weights(after_spec["http"][index]),
-    )
+    previous, now = route_weights_of(result, params["route"])
+    response.update(changed=result.changed, previous_weights=previous, weights=now)
     if module._diff:
-        response["diff"] = vs_diff(before_spec, after_spec, params["namespace"], params["name"])
+        response["diff"] = vs_diff((result.before or {}).get("spec") or {}, (result.after or {}).get("spec") or {},
+                                   params["namespace"], params["name"])
     module.exit_json(**response)
 
 

@@ -432,6 +432,62 @@ def test_errors_fail_in_the_first_round_on_the_sandbox(sandbox_canaries) -> None
     assert 5 <= elapsed < 2 * 5  # decided in the first round: traffic can go back within one check interval
 
 
+
+def _route(admin, namespace: str) -> tuple[dict[str, int], str]:
+    """The VirtualService's weights by subset, and its resourceVersion."""
+    live = admin.get(object_path("VirtualService", namespace, "reviews"))
+    weights = {d["destination"]["subset"]: d.get("weight", 0) for d in live["spec"]["http"][0]["route"]}
+    return weights, live["metadata"]["resourceVersion"]
+
+
+def test_a_failing_step_routes_traffic_back_itself(sandbox_canaries, admin, kubeconfig) -> None:
+    """With rollback, the module that reaches the failing verdict writes stable 100 / canary 0 before it
+    returns; a passing step, check mode and a second failing run write nothing; a rollback that cannot
+    connect is reported and the task still fails on the verdict."""
+    endpoints, made = sandbox_canaries
+    errors, healthy = made["errors"], made["healthy"]
+
+    def params(scenario: dict, **connection) -> dict:
+        rollback = {"to_version": scenario["baseline"], "kubeconfig": kubeconfig, "context": "sandbox-1", **connection}
+        return sandbox_params(endpoints, scenario, "prometheus", rollback=rollback)
+
+    split, version = _route(admin, errors["namespace"])
+    assert split == {errors["baseline"]: 50, errors["canary"]: 50}
+
+    preview = analysis(params(errors), check=True)
+    assert preview["verdict"] == "fail" and "rollback" not in preview and not preview.get("failed")
+    passed = analysis(params(healthy))
+    assert passed["verdict"] == "pass" and "rollback" not in passed and passed["changed"] is False
+    unreachable = analysis(params(errors, context="no-such-context"))
+    assert unreachable["failed"] is True and unreachable["verdict"] == "fail"
+    assert "no-such-context" in unreachable["rollback"]["error"] and unreachable["changed"] is False
+    assert unreachable["msg"].startswith(f"analysis of reviews {errors['canary']} failed in round 1")
+    assert _route(admin, errors["namespace"]) == (split, version)
+    assert _route(admin, healthy["namespace"])[0] == {healthy["baseline"]: 50, healthy["canary"]: 50}
+
+    try:
+        result = run_module("canary_analysis", params(errors), diff=True)
+        assert result["failed"] is True and result["verdict"] == "fail", result["msg"]
+        rollback = result["rollback"]
+        assert result["changed"] is True and rollback["changed"] is True and "error" not in rollback, rollback
+        assert rollback["previous_weights"] == split
+        assert rollback["weights"] == {errors["baseline"]: 100, errors["canary"]: 0}
+        assert rollback["virtual_service"] == f"{errors['namespace']}/reviews"
+        print(f"\nrouted back in {rollback['seconds'] * 1000:.0f} ms after the verdict")
+        assert _route(admin, errors["namespace"])[0] == rollback["weights"]
+        assert [d["weight"] for d in result["diff"]["before"]["http"][0]["route"]] == [50, 50]
+        assert [d["weight"] for d in result["diff"]["after"]["http"][0]["route"]] == [100, 0]
+
+        routed_back = _route(admin, errors["namespace"])
+        again = analysis(params(errors))
+        assert again["failed"] is True and again["rollback"]["changed"] is False and again["changed"] is False
+        assert _route(admin, errors["namespace"]) == routed_back
+    finally:
+        # The other tests of this module expect the 50/50 split of the fixture.
+        live = admin.get(object_path("VirtualService", errors["namespace"], "reviews"))
+        live["spec"] = _routing(errors["baseline"], errors["canary"], 50)[1]["spec"]
+        admin.request("PUT", object_path("VirtualService", errors["namespace"], "reviews"), live)
+
 def _prometheus(endpoints: dict, query: str, at: float) -> list[dict]:
     resp = requests.get(f"{endpoints['prometheus']}/api/v1/query", params={"query": query, "time": at}, timeout=10)
     assert resp.status_code == 200, resp.text

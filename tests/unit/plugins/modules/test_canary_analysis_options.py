@@ -56,7 +56,7 @@ def test_examples_and_return_parse() -> None:
     assert all("canary.istio.canary_analysis" in task or "ansible.builtin.debug" in task for task in examples)
     returned = yaml.safe_load(ca.RETURN)
     assert set(returned) == {"verdict", "reason", "rounds", "checks", "queries", "http_requests", "provider", "service",
-                             "canary_version", "baseline_version", "window_s", "interval_s"}
+                             "canary_version", "baseline_version", "window_s", "interval_s", "rollback"}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,0 +1,110 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) canary.istio contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Writing the weights of one HTTP route of a live VirtualService.
+
+traffic_split writes every step through ``write_route_weights``; canary_analysis sends traffic back
+to the stable version through ``route_back`` the moment a step fails, without waiting for the
+playbook's next tasks (several seconds of Ansible between the verdict and a rollback task's write).
+Both go through the same read-modify-write: only the route's weights change, a 409 means a fresh
+read and the same change again, and an unchanged route is not written.
+
+PRIVATE to this collection: may change at any time.
+"""
+
+from __future__ import annotations
+
+import time
+import typing as t
+
+from ansible_collections.canary.istio.plugins.module_utils._istio import (
+    IstioSpecError,
+    find_route_index,
+    route_weights,
+    set_route_weights,
+    specs_equal,
+    weights_from_canary,
+)
+from ansible_collections.canary.istio.plugins.module_utils._k8s import (
+    VIRTUAL_SERVICES,
+    K8sClient,
+    K8sError,
+    UpdateResult,
+    client_from_params,
+    istio_path,
+    update_with_retry,
+)
+
+
+def write_route_weights(
+    client: K8sClient,
+    path: str,
+    weights: dict[str, int],
+    route: str | None = None,
+    dry_run: bool = False,
+    live: dict | None = None,
+) -> UpdateResult:
+    """Set ``weights`` on the route (``None``: the catch-all) of the VirtualService at ``path``.
+
+    Raises IstioSpecError when the route is gone or cannot be weighted, K8sError from the API server.
+    """
+
+    def change(obj: dict) -> dict:
+        # Pure, and run again on a fresh read after a 409, so a concurrent writer's change is kept.
+        new_spec = set_route_weights(obj.get("spec") or {}, weights, route)
+        if specs_equal(new_spec, obj.get("spec") or {}):
+            return obj
+        obj["spec"] = new_spec
+        return obj
+
+    return update_with_retry(client, path, change, dry_run=dry_run, live=live)
+
+
+def route_weights_of(result: UpdateResult, route: str | None = None) -> tuple[dict[str, int], dict[str, int]]:
+    """The route's weights before and after a write."""
+    before = (result.before or {}).get("spec") or {}
+    after = (result.after or {}).get("spec") or {}
+    index = find_route_index(before, route)
+    return route_weights(before["http"][index]), route_weights(after["http"][index])
+
+
+class RouteBack(t.NamedTuple):
+    """What ``route_back`` did (returned to the user) and the spec before and after (for a diff)."""
+
+    outcome: dict[str, t.Any]
+    before_spec: dict
+    after_spec: dict
+
+
+def route_back(settings: t.Mapping[str, t.Any], namespace: str, canary: str) -> RouteBack:
+    """All traffic of the route to ``settings['to_version']``, ``canary`` at weight 0, at once.
+
+    ``settings``: canary_analysis's ``rollback`` option (to_version, virtual_service, route,
+    api_version, kubeconfig, context; other connection settings from K8S_AUTH_* variables).
+    Never raises: the playbook's rollback follows in any case, so a failure here is reported in
+    ``outcome['error']`` and must not hide the verdict that called for it.
+    """
+    name = settings["virtual_service"]
+    outcome: dict[str, t.Any] = {"virtual_service": "%s/%s" % (namespace, name), "changed": False}
+    before_spec: dict = {}
+    after_spec: dict = {}
+    started = time.monotonic()
+    client = None
+    try:
+        path = istio_path(settings.get("api_version"), VIRTUAL_SERVICES, namespace, name)
+        client = client_from_params(settings)
+        weights = weights_from_canary(settings["to_version"], canary, 0)
+        result = write_route_weights(client, path, weights, settings.get("route"))
+        before_spec = (result.before or {}).get("spec") or {}
+        after_spec = (result.after or {}).get("spec") or {}
+        previous, now = route_weights_of(result, settings.get("route"))
+        outcome.update(changed=result.changed, previous_weights=previous, weights=now,
+                       at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+    except (K8sError, IstioSpecError, ValueError) as exc:
+        outcome["error"] = "VirtualService %s/%s not routed back to %s: %s" % (namespace, name, settings["to_version"], exc)
+    finally:
+        if client is not None:
+            client.close()
+        outcome["seconds"] = round(time.monotonic() - started, 3)
+    return RouteBack(outcome, before_spec, after_spec)
