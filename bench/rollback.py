@@ -21,8 +21,8 @@ shows the 5xx, i.e. what the scrape interval and increase() add to detection.
 The times come from the rounds' ``end_ms`` (the canary_analysis_result fact, printed by -v), the
 proxy (when the failing round's answer came: the verdict known), the API server's audit log (the
 VirtualService write back, µs: made by the analysis module itself, its rollback option), Ansible's log
-(ANSIBLE_LOG_PATH, ms: the rollback role's traffic_split task start, what the write used to wait for) and the simulator's spans (the last request it routed to the
-canary), all clocks of this machine. Medians and spread, never asserted. Writes
+(ANSIBLE_LOG_PATH, ms: the rollback role's traffic_split task start, what the write used to wait for)
+and the simulator's spans (the last request it routed to the canary), all clocks of this machine. Medians and spread, never asserted. Writes
 bench/results/rollback.json.
 """
 from __future__ import annotations

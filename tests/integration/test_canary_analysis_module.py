@@ -432,7 +432,6 @@ def test_errors_fail_in_the_first_round_on_the_sandbox(sandbox_canaries) -> None
     assert 5 <= elapsed < 2 * 5  # decided in the first round: traffic can go back within one check interval
 
 
-
 def _route(admin, namespace: str) -> tuple[dict[str, int], str]:
     """The VirtualService's weights by subset, and its resourceVersion."""
     live = admin.get(object_path("VirtualService", namespace, "reviews"))
@@ -487,6 +486,7 @@ def test_a_failing_step_routes_traffic_back_itself(sandbox_canaries, admin, kube
         live = admin.get(object_path("VirtualService", errors["namespace"], "reviews"))
         live["spec"] = _routing(errors["baseline"], errors["canary"], 50)[1]["spec"]
         admin.request("PUT", object_path("VirtualService", errors["namespace"], "reviews"), live)
+
 
 def _prometheus(endpoints: dict, query: str, at: float) -> list[dict]:
     resp = requests.get(f"{endpoints['prometheus']}/api/v1/query", params={"query": query, "time": at}, timeout=10)
