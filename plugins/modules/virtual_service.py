@@ -375,7 +375,6 @@ diff:
     after: {hosts: [reviews], http: [{route: [{destination: {host: reviews, subset: v2}}]}]}
 """
 
-import copy
 import typing as t
 
 from ansible.module_utils.basic import AnsibleModule
@@ -384,27 +383,14 @@ from ansible_collections.canary.istio.plugins.module_utils._istio import (
     IstioSpecError,
     build_virtual_service_spec,
     http_route_from_options,
-    specs_equal,
     validate_weights,
 )
 from ansible_collections.canary.istio.plugins.module_utils._k8s import (
     ISTIO_API_ARG_SPEC,
     VIRTUAL_SERVICES,
-    K8sError,
     auth_argument_spec,
-    client_from_module,
-    ensure,
-    ensure_absent,
-    fail_from_k8s_error,
-    istio_path,
-    normalize_istio_api_version,
 )
-from ansible_collections.canary.istio.plugins.module_utils._objects import (
-    merge_metadata,
-    metadata_strings,
-    result_object,
-    spec_diff,
-)
+from ansible_collections.canary.istio.plugins.module_utils._objects import apply_object, wanted_object
 
 KIND = "VirtualService"
 
@@ -563,57 +549,13 @@ def wanted_virtual_service(live: dict | None, params: t.Mapping[str, t.Any]) -> 
     spec = build_virtual_service_spec(
         (live or {}).get("spec"), hosts, params.get("gateways"), routes, params.get("default_subset"),
     )
-    labels = metadata_strings(params.get("labels"), "labels")
-    annotations = metadata_strings(params.get("annotations"), "annotations")
-    if live is None:
-        metadata = merge_metadata({"name": params["name"], "namespace": params["namespace"]}, labels, annotations)
-        return {
-            "apiVersion": normalize_istio_api_version(params.get("api_version")),
-            "kind": KIND,
-            "metadata": metadata,
-            "spec": spec,
-        }
-    metadata = merge_metadata(live.get("metadata"), labels, annotations)
-    if specs_equal(live.get("spec"), spec) and metadata == live.get("metadata"):
-        return None
-    wanted = copy.deepcopy(live)
-    wanted["metadata"] = metadata
-    wanted["spec"] = spec
-    return wanted
+    return wanted_object(live, params, KIND, spec)
 
 
 # --- the module ------------------------------------------------------------------------------
 
 def run(module: AnsibleModule) -> dict[str, t.Any]:
-    params = module.params
-    name, namespace, state = params["name"], params["namespace"], params["state"]
-    label = "%s %s/%s" % (KIND, namespace, name)
-    try:
-        collection = istio_path(params["api_version"], VIRTUAL_SERVICES, namespace)
-        path = istio_path(params["api_version"], VIRTUAL_SERVICES, namespace, name)
-        if state == "present":
-            # Bad options fail here, before the cluster is contacted.
-            wanted_virtual_service(None, params)
-    except ValueError as exc:  # IstioSpecError, or a name/namespace that cannot be in a REST path
-        module.fail_json(msg=str(exc))
-
-    client = client_from_module(module)
-    try:
-        if state == "absent":
-            outcome = ensure_absent(client, path, dry_run=module.check_mode)
-        else:
-            outcome = ensure(client, collection, name, lambda live: wanted_virtual_service(live, params),
-                             dry_run=module.check_mode)
-    except IstioSpecError as exc:
-        module.fail_json(msg=str(exc))
-    except K8sError as exc:
-        action = "cannot delete %s" if state == "absent" else "cannot create or update %s"
-        fail_from_k8s_error(module, exc, action % label)
-
-    result: dict[str, t.Any] = {"changed": outcome.changed, "result": result_object(outcome.after)}
-    if module._diff:
-        result["diff"] = spec_diff(outcome.before, outcome.after, label)
-    return result
+    return apply_object(module, KIND, VIRTUAL_SERVICES, wanted_virtual_service)
 
 
 def main() -> None:

@@ -93,12 +93,3 @@ def test_route_errors_name_the_route_by_position_and_name(http, field, words):
 def test_drop_none_keeps_false_zero_and_empty_values():
     assert vs.drop_none({"a": None, "b": False, "c": 0, "d": "", "e": [{"f": None, "g": []}], "h": {}}) == \
         {"b": False, "c": 0, "d": "", "e": [{"g": []}], "h": {}}
-
-
-def test_spec_diff_and_result_show_no_metadata_noise():
-    before = {"metadata": {"managedFields": [{"manager": "x"}], "name": "reviews"}, "spec": {"hosts": ["a"]}, "status": {"x": 1}}
-    assert vs.spec_diff(before, None, "VirtualService prod/reviews") == {
-        "before": {"hosts": ["a"]}, "after": {},
-        "before_header": "VirtualService prod/reviews (spec)", "after_header": "VirtualService prod/reviews (spec)"}
-    assert vs.result_object(before)["metadata"] == {"name": "reviews"} and before["metadata"]["managedFields"]
-    assert vs.result_object(None) == {}
