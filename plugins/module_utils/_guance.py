@@ -37,6 +37,8 @@ from dataclasses import dataclass, field
 
 from ansible.module_utils.basic import env_fallback
 
+from ansible_collections.canary.istio.plugins.module_utils._redact import redact
+
 # Source: docs.guance.com/open-api (the site -> OpenAPI endpoint table).
 SITES: dict[str, str] = {
     "cn1": "https://openapi.guance.com",
@@ -66,7 +68,6 @@ DEFAULT_EVENT_SOURCE = "canary_release"
 RATE_LIMIT_CODES: tuple[str, ...] = ("ft.TriggerApiAkCurrentLimiting", "ft.TriggerApiWorkspaceCurrentLimiting")
 DATAKIT_RATE_LIMIT_CODE = "datakit.reachMaxAPILimit"
 USER_AGENT = "canary.istio"
-_REDACTED = "********"
 
 
 def _rate_limit_hint(code: str) -> str:
@@ -121,14 +122,6 @@ class GuanceServerError(GuanceApiError):
 
 class GuanceResponseError(GuanceApiError):
     """An answer this client cannot read: not JSON, or not the documented shape."""
-
-
-def redact(text: str, secrets: t.Iterable[str | None]) -> str:
-    """``text`` with every secret replaced."""
-    for secret in secrets:
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, _REDACTED)
-    return text
 
 
 # ---------------------------------------------------------------------------------------------

@@ -36,6 +36,8 @@ import warnings
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
+from ansible_collections.canary.istio.plugins.module_utils._redact import redact
+
 # ---------------------------------------------------------------------------------------------
 # Options
 # ---------------------------------------------------------------------------------------------
@@ -246,16 +248,6 @@ _API_ERRORS: dict[int, type[K8sApiError]] = {
     409: K8sConflictError,
     422: K8sInvalidError,
 }
-
-_REDACTED = "********"
-
-
-def redact(text: str, secrets: t.Iterable[str | None]) -> str:
-    """``text`` with every secret replaced; the last guard before a message leaves this file."""
-    for secret in secrets:
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, _REDACTED)
-    return text
 
 
 # ---------------------------------------------------------------------------------------------

@@ -25,9 +25,10 @@ import time
 import typing as t
 from dataclasses import dataclass, field
 
+from ansible_collections.canary.istio.plugins.module_utils._redact import redact
+
 QUERY_PATH = "/api/v1/query"
 USER_AGENT = "canary.istio"
-_REDACTED = "********"
 
 
 class PrometheusError(Exception):
@@ -62,13 +63,6 @@ class PrometheusAuthError(PrometheusApiError):
 
 class PrometheusResponseError(PrometheusApiError):
     """An answer this client cannot read: not JSON, or not the documented shape."""
-
-
-def redact(text: str, secrets: t.Iterable[str | None]) -> str:
-    for secret in secrets:
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, _REDACTED)
-    return text
 
 
 @dataclass(frozen=True)
