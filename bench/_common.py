@@ -1,17 +1,21 @@
 """What the benches share: bookinfo's reviews in a fresh namespace, ansible-playbook runs timed task by
-task, API requests from the audit log told apart by task, and the result file every bench writes."""
+task, API requests from the audit log told apart by task, an HTTP proxy that notes the requests it
+passes on, and the result file every bench writes."""
 from __future__ import annotations
 
 import datetime
+import http.server
 import json
 import os
 import platform
 import subprocess
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import requests
 import yaml
 
 from sandbox import cluster, versions
@@ -24,6 +28,54 @@ ADMIN_KUBECONFIG = versions.STATE_DIR / "kubeconfig"
 RELEASE_KUBECONFIG = versions.STATE_DIR / "kubeconfig-release"
 RELEASE_USER = "canary-release"  # the least-privilege identity of kubeconfig-release
 BETWEEN_TASKS = "(between tasks)"
+
+
+class RecordingProxy:
+    """Loopback HTTP proxy to one upstream that notes when each request came and when it was answered:
+    requests counted where the server sees them, and a client's rounds seen live."""
+
+    HEADERS = ("content-type", "accept", "authorization", "df-api-key")
+
+    def __init__(self, upstream: str) -> None:
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, format, *args):  # pylint: disable=redefined-builtin
+                pass
+
+            def _forward(self) -> None:
+                received = time.time()
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                headers = {k: v for k, v in self.headers.items() if k.lower() in proxy.HEADERS}
+                resp = requests.request(self.command, upstream.rstrip("/") + self.path, data=body, headers=headers, timeout=60)
+                self.send_response(resp.status_code)
+                self.send_header("Content-Type", resp.headers.get("Content-Type", "application/json"))
+                self.send_header("Content-Length", str(len(resp.content)))
+                self.end_headers()
+                self.wfile.write(resp.content)
+                with proxy.lock:
+                    proxy.requests.append((received, time.time()))
+
+            do_GET = do_POST = _forward
+
+        self.lock = threading.Lock()
+        self.requests: list[tuple[float, float]] = []
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def seen(self) -> list[tuple[float, float]]:
+        """(received, answered) of each request passed on, epoch seconds, oldest first."""
+        with self.lock:
+            return list(self.requests)
+
+    @property
+    def count(self) -> int:
+        return len(self.seen())
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
 
 
 def deploy_reviews(admin, ns: str, versions_: tuple[str, ...] = ("v1", "v2")) -> None:
@@ -138,6 +190,16 @@ def save(name: str, result: dict) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(result, indent=2) + "\n")
+    return path
+
+
+def save_and_print(name: str, result: dict) -> Path:
+    """Write bench/results/<name>.json and print its table and notes: the end of every bench."""
+    path = save(name, result)
+    print_table(result["table"]["columns"], result["table"]["rows"])
+    for note in result["notes"]:
+        print(f"- {note}")
+    print(f"results in {path}")
     return path
 
 

@@ -21,7 +21,6 @@ the number of queries nor, much, their time. Medians, never asserted. Writes ben
 """
 from __future__ import annotations
 
-import http.server
 import json
 import os
 import platform
@@ -36,6 +35,7 @@ from pathlib import Path
 import requests
 import yaml
 
+from bench._common import RecordingProxy
 from sandbox import control, versions
 from sandbox.sim import bookinfo
 from sandbox.sim.record import Clock, Recorder
@@ -125,40 +125,6 @@ class LocalGuance:
         self.server.stop()
 
 
-class CountingProxy:
-    """Loopback HTTP proxy to one upstream that counts the requests reaching it (server-side count)."""
-
-    def __init__(self, upstream: str) -> None:
-        proxy = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def log_message(self, format, *args):  # pylint: disable=redefined-builtin
-                pass
-
-            def _forward(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                with proxy.lock:
-                    proxy.count += 1
-                headers = {k: v for k, v in self.headers.items() if k.lower() in ("content-type", "authorization", "accept")}
-                resp = requests.request(self.command, upstream.rstrip("/") + self.path, data=body, headers=headers, timeout=30)
-                self.send_response(resp.status_code)
-                self.send_header("Content-Type", resp.headers.get("Content-Type", "application/json"))
-                self.send_header("Content-Length", str(len(resp.content)))
-                self.end_headers()
-                self.wfile.write(resp.content)
-
-            do_GET = do_POST = _forward
-
-        self.lock, self.count = threading.Lock(), 0
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 def params_for(config: str, guance_url: str, prometheus_url: str) -> dict:
     provider, checks, metrics = CONFIGS[config]
     params = {"provider": provider, "service": "reviews", "namespace": NAMESPACE, "canary_version": CANARY,
@@ -211,7 +177,7 @@ def one_round(params: dict, source=None):
 
 def count_requests(guance: LocalGuance, prometheus_url: str) -> dict:
     """Per configuration: requests per round seen by the server, as the module counted them, verdict."""
-    proxy = CountingProxy(prometheus_url)
+    proxy = RecordingProxy(prometheus_url)
     counted = {}
     try:
         for config in CONFIGS:

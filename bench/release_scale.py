@@ -252,11 +252,7 @@ def main() -> int:
               "notes": notes(runs, ping_s, slope), "ping_playbook_s": round(ping_s, 2), "overhead_slope_s_per_step": slope,
               "analysis": {k: v for k, v in ANALYSIS.items() if k != "labels"}, "rate_per_cluster": RATE,
               "runs": [r for found in runs.values() for r in found]}
-    path = common.save("release_scale", result)
-    common.print_table(columns, rows)
-    for note in result["notes"]:
-        print(f"- {note}")
-    print(f"results in {path}")
+    common.save_and_print("release_scale", result)
     return 0
 
 

@@ -274,11 +274,7 @@ def main() -> int:
             for name, runs in measured.items()]
     result = {**common.header(TITLE, 1, load_before), "table": {"columns": columns, "rows": rows},
               "notes": notes(measured), "actions": measured}
-    path = common.save("requests", result)
-    common.print_table(columns, rows)
-    for note in result["notes"]:
-        print(f"- {note}")
-    print(f"results in {path}")
+    common.save_and_print("requests", result)
     return 0
 
 

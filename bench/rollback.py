@@ -27,7 +27,6 @@ bench/results/rollback.json.
 """
 from __future__ import annotations
 
-import http.server
 import json
 import math
 import os
@@ -45,6 +44,7 @@ from pathlib import Path
 
 import requests
 
+from bench._common import RecordingProxy
 from sandbox import cluster, control, versions
 from sandbox.api import collection_path
 from sandbox.audit import AuditLog
@@ -127,48 +127,6 @@ def last_canary_request_s(endpoints: dict, run: dict) -> float | None:
 # ---------------------------------------------------------------------------------------------
 
 
-class TimingProxy:
-    """Loopback HTTP proxy before the Guance OpenAPI that notes when each query came and was answered:
-    the analysis rounds seen live (to place a regression at a chosen time before a round) and when
-    the failing round's answer was in (the verdict known)."""
-
-    def __init__(self, upstream: str) -> None:
-        proxy = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def log_message(self, format, *args):  # pylint: disable=redefined-builtin
-                pass
-
-            def _forward(self) -> None:
-                received = time.time()
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                headers = {k: v for k, v in self.headers.items() if k.lower() in ("content-type", "df-api-key", "accept")}
-                resp = requests.request(self.command, upstream.rstrip("/") + self.path, data=body, headers=headers, timeout=60)
-                self.send_response(resp.status_code)
-                self.send_header("Content-Type", resp.headers.get("Content-Type", "application/json"))
-                self.send_header("Content-Length", str(len(resp.content)))
-                self.end_headers()
-                self.wfile.write(resp.content)
-                with proxy.lock:
-                    proxy.queries.append((received, time.time()))
-
-            do_GET = do_POST = _forward
-
-        self.lock = threading.Lock()
-        self.queries: list[tuple[float, float]] = []
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def seen(self) -> list[tuple[float, float]]:
-        with self.lock:
-            return list(self.queries)
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 def release_vars(run: dict, endpoints: dict, guance_url: str) -> dict:
     iterations = 3 if run["scenario"] == "verdict" else REGRESSION_ROUNDS
     # inconclusive: wait, so a thin first window (a new series, a late scrape) cannot roll back a healthy
@@ -189,7 +147,7 @@ class Play:
 
     def __init__(self, run: dict, endpoints: dict, tmp: Path) -> None:
         self.run = run
-        self.guance = TimingProxy(endpoints["guance_openapi"])
+        self.guance = RecordingProxy(endpoints["guance_openapi"])
         self.log, self.out = Path(tmp, f"{run['scenario']}.log"), Path(tmp, f"{run['scenario']}.out")
         env = {**os.environ, "ANSIBLE_COLLECTIONS_PATH": str(COLLECTIONS), "ANSIBLE_NOCOLOR": "1",
                "ANSIBLE_LOG_PATH": str(self.log)}
