@@ -14,9 +14,7 @@ tree where the `sandbox` package is not importable.
 """
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import time
 
 import pytest
@@ -24,6 +22,8 @@ import requests
 
 from sandbox.sim.record import Point
 from sandbox.sim.server import GuanceServer, Simulation
+
+from ansible_collections.canary.istio.tests.unit.plugins.modules.module_main import run_main
 
 KEY = "sim-key-7f3a9c1e5b2d4f60"
 WRONG_KEY = "wrong-key-0a1b2c3d4e5f"
@@ -58,30 +58,8 @@ def run(module: str, args: dict, monkeypatch, capsys, env: dict | None = None, c
     """Run canary.istio.<module>'s main() in this process and return its JSON result."""
     from importlib import import_module
 
-    from ansible.module_utils import basic
-
     mod = import_module(f"ansible_collections.canary.istio.plugins.modules.{module}")
-    for var in list(os.environ):
-        if var.startswith("GUANCE_"):
-            monkeypatch.delenv(var)
-    for var, value in (env or {}).items():
-        monkeypatch.setenv(var, value)
-    args = dict(args, _ansible_check_mode=check)
-    try:
-        from ansible.module_utils import _internal
-        from ansible.module_utils.testing import patch_module_args
-    except ImportError:  # ansible-core < 2.19
-        monkeypatch.setattr(basic, "_ANSIBLE_ARGS", json.dumps({"ANSIBLE_MODULE_ARGS": args}).encode())
-        patcher = contextlib.nullcontext()
-    else:
-        patcher = patch_module_args(args)
-        # Under pytest Ansible's controller code is imported, which makes modules print their
-        # warnings rather than return them.
-        monkeypatch.setattr(_internal, "is_controller", False)
-    with patcher, pytest.raises(SystemExit):
-        mod.main()
-    out = capsys.readouterr().out
-    result = json.loads(out[out.index("{"):])
+    result, _err = run_main(mod.main, args, monkeypatch, capsys, clear_env=("GUANCE_",), env=env, check_mode=check)
     for key in (KEY, WRONG_KEY):
         assert key not in json.dumps(result), f"{module} returned the API key"
     return result

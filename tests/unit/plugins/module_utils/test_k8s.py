@@ -28,6 +28,7 @@ import pytest
 import yaml
 
 from ansible_collections.canary.istio.plugins.module_utils import _k8s as k8s
+from ansible_collections.canary.istio.tests.unit.plugins.modules.module_main import module_args
 
 REPO = Path(__file__).resolve().parents[4]
 TOKEN = "s3cr3t-token-9f8e7d6c5b4a"
@@ -1028,14 +1029,7 @@ def ansible_module(args: dict, monkeypatch):
         if var.startswith("K8S_AUTH_") or var in ("KUBECONFIG", "KUBERNETES_SERVICE_HOST"):
             monkeypatch.delenv(var)
     args = dict(args, _ansible_remote_tmp="/tmp", _ansible_keep_remote_files=False)
-    try:
-        from ansible.module_utils.testing import patch_module_args
-    except ImportError:  # ansible-core < 2.19
-        monkeypatch.setattr(basic, "_ANSIBLE_ARGS", json.dumps({"ANSIBLE_MODULE_ARGS": args}).encode())
-        patcher = contextlib.nullcontext()
-    else:
-        patcher = patch_module_args(args)
-    with patcher:
+    with module_args(args, monkeypatch):
         yield basic.AnsibleModule(argument_spec=k8s.auth_argument_spec(), supports_check_mode=True)
 
 

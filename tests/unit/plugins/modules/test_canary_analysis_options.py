@@ -8,9 +8,7 @@ real data paths are in tests/integration/test_canary_analysis_module.py)."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs
@@ -20,6 +18,7 @@ import yaml
 
 from ansible_collections.canary.istio.plugins.module_utils import _guance as g
 from ansible_collections.canary.istio.plugins.modules import canary_analysis as ca
+from ansible_collections.canary.istio.tests.unit.plugins.modules.module_main import run_main
 
 KEY = "key_9f8e7d6c5b4a39281706"
 TOKEN = "prom_token_5d4c3b2a1908"
@@ -109,24 +108,8 @@ def local_server():
 
 
 def run_module(args: dict, monkeypatch, capsys, check_mode: bool = False) -> dict:
-    from ansible.module_utils import basic
-
-    for var in list(os.environ):
-        if var.startswith(("GUANCE_", "PROMETHEUS_")):
-            monkeypatch.delenv(var)
-    args = dict(args, _ansible_remote_tmp="/tmp", _ansible_keep_remote_files=False, _ansible_check_mode=check_mode)
-    try:
-        from ansible.module_utils.testing import patch_module_args
-    except ImportError:  # ansible-core < 2.19
-        monkeypatch.setattr(basic, "_ANSIBLE_ARGS", json.dumps({"ANSIBLE_MODULE_ARGS": args}).encode())
-        patcher = contextlib.nullcontext()
-    else:
-        patcher = patch_module_args(args)
-    with patcher, pytest.raises(SystemExit):
-        ca.main()
-    out = capsys.readouterr().out
-    return json.loads(out[out.index("{"):])
-
+    result, _err = run_main(ca.main, args, monkeypatch, capsys, clear_env=("GUANCE_", "PROMETHEUS_"), check_mode=check_mode)
+    return result
 
 def series(tags: dict, value: float) -> dict:
     return {"name": "", "tags": tags, "columns": ["time", "value"], "values": [[1_764_136_800_000, value]]}

@@ -7,9 +7,7 @@ and whole runs of the module against a real local HTTP server."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -19,6 +17,7 @@ import yaml
 from ansible_collections.canary.istio.plugins.doc_fragments.guance import ModuleDocFragment
 from ansible_collections.canary.istio.plugins.module_utils import _guance as g
 from ansible_collections.canary.istio.plugins.modules import guance_query as gq
+from ansible_collections.canary.istio.tests.unit.plugins.modules.module_main import run_main
 
 KEY = "key_1a2b3c4d5e6f7a8b9c0d"
 NOW = 1_764_136_800_000  # 2025-11-26T06:00:00Z
@@ -119,25 +118,7 @@ class Server:
 
 def run_module(args: dict, monkeypatch, capsys, env: dict | None = None) -> dict:
     """Run guance_query's main() in this process, as Ansible would, and return its JSON result."""
-    from ansible.module_utils import basic
-
-    for var in list(os.environ):
-        if var.startswith("GUANCE_"):
-            monkeypatch.delenv(var)
-    for var, value in (env or {}).items():
-        monkeypatch.setenv(var, value)
-    args = dict(args, _ansible_remote_tmp="/tmp", _ansible_keep_remote_files=False)
-    try:
-        from ansible.module_utils.testing import patch_module_args
-    except ImportError:  # ansible-core < 2.19
-        monkeypatch.setattr(basic, "_ANSIBLE_ARGS", json.dumps({"ANSIBLE_MODULE_ARGS": args}).encode())
-        patcher = contextlib.nullcontext()
-    else:
-        patcher = patch_module_args(args)
-    with patcher, pytest.raises(SystemExit):
-        gq.main()
-    out = capsys.readouterr().out
-    return json.loads(out[out.index("{"):])
+    return run_main(gq.main, args, monkeypatch, capsys, clear_env=("GUANCE_",), env=env)[0]
 
 
 ANSWER = {"code": 200, "success": True, "errorCode": "", "message": "", "traceId": "1", "content": {"data": [

@@ -8,7 +8,6 @@ resumed release, a control node without matplotlib, and bad input."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
@@ -24,6 +23,7 @@ from ansible_collections.canary.istio.tests.unit.plugins.module_utils.test_repor
     promoted_release,
     rolled_back_release,
 )
+from ansible_collections.canary.istio.tests.unit.plugins.modules.module_main import run_main
 
 HAVE_MATPLOTLIB = module.missing_library() is None
 needs_matplotlib = pytest.mark.skipif(not HAVE_MATPLOTLIB, reason="matplotlib is not installed: the charts cannot be drawn "
@@ -32,23 +32,9 @@ needs_matplotlib = pytest.mark.skipif(not HAVE_MATPLOTLIB, reason="matplotlib is
 
 def run_module(args: dict, monkeypatch, capsys, check_mode: bool = False, diff: bool = False) -> dict:
     """Run release_report's main() in this process, as Ansible would, and return its JSON result."""
-    from ansible.module_utils import basic
-
-    args = dict(args, _ansible_remote_tmp="/tmp", _ansible_keep_remote_files=False, _ansible_check_mode=check_mode,
-                _ansible_diff=diff)
-    try:
-        from ansible.module_utils.testing import patch_module_args
-    except ImportError:  # ansible-core < 2.19
-        monkeypatch.setattr(basic, "_ANSIBLE_ARGS", json.dumps({"ANSIBLE_MODULE_ARGS": args}).encode())
-        patcher = contextlib.nullcontext()
-    else:
-        patcher = patch_module_args(args)
-    with patcher, pytest.raises(SystemExit):
-        module.main()
-    captured = capsys.readouterr()
-    result = json.loads(captured.out[captured.out.index("{"):])
+    result, err = run_main(module.main, args, monkeypatch, capsys, check_mode=check_mode, diff=diff)
     # ansible-core 2.19 writes a module's warnings to stderr when it runs outside a task.
-    result["_warnings_seen"] = [str(w) for w in result.get("warnings", [])] + captured.err.splitlines()
+    result["_warnings_seen"] = [str(w) for w in result.get("warnings", [])] + err.splitlines()
     return result
 
 
