@@ -111,6 +111,7 @@ def run_module(args: dict, monkeypatch, capsys, check_mode: bool = False) -> dic
     result, _err = run_main(ca.main, args, monkeypatch, capsys, clear_env=("GUANCE_", "PROMETHEUS_"), check_mode=check_mode)
     return result
 
+
 def series(tags: dict, value: float) -> dict:
     return {"name": "", "tags": tags, "columns": ["time", "value"], "values": [[1_764_136_800_000, value]]}
 
