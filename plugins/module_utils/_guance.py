@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import random
 import re
 import time
 import typing as t
@@ -38,6 +37,7 @@ from dataclasses import dataclass, field
 from ansible.module_utils.basic import env_fallback
 
 from ansible_collections.canary.istio.plugins.module_utils._redact import redact
+from ansible_collections.canary.istio.plugins.module_utils._retry import Retry, with_retries
 
 # Source: docs.guance.com/open-api (the site -> OpenAPI endpoint table).
 SITES: dict[str, str] = {
@@ -437,16 +437,6 @@ def epoch_ms(value: t.Any, option: str) -> int:
 # ---------------------------------------------------------------------------------------------
 
 
-class _Retry(Exception):
-    """Internal: this attempt failed in a way worth another try; ``error`` is what to raise when
-    the budget is gone, ``wait`` a server-suggested delay."""
-
-    def __init__(self, error: GuanceError, wait: float | None = None) -> None:
-        super().__init__(str(error))
-        self.error = error
-        self.wait = wait
-
-
 class GuanceClient:
     """Queries and events against the OpenAPI or a DataKit; GuanceError on failure."""
 
@@ -573,24 +563,9 @@ class GuanceClient:
 
     def _call(self, method: str, path: str, body: t.Any, expect_json: bool = True) -> tuple[t.Any, int]:
         """Send with retries within the budget; returns (decoded answer, attempts)."""
-        deadline = self._clock() + self.config.retry_budget
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                return self._once(method, path, body, expect_json), attempt
-            except _Retry as retry:
-                delay = min(self.config.max_backoff, self.config.backoff * (2 ** (attempt - 1)))
-                delay *= random.uniform(0.8, 1.0)
-                if retry.wait is not None:
-                    delay = max(delay, retry.wait)
-                if self._clock() + delay > deadline:
-                    error = retry.error
-                    attempts = f"{attempt} attempt" + ("s" if attempt > 1 else "")
-                    note = f" (gave up after {attempts} within retry_budget={self.config.retry_budget:g}s)"
-                    error.args = (str(error) + note,)
-                    raise error from None
-                self._sleep(delay)
+        config = self.config
+        return with_retries(lambda: self._once(method, path, body, expect_json), config.retry_budget, config.backoff,
+                            config.max_backoff, self._clock, self._sleep)
 
     def _once(self, method: str, path: str, body: t.Any, expect_json: bool) -> t.Any:
         import requests
@@ -602,12 +577,12 @@ class GuanceClient:
             response = self._session_for().request(
                 method, self.config.url + path, data=json.dumps(body).encode("utf-8"), timeout=self.config.timeout)
         except requests.exceptions.Timeout:
-            raise _Retry(GuanceConnectionError(f"{where}: no answer within timeout={self.config.timeout:g}s")) from None
+            raise Retry(GuanceConnectionError(f"{where}: no answer within timeout={self.config.timeout:g}s")) from None
         except requests.exceptions.SSLError as exc:
             raise GuanceConnectionError(redact(
                 f"{where}: TLS error: {exc}. Set validate_certs=false only for a test endpoint", secrets)) from None
         except requests.exceptions.RequestException as exc:
-            raise _Retry(GuanceConnectionError(redact(f"{where}: cannot connect: {exc}. Check url (or site) and the network", secrets))) from None
+            raise Retry(GuanceConnectionError(redact(f"{where}: cannot connect: {exc}. Check url (or site) and the network", secrets))) from None
         status = response.status_code
         payload, is_json = _decode(response)
         code = ""
@@ -617,7 +592,7 @@ class GuanceClient:
             message = redact(str(payload.get("message") or ""), secrets)
         detail = f"{code}: {message}".strip(": ") if (code or message) else _snippet(response, secrets)
         if status in (401, 403, 429) and (code in RATE_LIMIT_CODES or code == DATAKIT_RATE_LIMIT_CODE or status == 429):
-            raise _Retry(GuanceRateLimitError(
+            raise Retry(GuanceRateLimitError(
                 f"{where}: rate limited ({status} {detail}); {_rate_limit_hint(code)}",
                 status, code), wait=_retry_after(response))
         if status in (401, 403):
@@ -625,7 +600,7 @@ class GuanceClient:
                 f"{where}: the API key was refused ({status} {detail}). Check api_key (or GUANCE_API_KEY): "
                 "DF-API-KEY takes the API Key ID of the workspace, and the key must not be disabled", status, code)
         if status >= 500:
-            raise _Retry(GuanceServerError(f"{where}: server error {status} ({detail})", status, code))
+            raise Retry(GuanceServerError(f"{where}: server error {status} ({detail})", status, code))
         if status >= 400:
             raise GuanceApiError(f"{where}: {status} {detail}", status, code)
         if not expect_json:

@@ -20,12 +20,12 @@ connections are retried with backoff within a time budget; 400/422 (bad query) a
 from __future__ import annotations
 
 import math
-import random
 import time
 import typing as t
 from dataclasses import dataclass, field
 
 from ansible_collections.canary.istio.plugins.module_utils._redact import redact
+from ansible_collections.canary.istio.plugins.module_utils._retry import Retry, with_retries
 
 QUERY_PATH = "/api/v1/query"
 USER_AGENT = "canary.istio"
@@ -146,13 +146,6 @@ class PrometheusResult:
     warnings: list[str]
 
 
-class _Retry(Exception):
-    def __init__(self, error: PrometheusError, wait: float | None = None) -> None:
-        super().__init__(str(error))
-        self.error = error
-        self.wait = wait
-
-
 class PrometheusClient:
     """Instant queries; PrometheusError on failure."""
 
@@ -177,22 +170,9 @@ class PrometheusClient:
             if isinstance(at_ms, bool) or not isinstance(at_ms, int) or at_ms < 0:
                 raise PrometheusConfigError(f"the evaluation time must be epoch milliseconds, got {at_ms!r}", "time_range")
             form["time"] = f"{at_ms / 1000:.3f}"
-        deadline = self._clock() + self.config.retry_budget
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                answer = self._once(form)
-                break
-            except _Retry as retry:
-                delay = min(self.config.max_backoff, self.config.backoff * (2 ** (attempt - 1))) * random.uniform(0.8, 1.0)
-                if retry.wait is not None:
-                    delay = max(delay, retry.wait)
-                if self._clock() + delay > deadline:
-                    error = retry.error
-                    error.args = (f"{error} (gave up after {attempt} attempts within retry_budget={self.config.retry_budget:g}s)",)
-                    raise error from None
-                self._sleep(delay)
+        config = self.config
+        answer, attempt = with_retries(lambda: self._once(form), config.retry_budget, config.backoff, config.max_backoff,
+                                       self._clock, self._sleep)
         data = answer.get("data")
         if not isinstance(data, dict):
             raise PrometheusResponseError("the answer has no data object")
@@ -231,12 +211,12 @@ class PrometheusClient:
         try:
             response = self._session_for().post(self.config.url + QUERY_PATH, data=form, timeout=self.config.timeout)
         except requests.exceptions.Timeout:
-            raise _Retry(PrometheusConnectionError(f"{where}: no answer within timeout={self.config.timeout:g}s")) from None
+            raise Retry(PrometheusConnectionError(f"{where}: no answer within timeout={self.config.timeout:g}s")) from None
         except requests.exceptions.SSLError as exc:
             raise PrometheusConnectionError(redact(
                 f"{where}: TLS error: {exc}. Set validate_certs=false only for a test endpoint", secrets)) from None
         except requests.exceptions.RequestException as exc:
-            raise _Retry(PrometheusConnectionError(redact(f"{where}: cannot connect: {exc}. Check prometheus_url and the network", secrets))) from None
+            raise Retry(PrometheusConnectionError(redact(f"{where}: cannot connect: {exc}. Check prometheus_url and the network", secrets))) from None
         status = response.status_code
         try:
             payload = response.json() if response.content else None
@@ -260,8 +240,8 @@ class PrometheusClient:
                     wait = max(0.0, float(retry_after))
                 except ValueError:
                     wait = None
-            raise _Retry(PrometheusApiError(f"{where}: {status} {error_type + ': ' if error_type else ''}{detail}",
-                                            status, error_type), wait)
+            raise Retry(PrometheusApiError(f"{where}: {status} {error_type + ': ' if error_type else ''}{detail}",
+                                           status, error_type), wait)
         if status >= 400:
             raise PrometheusApiError(f"{where}: the query was refused: {status} {error_type + ': ' if error_type else ''}{detail}",
                                      status, error_type)
