@@ -32,7 +32,6 @@ import threading
 import time
 from pathlib import Path
 
-import requests
 import yaml
 
 from bench._common import RecordingProxy
