@@ -434,8 +434,8 @@ def notes(summary: dict, counts: dict) -> list[str]:
         f"(lead ms, canary success %: {[(m['lead_ms'], m['success_rate']) for m in counts['missed_by_next_round']]}): "
         "a regression less than one scrape before a round is judged by the next.",
         "So the bound is one interval + one scrape interval + one query + one write. With DataKit's 60 s scrape the scrape "
-        "term is up to a minute; the DQL path (istio_query_language: dql) still misses a new series' first bucket "
-        "(docs/analysis.md).",
+        "term is up to a minute; the DQL path (istio_query_language: dql) counts a new series from its first bucket "
+        "too (docs/analysis.md).",
         "The simulator reads routing every second, so its last canary request comes up to ~1 s after the write; span "
         "times are the requests' scheduled times, good to about a tick (0.1 s), so that figure can be slightly negative.",
     ]

@@ -180,16 +180,22 @@ class AnalysisTarget:
 
 @dataclass(frozen=True)
 class MetricQuery:
-    """One query of a round. ``key`` ties the answer back to its parser."""
+    """One query of a round. ``key`` ties the answer back to its parser.
+
+    ``lookback_s``: how much earlier than the round's window this query's time range starts
+    (the DQL counters' extra bucket, see ``build_dql``)."""
 
     key: str
     qtype: str
     query: str
+    lookback_s: int = 0
 
 
 # Keys of the built-in queries; one query can feed several metrics (requests feeds count,
 # success rate and error rate).
 Q_REQUESTS = "requests"
+# Buckets the DQL counter queries reach before the window (see window_increase).
+DQL_LOOKBACK_BUCKETS = 2
 Q_LATENCY = "latency"
 Q_TRACES = "traces"
 Q_LOGS = "logs"
@@ -263,12 +269,15 @@ def build_dql(target: AnalysisTarget) -> dict[str, MetricQuery]:
 
     Counters are cumulative, and Guance documents no ``increase`` rollup: the queries take each
     series' last value per bucket of ``step_seconds`` (rollup ``last``), sum the series of a group,
-    and the parser takes the increase from the oldest bucket to the newest (``counter_increase``).
-    Requests before the first bucket's last sample are not counted, so a window should span
-    several buckets; an undercount can only make a round inconclusive, never pass it. The window
-    goes in the statement and should also be sent as the request's time range.
+    and the parser takes the increase from the oldest bucket to the newest (``window_increase``).
+    The counter queries reach ``DQL_LOOKBACK_BUCKETS`` buckets before the window (``lookback_s``):
+    the last of them holds the counters at the window's start, so the increase spans the whole
+    window, and a series absent from them (a response code first seen in the window) counts from
+    zero (``window_increase``). The range goes in the statement and is also sent as the request's
+    time range (which wins in Guance).
     """
-    window = f"[{target.window_seconds}s::{target.step_seconds}s:last]"
+    lookback = DQL_LOOKBACK_BUCKETS * target.step_seconds
+    window = f"[{target.window_seconds + lookback}s::{target.step_seconds}s:last]"
     filters = _dql_filters(target)
     versions = ", ".join(f"'{v}'" for v in target.versions)
     requests = (
@@ -290,8 +299,8 @@ def build_dql(target: AnalysisTarget) -> dict[str, MetricQuery]:
         f"`{ltag}` IN [{versions}] }} [{target.window_seconds}s] BY `{ltag}`"
     )
     return {
-        Q_REQUESTS: MetricQuery(Q_REQUESTS, QTYPE_DQL, requests),
-        Q_LATENCY: MetricQuery(Q_LATENCY, QTYPE_DQL, latency),
+        Q_REQUESTS: MetricQuery(Q_REQUESTS, QTYPE_DQL, requests, lookback_s=lookback),
+        Q_LATENCY: MetricQuery(Q_LATENCY, QTYPE_DQL, latency, lookback_s=lookback),
         Q_TRACES: MetricQuery(Q_TRACES, QTYPE_DQL, traces),
         Q_LOGS: MetricQuery(Q_LOGS, QTYPE_DQL, logs),
     }
@@ -401,6 +410,32 @@ def counter_increase(values: t.Sequence[float]) -> float:
     return total
 
 
+def window_increase(series: t.Sequence[Series], lookback_buckets: int = 0) -> list[float]:
+    """Each counter series' increase (``counter_increase``) over the window after the lookback.
+
+    The answer's first ``lookback_buckets`` buckets (distinct times, oldest first, over all its
+    series: buckets are aligned across series) are before the window. A series with a point
+    there grows from its last such point; a series without (born inside the window: a response
+    code first seen) grows from 0. Two lookback buckets, not one, so that one missed scrape does
+    not make a long-lived series look new and count its whole lifetime. If no series reached
+    back that far the buckets are taken from the window instead: an undercount, which can make
+    a round inconclusive but never pass it. Points without a time are taken as before the window.
+    """
+    points = [series_points(one) for one in series]
+    stamps = sorted({stamp for one in points for stamp, _ in one if stamp is not None})
+    boundary = stamps[min(lookback_buckets, len(stamps)) - 1] if lookback_buckets and stamps else None
+    out = []
+    for one in points:
+        if boundary is None:
+            out.append(counter_increase([value for _, value in one]))
+            continue
+        before = [value for stamp, value in one if stamp is None or stamp <= boundary]
+        inside = [value for stamp, value in one if stamp is not None and stamp > boundary]
+        start = before[-1] if before else 0.0
+        out.append(counter_increase([start, *inside]))
+    return out
+
+
 def histogram_quantile(quantile: float, buckets: t.Mapping[float, float]) -> float | None:
     """The ``quantile`` (0..1) of a histogram given as upper bound -> cumulative count.
 
@@ -457,23 +492,24 @@ def _is_5xx(code: str | None) -> bool:
     return bool(code) and str(code).startswith("5") and len(str(code)) == 3
 
 
-def parse_requests(series: t.Iterable[Series], versions: t.Sequence[str], counter: bool) -> dict[str, dict[str, float | None]]:
+def parse_requests(
+    series: t.Iterable[Series], versions: t.Sequence[str], counter: bool, lookback_buckets: int = 0
+) -> dict[str, dict[str, float | None]]:
     """Request count, 5xx count and rates per version from the requests query.
 
-    ``counter``: rows are cumulative counter values over time (DQL); else each series holds the
+    ``counter``: rows are cumulative counter values over time (DQL), the first
+    ``lookback_buckets`` before the window (``window_increase``); else each series holds the
     increase already (PromQL ``increase``) and its newest value is taken.
     A version without any series had no requests: count 0 and no rate (never 100%).
     """
     totals = {v: 0.0 for v in versions}
     errors = {v: 0.0 for v in versions}
-    for one in series:
+    series = list(series)
+    amounts = window_increase(series, lookback_buckets) if counter else [latest_value(one) or 0.0 for one in series]
+    for one, amount in zip(series, amounts):
         version = series_tag(one, "destination_version")
         if version not in totals:
             continue
-        if counter:
-            amount = counter_increase([point[1] for point in series_points(one)])
-        else:
-            amount = latest_value(one) or 0.0
         totals[version] += amount
         if _is_5xx(series_tag(one, "response_code")):
             errors[version] += amount
@@ -501,7 +537,7 @@ def parse_latency_promql(series: t.Iterable[Series], versions: t.Sequence[str]) 
 
 
 def parse_latency_buckets(
-    series: t.Iterable[Series], versions: t.Sequence[str], quantile: float = 0.99
+    series: t.Iterable[Series], versions: t.Sequence[str], quantile: float = 0.99, lookback_buckets: int = 0
 ) -> dict[str, float | None]:
     """p-quantile per version from cumulative bucket counters grouped by version and ``le`` (DQL).
 
@@ -509,12 +545,12 @@ def parse_latency_buckets(
     the window do not count; then ``histogram_quantile`` runs on the increases.
     """
     per_version: dict[str, dict[float, float]] = {v: {} for v in versions}
-    for one in series:
+    series = list(series)
+    for one, grown in zip(series, window_increase(series, lookback_buckets)):
         version = series_tag(one, "destination_version")
         bound = parse_le(series_tag(one, "le"))
         if version not in per_version or bound is None:
             continue
-        grown = counter_increase([point[1] for point in series_points(one)])
         per_version[version][bound] = per_version[version].get(bound, 0.0) + grown
     return {v: histogram_quantile(quantile, buckets) for v, buckets in per_version.items()}
 
@@ -557,13 +593,14 @@ def builtin_numbers(
         series = answers.get(key)
         if series is None:
             continue
+        lookback = query.lookback_s // target.step_seconds
         if key == Q_REQUESTS:
-            for version, metrics in parse_requests(series, versions, counter=query.qtype == QTYPE_DQL).items():
+            for version, metrics in parse_requests(series, versions, query.qtype == QTYPE_DQL, lookback).items():
                 for metric, value in metrics.items():
                     numbers.set(version, metric, value)
         elif key == Q_LATENCY:
             if query.qtype == QTYPE_DQL:
-                latencies = parse_latency_buckets(series, versions)
+                latencies = parse_latency_buckets(series, versions, lookback_buckets=lookback)
             else:
                 latencies = parse_latency_promql(series, versions)
             for version, value in latencies.items():

@@ -210,7 +210,8 @@ def plan_from_params(params: t.Mapping[str, t.Any]) -> AnalysisPlan:
                 raise AnalysisError(f"a DataKit (api=datakit) answers DQL only; the {query.key} query is PromQL: "
                                     f"set {'its qtype' if option == 'metrics' else option} to dql or use api=openapi", option)
     if provider == PROVIDER_GUANCE and language == QTYPE_DQL and window < 2 * scrape:
-        # The DQL counter queries take one value per scrape bucket; one bucket has no increase.
+        # The DQL counter queries take one value per scrape bucket: a one-bucket window would judge
+        # one sample per series, and one late scrape would leave it empty.
         raise AnalysisError(f"window {window}s holds fewer than two scrapes of scrape_interval {scrape}s, so DQL counters "
                             f"cannot grow in it: set window to at least {2 * scrape}s, or scrape_interval to what DataKit "
                             "really uses", "window")
@@ -398,7 +399,8 @@ class GuanceRounds:
 
     def query_round(self, queries: t.Sequence[MetricQuery], start_ms: int, end_ms: int) -> dict[str, list[Series]]:
         try:
-            result = self.client.query([Query(q.query, q.qtype) for q in queries], start_ms, end_ms)
+            result = self.client.query([Query(q.query, q.qtype, lookback_ms=q.lookback_s * 1000) for q in queries],
+                                       start_ms, end_ms)
         except GuanceError as exc:
             raise RoundQueryError(f"querying Guance: {exc}", getattr(exc, "status", None),
                                   getattr(exc, "error_code", "")) from None

@@ -236,11 +236,13 @@ def config_from_params(params: t.Mapping[str, t.Any]) -> GuanceConfig:
 @dataclass(frozen=True)
 class Query:
     """One DQL or PromQL query. ``options``: extra documented fields of the query object (for the
-    OpenAPI e.g. ``slimit``, ``limit``, ``interval``, ``promqlType``), sent as given."""
+    OpenAPI e.g. ``slimit``, ``limit``, ``interval``, ``promqlType``), sent as given.
+    ``lookback_ms``: this query's time range starts that much before the request's start."""
 
     q: str
     qtype: str = "dql"
     options: t.Mapping[str, t.Any] = field(default_factory=dict)
+    lookback_ms: int = 0
 
 
 @dataclass(frozen=True)
@@ -278,7 +280,7 @@ def openapi_query_body(queries: t.Sequence[Query], start_ms: int, end_ms: int) -
     for query in queries:
         entry: dict[str, t.Any] = {
             "q": query.q,
-            "timeRange": [int(start_ms), int(end_ms)],
+            "timeRange": [int(start_ms) - query.lookback_ms, int(end_ms)],
             "disableMultipleField": False,
             "disable_sampling": True,
         }
@@ -298,7 +300,7 @@ def datakit_query_body(queries: t.Sequence[Query], start_ms: int, end_ms: int) -
             raise GuanceConfigError("a DataKit answers DQL only; use api=openapi for PromQL", "qtype")
         entry: dict[str, t.Any] = {
             "query": query.q,
-            "time_range": [int(start_ms), int(end_ms)],
+            "time_range": [int(start_ms) - query.lookback_ms, int(end_ms)],
             "disable_slimit": True,
             "disable_multiple_field": False,
         }

@@ -252,8 +252,10 @@ def test_guance_dql_istio_queries() -> None:
     assert queries["requests"].query == (
         "M::`istio_prom`:(sum(`istio_requests_total`) AS `requests`) { `reporter` = 'destination', "
         "`destination_workload` = re(`reviews-.*`), `destination_version` IN ['v2', 'v1'], "
-        "`destination_workload_namespace` = 'prod' } [300s::30s:last] BY `destination_version`, `response_code`")
-    assert queries["latency"].query.endswith("[300s::30s:last] BY `destination_version`, `le`")
+        "`destination_workload_namespace` = 'prod' } [360s::30s:last] BY `destination_version`, `response_code`")
+    assert queries["latency"].query.endswith("[360s::30s:last] BY `destination_version`, `le`")
+    # the counters reach two buckets before the window, in the statement and in the time range
+    assert queries["requests"].lookback_s == queries["latency"].lookback_s == 60
 
 
 def test_labels_keep_one_clusters_numbers_apart() -> None:
@@ -395,6 +397,43 @@ def test_requests_from_dql_counters_newest_first() -> None:
     assert out["v2"]["request_error_rate"] == 20.0
     # no series for v1: zero requests and no rate, never "100% success"
     assert out["v1"] == {"request_count": 0, "request_error_rate": None, "request_success_rate": None}
+
+
+def test_dql_counters_with_lookback_count_the_whole_window_and_new_series() -> None:
+    """Buckets 1000 and 2000 are before the window (lookback 2), 3000 and 4000 inside it."""
+    series = [
+        # long-lived: grows from its value at the window's start (2000), not from the oldest bucket
+        s({"destination_version": "v2", "response_code": "200"}, [[4000, 190], [3000, 150], [2000, 100], [1000, 60]]),
+        # missed the scrape of the last lookback bucket: grows from the one before, never from 0
+        s({"destination_version": "v1", "response_code": "200"}, [[4000, 5000], [3000, 4990], [1000, 4900]]),
+        # a response code first seen in the window: its first value counts in full
+        s({"destination_version": "v2", "response_code": "503"}, [[4000, 10]]),
+    ]
+    out = an.parse_requests(series, ["v2", "v1"], counter=True, lookback_buckets=2)
+    assert out["v2"]["request_count"] == 90 + 10
+    assert out["v2"]["request_error_rate"] == 10.0
+    assert out["v1"]["request_count"] == 100
+    # without the lookback the new series was invisible and the first bucket's growth too
+    assert an.parse_requests(series, ["v2", "v1"], counter=True)["v2"]["request_count"] == 130
+
+
+def test_dql_lookback_on_an_answer_that_does_not_reach_back_undercounts() -> None:
+    """A service younger than the lookback: the first buckets answered are taken as the lookback,
+    so the round sees less, never more (an undercount can only make it inconclusive)."""
+    series = [s({"destination_version": "v2", "response_code": "200"}, [[4000, 30], [3000, 20]])]
+    assert an.parse_requests(series, ["v2"], counter=True, lookback_buckets=2)["v2"]["request_count"] == 0
+    series.append(s({"destination_version": "v2", "response_code": "500"}, [[5000, 5]]))
+    assert an.window_increase(series, 2) == [0, 5]
+
+
+def test_latency_from_dql_buckets_with_a_new_canary() -> None:
+    """The canary's bucket series all start inside the window: counted from 0, so its p99 is seen."""
+    old = [s({"destination_version": "v1", "le": le}, [[3000, 100], [2000, 50], [1000, 40]]) for le in ("10", "+Inf")]
+    new = [s({"destination_version": "v2", "le": le}, [[3000, end]]) for le, end in (("10", 1), ("100", 100), ("+Inf", 100))]
+    out = an.parse_latency_buckets(old + new, ["v2", "v1"], lookback_buckets=2)
+    assert out["v2"] == pytest.approx(10 + 90 * 98 / 99)  # rank 99 of 100, inside (10, 100]
+    assert out["v1"] == pytest.approx(9.9)
+    assert an.parse_latency_buckets(old + new, ["v2", "v1"])["v2"] is None
 
 
 def test_latency_from_dql_buckets() -> None:

@@ -230,7 +230,9 @@ def test_plan_with_every_kind_of_check_and_custom_metrics() -> None:
                   "version_tag": "version"}]))
     assert [(q.key, q.qtype) for q in plan.queries] == [
         ("requests", "dql"), ("latency", "dql"), ("traces", "dql"), ("logs", "dql"), ("custom:p95_ms", "dql")]
-    assert "[30s::10s:last]" in plan.queries[0].query
+    # 30 s window and two 10 s lookback buckets before it, for the counters only
+    assert "[50s::10s:last]" in plan.queries[0].query and plan.queries[0].lookback_s == 20
+    assert "[30s]" in plan.queries[2].query and plan.queries[2].lookback_s == 0
     assert plan.checks[1].max_ratio_to_baseline == 1.5
     prom = run.plan_from_params(dict(BASE, provider="prometheus", metrics=[{"name": "m", "query": "up"}],
                                      checks=[{"metric": "m", "min": 1}]))
@@ -299,6 +301,10 @@ def test_guance_rounds_send_everything_in_one_call_and_map_answers_by_key() -> N
     assert [q.q for q in client.sent[0][0]] == [q.query for q in plan.queries]
     assert [q.qtype for q in client.sent[0][0]] == ["promql", "promql", "dql"]
     assert {key: series[0]["rows"][0][1] for key, series in answers.items()} == {"requests": 0, "latency": 1, "traces": 2}
+    dql = run.plan_from_params(dict(BASE, istio_query_language="dql", window=30, scrape_interval=10,
+                                    checks=[{"metric": "request_error_rate", "max": 1}]))
+    run.GuanceRounds(client).query_round(dql.queries, 1000, 2000)
+    assert [q.lookback_ms for q in client.sent[1][0]] == [20_000]  # the counters' lookback goes on the wire
 
 
 def test_guance_errors_become_round_errors() -> None:

@@ -154,6 +154,8 @@ def test_all_queries_in_one_request_and_simple_series(fake) -> None:
     assert [q["qtype"] for q in sent["body"]["queries"]] == ["dql", "promql"]
     first = sent["body"]["queries"][0]["query"]
     assert first["timeRange"] == [1000, 61000] and first["disableMultipleField"] is False
+    lookback = g.openapi_query_body([g.Query("M::x", lookback_ms=20_000)], 30_000, 61_000)
+    assert lookback["queries"][0]["query"]["timeRange"] == [10_000, 61_000]
     assert sent["body"]["queries"][1]["query"]["promqlType"] == "instantQuery"
     assert result.series[0] == [{"name": "istio_prom", "tags": {"destination_version": "v2"},
                                  "columns": ["time", "requests"],
@@ -270,11 +272,12 @@ def test_datakit_query(fake) -> None:
     fake.on(g.DATAKIT_QUERY_PATH, Reply(200, {"content": [
         {"series": [{"name": "istio_prom", "columns": ["time", "requests"], "values": [[1, 5]]}], "cost": "1ms"},
         {"series": None}]}))
-    queries = [QUERIES[0], g.Query("L::re(`.*`):(count(`*`) AS `errors`)")]
+    queries = [QUERIES[0], g.Query("L::re(`.*`):(count(`*`) AS `errors`)", lookback_ms=500)]
     result = client(fake, api="datakit").query(queries, 1000, 2000)
     sent = fake.seen[0]
     assert "DF-API-KEY" not in sent["headers"]
     assert sent["body"]["queries"][0]["time_range"] == [1000, 2000]
+    assert sent["body"]["queries"][1]["time_range"] == [500, 2000]  # its own earlier start
     assert sent["body"]["queries"][0]["disable_slimit"] is True
     assert result.series == [[{"name": "istio_prom", "tags": {}, "columns": ["time", "requests"], "rows": [[1, 5]]}], []]
 
