@@ -422,12 +422,12 @@ def window_increase(series: t.Sequence[Series], lookback_buckets: int = 0) -> li
     a round inconclusive but never pass it. Points without a time are taken as before the window.
     """
     points = [series_points(one) for one in series]
-    stamps = sorted({stamp for one in points for stamp, _ in one if stamp is not None})
+    stamps = sorted({point[0] for one in points for point in one if point[0] is not None})
     boundary = stamps[min(lookback_buckets, len(stamps)) - 1] if lookback_buckets and stamps else None
     out = []
     for one in points:
         if boundary is None:
-            out.append(counter_increase([value for _, value in one]))
+            out.append(counter_increase([point[1] for point in one]))
             continue
         before = [value for stamp, value in one if stamp is None or stamp <= boundary]
         inside = [value for stamp, value in one if stamp is not None and stamp > boundary]
