@@ -66,6 +66,12 @@ def _r(case_id: str, role: str, args: dict, *expect: str) -> Case:
     return Case(case_id, "role", role, args, expect)
 
 
+# The variable of each rule of the release's "steps" check, and what its message says.
+STEPS_RULES = (("canary_steps", "canary_steps must"), ("canary_version", "must differ"),
+               ("canary_version", "canary_version ("), ("canary_stable_version", "canary_stable_version ("),
+               ("canary_interval", "canary_interval must"), ("canary_analysis", "canary_analysis must"))
+
+
 def _p(case_id: str, group: str, args: dict, *expect: str) -> Case:
     return Case(case_id, "playbook", "canary.istio.canary_release", args, expect, group)
 
@@ -246,7 +252,7 @@ PLAYBOOK_CASES = [
     _p("canary_release-steps-empty", "steps", {"canary_steps": []}, "canary_steps", "non-empty", "(got [])"),
     _p("canary_release-same-versions", "steps", {"canary_version": "v1"},
        "canary_version (v1) and canary_stable_version (v1) must differ"),
-    _p("canary_release-version-not-a-label", "steps", {"canary_version": "V2!"}, "canary_version (V2!)", "lower-case label values"),
+    _p("canary_release-version-not-a-label", "steps", {"canary_version": "V2!"}, "canary_version (V2!)", "lower-case label value"),
     _p("canary_release-interval-negative", "steps", {"canary_interval": -5}, "canary_interval must be >= 0 (got -5)"),
     _p("canary_release-analysis-not-a-mapping", "steps", {"canary_analysis": "yes please"},
        "canary_analysis must be a mapping", "(got yes please)"),
@@ -502,6 +508,11 @@ def test_bad_input_fails_naming_the_field_and_writes_nothing(world, case, record
     assert outcome.failed, f"{case.id} did not fail: {outcome.message[:1000]}"
     missing = [part for part in case.expect if part not in outcome.message]
     assert not missing, f"the message lacks {missing}: {outcome.message[:1500]}"
+    if case.group == "steps":
+        # the release's rules are checked together, but only the broken one may be in the message
+        named = " ".join(case.expect)
+        others = [says for variable, says in STEPS_RULES if variable not in named and says in outcome.message]
+        assert not others, f"the message also names {others}, which were fine: {outcome.message[:1500]}"
     assert not writes, writes
     if case.target == "guance_event":
         assert world.guance_events == 0  # Guance stored no event of these cases
