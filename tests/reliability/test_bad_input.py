@@ -262,7 +262,7 @@ PLAYBOOK_CASES = [
     _p("canary_release-analysis-unknown-provider", "analysis-keys", {"canary_analysis": {**RELEASE_ANALYSIS, "provider": "datadog"}},
        "provider", "guance, prometheus", "canary_analysis"),
     _p("canary_release-analysis-iterations-0", "analysis-numbers", {"canary_analysis": {**RELEASE_ANALYSIS, "iterations": 0}},
-       "Invalid canary_analysis", "iterations and threshold >= 1", "iterations 0"),
+       "Invalid canary_analysis: canary_analysis.iterations must be >= 1", "(got 0)"),
     # the cluster: kubeconfig, context, the stable version's Deployment
     _p("canary_release-kubeconfig-missing", "kubeconfig", {"canary_kubeconfig": "/nonexistent/cluster.yaml"},
        "canary_kubeconfig: /nonexistent/cluster.yaml does not exist", "K8S_AUTH_KUBECONFIG"),
