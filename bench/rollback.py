@@ -410,8 +410,8 @@ def notes(summary: dict, counts: dict) -> list[str]:
     return [
         f"Each repetition runs two canary_release plays side by side in fresh namespaces of sandbox-1 (steps [50, 100], "
         f"{RATE} requests/s, analysis by the guance provider, whose PromQL the sandbox's Prometheus answers, scraping every "
-        f"2 s; interval {INTERVAL_S} s, window {WINDOW_S} s, threshold 1); {REPEAT} pairs by default (BENCH_REPEAT), as each "
-        "release takes 1-3 minutes on this shared 2-core machine and a run must stay under 10 minutes.",
+        f"2 s; interval {INTERVAL_S} s, window {WINDOW_S} s, threshold 1); {REPEAT} pairs (BENCH_REPEAT; 2 by default "
+        "to keep make bench short, as each release takes 1-3 minutes on this shared 2-core machine).",
         "verdict: the canary answers 50 % errors from the start; regression: a healthy canary is switched to 50 % errors "
         "(POST __sim/profiles) once the other play has ended, a chosen lead before one of its step's rounds (the rounds "
         "seen live through a timing proxy in front of Guance), the leads spread over the interval.",
@@ -431,7 +431,7 @@ def notes(summary: dict, counts: dict) -> list[str]:
         f"{median(regression, PROBE_QUERY)} ms after the regression (probe, median: one Prometheus scrape); increase() "
         f"alone needs two samples of the new series: {median(regression, PROBE_PLAIN)} ms. "
         f"{len(counts['missed_by_next_round'])} of {counts['runs']} regressions passed the first round after them "
-        f"(lead ms, canary success %: {[(m['lead_ms'], m['success_rate']) for m in counts['missed_by_next_round']]}): "
+        f"(lead ms, canary success %: {[(m['lead_ms'], round(m['success_rate'], 2)) for m in counts['missed_by_next_round']]}): "
         "a regression less than one scrape before a round is judged by the next.",
         "So the bound is one interval + one scrape interval + one query + one write. With DataKit's 60 s scrape the scrape "
         "term is up to a minute; the DQL path (istio_query_language: dql) counts a new series from its first bucket "
