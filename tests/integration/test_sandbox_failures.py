@@ -14,7 +14,7 @@ pytestmark = pytest.mark.skipif(not versions.binary("kube-apiserver").exists(),
 @pytest.fixture
 def spare_cluster(tmp_path, monkeypatch):
     # Far from the running sandbox's ports, so these tests never touch it.
-    monkeypatch.setenv("CANARY_ISTIO_SANDBOX_PORT_BASE", "25500")
+    monkeypatch.setenv("CANARY_ISTIO_SANDBOX_PORT_BASE", str(cluster.port_base() + 1500))
     c = cluster.Cluster.new(9, tmp_path)
     yield c
     cluster.stop(c)

@@ -125,11 +125,14 @@ def test_service_start_status_stop(sandbox, tmp_path, monkeypatch):
         prometheus.find_binary()
     except procs.SandboxError as exc:
         pytest.skip(f"PROMETHEUS NOT AVAILABLE: {exc}")
-    monkeypatch.setenv("CANARY_ISTIO_SANDBOX_PORT_BASE", "24600")  # away from the running sandbox's own simulator
+    from sandbox import cluster  # pylint: disable=import-outside-toplevel
+    base = cluster.port_base() + 600  # away from the running sandbox's own simulator
+    monkeypatch.setenv("CANARY_ISTIO_SANDBOX_PORT_BASE", str(base))
     endpoints = service.start(tmp_path, traffic=(f"{sandbox[0].name}/default/reviews=5",))
     try:
         assert service.status(tmp_path) == {"simulator": True, "prometheus": True}
-        assert endpoints["guance_openapi"] == "http://127.0.0.1:24601" and endpoints["prometheus"] == "http://127.0.0.1:24603"
+        assert endpoints["guance_openapi"] == f"http://127.0.0.1:{base + 1}"
+        assert endpoints["prometheus"] == f"http://127.0.0.1:{base + 3}"
         resp = requests.get(endpoints["guance_openapi"] + "/api/v1/validate", headers={"DF-API-KEY": endpoints["guance_api_key"]},
                             timeout=10)
         assert resp.json()["success"] is True
