@@ -23,6 +23,7 @@ import uuid
 import pytest
 import requests
 
+from ansible_collections.canary.istio.plugins.module_utils._analysis import DQL_LOOKBACK_BUCKETS
 from sandbox import cluster as sandbox_cluster
 from sandbox import versions
 from sandbox.sim import bookinfo
@@ -273,6 +274,7 @@ def test_server_errors_are_retried_within_the_budget(local_sim, faults) -> None:
 # ---------------------------------------------------------------------------------------------
 
 SANDBOX_WINDOW_S = 30
+SANDBOX_SCRAPE_S = 10  # the simulator's DataKit scrape interval (sandbox/sim/live.py)
 SANDBOX_RATE = 20  # requests per second per namespace, half of them to the canary
 
 
@@ -349,8 +351,11 @@ def canaries_on_the_sandbox(sandbox):
         for scenario in made.values():
             _control(endpoints, "traffic", {"cluster": sandbox[0].name, "namespace": scenario["namespace"],
                                             "service": "reviews", "rate": SANDBOX_RATE})
-        # Prometheus (scrapes every 2 s) and the DQL scrapes (every 10 s) need the whole window.
-        time.sleep(SANDBOX_WINDOW_S + 8)
+        # Prometheus (scrapes every 2 s) needs the whole window. DQL counters need the window and its
+        # lookback buckets: both versions here are born with the traffic, so until the service is older
+        # than that, no series reaches back and the DQL round undercounts by design (window_increase);
+        # CI once saw 92 of ~290 canary requests when the traffic started late on a loaded machine.
+        time.sleep(SANDBOX_WINDOW_S + DQL_LOOKBACK_BUCKETS * SANDBOX_SCRAPE_S + 8)
         yield endpoints, made
     finally:
         for scenario in made.values():
@@ -365,7 +370,7 @@ def sandbox_params(endpoints: dict, scenario: dict, provider: str, language: str
               "provider": provider}
     if provider == "guance":
         params.update(url=endpoints["guance_openapi"], api_key=endpoints["guance_api_key"], istio_query_language=language,
-                      scrape_interval=10)
+                      scrape_interval=SANDBOX_SCRAPE_S)
     else:
         params.update(prometheus_url=endpoints["prometheus"])
     params.update(extra)
