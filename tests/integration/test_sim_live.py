@@ -120,12 +120,11 @@ def test_header_route_and_delay_for_jason_on_the_sandbox(sandbox, admin, namespa
 def test_service_start_status_stop(sandbox, tmp_path, monkeypatch):
     """What `python -m sandbox up/status/down` run: simulator and Prometheus as detached processes."""
     from sandbox.sim import prometheus, service  # pylint: disable=import-outside-toplevel
-    from sandbox import procs  # pylint: disable=import-outside-toplevel
+    from sandbox import cluster, procs  # pylint: disable=import-outside-toplevel
     try:
         prometheus.find_binary()
     except procs.SandboxError as exc:
         pytest.skip(f"PROMETHEUS NOT AVAILABLE: {exc}")
-    from sandbox import cluster  # pylint: disable=import-outside-toplevel
     base = cluster.port_base() + 600  # away from the running sandbox's own simulator
     monkeypatch.setenv("CANARY_ISTIO_SANDBOX_PORT_BASE", str(base))
     endpoints = service.start(tmp_path, traffic=(f"{sandbox[0].name}/default/reviews=5",))
