@@ -12,9 +12,8 @@ import copy
 import typing as t
 
 from ansible_collections.canary.istio.plugins.module_utils._istio_common import IstioSpecError, as_int
+from ansible_collections.canary.istio.plugins.module_utils._istio_matches import route_conditions
 
-# Keys of an HTTPMatchRequest that label it without narrowing what it matches.
-_NON_RESTRICTING_MATCH_KEYS = frozenset(("name", "statPrefix", "ignoreUriCase"))
 
 
 # --- weights ---------------------------------------------------------------------------------
@@ -72,11 +71,9 @@ def http_routes(spec: dict | None) -> list[dict]:
 
 
 def is_catch_all(route: dict) -> bool:
-    """Whether an HTTP route matches every request (no match, or a match entry with no condition)."""
-    matches = route.get("match")
-    if not matches:
-        return True
-    return any(isinstance(m, dict) and set(m) <= _NON_RESTRICTING_MATCH_KEYS for m in matches)
+    """Whether an HTTP route matches every request: no match, or a match whose only keys label it
+    (``name``, ``statPrefix``) or match every path (uri prefix ``/``)."""
+    return any(not conds for conds in route_conditions(route))
 
 
 def route_names(spec: dict | None) -> list[str]:
@@ -85,19 +82,27 @@ def route_names(spec: dict | None) -> list[str]:
 
 
 def find_catch_all_index(spec: dict | None) -> int | None:
-    """Index of the last HTTP route that matches every request, or None."""
-    found = None
+    """Index of the first HTTP route that matches every request, or None.
+
+    Envoy takes the first route whose match holds, so this route takes all plain traffic and
+    every route after it is never reached (Istio does not even send those to Envoy).
+    """
     for index, route in enumerate(http_routes(spec)):
         if isinstance(route, dict) and is_catch_all(route):
-            found = index
-    return found
+            return index
+    return None
+
+
+def _route_label(route: dict, index: int) -> str:
+    return repr(route.get("name")) if route.get("name") else "#%d" % index
 
 
 def find_route_index(spec: dict, route: str | None = None) -> int:
     """Index in ``spec.http`` of the route named ``route``, or of the catch-all when ``route`` is None.
 
-    The catch-all is the last route without a ``match`` (or with an empty one): the route plain
-    traffic takes. Errors name the option ``route`` and list the routes that do exist.
+    The catch-all is the first route that matches every request: the route plain traffic takes.
+    A named route after it is never reached and is refused, naming the catch-all. Errors name the
+    option ``route`` and list the routes that do exist.
     """
     routes = http_routes(spec)
     if route is None:
@@ -118,6 +123,15 @@ def find_route_index(spec: dict, route: str | None = None) -> int:
         )
     if len(found) > 1:
         raise IstioSpecError("route", "%d HTTP routes are named %r; Istio needs route names to be unique" % (len(found), route))
+    catch_all = find_catch_all_index(spec)
+    if catch_all is not None and found[0] > catch_all:
+        shadow = _route_label(routes[catch_all], catch_all)
+        raise IstioSpecError(
+            "route",
+            "HTTP route %r is never reached: route %s before it matches every request, and Envoy takes the first "
+            "route that matches, so weights set on %r would move no traffic; move %r before %s, or omit route to "
+            "change %s" % (route, shadow, route, route, shadow, shadow),
+        )
     return found[0]
 
 

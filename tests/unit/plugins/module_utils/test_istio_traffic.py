@@ -108,8 +108,28 @@ def test_find_route_index_defaults_to_the_catch_all(complex_virtual_service):
     assert find_route_index(complex_virtual_service, "jason-v2") == 0
 
 
-def test_find_route_index_takes_the_last_route_without_match():
+def test_find_route_index_takes_the_first_route_that_matches_everything():
+    # Envoy takes the first matching route: route 0 catches all, routes 1 and 2 are never reached.
     spec = {"http": [{"route": [_dest("v1")]}, {"match": [{"uri": {"prefix": "/a"}}], "route": [_dest("v2")]}, {"match": [], "route": [_dest("v3")]}]}
+    assert find_route_index(spec) == 0
+
+
+def test_find_route_index_refuses_a_named_route_behind_the_catch_all():
+    spec = {"http": [{"name": "all", "route": [_dest("v1")]}, {"name": "late", "route": [_dest("v2")]}]}
+    with pytest.raises(IstioSpecError) as err:
+        find_route_index(spec, "late")
+    assert err.value.field == "route"
+    assert "'late' is never reached" in str(err.value) and "route 'all'" in str(err.value)
+
+
+def test_a_match_holding_only_a_name_or_the_root_prefix_is_a_catch_all():
+    spec = {"http": [{"match": [{"headers": {"x": {"exact": "1"}}}], "route": [_dest("v2")]},
+                     {"match": [{"name": "everything"}], "route": [_dest("v1")]},
+                     {"route": [_dest("v3")]}]}
+    assert find_route_index(spec) == 1
+    spec["http"][1]["match"] = [{"uri": {"prefix": "/"}, "ignoreUriCase": True}]
+    assert find_route_index(spec) == 1
+    spec["http"][1]["match"] = [{"uri": {"prefix": "/api"}}]
     assert find_route_index(spec) == 2
 
 

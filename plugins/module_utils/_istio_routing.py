@@ -1,0 +1,436 @@
+# Copyright (c) canary.istio contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Where the traffic of one host goes, by Envoy's rules: the one model every module asks.
+
+Given the VirtualServices and DestinationRules that may concern a host, the host's Service pods
+and its Deployments, ``host_routing`` answers as a sidecar in ``client_namespace`` would be
+configured by Istio:
+
+* which VirtualServices name the host (short name read in the rule's namespace, ``name.ns``,
+  FQDN, wildcards), which of those a sidecar sees (``exportTo``, ``gateways`` with ``mesh``), and
+  which one wins: Istio does not merge several VirtualServices of one host for sidecars, the
+  oldest (then the first by name) is used whole and the others are dropped;
+* the winner's routes in the order Envoy tries them (each match its own Envoy route), the first
+  that matches every request (the effective catch-all) and the routes it or an earlier route
+  shadows entirely;
+* each route's destinations, mirrors and faults, the subsets resolved to pods and Deployments by
+  the DestinationRule's selectors (a subset's identity is its selector, not its name);
+* which versions get default traffic and at what weight, and for every version and Deployment,
+  every route, fault rule or mirror that still sends it requests.
+
+Pure: no I/O. The modules read, call this, and decide from its answer; its property tests compare
+it with Istio's own route computation (sandbox/route_oracle).
+
+PRIVATE to this collection: may change at any time.
+"""
+
+from __future__ import annotations
+
+import copy
+import fnmatch
+import typing as t
+
+from ansible_collections.canary.istio.plugins.module_utils._istio_common import qualify_host, same_host
+from ansible_collections.canary.istio.plugins.module_utils._istio_matches import implies, route_conditions
+from ansible_collections.canary.istio.plugins.module_utils._istio_traffic import http_routes, route_weights
+
+DEFAULT_VERSION_LABEL = "version"
+
+
+# --- small readers ---------------------------------------------------------------------------
+
+def _meta(obj: dict | None) -> dict:
+    return ((obj or {}).get("metadata") or {}) if isinstance(obj, dict) else {}
+
+
+def object_name(obj: dict | None) -> str:
+    return _meta(obj).get("name") or "<unnamed>"
+
+
+def _namespace(obj: dict | None, default: str | None = None) -> str | None:
+    return _meta(obj).get("namespace") or default
+
+
+def _spec(obj: dict | None) -> dict:
+    spec = (obj or {}).get("spec") if isinstance(obj, dict) else None
+    return spec if isinstance(spec, dict) else {}
+
+
+def _age_key(obj: dict) -> tuple[str, str, str]:
+    """Istio's order for configs of one kind: creation time, then name, then namespace."""
+    meta = _meta(obj)
+    return (meta.get("creationTimestamp") or "", meta.get("name") or "", meta.get("namespace") or "")
+
+
+def host_matches(pattern: str, fqdn: str, namespace: str | None) -> bool:
+    """Whether a VirtualService host ``pattern`` (read in ``namespace``) names service ``fqdn``."""
+    if not isinstance(pattern, str) or not pattern:
+        return False
+    if "*" in pattern:
+        return fnmatch.fnmatchcase(fqdn, pattern.lower()) if pattern.startswith("*") else False
+    return same_host(pattern, fqdn, namespace)
+
+
+def _exported_to(obj: dict, client_namespace: str) -> bool:
+    export = _spec(obj).get("exportTo")
+    if not export:
+        return True
+    own = _namespace(obj)
+    return "*" in export or client_namespace in export or ("." in export and own == client_namespace)
+
+
+def _binds_mesh(vs: dict) -> bool:
+    gateways = _spec(vs).get("gateways")
+    return not gateways or "mesh" in gateways
+
+
+def label_of(vs_name: str, index: int, route: dict) -> str:
+    """How messages name an HTTP route: ``VirtualService 'reviews' route 'jason'`` (or ``#1``)."""
+    name = route.get("name") if isinstance(route, dict) else None
+    return "VirtualService %r route %s" % (vs_name, repr(name) if name else "#%d" % index)
+
+
+def _selects(labels: dict, selector: dict) -> bool:
+    return all(labels.get(key) == str(value) for key, value in (selector or {}).items())
+
+
+def _pod_labels(pod: dict) -> dict:
+    return _meta(pod).get("labels") or {}
+
+
+def _template_labels(deployment: dict) -> dict:
+    return (((_spec(deployment).get("template") or {}).get("metadata") or {}).get("labels")) or {}
+
+
+def is_pod_ready(pod: dict) -> bool:
+    """Whether a pod is a ready endpoint: condition Ready=True and not being deleted."""
+    if _meta(pod).get("deletionTimestamp"):
+        return False  # terminating pods leave the endpoints even while still Ready
+    conditions = ((pod or {}).get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions if isinstance(c, dict))
+
+
+# --- which VirtualServices ------------------------------------------------------------------
+
+def virtual_services_for_host(virtual_services: t.Iterable[dict], fqdn: str, client_namespace: str) -> dict:
+    """The VirtualServices naming ``fqdn``, split by what a sidecar in ``client_namespace`` does with them.
+
+    ``applied`` (the winner, alone, or none), ``dropped`` (other mesh VirtualServices of the host,
+    which Istio ignores for sidecars), ``gateway_only`` and ``not_exported``; each list oldest first.
+    """
+    naming = [vs for vs in virtual_services or [] if isinstance(vs, dict)
+              and any(host_matches(h, fqdn, _namespace(vs)) for h in _spec(vs).get("hosts") or [])]
+    naming.sort(key=_age_key)
+    mesh = [vs for vs in naming if _binds_mesh(vs) and _exported_to(vs, client_namespace)]
+    return {
+        "applied": mesh[:1],
+        "dropped": mesh[1:],
+        "gateway_only": [vs for vs in naming if not _binds_mesh(vs)],
+        "not_exported": [vs for vs in naming if _binds_mesh(vs) and not _exported_to(vs, client_namespace)],
+    }
+
+
+# --- routes in Envoy's order -----------------------------------------------------------------
+
+def _destinations(route: dict, namespace: str | None) -> list[dict]:
+    """{host, subset, weight} of each destination, weights as Istio reads them, hosts as FQDNs."""
+    found = []
+    entries = route.get("route") or []
+    weights = [100] if len(entries) == 1 else [int(e.get("weight") or 0) for e in entries]
+    for entry, weight in zip(entries, weights):
+        destination = (entry or {}).get("destination") or {}
+        found.append({
+            "host": qualify_host(destination.get("host") or "", namespace),
+            "subset": destination.get("subset") or "",
+            "weight": weight,
+        })
+    return found
+
+
+def _mirrors(route: dict, namespace: str | None) -> list[dict]:
+    """{host, subset, percent} of the route's mirror (and mirrors) targets."""
+    found = []
+    if isinstance(route.get("mirror"), dict):
+        share = (route.get("mirrorPercentage") or {}).get("value")
+        if share is None:
+            share = route.get("mirrorPercent", 100)
+        found.append((route["mirror"], share))
+    for item in route.get("mirrors") or []:
+        if isinstance(item, dict) and isinstance(item.get("destination"), dict):
+            found.append((item["destination"], (item.get("percentage") or {}).get("value", 100)))
+    return [{"host": qualify_host(d.get("host") or "", namespace), "subset": d.get("subset") or "", "percent": p}
+            for d, p in found]
+
+
+def ordered_routes(vs: dict, port: int | None, client_namespace: str) -> tuple[list[dict], list[dict]]:
+    """(routes, envoy_routes) of one VirtualService for a sidecar.
+
+    ``routes`` has one entry per HTTP route of the spec: its label, whether any of its matches
+    reaches Envoy unshadowed (``reachable``), and what shadows it otherwise. ``envoy_routes`` is
+    what Istio sends to Envoy, in order: one per applying match, up to and including the first
+    catch-all, each ``{route, conditions, catch_all}`` with ``route`` the index into ``routes``.
+    """
+    name, namespace = object_name(vs), _namespace(vs)
+    routes: list[dict] = []
+    envoy: list[dict] = []
+    cut_by: str | None = None
+    for index, route in enumerate(http_routes(_spec(vs))):
+        route = route if isinstance(route, dict) else {}
+        label = label_of(name, index, route)
+        entry = {
+            "vs": name,
+            "index": index,
+            "name": route.get("name"),
+            "label": label,
+            "match": copy.deepcopy(route.get("match") or []),
+            "catch_all": False,
+            "reachable": False,
+            "shadowed_by": None,
+            "destinations": _destinations(route, namespace),
+            "weights": route_weights(route) if route.get("route") else {},
+            "mirrors": _mirrors(route, namespace),
+            "fault": isinstance(route.get("fault"), dict),
+            "delegate": copy.deepcopy(route.get("delegate")) if route.get("delegate") else None,
+            "applies": True,
+        }
+        routes.append(entry)
+        conds = route_conditions(route, port, client_namespace)
+        if not conds:
+            entry["applies"] = False  # every match is for another port, gateway or namespace
+            continue
+        if cut_by is not None:
+            entry["shadowed_by"] = cut_by
+            continue
+        for cond in conds:
+            earlier = next((e for e in envoy if implies(cond, e["conditions"])), None)
+            if earlier is None:
+                entry["reachable"] = True
+            elif entry["shadowed_by"] is None:
+                entry["shadowed_by"] = routes[earlier["route"]]["label"]
+            envoy.append({"route": index, "conditions": cond, "catch_all": not cond})
+            if not cond:
+                entry["catch_all"] = True
+                cut_by = label
+                break  # Istio stops here: Envoy would never reach what follows
+        if entry["reachable"]:
+            entry["shadowed_by"] = None
+    return routes, envoy
+
+
+# --- subsets, pods, versions -----------------------------------------------------------------
+
+def _subsets(destination_rule: dict | None) -> list[dict]:
+    return [s for s in _spec(destination_rule).get("subsets") or [] if isinstance(s, dict) and s.get("name")]
+
+
+def _version_of(labels: dict, version_label: str) -> str | None:
+    value = labels.get(version_label)
+    return str(value) if value is not None else None
+
+
+def describe_subsets(destination_rule: dict | None, pods: list[dict], deployments: list[dict],
+                     version_label: str) -> dict[str, dict]:
+    """name -> {labels, ready_pods, versions, deployments} for each subset of the rule."""
+    result = {}
+    for subset in _subsets(destination_rule):
+        labels = dict(subset.get("labels") or {})
+        chosen = [p for p in pods if _selects(_pod_labels(p), labels)]
+        owners = [d for d in deployments if _selects(_template_labels(d), labels)]
+        versions = {_version_of(_pod_labels(p), version_label) for p in chosen}
+        versions |= {_version_of(_template_labels(d), version_label) for d in owners}
+        result[subset["name"]] = {
+            "labels": labels,
+            "ready_pods": sum(1 for p in chosen if is_pod_ready(p)),
+            "versions": sorted(v for v in versions if v is not None),
+            "deployments": sorted(object_name(d) for d in owners),
+        }
+    return result
+
+
+# --- the model -------------------------------------------------------------------------------
+
+def _targets(destination: dict, fqdn: str, subsets: dict[str, dict], all_versions: list[str],
+             all_deployments: list[str]) -> tuple[list[str], list[str]] | None:
+    """(versions, deployments) a destination of ``fqdn`` reaches; None for another host."""
+    if destination["host"] != fqdn:
+        return None
+    if not destination["subset"]:
+        return all_versions, all_deployments
+    subset = subsets.get(destination["subset"])
+    if subset is None:
+        return [], []
+    return subset["versions"], subset["deployments"]
+
+
+def host_routing(
+    host: str,
+    namespace: str,
+    virtual_services: t.Iterable[dict],
+    destination_rules: t.Iterable[dict] = (),
+    pods: t.Iterable[dict] | None = None,
+    deployments: t.Iterable[dict] = (),
+    port: int | None = None,
+    client_namespace: str | None = None,
+    version_label: str = DEFAULT_VERSION_LABEL,
+) -> dict:
+    """Where the traffic of ``host`` (a short name read in ``namespace``) goes; see the module docstring.
+
+    ``destination_rules`` are those that define the host, oldest first (their subsets merged, the
+    oldest definition of a name winning); ``pods`` the Service's pods (None: not counted);
+    ``deployments`` the Deployments whose pods the Service selects. Returns a dict of plain data.
+    """
+    fqdn = qualify_host(host, namespace)
+    client_namespace = client_namespace or namespace
+    rules = [r for r in destination_rules or [] if isinstance(r, dict)]
+    rule = _merged_rule(rules)
+    counted = pods is not None
+    pods = list(pods or [])
+    deployments = [d for d in deployments or [] if isinstance(d, dict)]
+    subsets = describe_subsets(rule, pods, deployments, version_label)
+    found_versions = {_version_of(_pod_labels(p), version_label) for p in pods}
+    found_versions |= {_version_of(_template_labels(d), version_label) for d in deployments}
+    all_versions = sorted(v for v in found_versions if v)
+    all_deployments = sorted(object_name(d) for d in deployments)
+
+    chosen = virtual_services_for_host(virtual_services, fqdn, client_namespace)
+    problems: list[str] = []
+    vs = chosen["applied"][0] if chosen["applied"] else None
+    if chosen["dropped"]:
+        problems.append(
+            "%d VirtualServices route host %r for the mesh (%s): Istio uses only the oldest, %r, whole, and ignores "
+            "the others; keep one" % (len(chosen["applied"]) + len(chosen["dropped"]), host,
+                                      ", ".join(repr(object_name(v)) for v in chosen["applied"] + chosen["dropped"]),
+                                      object_name(vs)))
+    routes, envoy = ordered_routes(vs, port, client_namespace) if vs else ([], [])
+    catch_all = next((routes[e["route"]] for e in envoy if e["catch_all"]), None)
+
+    known = set(subsets)
+    serving: dict[str, list[str]] = {}
+    serving_deployments: dict[str, list[str]] = {}
+
+    def serve(versions: list[str], names: list[str], reason: str) -> None:
+        for version in versions:
+            serving.setdefault(version, []).append(reason)
+        for name in names:
+            serving_deployments.setdefault(name, []).append(reason)
+
+    for route in routes:
+        if not route["applies"]:
+            continue
+        if route["delegate"]:
+            problems.append("%s delegates to VirtualService %r; canary.istio does not follow delegates, so the traffic "
+                            "it sends is unknown here" % (route["label"], (route["delegate"] or {}).get("name")))
+        if route["shadowed_by"] and not route["reachable"]:
+            problems.append("%s is never reached: %s takes its requests first" % (route["label"], route["shadowed_by"]))
+            continue
+        reason = ("fault rule of %s" if route["fault"] else "%s") % route["label"]
+        weighted = [d for d in route["destinations"] if d["weight"] > 0 or len(route["destinations"]) == 1]
+        if len(route["destinations"]) > 1 and sum(d["weight"] for d in route["destinations"]) != 100:
+            problems.append("%s has weights summing to %d, not 100" % (
+                route["label"], sum(d["weight"] for d in route["destinations"])))
+        for destination in route["destinations"]:
+            if destination["host"] == fqdn and destination["subset"] and destination["subset"] not in known:
+                problems.append("%s sends to subset %r, which %s" % (
+                    route["label"], destination["subset"],
+                    "DestinationRule %r does not define" % object_name(rule) if rule else "has no DestinationRule for host %r" % host))
+        for destination in weighted:
+            reached = _targets(destination, fqdn, subsets, all_versions, all_deployments)
+            if reached:
+                serve(reached[0], reached[1], "%s %s(%d%%)" % (reason, _subset_text(destination), destination["weight"]))
+        for mirror in route["mirrors"]:
+            reached = _targets(mirror, fqdn, subsets, all_versions, all_deployments)
+            if reached:
+                serve(reached[0], reached[1], "%s mirrors %s%s%% of its requests" % (
+                    reason, _subset_text(mirror), mirror["percent"]))
+
+    default_subsets: dict[str, int] = {}
+    default_versions: dict[str, float] = {}
+    if catch_all is not None and not catch_all["delegate"]:
+        for destination in catch_all["destinations"]:
+            if destination["host"] != fqdn:
+                continue
+            default_subsets[destination["subset"]] = default_subsets.get(destination["subset"], 0) + destination["weight"]
+            for version, share in _version_shares(destination, subsets, pods, all_versions, version_label).items():
+                default_versions[version] = round(default_versions.get(version, 0.0) + share, 3)
+
+    for name, subset in subsets.items():
+        if not subset["labels"]:
+            problems.append("subset %r has no labels, so it selects every pod of the Service" % name)
+        if len(subset["versions"]) > 1:
+            problems.append("subset %r selects pods of %d versions (%s)" % (name, len(subset["versions"]), ", ".join(subset["versions"])))
+        receives = [r["label"] for r in routes if r["reachable"] and any(
+            d["host"] == fqdn and d["subset"] == name and (d["weight"] > 0 or len(r["destinations"]) == 1)
+            for d in r["destinations"])]
+        subset["receives_traffic"] = bool(receives)
+        if counted and receives and subset["ready_pods"] == 0:
+            problems.append("subset %r has no Ready pods but receives traffic from %s" % (name, ", ".join(receives)))
+
+    for rule_obj in rules:
+        if not same_host(_spec(rule_obj).get("host") or "", fqdn, _namespace(rule_obj, namespace)):
+            problems.append("DestinationRule %r is for host %r, not %r" % (object_name(rule_obj), _spec(rule_obj).get("host"), host))
+
+    return {
+        "host": host,
+        "fqdn": fqdn,
+        "port": port,
+        "client_namespace": client_namespace,
+        "virtual_service": object_name(vs) if vs else None,
+        "virtual_services": [object_name(v) for v in chosen["applied"] + chosen["dropped"]],
+        "dropped_virtual_services": [object_name(v) for v in chosen["dropped"]],
+        "gateway_virtual_services": [object_name(v) for v in chosen["gateway_only"]],
+        "destination_rule": object_name(rule) if rule else None,
+        "destination_rules": [object_name(r) for r in rules],
+        "routes": routes,
+        "envoy_routes": [dict(e, label=routes[e["route"]]["label"]) for e in envoy],
+        "catch_all": {k: catch_all[k] for k in ("vs", "index", "name", "label")} if catch_all else None,
+        "default_weights": default_subsets,
+        "version_weights": default_versions,
+        "subsets": [dict(subset, name=name) for name, subset in subsets.items()],
+        "serving": serving,
+        "serving_deployments": serving_deployments,
+        "problems": list(dict.fromkeys(problems)),
+    }
+
+
+def _subset_text(destination: dict) -> str:
+    return "to subset %r " % destination["subset"] if destination["subset"] else "to the whole host "
+
+
+def _version_shares(destination: dict, subsets: dict[str, dict], pods: list[dict], all_versions: list[str],
+                    version_label: str) -> dict[str, float]:
+    """version -> share of the destination's weight, split by Ready pods when it reaches several versions."""
+    if destination["subset"]:
+        subset = subsets.get(destination["subset"])
+        if subset is None:
+            return {}
+        selector, versions = subset["labels"], subset["versions"]
+    else:
+        selector, versions = {}, all_versions
+    if len(versions) == 1:
+        return {versions[0]: float(destination["weight"])}
+    ready = [_version_of(_pod_labels(p), version_label) for p in pods if is_pod_ready(p) and _selects(_pod_labels(p), selector)]
+    ready = [v for v in ready if v is not None]
+    if not ready:
+        return {}
+    return {v: destination["weight"] * ready.count(v) / len(ready) for v in sorted(set(ready))}
+
+
+def _merged_rule(rules: list[dict]) -> dict | None:
+    """One DestinationRule standing for several of one host, as Istio merges them for a sidecar:
+    the oldest gives everything but subsets; younger rules add subsets whose names are new."""
+    if not rules:
+        return None
+    rules = sorted(rules, key=_age_key)
+    merged = copy.deepcopy(rules[0])
+    spec = merged.setdefault("spec", {})
+    subsets = list(spec.get("subsets") or [])
+    names = {s.get("name") for s in subsets if isinstance(s, dict)}
+    for rule in rules[1:]:
+        for subset in _spec(rule).get("subsets") or []:
+            if isinstance(subset, dict) and subset.get("name") not in names:
+                subsets.append(subset)
+                names.add(subset.get("name"))
+    if subsets:
+        spec["subsets"] = subsets
+    return merged
