@@ -16,7 +16,8 @@ This is the entry point; the code lives in one file per concern:
 * ``_istio_traffic``: weights and which route they go to (traffic_split)
 * ``_istio_fault``: fault validation and fault rules (fault_injection)
 * ``_istio_destination_rule`` / ``_istio_virtual_service``: specs from module options
-* ``_istio_mesh``: the report of mesh_info
+* ``_istio_matches`` / ``_istio_routing``: where a host's traffic goes, by Envoy's rules (mesh_info and
+  every decision that depends on routing)
 
 PRIVATE to this collection: may change at any time.
 """
@@ -45,7 +46,6 @@ from ansible_collections.canary.istio.plugins.module_utils._istio_fault import (
     upsert_fault_rule,
     validate_fault,
 )
-from ansible_collections.canary.istio.plugins.module_utils._istio_mesh import describe_host
 from ansible_collections.canary.istio.plugins.module_utils._istio_traffic import (
     find_catch_all_index,
     find_route_index,
@@ -66,7 +66,6 @@ __all__ = [
     "IstioSpecError",
     "build_destination_rule_spec",
     "build_virtual_service_spec",
-    "describe_host",
     "duration_ns",
     "fault_from_istio",
     "fault_rules",

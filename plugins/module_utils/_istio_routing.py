@@ -283,7 +283,7 @@ def host_routing(
     fqdn = qualify_host(host, namespace)
     client_namespace = client_namespace or namespace
     rules = [r for r in destination_rules or [] if isinstance(r, dict)]
-    rule = _merged_rule(rules)
+    rule = merge_destination_rules(rules)
     counted = pods is not None
     pods = list(pods or [])
     deployments = [d for d in deployments or [] if isinstance(d, dict)]
@@ -373,6 +373,7 @@ def host_routing(
     return {
         "host": host,
         "fqdn": fqdn,
+        "traffic": traffic_sentence(default_versions, catch_all),
         "port": port,
         "client_namespace": client_namespace,
         "virtual_service": object_name(vs) if vs else None,
@@ -391,6 +392,16 @@ def host_routing(
         "serving_deployments": serving_deployments,
         "problems": list(dict.fromkeys(problems)),
     }
+
+
+def traffic_sentence(version_weights: dict[str, float], catch_all: dict | None) -> str:
+    """'traffic now: v1 90%, v2 10% (VirtualService 'reviews' route #0)', for final messages."""
+    if catch_all is None:
+        return "traffic now: no route takes plain traffic"
+    if not version_weights:
+        return "traffic now: %s sends plain traffic to no pod of a known version" % catch_all["label"]
+    shares = ", ".join("%s %s%%" % (v, ("%g" % round(w, 1))) for v, w in sorted(version_weights.items(), key=lambda i: -i[1]))
+    return "traffic now: %s (%s)" % (shares, catch_all["label"])
 
 
 def _subset_text(destination: dict) -> str:
@@ -416,7 +427,7 @@ def _version_shares(destination: dict, subsets: dict[str, dict], pods: list[dict
     return {v: destination["weight"] * ready.count(v) / len(ready) for v in sorted(set(ready))}
 
 
-def _merged_rule(rules: list[dict]) -> dict | None:
+def merge_destination_rules(rules: list[dict]) -> dict | None:
     """One DestinationRule standing for several of one host, as Istio merges them for a sidecar:
     the oldest gives everything but subsets; younger rules add subsets whose names are new."""
     if not rules:
@@ -434,3 +445,30 @@ def _merged_rule(rules: list[dict]) -> dict | None:
     if subsets:
         spec["subsets"] = subsets
     return merged
+
+
+# --- what a release needs to know ------------------------------------------------------------
+
+def release_state(model: dict, stable: str, canary: str, steps: list[int], allow_weight_decrease: bool = False) -> dict:
+    """Where a canary release of ``canary`` over ``stable`` stands, read from the model.
+
+    ``live_weight`` is the canary version's share of plain traffic (the effective catch-all,
+    through the subsets' selectors), ``traffic_moved`` whether any route, fault rule or mirror
+    sends the canary requests (then a failure must roll back), and ``steps_to_run`` the steps a
+    resumed release still runs: those not below the live weight, unless decreasing is allowed.
+    """
+    live = model.get("version_weights", {}).get(canary, 0.0)
+    live_weight = int(round(live))
+    if allow_weight_decrease:
+        to_run = list(steps)
+    else:
+        to_run = [step for step in steps if step >= live_weight]
+    return {
+        "live_weight": live_weight,
+        "stable_weight": int(round(model.get("version_weights", {}).get(stable, 0.0))),
+        "traffic_moved": bool(model.get("serving", {}).get(canary)),
+        "canary_served_by": list(model.get("serving", {}).get(canary, [])),
+        "steps_to_run": to_run,
+        "skipped_steps": [step for step in steps if step not in to_run],
+        "has_virtual_service": model.get("virtual_service") is not None,
+    }

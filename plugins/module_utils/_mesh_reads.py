@@ -20,10 +20,16 @@ from __future__ import annotations
 import typing as t
 
 from ansible_collections.canary.istio.plugins.module_utils._istio import qualify_host, same_host
+from ansible_collections.canary.istio.plugins.module_utils._istio_routing import (  # noqa: F401 (read here too)
+    is_pod_ready,
+    merge_destination_rules,
+)
 from ansible_collections.canary.istio.plugins.module_utils._k8s import (
     DESTINATION_RULES,
+    VIRTUAL_SERVICES,
     K8sClient,
     K8sNotFoundError,
+    deployments_path,
     istio_path,
     pods_path,
     services_path,
@@ -37,6 +43,17 @@ class ServiceRef(t.NamedTuple):
 
     name: str
     namespace: str
+
+
+class HostState(t.NamedTuple):
+    """Everything the routing model needs about one host, as read from the cluster."""
+
+    virtual_services: list[dict]
+    destination_rules: list[dict]
+    pods: list[dict] | None  # the Service's pods; None when they cannot be found
+    deployments: list[dict]  # the Deployments whose pods the Service selects
+    port: int | None  # the Service's port when it has exactly one
+    problems: list[str]
 
 
 class ReadyPods(t.NamedTuple):
@@ -78,37 +95,6 @@ def destination_rules_for_host(rules: t.Iterable[dict], host: str, namespace: st
             continue
         found.append(rule)
     return sorted(found, key=_created)
-
-
-def merge_destination_rules(rules: list[dict]) -> dict | None:
-    """One DestinationRule standing for several of the same host, as Istio merges them.
-
-    The oldest rule gives the metadata and every other key; subsets of younger rules are added
-    unless the name is taken (the oldest definition wins). None when there is no rule.
-    """
-    if not rules:
-        return None
-    merged = dict(rules[0])
-    spec = dict(merged.get("spec") or {})
-    subsets = list(spec.get("subsets") or [])
-    names = {s.get("name") for s in subsets if isinstance(s, dict)}
-    for rule in rules[1:]:
-        for subset in (rule.get("spec") or {}).get("subsets") or []:
-            if isinstance(subset, dict) and subset.get("name") not in names:
-                subsets.append(subset)
-                names.add(subset.get("name"))
-    if subsets:
-        spec["subsets"] = subsets
-    merged["spec"] = spec
-    return merged
-
-
-def is_pod_ready(pod: dict) -> bool:
-    """Whether a pod would be a ready endpoint: condition Ready=True and not being deleted."""
-    if (pod.get("metadata") or {}).get("deletionTimestamp"):
-        return False  # terminating pods leave the endpoints even while still Ready
-    conditions = (pod.get("status") or {}).get("conditions") or []
-    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions if isinstance(c, dict))
 
 
 def _has_labels(pod: dict, labels: dict[str, str]) -> bool:
@@ -162,3 +148,47 @@ def ready_pods_by_subset(client: K8sClient, service: ServiceRef, subset_labels: 
         )
     pods = client.list(pods_path(service.namespace), label_selector=selector).get("items") or []
     return ReadyPods(count_ready_pods(pods, subset_labels), None)
+
+
+def _with_namespace(items: list[dict], namespace: str) -> list[dict]:
+    for item in items:
+        item.setdefault("metadata", {}).setdefault("namespace", namespace)
+    return items
+
+
+def selects_template(deployment: dict, selector: dict[str, str]) -> bool:
+    """Whether a Service with ``selector`` selects the pods of ``deployment``."""
+    labels = ((((deployment.get("spec") or {}).get("template") or {}).get("metadata") or {}).get("labels")) or {}
+    return bool(selector) and all(labels.get(k) == str(v) for k, v in selector.items())
+
+
+def read_host(client: K8sClient, api_version: str, host: str, namespace: str) -> HostState:
+    """One host's VirtualServices, DestinationRules, Service pods and Deployments (five reads:
+    two Istio LISTs, the Service, its pods, the namespace's Deployments).
+
+    Only the host's namespace is read (where the release identity has its rights): rules that
+    other namespaces export to it are not seen.
+    """
+    service = service_of_host(host, namespace)
+    rule_namespace = service.namespace if service else namespace
+    virtual_services = _with_namespace(client.list(istio_path(api_version, VIRTUAL_SERVICES, namespace)).get("items") or [], namespace)
+    rules = find_destination_rules(client, api_version, rule_namespace, host)
+    if service is None:
+        return HostState(virtual_services, rules, None, [], None,
+                         ["host %r is not a Service of this cluster, so its pods cannot be counted" % host])
+    try:
+        obj = client.get(services_path(service.namespace, service.name))
+    except K8sNotFoundError:
+        return HostState(virtual_services, rules, None, [], None,
+                         ["there is no Service %r in namespace %r, so no pod serves the host" % (service.name, service.namespace)])
+    spec = obj.get("spec") or {}
+    ports = [p.get("port") for p in spec.get("ports") or [] if isinstance(p, dict)]
+    port = ports[0] if len(ports) == 1 else None
+    selector = spec.get("selector") or {}
+    if not selector:
+        return HostState(virtual_services, rules, None, [], port, [
+            "Service %r in namespace %r has no selector (its endpoints are set by hand), so its pods cannot be counted"
+            % (service.name, service.namespace)])
+    pods = client.list(pods_path(service.namespace), label_selector=selector).get("items") or []
+    deployments = [d for d in client.list(deployments_path(service.namespace)).get("items") or [] if selects_template(d, selector)]
+    return HostState(virtual_services, rules, pods, deployments, port, [])

@@ -7,18 +7,31 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: mesh_info
-short_description: Show how Istio routes a host, and what is wrong with it
+short_description: Show where Istio sends a host's traffic, by Envoy's rules, and what is wrong with it
 version_added: 0.1.0
 description:
-  - Reads the VirtualServices that route a host, its DestinationRule, its Service and the Service's
-    pods, and reports the HTTP routes with their weights and matches, the subsets with their Ready
-    pod counts, the fault rules, and the problems found.
-  - "Problems found: a route to a subset that the DestinationRule does not define (or a host with no
-    DestinationRule); a subset that receives traffic but has no Ready pod; a route whose weights do
-    not sum to 100; two or more VirtualServices for the host; a Service that is missing or has no
+  - Reads the VirtualServices and DestinationRules of the host, its Service, the Service's pods and
+    the Deployments behind them, and answers as Istio configures a sidecar in O(namespace) -
+    which VirtualService is in force, its routes in the order Envoy tries them, the route that
+    takes plain traffic (the first that matches every request), the routes nothing reaches, the
+    share of plain traffic per subset and per version, and every route, fault rule or mirror that
+    still sends requests to each version and Deployment.
+  - "Envoy takes the B(first) route whose match holds, so the first route without a match (or whose
+    match holds no condition, such as a C(name) alone or the uri prefix C(/)) takes every request
+    after it; Istio does not even send the later routes to Envoy."
+  - "Several VirtualServices for one host are not merged for sidecars: the oldest (then the first by
+    name) is used whole and the others are ignored. RV(virtual_service) names the one in force,
+    RV(dropped_virtual_services) the ignored ones."
+  - "A subset's identity is its label selector, not its name: versions are read from the pods and
+    Deployments the selector picks (label O(version_label))."
+  - "Problems found: a route nothing reaches; a route to a subset that the DestinationRule does not
+    define (or a host with no DestinationRule); a subset that receives traffic but has no Ready pod;
+    a subset without labels or selecting several versions; weights not summing to 100; several
+    VirtualServices for the host; a delegated route (not followed); a missing Service or one with no
     selector."
-  - Never writes anything. Use it before a release step, or with M(ansible.builtin.assert) on
-    RV(problems).
+  - With O(release), also returns where a canary release stands (RV(release)), so a playbook
+    decides with a plain C(when).
+  - Never writes anything.
 options:
   service_host:
     description:
@@ -30,9 +43,37 @@ options:
     required: true
   namespace:
     description:
-      - Namespace whose VirtualServices are read, and where a short O(service_host) lives.
+      - Namespace whose VirtualServices are read, and where a short O(service_host) lives. The
+        routing is the one a sidecar of this namespace gets.
     type: str
     required: true
+  version_label:
+    description:
+      - The pod label that tells versions apart.
+    type: str
+    default: version
+  release:
+    description:
+      - A canary release to place on the routing read.
+    type: dict
+    suboptions:
+      stable:
+        description: The stable version (a value of O(version_label)).
+        type: str
+        required: true
+      canary:
+        description: The canary version.
+        type: str
+        required: true
+      steps:
+        description: The release's canary weights, in order.
+        type: list
+        elements: int
+        default: []
+      allow_weight_decrease:
+        description: Run every step even when the live canary weight is already above it.
+        type: bool
+        default: false
 extends_documentation_fragment:
   - canary.istio.k8s_auth
   - canary.istio.istio_api
@@ -45,8 +86,9 @@ notes:
   - A subset's Ready pods are the pods selected by the Service's selector that also carry the
     subset's labels; a pod being deleted does not count. A subset with no Ready pod and no traffic
     (the old version after a promotion) is listed but is not a problem.
-  - "API requests: 4 reads (VirtualServices, DestinationRules, Service, pods); 2 when no
-    DestinationRule defines the host."
+  - Matches on C(sourceLabels) are kept as conditions (they hold for some clients only); a C(port)
+    match is decided when the Service has one port.
+  - "API requests: 5 reads (VirtualServices, DestinationRules, Service, pods, Deployments)."
 seealso:
   - module: canary.istio.traffic_split
   - module: canary.istio.fault_injection
@@ -66,9 +108,19 @@ EXAMPLES = r"""
     that: reviews_mesh.problems | length == 0
     fail_msg: "{{ reviews_mesh.problems | join('; ') }}"
 
-- name: Show the split of the catch-all route
+- name: Show the split of plain traffic, per version
   ansible.builtin.debug:
-    msg: "{{ (reviews_mesh.routes | selectattr('match', 'equalto', []) | last).weights }}"
+    msg: "{{ reviews_mesh.version_weights }}"
+
+- name: Where a release of v2 over v1 stands
+  canary.istio.mesh_info:
+    service_host: reviews
+    namespace: prod
+    release:
+      stable: v1
+      canary: v2
+      steps: [10, 50, 100]
+  register: reviews_release
 """
 
 RETURN = r"""
@@ -77,12 +129,34 @@ service_host:
   returned: success
   type: str
   sample: reviews
+fqdn:
+  description: The host's full name, as Istio reads it.
+  returned: success
+  type: str
+  sample: reviews.prod.svc.cluster.local
+virtual_service:
+  description: The VirtualService in force for the mesh (the oldest of those naming the host), or null.
+  returned: success
+  type: str
+  sample: reviews
 virtual_services:
-  description: Names of the VirtualServices of O(namespace) that route the host.
+  description: Names of the mesh VirtualServices of O(namespace) that name the host, oldest first.
   returned: success
   type: list
   elements: str
   sample: [reviews]
+dropped_virtual_services:
+  description: Those of RV(virtual_services) that Istio ignores for sidecars (all but the oldest).
+  returned: success
+  type: list
+  elements: str
+  sample: []
+gateway_virtual_services:
+  description: VirtualServices naming the host that are bound to gateways only (not used by sidecars).
+  returned: success
+  type: list
+  elements: str
+  sample: []
 destination_rule:
   description: Name of the DestinationRule that defines the host's subsets (the oldest, when several), or null.
   returned: success
@@ -95,7 +169,7 @@ destination_rules:
   elements: str
   sample: [reviews]
 routes:
-  description: The HTTP routes of those VirtualServices, in order.
+  description: The HTTP routes of the VirtualService in force, in the order Envoy tries them.
   returned: success
   type: list
   elements: dict
@@ -103,18 +177,75 @@ routes:
     vs:
       description: The VirtualService the route belongs to.
       type: str
+    index:
+      description: The route's position in C(spec.http).
+      type: int
     name:
       description: The route's name, or null.
       type: str
+    label:
+      description: How messages name the route.
+      type: str
     match:
-      description: The route's match conditions in Istio's form; empty for a catch-all route.
+      description: The route's match conditions in Istio's form; empty for a route without match.
       type: list
       elements: dict
+    catch_all:
+      description: Whether this route takes every request that reaches it (it ends the routes Envoy sees).
+      type: bool
+    reachable:
+      description: Whether some request can reach the route (no earlier route takes all its requests).
+      type: bool
+    shadowed_by:
+      description: The route that takes this route's requests first, or null.
+      type: str
     weights:
       description: Subset to weight, as Istio reads the route (a lone destination gets 100).
       type: dict
+    destinations:
+      description: Host (FQDN), subset and weight of each destination.
+      type: list
+      elements: dict
+    mirrors:
+      description: Host, subset and percent of each mirror target.
+      type: list
+      elements: dict
+    fault:
+      description: Whether the route injects a fault.
+      type: bool
   sample:
-    - {"vs": "reviews", "name": null, "match": [], "weights": {"v1": 90, "v2": 10}}
+    - {"vs": "reviews", "index": 0, "name": null, "label": "VirtualService 'reviews' route #0", "match": [],
+       "catch_all": true, "reachable": true, "shadowed_by": null, "weights": {"v1": 90, "v2": 10}}
+catch_all:
+  description: The route that takes plain traffic (the first that matches every request), or null.
+  returned: success
+  type: dict
+  sample: {"vs": "reviews", "index": 0, "name": null, "label": "VirtualService 'reviews' route #0"}
+default_weights:
+  description: Subset to weight of plain traffic (the catch-all's destinations to this host).
+  returned: success
+  type: dict
+  sample: {"v1": 90, "v2": 10}
+traffic:
+  description: One sentence of where plain traffic goes now, per version, read from the cluster.
+  returned: success
+  type: str
+  sample: "traffic now: v1 90%, v2 10% (VirtualService 'reviews' route #0)"
+version_weights:
+  description: Version to share of plain traffic, through the subsets' selectors.
+  returned: success
+  type: dict
+  sample: {"v1": 90.0, "v2": 10.0}
+serving:
+  description: Version to every route, fault rule or mirror that sends it requests.
+  returned: success
+  type: dict
+  sample: {"v1": ["VirtualService 'reviews' route #0 to subset 'v1' (90%)"]}
+serving_deployments:
+  description: Deployment name to every route, fault rule or mirror that sends its pods requests.
+  returned: success
+  type: dict
+  sample: {"reviews-v1": ["VirtualService 'reviews' route #0 to subset 'v1' (90%)"]}
 subsets:
   description: The subsets of the DestinationRule.
   returned: success
@@ -130,11 +261,20 @@ subsets:
     ready_pods:
       description: Number of Ready pods of the host's Service that carry those labels.
       type: int
+    versions:
+      description: The versions of the pods and Deployments the subset selects.
+      type: list
+      elements: str
+    deployments:
+      description: The Deployments whose pods the subset selects.
+      type: list
+      elements: str
     receives_traffic:
-      description: Whether a route gives the subset a weight above 0.
+      description: Whether a reachable route gives the subset a weight above 0.
       type: bool
   sample:
-    - {"name": "v1", "labels": {"version": "v1"}, "ready_pods": 3, "receives_traffic": true}
+    - {"name": "v1", "labels": {"version": "v1"}, "ready_pods": 3, "versions": ["v1"], "deployments": ["reviews-v1"],
+       "receives_traffic": true}
 faults:
   description: The fault rules (routes with a fault), delay and abort in the options' form of M(canary.istio.fault_injection).
   returned: success
@@ -146,79 +286,111 @@ faults:
       match: [{"headers": {"end-user": {"exact": "jason"}}}]
       delay: {"fixed_delay": "7s", "percentage": 100}
       abort: null
+release:
+  description: Where the release of O(release) stands.
+  returned: when O(release) is given
+  type: dict
+  contains:
+    live_weight:
+      description: The canary version's share of plain traffic, in percent.
+      type: int
+    stable_weight:
+      description: The stable version's share of plain traffic, in percent.
+      type: int
+    traffic_moved:
+      description: Whether any route, fault rule or mirror sends the canary requests.
+      type: bool
+    canary_served_by:
+      description: What sends the canary requests.
+      type: list
+      elements: str
+    steps_to_run:
+      description: The steps a (resumed) release still runs.
+      type: list
+      elements: int
+    skipped_steps:
+      description: The steps already passed.
+      type: list
+      elements: int
+    has_virtual_service:
+      description: Whether a VirtualService routes the host yet.
+      type: bool
+  sample: {"live_weight": 10, "stable_weight": 90, "traffic_moved": true, "steps_to_run": [10, 50, 100],
+           "skipped_steps": [], "has_virtual_service": true, "canary_served_by": []}
 problems:
   description: What is wrong, one sentence each; empty when nothing is.
   returned: success
   type: list
   elements: str
-  sample: ["subset 'v2' has no Ready pods but receives traffic from VirtualService 'reviews' route #0 (10%)"]
+  sample: ["subset 'v2' has no Ready pods but receives traffic from VirtualService 'reviews' route #0"]
 """
 
 import typing as t
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.canary.istio.plugins.module_utils._istio import describe_host, subset_labels, subset_names
+from ansible_collections.canary.istio.plugins.module_utils._istio import fault_rules
+from ansible_collections.canary.istio.plugins.module_utils._istio_routing import host_routing, release_state
 from ansible_collections.canary.istio.plugins.module_utils._k8s import (
     ISTIO_API_ARG_SPEC,
-    VIRTUAL_SERVICES,
     K8sError,
     auth_argument_spec,
     client_from_module,
     fail_from_k8s_error,
-    istio_path,
 )
-from ansible_collections.canary.istio.plugins.module_utils._mesh_reads import (
-    find_destination_rules,
-    merge_destination_rules,
-    ready_pods_by_subset,
-    service_of_host,
-)
+from ansible_collections.canary.istio.plugins.module_utils._mesh_reads import read_host
 
 OWN_OPTIONS: dict[str, dict[str, t.Any]] = dict(
     ISTIO_API_ARG_SPEC,
     service_host=dict(type="str", required=True),
     namespace=dict(type="str", required=True),
+    version_label=dict(type="str", default="version"),
+    release=dict(type="dict", options=dict(
+        stable=dict(type="str", required=True),
+        canary=dict(type="str", required=True),
+        steps=dict(type="list", elements="int", default=[]),
+        allow_weight_decrease=dict(type="bool", default=False),
+    )),
 )
+
+
+def check_params(params: t.Mapping[str, t.Any]) -> tuple[str, str] | None:
+    """(option, message) for the first option that cannot be used, else None."""
+    for option in ("service_host", "namespace", "version_label"):
+        if not (params.get(option) or "").strip():
+            return option, "%s: give a non-empty value" % option
+    release = params.get("release")
+    if release:
+        for key in ("stable", "canary"):
+            if not (release.get(key) or "").strip():
+                return "release.%s" % key, "release.%s: name the %s version" % (key, key)
+    return None
 
 
 def main() -> None:
     module = AnsibleModule(argument_spec=auth_argument_spec(OWN_OPTIONS), supports_check_mode=True)
     params = module.params
+    bad = check_params(params)
+    if bad:
+        module.fail_json(msg=bad[1], option=bad[0])
     host, namespace = params["service_host"], params["namespace"]
+    client = client_from_module(module)
     try:
-        service = service_of_host(host, namespace)
-        vs_collection = istio_path(params["api_version"], VIRTUAL_SERVICES, namespace)
+        state = read_host(client, params["api_version"], host, namespace)
     except ValueError as exc:  # a namespace that cannot be part of a REST path
         module.fail_json(msg="namespace: %s" % exc, option="namespace")
-    client = client_from_module(module)
-    extra_problems: list[str] = []
-    action = "listing the VirtualServices of namespace %s" % namespace
-    try:
-        virtual_services = client.list(vs_collection).get("items") or []
-        for vs in virtual_services:
-            vs.setdefault("metadata", {}).setdefault("namespace", namespace)
-        rule_namespace = service.namespace if service else namespace
-        action = "listing the DestinationRules of namespace %s" % rule_namespace
-        rules = find_destination_rules(client, params["api_version"], rule_namespace, host)
-        rule = merge_destination_rules(rules)
-        ready_pods: dict[str, int] = {}
-        names = subset_names((rule or {}).get("spec"))
-        if names and service is None:
-            extra_problems.append("host %r is not a Service of this cluster, so the Ready pods of its subsets cannot be counted" % host)
-        elif names:
-            action = "counting the Ready pods of Service %s/%s" % (service.namespace, service.name)
-            ready = ready_pods_by_subset(client, service, {n: subset_labels(rule["spec"], n) or {} for n in names})
-            ready_pods = ready.counts
-            if ready.problem:
-                extra_problems.append(ready.problem)
     except K8sError as exc:
-        fail_from_k8s_error(module, exc, action)
+        fail_from_k8s_error(module, exc, "reading the routing of %s in namespace %s" % (host, namespace))
 
-    report = describe_host(host, virtual_services, rule, ready_pods, namespace)
-    report["service_host"] = report.pop("host")
-    report["problems"] = report["problems"] + extra_problems
-    report["destination_rules"] = [(r.get("metadata") or {}).get("name") for r in rules]
-    module.exit_json(changed=False, **report)
+    model = host_routing(host, namespace, state.virtual_services, state.destination_rules, state.pods,
+                         state.deployments, port=state.port, version_label=params["version_label"])
+    winner = [vs for vs in state.virtual_services if (vs.get("metadata") or {}).get("name") == model["virtual_service"]]
+    faults = [dict(rule, vs=model["virtual_service"]) for rule in fault_rules((winner[0].get("spec") or {}) if winner else {})]
+    result = dict(model, service_host=model.pop("host"), faults=faults, problems=model["problems"] + state.problems)
+    if params["release"]:
+        release = params["release"]
+        result["release"] = release_state(model, release["stable"], release["canary"], release["steps"],
+                                          release["allow_weight_decrease"])
+    module.exit_json(changed=False, **result)
 
 
 if __name__ == "__main__":
