@@ -3,9 +3,10 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Fault rules: named, header-matched HTTP routes with an Istio ``fault`` block.
 
-A fault rule is inserted just before the catch-all route and sends its requests where the
-catch-all does, so only the fault differs for the matched requests. Removing it gives back the
-VirtualService as it was before the rule was added.
+A fault rule is inserted just before the first route that would take all of its requests (the
+catch-all at the latest: Envoy takes the first route whose match holds, so a rule after it never
+fires) and sends its requests where that route does, so only the fault differs for them.
+Removing it gives back the VirtualService as it was before the rule was added.
 
 PRIVATE to this collection: may change at any time. Import it through ``_istio``.
 """
@@ -21,10 +22,8 @@ from ansible_collections.canary.istio.plugins.module_utils._istio_common import 
     as_number,
     validate_duration,
 )
-from ansible_collections.canary.istio.plugins.module_utils._istio_traffic import (
-    find_catch_all_index,
-    http_routes,
-)
+from ansible_collections.canary.istio.plugins.module_utils._istio_matches import conditions, implies, may_overlap, route_conditions
+from ansible_collections.canary.istio.plugins.module_utils._istio_traffic import http_routes
 
 STRING_MATCH_KINDS = ("exact", "prefix", "regex")
 DEFAULT_PERCENTAGE = 100
@@ -174,11 +173,13 @@ def upsert_fault_rule(
     destinations: list[dict] | None = None,
     uri: dict | None = None,
 ) -> dict:
-    """A new spec with the fault rule ``name`` added just before the catch-all, or updated in place.
+    """A new spec with the fault rule ``name`` added where it fires, or updated.
 
-    The rule matches ``headers`` (and ``uri``), carries the fault, and routes like the catch-all
-    unless ``destinations`` (Istio HTTPRouteDestination dicts) are given. A route named ``name``
-    that has no fault is someone else's and is refused.
+    The rule matches ``headers`` (and ``uri``), carries the fault, and goes just before the first
+    route that would take all its requests (the catch-all at the latest), routing like it unless
+    ``destinations`` (Istio HTTPRouteDestination dicts) are given. An existing rule stays where
+    it is when it fires there, and moves otherwise. A route named ``name`` that has no fault is
+    someone else's and is refused.
     """
     if not isinstance(name, str) or not name.strip():
         raise IstioSpecError("name", "name the fault rule, e.g. name: ratings-delay-jason; it is the route's name")
@@ -194,28 +195,80 @@ def upsert_fault_rule(
     new_spec = copy.deepcopy(spec) if spec else {}
     routes = new_spec.setdefault("http", [])
     existing = _route_index_by_name(new_spec, name)
-    catch_all = find_catch_all_index(new_spec)
+    if existing is not None:
+        _check_is_fault_rule(routes[existing], name)
+    others = [r for i, r in enumerate(routes) if i != existing]
+    position, taker = fault_rule_position(others, conditions(match))
     if destinations is not None:
         if not destinations:
             raise IstioSpecError("destinations", "give at least one destination, or omit destinations to copy the catch-all's")
         route_to = copy.deepcopy(destinations)
-    elif catch_all is not None:
-        route_to = copy.deepcopy(routes[catch_all].get("route"))
+    elif taker is not None:
+        # The requests of the rule would otherwise go where this route sends them: keep that,
+        # so the fault is the only thing that changes for them.
+        route_to = copy.deepcopy(taker.get("route"))
         if not route_to:
-            raise IstioSpecError("destinations", "the catch-all route has no destinations to copy; give destinations")
+            raise IstioSpecError("destinations", "route %s, which takes the rule's requests, has no destinations to copy; give "
+                                 "destinations" % _label(taker, others.index(taker)))
     else:
         raise IstioSpecError("destinations", "the VirtualService has no catch-all route to copy destinations from; give destinations")
 
     if existing is not None:
-        _check_is_fault_rule(routes[existing], name)
         rule = routes[existing]
         rule["match"] = [match]
         rule["fault"] = fault
         rule["route"] = route_to
+        if _rule_reaches(routes, existing):
+            return new_spec  # where it is, no earlier route takes all its requests: it stays
+        del routes[existing]
+        position, _ = fault_rule_position(routes, conditions(match))
+        routes.insert(position, rule)
     else:
-        rule = {"name": name, "match": [match], "fault": fault, "route": route_to}
-        routes.insert(len(routes) if catch_all is None else catch_all, rule)
+        routes.insert(position, {"name": name, "match": [match], "fault": fault, "route": route_to})
     return new_spec
+
+
+def _label(route: dict, index: int) -> str:
+    return repr(route.get("name")) if route.get("name") else "#%d" % index
+
+
+def fault_rule_position(routes: list[dict], rule_conditions: dict | None) -> tuple[int, dict | None]:
+    """(index to insert a fault rule at, the route whose requests it takes over or None).
+
+    Envoy takes the first route whose match holds, so a rule placed after a route that takes all
+    of its requests never fires: it goes just before the first such route (the catch-all at the
+    latest), and routes like it.
+    """
+    for index, route in enumerate(routes):
+        if not isinstance(route, dict):
+            continue
+        if rule_conditions is not None and any(implies(rule_conditions, c) for c in route_conditions(route)):
+            return index, route
+    return len(routes), None
+
+
+def _rule_reaches(routes: list[dict], index: int) -> bool:
+    """Whether no route before ``index`` takes every request of the rule at ``index``."""
+    rule = routes[index]
+    for cond in route_conditions(rule):
+        if not any(implies(cond, earlier) for route in routes[:index] for earlier in route_conditions(route)):
+            return True
+    return False
+
+
+def fault_rule_overlaps(spec: dict, name: str) -> list[str]:
+    """Labels of routes before the fault rule ``name`` that may take some of its requests (a
+    request matching both goes there, without the fault); [] when the rule fires for all."""
+    routes = http_routes(spec)
+    index = _route_index_by_name(spec, name)
+    if index is None:
+        return []
+    found = []
+    for cond in route_conditions(routes[index]):
+        for position, route in enumerate(routes[:index]):
+            if any(may_overlap(cond, earlier) for earlier in route_conditions(route)):
+                found.append("route %s" % _label(route, position))
+    return list(dict.fromkeys(found))
 
 
 def remove_fault_rule(spec: dict, name: str) -> dict:

@@ -13,11 +13,16 @@ description:
   - Manages one named HTTP route of an existing VirtualService that delays and/or aborts the
     requests matching some headers (and optionally a URI), to rehearse failures for chosen users
     only, for example a 7 s delay for requests with the header C(end-user) set to V(jason).
-  - The rule is placed just before the catch-all route (the last one without a match), so every
-    other request is routed as before. It sends the matched requests where the catch-all sends
-    them, unless O(destinations) are given.
-  - An existing rule of that name is updated in place; O(state=absent) removes it and leaves the
-    VirtualService as it was before the rule was added.
+  - Envoy takes the first route whose match holds, so a rule after a route that takes all of its
+    requests would never fire. The rule is placed just before the first route that would take all
+    of its requests - the catch-all (the first route that matches every request) at the latest, or
+    an earlier route such as a header route for the same user - and sends the matched requests
+    where that route sends them, unless O(destinations) are given. Every other request is routed
+    as before.
+  - An earlier route that may take only some of the rule's requests (a request matching both goes
+    there, without the fault) is named in a warning.
+  - An existing rule of that name is updated where it is when it fires there, and moved otherwise;
+    O(state=absent) removes it and leaves the VirtualService as it was before the rule was added.
   - A route of that name without a fault belongs to someone else and is never changed or removed.
   - The fault is checked as Istio checks it before anything is read or written.
 options:
@@ -89,7 +94,8 @@ options:
   destinations:
     description:
       - Where the matched requests go (after the delay). When not set, the destinations of the
-        catch-all route are copied, weights included.
+        route the rule is placed before (the one that would otherwise take its requests) are
+        copied, weights included.
       - With several destinations give each a weight, summing to 100.
     type: list
     elements: dict
@@ -197,6 +203,7 @@ from ansible_collections.canary.istio.plugins.module_utils._istio import (
     upsert_fault_rule,
     validate_fault,
 )
+from ansible_collections.canary.istio.plugins.module_utils._istio_fault import fault_rule_overlaps
 from ansible_collections.canary.istio.plugins.module_utils._objects import vs_diff
 from ansible_collections.canary.istio.plugins.module_utils._k8s import (
     ISTIO_API_ARG_SPEC,
@@ -329,6 +336,12 @@ def main() -> None:
 
     after_spec = (result.after or {}).get("spec") or {}
     response: dict[str, t.Any] = dict(changed=result.changed, rule=find_rule(after_spec, params["rule"]))
+    if params["state"] == "present":
+        overlaps = fault_rule_overlaps(after_spec, params["rule"])
+        if overlaps:
+            module.warn("%s of VirtualService %s/%s come before fault rule %r and may take some of its requests (a request "
+                        "that matches both goes there, without the fault)" % (
+                            ", ".join(overlaps), params["namespace"], params["name"], params["rule"]))
     if module._diff:
         before_spec = (result.before or {}).get("spec") or {}
         response["diff"] = vs_diff(before_spec, after_spec, params["namespace"], params["name"])

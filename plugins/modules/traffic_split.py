@@ -12,7 +12,13 @@ version_added: 0.1.0
 description:
   - Sets how one HTTP route of an existing VirtualService splits its requests between the subsets
     of its host, for example 90% to V(v1) and 10% to V(v2). By default the route changed is the
-    catch-all (the last route without a match), the one plain traffic takes.
+    catch-all - the B(first) route that matches every request (no match, or a match holding no
+    condition such as a C(name) alone), the one plain traffic takes, since Envoy takes the first
+    route whose match holds.
+  - Refuses, with nothing written, a named O(route) that no request reaches (it comes after the
+    catch-all), naming the route that takes its requests; and a VirtualService that Istio ignores
+    for its host because an older VirtualService names the same host (sidecars use only the
+    oldest, whole), naming that one.
   - Only that route's destinations change. Other routes, matches, retries, timeouts, mirrors,
     header rewrites, fault rules, labels, annotations and fields this module does not know stay as
     they were. A destination keeps its host, port and headers; a subset new to the route gets the
@@ -35,7 +41,7 @@ options:
   route:
     description:
       - Name of the HTTP route to change.
-      - When not set, the catch-all route (the last one without a match condition).
+      - When not set, the catch-all route (the first one that matches every request).
     type: str
   weights:
     description:
@@ -75,7 +81,7 @@ notes:
     are ignored.
   - The Ready pods of a subset are the pods selected by the Service's selector that also carry the
     subset's labels; a pod being deleted does not count.
-  - "API requests: 1 read when nothing changes; 4 reads and 1 write for a change (VirtualService,
+  - "API requests: 1 read when nothing changes (a LIST of the namespace's VirtualServices); 4 reads and 1 write for a change (VirtualServices,
     DestinationRules, Service, pods); 2 reads and 1 write with O(force=true)."
 seealso:
   - module: canary.istio.virtual_service
@@ -169,6 +175,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.canary.istio.plugins.module_utils._istio import (
     IstioSpecError,
     find_route_index,
+    qualify_host,
     route_weights,
     same_host,
     set_route_weights,
@@ -179,12 +186,12 @@ from ansible_collections.canary.istio.plugins.module_utils._istio import (
     validate_weights,
     weights_from_canary,
 )
+from ansible_collections.canary.istio.plugins.module_utils._istio_routing import virtual_services_for_host
 from ansible_collections.canary.istio.plugins.module_utils._objects import vs_diff
 from ansible_collections.canary.istio.plugins.module_utils._k8s import (
     ISTIO_API_ARG_SPEC,
     VIRTUAL_SERVICES,
     K8sError,
-    K8sNotFoundError,
     auth_argument_spec,
     client_from_module,
     fail_from_k8s_error,
@@ -257,6 +264,14 @@ def plan_split(spec: dict, weights: dict[str, int], route: str | None, namespace
             "so point the route's destinations at one host first" % (label, ", ".join(repr(h) for h in hosts) or "no host"),
         )
     return Plan(label, route_weights(old_route), new_spec, hosts[0])
+
+
+def overriding_virtual_service(virtual_services: list[dict], name: str, host: str, namespace: str) -> str | None:
+    """The VirtualService that Istio uses for ``host`` in the mesh instead of ``name``, or None."""
+    chosen = virtual_services_for_host(virtual_services, qualify_host(host, namespace), namespace)
+    if any((vs.get("metadata") or {}).get("name") == name for vs in chosen["dropped"]):
+        return (chosen["applied"][0].get("metadata") or {}).get("name")
+    return None
 
 
 def missing_subsets(weights: dict[str, int], dr_spec: dict | None) -> list[str]:
@@ -357,21 +372,33 @@ def main() -> None:
         module.fail_json(msg=str(exc))
     client = client_from_module(module)
     try:
-        live = client.get(path)
-    except K8sNotFoundError:
+        # One LIST, not a GET: the other VirtualServices of the namespace decide whether Istio
+        # uses this one at all for its host.
+        listed = client.list(path.rsplit("/", 1)[0]).get("items") or []
+    except K8sError as exc:
+        fail_from_k8s_error(module, exc, "listing the VirtualServices of namespace %s" % params["namespace"])
+    live = next((vs for vs in listed if (vs.get("metadata") or {}).get("name") == params["name"]), None)
+    if live is None:
         module.fail_json(
             msg="name: VirtualService %s/%s not found; create it with canary.istio.virtual_service first"
                 % (params["namespace"], params["name"]),
             option="name",
         )
-    except K8sError as exc:
-        fail_from_k8s_error(module, exc, "reading VirtualService %s/%s" % (params["namespace"], params["name"]))
 
     live_spec = live.get("spec") or {}
     try:
         plan = plan_split(live_spec, weights, params["route"], params["namespace"])
     except IstioSpecError as exc:
         module.fail_json(msg=str(exc), option=exc.field)
+    ignored_by = overriding_virtual_service(listed, params["name"], plan.host, params["namespace"])
+    if ignored_by:
+        module.fail_json(
+            msg="name: Istio ignores VirtualService %r for host %r in the mesh: VirtualService %r names the same host "
+                "and is older, and sidecars use only the oldest, whole, so weights written to %r would move no traffic; "
+                "keep one VirtualService per host (delete or merge %r)" % (
+                    params["name"], plan.host, ignored_by, params["name"], params["name"]),
+            option="name",
+        )
 
     response: dict[str, t.Any] = dict(changed=False, route=plan.route, previous_weights=plan.previous_weights)
     if specs_equal(plan.new_spec, live_spec):

@@ -12,6 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ansible_collections.canary.istio.plugins.module_utils._istio_fault import fault_rule_overlaps
+from ansible_collections.canary.istio.plugins.module_utils._istio_matches import conditions, implies, route_conditions
 from ansible_collections.canary.istio.plugins.module_utils._istio import (
     IstioSpecError,
     fault_rules,
@@ -25,6 +27,7 @@ from ansible_collections.canary.istio.plugins.module_utils._istio import (
 from ansible_collections.canary.istio.tests.unit.plugins.module_utils.test_istio_traffic import virtual_service_specs
 
 JASON = {"end-user": {"exact": "jason"}}
+FAULT_X = {"x-fault": {"exact": "yes"}}
 DELAY_7S = {"fixed_delay": "7s", "percentage": 100}
 
 
@@ -88,20 +91,48 @@ def test_validate_fault_refusals(delay, abort, field, fragment):
 
 def test_upsert_places_the_rule_just_before_the_catch_all(complex_virtual_service):
     before = copy.deepcopy(complex_virtual_service)
-    new = upsert_fault_rule(complex_virtual_service, "jason-delay", JASON, DELAY_7S, None)
+    new = upsert_fault_rule(complex_virtual_service, "fault-x", FAULT_X, DELAY_7S, None)
     assert complex_virtual_service == before, "input was mutated"
     names = [r.get("name") for r in new["http"]]
-    assert names == ["jason-v2", "api-mirror", "chaos", "jason-delay", "default"]
+    assert names == ["jason-v2", "api-mirror", "chaos", "fault-x", "default"]
     rule = new["http"][3]
     assert rule == {
-        "name": "jason-delay",
-        "match": [{"headers": {"end-user": {"exact": "jason"}}}],
+        "name": "fault-x",
+        "match": [{"headers": {"x-fault": {"exact": "yes"}}}],
         "fault": {"delay": {"fixedDelay": "7s", "percentage": {"value": 100}}},
         "route": before["http"][3]["route"],
     }
     assert rule["route"] is not new["http"][4]["route"], "destinations must be a copy, not shared"
-    assert [r for r in new["http"] if r.get("name") != "jason-delay"] == before["http"]
+    assert [r for r in new["http"] if r.get("name") != "fault-x"] == before["http"]
     assert {k: v for k, v in new.items() if k != "http"} == {k: v for k, v in before.items() if k != "http"}
+
+
+def test_upsert_places_the_rule_before_an_earlier_route_that_takes_all_its_requests(complex_virtual_service):
+    # jason-v2 sends every jason request to v2: a jason fault after it would never fire.
+    new = upsert_fault_rule(complex_virtual_service, "jason-delay", JASON, DELAY_7S, None)
+    assert [r.get("name") for r in new["http"]] == ["jason-delay", "jason-v2", "api-mirror", "chaos", "default"]
+    assert new["http"][0]["route"] == complex_virtual_service["http"][0]["route"], "jason still goes to v2"
+    assert fault_rule_overlaps(new, "jason-delay") == []
+
+
+def test_a_rule_after_the_first_catch_all_is_moved_where_it_fires():
+    spec = {"hosts": ["r"], "http": [{"route": [{"destination": {"host": "r", "subset": "v1"}}]},
+                                     {"name": "f", "match": [{"headers": FAULT_X}],
+                                      "fault": {"delay": {"fixedDelay": "1s", "percentage": {"value": 100}}},
+                                      "route": [{"destination": {"host": "r", "subset": "v1"}}]}]}
+    new = upsert_fault_rule(spec, "f", FAULT_X, DELAY_7S, None)
+    assert [r.get("name") for r in new["http"]] == ["f", None]
+
+
+def test_overlapping_earlier_routes_are_named():
+    spec = {"hosts": ["r"], "http": [{"name": "canary-testers", "match": [{"headers": {"x-group": {"exact": "t"}}}],
+                                      "route": [{"destination": {"host": "r", "subset": "v2"}}]},
+                                     {"route": [{"destination": {"host": "r", "subset": "v1"}}]}]}
+    new = upsert_fault_rule(spec, "f", FAULT_X, DELAY_7S, None)
+    assert [r.get("name") for r in new["http"]] == ["canary-testers", "f", None]
+    assert fault_rule_overlaps(new, "f") == ["route 'canary-testers'"]
+    disjoint = upsert_fault_rule(spec, "f", {"x-group": {"exact": "other"}}, DELAY_7S, None)
+    assert fault_rule_overlaps(disjoint, "f") == []
 
 
 def test_upsert_builds_abort_with_uri_and_given_destinations(complex_virtual_service):
@@ -117,7 +148,7 @@ def test_upsert_builds_abort_with_uri_and_given_destinations(complex_virtual_ser
 
 
 def test_upsert_updates_an_existing_rule_in_place(complex_virtual_service):
-    added = upsert_fault_rule(complex_virtual_service, "jason-delay", JASON, DELAY_7S, None)
+    added = upsert_fault_rule(complex_virtual_service, "jason-delay", FAULT_X, DELAY_7S, None)
     added["http"][3]["timeout"] = "30s"  # someone else's addition to our route survives an update
     updated = upsert_fault_rule(added, "jason-delay", {"end-user": {"exact": "mary"}}, {"fixed_delay": "2s", "percentage": 10},
                                 {"http_status": 500, "percentage": 5})
@@ -134,9 +165,9 @@ def test_upsert_updates_an_existing_rule_in_place(complex_virtual_service):
 
 
 def test_upsert_follows_the_catch_all_after_a_weight_change(complex_virtual_service):
-    added = upsert_fault_rule(complex_virtual_service, "jason-delay", JASON, DELAY_7S, None)
+    added = upsert_fault_rule(complex_virtual_service, "jason-delay", FAULT_X, DELAY_7S, None)
     added["http"][4]["route"] = [{"destination": {"host": "reviews", "subset": "v2"}}]
-    again = upsert_fault_rule(added, "jason-delay", JASON, DELAY_7S, None)
+    again = upsert_fault_rule(added, "jason-delay", FAULT_X, DELAY_7S, None)
     assert again["http"][3]["route"] == [{"destination": {"host": "reviews", "subset": "v2"}}]
 
 
@@ -213,7 +244,7 @@ def test_remove_refuses_a_route_that_is_not_a_fault_rule(complex_virtual_service
 
 
 def test_fault_rules_summarises_in_module_form(complex_virtual_service):
-    spec = upsert_fault_rule(complex_virtual_service, "jason-delay", JASON, {"fixed_delay": "7s", "percentage": 25}, None)
+    spec = upsert_fault_rule(complex_virtual_service, "jason-delay", FAULT_X, {"fixed_delay": "7s", "percentage": 25}, None)
     spec["http"][0]["fault"] = {"delay": {"fixedDelay": "1s", "percent": 50}, "abort": {"grpcStatus": "UNAVAILABLE", "percentage": {"value": 1}}}
     assert fault_rules(spec) == [
         {"name": "jason-v2", "match": spec["http"][0]["match"],
@@ -221,7 +252,7 @@ def test_fault_rules_summarises_in_module_form(complex_virtual_service):
          "abort": {"http_status": None, "percentage": 1, "grpc_status": "UNAVAILABLE"}},
         {"name": "chaos", "match": [{"headers": {"x-chaos": {"exact": "abort"}}}],
          "delay": None, "abort": {"http_status": 503, "percentage": 50}},
-        {"name": "jason-delay", "match": [{"headers": JASON}],
+        {"name": "jason-delay", "match": [{"headers": FAULT_X}],
          "delay": {"fixed_delay": "7s", "percentage": 25}, "abort": None},
     ]
     assert fault_rules({"hosts": ["x"]}) == []
@@ -260,9 +291,15 @@ def test_property_remove_undoes_upsert(spec, name, headers, delay, abort, data):
     added = upsert_fault_rule(spec, name, headers, delay, abort, uri=uri)
 
     assert spec == before, "input was mutated"
-    assert added["http"][catch_all]["name"] == name
-    assert added["http"][catch_all + 1] == spec["http"][catch_all]
-    assert added["http"][catch_all]["route"] == spec["http"][catch_all]["route"]
+    at = [r.get("name") for r in added["http"]].index(name)
+    # Placed no later than the first catch-all, before the route that would take its requests,
+    # and routing like that route; every other route keeps its order.
+    assert at <= catch_all
+    assert added["http"][at + 1] == spec["http"][at]
+    assert added["http"][at]["route"] == spec["http"][at]["route"]
+    assert added["http"][:at] + added["http"][at + 1:] == spec["http"]
+    rule_conditions = conditions(added["http"][at]["match"][0])
+    assert not any(implies(rule_conditions, c) for r in added["http"][:at] for c in route_conditions(r)), "the rule never fires"
     assert upsert_fault_rule(added, name, headers, delay, abort, uri=uri) == added
     restored = remove_fault_rule(added, name)
     assert restored == before
