@@ -33,6 +33,10 @@ def _subset_from_option(item: t.Any, index: int) -> dict:
         labels = {}
     if not isinstance(labels, dict):
         raise IstioSpecError(field, "labels of subset %r must be a dict such as {version: v1}, got %r" % (name, labels))
+    if not labels:
+        # Istio reads a subset without labels as every pod of the host: all versions at once.
+        raise IstioSpecError(field, "subset %r has no labels, so it would select every pod of the Service (all versions); "
+                             "give the labels of one version, e.g. {version: %s}" % (name, name))
     subset: dict[str, t.Any] = {
         "name": name,
         "labels": {str(k): _label_value(v, field, str(k)) for k, v in labels.items()},
@@ -84,8 +88,13 @@ def build_destination_rule_spec(
     for live in spec.get("subsets") or []:
         name = live.get("name") if isinstance(live, dict) else None
         if name in by_name:
+            new = by_name.pop(name)
+            _check_not_widened(live, new)
+            if _same_labels(live, new) and "trafficPolicy" not in new:
+                merged.append(live)  # unchanged: kept byte for byte
+                continue
             subset = dict(live)
-            subset.update(by_name.pop(name))
+            subset.update(new)
             merged.append(subset)
         elif not purge_subsets:
             merged.append(live)
@@ -93,6 +102,32 @@ def build_destination_rule_spec(
     if merged or "subsets" in spec:
         spec["subsets"] = merged
     return spec
+
+
+def _live_labels(live: dict) -> dict[str, str]:
+    return {str(k): str(v) for k, v in (live.get("labels") or {}).items()}
+
+
+def _same_labels(live: dict, new: dict) -> bool:
+    return _live_labels(live) == new["labels"]
+
+
+def _check_not_widened(live: dict, new: dict) -> None:
+    """Refuse to drop conditions from a live subset's selector: the subset would then also select
+    pods it did not (another version's), and traffic weighted to it would reach them."""
+    old = _live_labels(live)
+    dropped = {k: v for k, v in old.items() if new["labels"].get(k) is None}
+    if dropped and set(new["labels"].items()) <= set(old.items()):
+        raise IstioSpecError(
+            "subsets",
+            "subset %r selects %s today; the labels given (%s) drop %s, so it would also select other pods (another "
+            "version's); give its labels in full, or leave the subset out of subsets to keep it" % (
+                live.get("name"), _selector(old), _selector(new["labels"]), _selector(dropped)),
+        )
+
+
+def _selector(labels: dict) -> str:
+    return ",".join("%s=%s" % item for item in sorted(labels.items())) or "everything"
 
 
 def subset_names(dr_spec: dict | None) -> list[str]:

@@ -322,7 +322,10 @@ def host_routing(
             problems.append("%s delegates to VirtualService %r; canary.istio does not follow delegates, so the traffic "
                             "it sends is unknown here" % (route["label"], (route["delegate"] or {}).get("name")))
         if route["shadowed_by"] and not route["reachable"]:
-            problems.append("%s is never reached: %s takes its requests first" % (route["label"], route["shadowed_by"]))
+            # A fault rule placed in front of the route it copies is how fault injection works:
+            # the shadow is intended, and lifts when the rule is removed.
+            if not shadowed_by_fault_rule(routes, route):
+                problems.append("%s is never reached: %s takes its requests first" % (route["label"], route["shadowed_by"]))
             continue
         reason = ("fault rule of %s" if route["fault"] else "%s") % route["label"]
         weighted = [d for d in route["destinations"] if d["weight"] > 0 or len(route["destinations"]) == 1]
@@ -402,6 +405,12 @@ def traffic_sentence(version_weights: dict[str, float], catch_all: dict | None) 
         return "traffic now: %s sends plain traffic to no pod of a known version" % catch_all["label"]
     shares = ", ".join("%s %s%%" % (v, ("%g" % round(w, 1))) for v, w in sorted(version_weights.items(), key=lambda i: -i[1]))
     return "traffic now: %s (%s)" % (shares, catch_all["label"])
+
+
+def shadowed_by_fault_rule(routes: list[dict], route: dict) -> bool:
+    """Whether what shadows ``route`` is a fault rule sending where ``route`` sends."""
+    shadow = next((r for r in routes if r["label"] == route["shadowed_by"]), None)
+    return bool(shadow and shadow["fault"] and shadow["destinations"] == route["destinations"])
 
 
 def _subset_text(destination: dict) -> str:

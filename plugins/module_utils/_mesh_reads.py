@@ -179,7 +179,8 @@ def read_host(client: K8sClient, api_version: str, host: str, namespace: str) ->
     try:
         obj = client.get(services_path(service.namespace, service.name))
     except K8sNotFoundError:
-        return HostState(virtual_services, rules, None, [], None,
+        # No Service, no endpoints: no pod serves the host, whatever the subsets select.
+        return HostState(virtual_services, rules, [], [], None,
                          ["there is no Service %r in namespace %r, so no pod serves the host" % (service.name, service.namespace)])
     spec = obj.get("spec") or {}
     ports = [p.get("port") for p in spec.get("ports") or [] if isinstance(p, dict)]

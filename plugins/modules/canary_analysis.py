@@ -52,7 +52,7 @@ options:
         description: The VirtualService to route back. Defaults to O(service).
         type: str
       route:
-        description: The name of the HTTP route to weigh. Defaults to the catch-all route (the last route without C(match)).
+        description: The name of the HTTP route to weigh. Defaults to the catch-all route (the first route that matches every request).
         type: str
       api_version:
         description: The Istio API version of the VirtualService.

@@ -14,7 +14,7 @@ description:
     list of HTTP routes described by typed options (O(http)) or one catch-all route that sends
     everything to one subset (O(default_subset)); or that it is gone.
   - With O(http), the VirtualService's HTTP routes become exactly the routes given, in order.
-  - With O(default_subset), only the catch-all route (the last route without a match) changes; it
+  - With O(default_subset), only the catch-all route (the first route that matches every request) changes; it
     sends all traffic to that subset of the first host, and is added when there is none. Other
     routes, for example fault rules added by M(canary.istio.fault_injection), stay.
   - Other spec fields (C(tcp), C(tls), C(exportTo), ...) and other metadata labels and annotations

@@ -12,10 +12,14 @@ DR_ALL = ("networking/destination-rule-all.yaml", "DestinationRule", "reviews") 
 VS_90_10 = ("networking/virtual-service-reviews-90-10.yaml", "VirtualService", "reviews")
 
 HEALTHY_SUBSETS = [
-    {"name": "v1", "labels": {"version": "v1"}, "ready_pods": 1, "receives_traffic": True},
-    {"name": "v2", "labels": {"version": "v2"}, "ready_pods": 1, "receives_traffic": True},
-    {"name": "v3", "labels": {"version": "v3"}, "ready_pods": 0, "receives_traffic": False},
+    {"name": "v1", "labels": {"version": "v1"}, "ready_pods": 1, "versions": ["v1"], "deployments": ["reviews-v1"],
+     "receives_traffic": True},
+    {"name": "v2", "labels": {"version": "v2"}, "ready_pods": 1, "versions": ["v2"], "deployments": ["reviews-v2"],
+     "receives_traffic": True},
+    {"name": "v3", "labels": {"version": "v3"}, "ready_pods": 0, "versions": [], "deployments": [], "receives_traffic": False},
 ]
+FIVE_READS = [("list", "virtualservices"), ("list", "destinationrules"), ("get", "services"), ("list", "pods"),
+              ("list", "deployments")]
 
 
 @pytest.fixture
@@ -34,7 +38,7 @@ def with_weights(weights: dict) -> dict:
     return vs
 
 
-def test_healthy_host_has_no_problems_and_four_reads(admin, namespace, audit, reviews, module_runner):
+def test_healthy_host_has_no_problems_and_five_reads(admin, namespace, audit, reviews, module_runner):
     audit.mark()
     result = module_runner("mesh_info", service_host="reviews", namespace=namespace)
     requests = Requests(audit, namespace)
@@ -43,11 +47,15 @@ def test_healthy_host_has_no_problems_and_four_reads(admin, namespace, audit, re
     assert result["problems"] == [], result
     assert result["virtual_services"] == ["reviews"]
     assert (result["destination_rule"], result["destination_rules"]) == ("reviews", ["reviews"])
-    assert result["routes"] == [{"vs": "reviews", "name": None, "match": [], "weights": {"v1": 90, "v2": 10}}]
+    assert [(r["vs"], r["name"], r["match"], r["weights"], r["catch_all"], r["reachable"]) for r in result["routes"]] == [
+        ("reviews", None, [], {"v1": 90, "v2": 10}, True, True)]
+    assert result["catch_all"]["label"] == "VirtualService 'reviews' route #0"
+    assert result["version_weights"] == {"v1": 90.0, "v2": 10.0}
+    assert result["traffic"] == "traffic now: v1 90%, v2 10% (VirtualService 'reviews' route #0)"
+    assert sorted(result["serving_deployments"]) == ["reviews-v1", "reviews-v2"]
     assert result["subsets"] == HEALTHY_SUBSETS
     assert result["faults"] == []
-    assert requests.reads == [("list", "virtualservices"), ("list", "destinationrules"),
-                              ("get", "services"), ("list", "pods")]
+    assert requests.reads == FIVE_READS
     assert requests.writes == [] and requests.dry_runs == []
 
 
@@ -57,7 +65,7 @@ def test_check_mode_gives_the_same_report_and_writes_nothing(admin, namespace, a
     checked = module_runner("mesh_info", check=True, service_host="reviews", namespace=namespace)
     assert checked == normal
     requests = Requests(audit, namespace)
-    assert requests.writes == [] and requests.dry_runs == [] and len(requests.reads) == 4
+    assert requests.writes == [] and requests.dry_runs == [] and len(requests.reads) == 5
 
 
 def test_full_host_name_reads_the_same(namespace, reviews, module_runner):
@@ -123,13 +131,14 @@ PROBLEMS = [
     ("route-to-missing-subset", _route_to_missing_subset,
      ["VirtualService 'reviews' route #0 sends to subset 'v4', which DestinationRule 'reviews' does not define"]),
     ("subset-without-ready-pods", _subset_without_ready_pods,
-     ["subset 'v3' has no Ready pods but receives traffic from VirtualService 'reviews' route #0 (10%)"]),
+     ["subset 'v3' has no Ready pods but receives traffic from VirtualService 'reviews' route #0"]),
     ("weights-not-100", _weights_not_100,
      ["VirtualService 'reviews' route #0 has weights summing to 90, not 100"]),
     ("two-virtual-services", _two_virtual_services,
-     ["2 VirtualServices route host 'reviews' ('reviews', 'reviews-copy'); Istio merges them unpredictably, keep one"]),
+     ["2 VirtualServices route host 'reviews' for the mesh ('reviews', 'reviews-copy'): Istio uses only the oldest, "
+      "'reviews', whole, and ignores the others; keep one"]),
     ("no-destination-rule", _no_destination_rule,
-     ["VirtualService 'reviews' route #0 sends to subset 'v1', but host 'reviews' has no DestinationRule"]),
+     ["VirtualService 'reviews' route #0 sends to subset 'v1', which has no DestinationRule for host 'reviews'"]),
 ]
 
 
@@ -146,18 +155,19 @@ def test_missing_service_is_a_problem_and_its_subsets_have_no_pods(admin, namesp
     _no_service(admin, namespace)
     result = module_runner("mesh_info", service_host="reviews", namespace=namespace)
     assert result["problems"] == [
-        "subset 'v1' has no Ready pods but receives traffic from VirtualService 'reviews' route #0 (100%)",
+        "subset 'v1' has no Ready pods but receives traffic from VirtualService 'reviews' route #0",
         "there is no Service 'reviews' in namespace '%s', so no pod serves the host" % namespace,
     ], result
     assert [s["ready_pods"] for s in result["subsets"]] == [0, 0, 0]
 
 
-def test_no_virtual_service_and_no_rule_is_an_empty_report_with_two_reads(namespace, audit, module_runner):
+def test_no_virtual_service_and_no_rule_is_an_empty_report_with_three_reads(namespace, audit, module_runner):
     audit.mark()
     result = module_runner("mesh_info", service_host="reviews", namespace=namespace)
-    assert (result["virtual_services"], result["routes"], result["subsets"], result["problems"]) == ([], [], [], [])
-    assert result["destination_rule"] is None
-    assert Requests(audit, namespace).reads == [("list", "virtualservices"), ("list", "destinationrules")]
+    assert (result["virtual_services"], result["routes"], result["subsets"]) == ([], [], [])
+    assert result["problems"] == ["there is no Service 'reviews' in namespace '%s', so no pod serves the host" % namespace]
+    assert result["destination_rule"] is None and result["catch_all"] is None
+    assert Requests(audit, namespace).reads == [("list", "virtualservices"), ("list", "destinationrules"), ("get", "services")]
 
 
 def test_two_destination_rules_for_the_host_are_merged_as_istio_does(admin, namespace, module_runner):
@@ -172,7 +182,7 @@ def test_two_destination_rules_for_the_host_are_merged_as_istio_does(admin, name
         ("v1", {"version": "v1"}), ("v2", {"version": "v2"}), ("v3", {"version": "v3"}), ("v4", {"version": "v4"})]
     # v4 is defined now; it has no pod and gets 10%.
     assert result["problems"] == [
-        "subset 'v4' has no Ready pods but receives traffic from VirtualService 'reviews' route #0 (10%)"], result
+        "subset 'v4' has no Ready pods but receives traffic from VirtualService 'reviews' route #0"], result
 
 
 def test_release_kubeconfig_can_read_everything(admin, namespace, audit, reviews, module_runner, release_kubeconfig):

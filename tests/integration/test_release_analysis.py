@@ -142,7 +142,7 @@ def weights(admin, ns) -> dict:
     vs = admin.get(f"{collection_path('VirtualService', ns)}/{APP}", ok_missing=True)
     if not vs:
         return {}
-    route = [r for r in vs["spec"]["http"] if not r.get("match")][-1]["route"]
+    route = [r for r in vs["spec"]["http"] if not r.get("match")][0]["route"]
     if len(route) == 1:
         return {route[0]["destination"]["subset"]: 100}
     return {d["destination"]["subset"]: d.get("weight", 0) for d in route}

@@ -30,9 +30,10 @@ def _vs(admin, ns, name="reviews"):
 
 
 def _weights(admin, ns, name="reviews") -> dict:
-    """subset -> weight of the catch-all route, as Istio reads it (a lone destination gets 100)."""
+    """subset -> weight of the catch-all route (the first without match: Envoy takes the first
+    route that matches), as Istio reads it (a lone destination gets 100)."""
     vs = _vs(admin, ns, name)
-    route = [r for r in vs["spec"]["http"] if not r.get("match")][-1]["route"]
+    route = [r for r in vs["spec"]["http"] if not r.get("match")][0]["route"]
     if len(route) == 1:
         return {route[0]["destination"]["subset"]: 100}
     return {d["destination"]["subset"]: d.get("weight", 0) for d in route}

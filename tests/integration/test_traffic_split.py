@@ -93,7 +93,7 @@ def test_canary_step_sets_only_the_weights_with_four_reads_and_one_write(admin, 
     assert stored["metadata"]["annotations"] == REVIEWS_VS["metadata"]["annotations"]
     # The smallest correct set: the VirtualService, the host's DestinationRules, the Service's
     # selector, its pods (one list for all subsets); then one write.
-    assert requests.reads == [("get", "virtualservices"), ("list", "destinationrules"),
+    assert requests.reads == [("list", "virtualservices"), ("list", "destinationrules"),
                               ("get", "services"), ("list", "pods")]
     assert requests.writes == [("update", "virtualservices")]
     assert requests.dry_runs == []
@@ -109,7 +109,7 @@ def test_second_run_is_unchanged_with_one_read_and_no_write(admin, namespace, au
     requests = Requests(audit, namespace)
     assert second["changed"] is False, second
     assert second["previous_weights"] == second["weights"] == {"v1": 90, "v2": 10}
-    assert requests.reads == [("get", "virtualservices")]
+    assert requests.reads == [("list", "virtualservices")]
     assert requests.writes == [] and requests.dry_runs == []
     assert vs_object(admin, namespace)["metadata"]["resourceVersion"] == version
 
@@ -173,13 +173,13 @@ REFUSALS = [
     ("stable-is-canary", dict(stable="v1", canary="v1", canary_weight=10), "canary", "both name subset", []),
     ("canary-weight-over-100", dict(stable="v1", canary="v2", canary_weight=101), "canary_weight", "0 to 100", []),
     ("route-missing", dict(route="nope", weights={"v1": 90, "v2": 10}), "route", "no HTTP route named 'nope'",
-     [("get", "virtualservices")]),
+     [("list", "virtualservices")]),
     ("subset-not-in-dr", dict(weights={"v1": 90, "v4": 10}), "weights", "'v4' is not defined in DestinationRule",
-     [("get", "virtualservices"), ("list", "destinationrules")]),
+     [("list", "virtualservices"), ("list", "destinationrules")]),
     ("canary-not-in-dr", dict(stable="v1", canary="v9", canary_weight=0), "canary", "'v9' is not defined",
-     [("get", "virtualservices"), ("list", "destinationrules")]),
+     [("list", "virtualservices"), ("list", "destinationrules")]),
     ("no-ready-pod", dict(stable="v1", canary="v3", canary_weight=10), "canary", "'v3' has no Ready pod",
-     [("get", "virtualservices"), ("list", "destinationrules"), ("get", "services"), ("list", "pods")]),
+     [("list", "virtualservices"), ("list", "destinationrules"), ("get", "services"), ("list", "pods")]),
 ]
 
 
@@ -207,7 +207,7 @@ def test_refusal_when_the_virtual_service_does_not_exist(namespace, audit, modul
     assert "VirtualService %s/reviews not found" % namespace in result["msg"]
     assert "canary.istio.virtual_service" in result["msg"]
     requests = Requests(audit, namespace)
-    assert requests.reads == [("get", "virtualservices")] and requests.writes == []
+    assert requests.reads == [("list", "virtualservices")] and requests.writes == []
 
 
 def test_refusal_when_no_destination_rule_defines_the_host(admin, namespace, audit, module_runner):
@@ -256,7 +256,7 @@ def test_no_ready_pod_is_refused_and_force_routes_anyway_with_two_reads(admin, n
     requests = Requests(audit, namespace)
     assert forced["changed"] is True and forced["weights"] == {"v1": 90, "v2": 10}, forced
     # With force the pods are not looked at: the VirtualService and the DestinationRules only.
-    assert requests.reads == [("get", "virtualservices"), ("list", "destinationrules")]
+    assert requests.reads == [("list", "virtualservices"), ("list", "destinationrules")]
     assert requests.writes == [("update", "virtualservices")]
 
 
@@ -284,12 +284,12 @@ def test_concurrent_writer_between_our_read_and_our_write_keeps_both_changes(
     from ansible_collections.canary.istio.plugins.module_utils import _k8s
 
     vs_path = object_path("VirtualService", namespace, "reviews")
-    original_get = _k8s.K8sClient.get
+    original_list = _k8s.K8sClient.list
     interfered = []
 
-    def get_then_someone_writes(self, path):
-        obj = original_get(self, path)
-        if path == vs_path and not interfered:
+    def list_then_someone_writes(self, path, **kwargs):
+        obj = original_list(self, path, **kwargs)
+        if path == vs_path.rsplit("/", 1)[0] and not interfered:
             # Right after our read, another tool changes another field of the same object.
             theirs = admin.get(vs_path)
             theirs["spec"]["http"][2]["timeout"] = "20s"
@@ -297,7 +297,7 @@ def test_concurrent_writer_between_our_read_and_our_write_keeps_both_changes(
             interfered.append(admin.request("PUT", vs_path, theirs))
         return obj
 
-    monkeypatch.setattr(_k8s.K8sClient, "get", get_then_someone_writes)
+    monkeypatch.setattr(_k8s.K8sClient, "list", list_then_someone_writes)
     audit.mark()
     result = module_runner("traffic_split", namespace=namespace, **CANARY_10)
     requests = Requests(audit, namespace)
@@ -309,7 +309,7 @@ def test_concurrent_writer_between_our_read_and_our_write_keeps_both_changes(
     assert [d["weight"] for d in catch_all(stored["spec"])["route"]] == [90, 10]  # and ours
     # Our first PUT carried the stale resourceVersion (409), the retry re-read and re-applied.
     assert requests.codes("update") == [409, 200]
-    assert requests.reads.count(("get", "virtualservices")) == 2
+    assert requests.reads.count(("list", "virtualservices")) == 1 and requests.reads.count(("get", "virtualservices")) == 1
 
 
 # ------------------------------------------------------------------------------------ release kubeconfig
@@ -368,11 +368,13 @@ def test_playbook_step_fault_and_report_with_module_defaults(admin, namespace, r
         that:
           - mesh.problems == []
           - "(mesh.routes | last).weights == {{'v1': 90, 'v2': 10}}"
-          - mesh.faults | map(attribute='name') | list == ['chaos', 'delay-jason']
+          - mesh.faults | map(attribute='name') | list == ['delay-jason', 'chaos']
 """)
     first = run_playbook(str(playbook))
     assert "changed=2" in first.stdout and "failed=0" in first.stdout, first.stdout
     second = run_playbook(str(playbook), "--diff")
     assert "changed=0" in second.stdout and "failed=0" in second.stdout, second.stdout
     spec = spec_of(admin, "VirtualService", namespace, "reviews")
-    assert [r.get("name") for r in spec["http"]] == ["jason", "chaos", "delay-jason", "default"]
+    # Before the jason route, which would take all of jason's requests first; routing like it.
+    assert [r.get("name") for r in spec["http"]] == ["delay-jason", "jason", "chaos", "default"]
+    assert spec["http"][0]["route"] == spec["http"][1]["route"]

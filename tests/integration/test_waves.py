@@ -94,7 +94,7 @@ def _state(c, namespace) -> tuple[dict | None, set[str]]:
     vs = api.get(f"{collection_path('VirtualService', namespace)}/reviews", ok_missing=True)
     weights = None
     if vs:
-        route = [r for r in vs["spec"]["http"] if not r.get("match")][-1]["route"]
+        route = [r for r in vs["spec"]["http"] if not r.get("match")][0]["route"]
         weights = {d["destination"]["subset"]: d.get("weight", 100 if len(route) == 1 else 0) for d in route}
     items = api.get(collection_path("Deployment", namespace), params={"labelSelector": "app=reviews"})["items"]
     return weights, {d["metadata"]["name"] for d in items}

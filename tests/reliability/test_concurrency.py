@@ -67,7 +67,7 @@ def _vs_path(namespace: str) -> str:
 
 
 def _catch_all(vs: dict) -> dict:
-    return [r for r in vs["spec"]["http"] if not r.get("match")][-1]
+    return [r for r in vs["spec"]["http"] if not r.get("match")][0]
 
 
 def _weights(vs: dict) -> dict:

@@ -80,7 +80,7 @@ def weights(admin, namespace: str) -> dict:
     vs = admin.get(vs_path(namespace), ok_missing=True)
     if not vs:
         return {}
-    route = [r for r in vs["spec"]["http"] if not r.get("match")][-1]["route"]
+    route = [r for r in vs["spec"]["http"] if not r.get("match")][0]["route"]
     if len(route) == 1:
         return {route[0]["destination"]["subset"]: 100}
     return {d["destination"]["subset"]: d.get("weight", 0) for d in route}

@@ -155,7 +155,7 @@ class Flow:
         vs = self.identity.admin.get(f"{collection_path('VirtualService', self.identity.namespace)}/{APP}", ok_missing=True)
         if not vs:
             return {}
-        route = [r for r in vs["spec"]["http"] if not r.get("match")][-1]["route"]
+        route = [r for r in vs["spec"]["http"] if not r.get("match")][0]["route"]
         return {d["destination"]["subset"]: d.get("weight", 100 if len(route) == 1 else 0) for d in route}
 
     def replicas(self, version: str) -> int | None:

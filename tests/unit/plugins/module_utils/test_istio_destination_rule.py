@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import copy
+import json
 
 import pytest
 
@@ -93,10 +94,13 @@ def test_purging_everything_leaves_an_empty_list():
         ("reviews", [{"labels": {"version": "v1"}}], None, "subsets", "needs a name"),
         ("reviews", [{"name": "v1", "labels": ["version=v1"]}], None, "subsets", "must be a dict"),
         ("reviews", [{"name": "v1", "labels": {"enabled": True}}], None, "subsets", "quote it"),
-        ("reviews", [{"name": "v1"}, {"name": "v1"}], None, "subsets", "listed more than once"),
+        ("reviews", [{"name": "v1", "labels": {"version": "v1"}}, {"name": "v1", "labels": {"version": "v1"}}], None, "subsets",
+         "listed more than once"),
+        ("reviews", [{"name": "v1"}], None, "subsets", "subset 'v1' has no labels, so it would select every pod"),
+        ("reviews", [{"name": "v1", "labels": {}}], None, "subsets", "give the labels of one version, e.g. {version: v1}"),
         ("reviews", ["v1"], None, "subsets", "must be a dict"),
         ("reviews", {"name": "v1"}, None, "subsets", "must be a list"),
-        ("reviews", [{"name": "v1", "traffic_policy": "RANDOM"}], None, "subsets", "traffic_policy of subset 'v1'"),
+        ("reviews", [{"name": "v1", "labels": {"version": "v1"}, "traffic_policy": "RANDOM"}], None, "subsets", "traffic_policy of subset 'v1'"),
         ("reviews", [], "RANDOM", "traffic_policy", "must be a dict"),
     ],
 )
@@ -117,3 +121,30 @@ def test_subset_names_and_labels():
     labels = subset_labels(LIVE, "v1")
     labels["version"] = "changed"
     assert LIVE["subsets"][0]["labels"] == {"version": "v1"}, "subset_labels must return a copy"
+
+
+# --- an existing subset's selector is never widened -----------------------------------------------
+
+def _live(*subsets):
+    return {"host": "reviews", "subsets": [dict(s) for s in subsets]}
+
+
+def test_adding_a_subset_keeps_the_others_byte_equal():
+    live = _live({"name": "v1", "labels": {"version": "v1", "app": "reviews"}, "x-vendor": {"keep": 1}})
+    spec = build_destination_rule_spec(live, "reviews", [{"name": "v2", "labels": {"version": "v2"}}], None, False)
+    assert json.dumps(spec["subsets"][0]) == json.dumps(live["subsets"][0])
+    same = build_destination_rule_spec(live, "reviews", [{"name": "v1", "labels": {"app": "reviews", "version": "v1"}}], None, False)
+    assert json.dumps(same) == json.dumps(live), "the same labels in another order change nothing"
+
+
+def test_an_existing_subset_selector_is_never_widened():
+    live = _live({"name": "v1", "labels": {"version": "v1", "track": "stable"}})
+    with pytest.raises(IstioSpecError) as error:
+        build_destination_rule_spec(live, "reviews", [{"name": "v1", "labels": {"version": "v1"}}], None, False)
+    assert error.value.field == "subsets"
+    assert "subset 'v1' selects track=stable,version=v1 today" in error.value.message and "drop track=stable" in error.value.message
+    narrowed = build_destination_rule_spec(live, "reviews", [{"name": "v1", "labels": {"version": "v1", "track": "stable", "zone": "a"}}],
+                                           None, False)
+    assert narrowed["subsets"][0]["labels"] == {"version": "v1", "track": "stable", "zone": "a"}
+    moved = build_destination_rule_spec(live, "reviews", [{"name": "v1", "labels": {"version": "v9", "track": "stable"}}], None, False)
+    assert moved["subsets"][0]["labels"] == {"version": "v9", "track": "stable"}, "a different selector is the user's choice"

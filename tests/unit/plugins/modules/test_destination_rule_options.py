@@ -61,7 +61,9 @@ def test_an_update_merges_subsets_and_metadata_and_keeps_the_resource_version():
 
 @pytest.mark.parametrize("params, field, words", [
     (dict(service_host=""), "service_host", "service_host: reviews"),
-    (dict(subsets=[{"name": "v1"}, {"name": "v1"}]), "subsets", "'v1' is listed more than once"),
+    (dict(subsets=[{"name": "v1", "labels": {"version": "v1"}}, {"name": "v1", "labels": {"version": "v1"}}]), "subsets",
+     "'v1' is listed more than once"),
+    (dict(subsets=[{"name": "v1", "labels": {}}]), "subsets", "subset 'v1' has no labels"),
     (dict(annotations={"a": ["x"]}), "annotations", "the value of 'a' must be a string"),
     (dict(labels={"a": True}), "labels", "must be a string"),
 ])
