@@ -175,7 +175,7 @@ class AnalysisTarget:
 
     @property
     def workload_pattern(self) -> str:
-        return self.workload_regex or f"{re.escape(self.service)}-.*"
+        return self.workload_regex or f"{regex_literal(self.service)}-.*"
 
 
 @dataclass(frozen=True)
@@ -210,12 +210,30 @@ METRIC_QUERY: dict[str, str] = {
 }
 
 
+# RE2's metacharacters (Prometheus and Guance match label regexes with Go's RE2). Python's
+# re.escape also escapes '-', and its backslashes went into a PromQL string literal unescaped,
+# where PromQL's string syntax rejects them ("unknown escape sequence U+002D '-'"): a service
+# named details-api or a version v1.2 made every round an error. The regex escapes only RE2's
+# metacharacters; the string literal then escapes its own backslashes.
+_RE2_META = frozenset("\\.+*?()|[]{}^$")
+
+
+def regex_literal(text: str) -> str:
+    """``text`` as an RE2 pattern matching exactly it: only RE2's metacharacters are escaped."""
+    return "".join("\\" + ch if ch in _RE2_META else ch for ch in text)
+
+
+def promql_string(text: str) -> str:
+    """``text`` as a double-quoted PromQL string literal (backslashes and quotes escaped)."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 def _promql_selector(target: AnalysisTarget) -> str:
-    versions = "|".join(re.escape(v) for v in target.versions)
+    versions = "|".join(regex_literal(v) for v in target.versions)
     labels = [
         f'reporter="{target.reporter}"',
-        f'destination_workload=~"{target.workload_pattern}"',
-        f'destination_version=~"{versions}"',
+        f"destination_workload=~{promql_string(target.workload_pattern)}",
+        f"destination_version=~{promql_string(versions)}",
     ]
     if target.namespace:
         labels.append(f'destination_workload_namespace="{target.namespace}"')

@@ -69,8 +69,9 @@ def other_namespace(admin, namespace):
 def versions_of_test(endpoints):
     """(stable, canary): names unique to this test, both healthy until the test says otherwise."""
     uid = uuid.uuid4().hex[:6]
-    # No "-" or "." in the names: the analysis's PromQL regexes do not escape them correctly yet.
-    stable, canary = f"s{uid}", f"c{uid}"
+    # "-" and "." on purpose: they must reach PromQL and DQL escaped for their syntax (a hyphen
+    # once made every round an error).
+    stable, canary = f"s-{uid}.1", f"c-{uid}.2"
     for version in (stable, canary):
         _sim(endpoints, "profiles", {"service": APP, "version": version, **HEALTHY})
     return stable, canary

@@ -7,7 +7,9 @@ and the parsers from series to per-version numbers."""
 
 from __future__ import annotations
 
+import json
 import math
+import re
 
 import pytest
 from hypothesis import given, settings
@@ -550,3 +552,31 @@ def test_judge_round_end_to_end() -> None:
     # the custom query unanswered: no data, so inconclusive rather than pass
     del answers["custom:p95_ms"]
     assert an.judge_round(TARGET, checks, queries, answers, [P95], min_requests=50).verdict == an.INCONCLUSIVE
+
+
+# --- names with '-', '.', '_' and digits in PromQL and DQL (a hyphen broke every round) -----------
+
+@pytest.mark.parametrize("service, version", [("details-api", "v1.2"), ("my.svc-2", "v2-rc.1"), ("reviews2", "2024")])
+def test_promql_escapes_names_for_promql_strings_and_re2(service, version):
+    target = an.AnalysisTarget(service=service, canary_version=version, baseline_version="v1", window_seconds=60)
+    query = an.build_promql(target)["requests"].query
+    workload = re.search(r'destination_workload=~("(?:[^"\\]|\\.)*")', query).group(1)
+    versions = re.search(r'destination_version=~("(?:[^"\\]|\\.)*")', query).group(1)
+    # PromQL's string syntax takes the Go escapes only (\\ \" \n ...): never \- or \.
+    for literal in (workload, versions):
+        assert not re.search(r'(?<!\\)\\[^\\"nrtabfv]', literal.replace("\\\\", "")), literal
+    # Unquoted, the patterns match exactly the names (RE2 agrees with Python's re on these).
+    workload_re = json.loads(workload)
+    versions_re = json.loads(versions)
+    assert re.fullmatch(workload_re, service + "-" + version)
+    if "." in service:
+        assert not re.fullmatch(workload_re, service.replace(".", "x") + "-v1"), "a dot matches only a dot"
+    assert re.fullmatch(versions_re, version) and not re.fullmatch(versions_re, version + "x")
+    if "." in version:
+        assert not re.fullmatch(versions_re, version.replace(".", "x"))
+
+
+def test_dql_keeps_names_raw_inside_backticks():
+    target = an.AnalysisTarget(service="details-api", canary_version="v1.2", baseline_version="v1", window_seconds=60)
+    query = an.builtin_queries(target, ["request_count"], "guance", "dql")[0].query
+    assert "re(`details-api-.*`)" in query and "IN ['v1.2', 'v1']" in query
