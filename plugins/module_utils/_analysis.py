@@ -796,12 +796,56 @@ def evaluate_check(
     return result(CHECK_PASS, "; ".join(passes))
 
 
+# The observed share of requests per version against the configured weights. A mesh that ignores
+# the VirtualService (no sidecar on the canary, an istiod that rejected the rule) leaves the
+# canary at 0% or at its pods' share while the weights say 10%: the round judged the wrong
+# traffic. The test knows the sample size (Wilson interval at 99.9%), and a dead zone of
+# 1 point + a quarter of the smaller side's weight absorbs what real load balancing does
+# (per-connection picks, retries), so only a real disagreement fails.
+TRAFFIC_SHARE = "traffic_share"
+SHARE_Z = 3.29
+
+
+def wilson_interval(hits: float, total: float, z: float = SHARE_Z) -> tuple[float, float]:
+    """The Wilson score interval of a proportion, as fractions."""
+    if total <= 0:
+        return 0.0, 1.0
+    p = hits / total
+    denominator = 1 + z * z / total
+    centre = (p + z * z / (2 * total)) / denominator
+    half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / denominator
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def check_traffic_share(canary: float | None, baseline: float | None, expected_pct: float) -> CheckResult:
+    """Whether the canary's observed share of (canary + baseline) requests agrees with its weight."""
+    def result(outcome: str, reason: str, observed: float | None) -> CheckResult:
+        return CheckResult(TRAFFIC_SHARE, outcome, reason, observed, expected_pct, None, None, None, None, None, "%")
+
+    total = (canary or 0) + (baseline or 0)
+    if total <= 0:
+        return result(CHECK_NO_DATA, "no requests of either version to compare with the weights", None)
+    low, high = wilson_interval(canary or 0, total)
+    observed = 100.0 * (canary or 0) / total
+    slack = 1.0 + 0.25 * min(expected_pct, 100.0 - expected_pct)
+    # Below, half the weight more: a canary's series born inside the window is counted from its
+    # first scrape (PromQL increase(), DQL buckets), so a new canary's first round can show about
+    # half its share. A canary the mesh does not reach shows none.
+    slack_below = max(slack, expected_pct / 2)
+    shown = (f"observed {_fmt(round(observed, 1))}% of {_fmt(total)} requests on the canary "
+             f"(99.9% interval {_fmt(round(100 * low, 1))}-{_fmt(round(100 * high, 1))}%), configured {_fmt(expected_pct)}%")
+    if 100 * low - slack > expected_pct or 100 * high + slack_below < expected_pct:
+        return result(CHECK_FAIL, shown + ": the mesh does not route as the VirtualService says", observed)
+    return result(CHECK_PASS, shown, observed)
+
+
 def judge(
     numbers: VersionNumbers | t.Mapping[str, t.Mapping[str, float | None]],
     checks: t.Sequence[Check],
     canary_version: str,
     baseline_version: str | None = None,
     min_requests: int = 1,
+    expected_weight: float | None = None,
 ) -> Verdict:
     """The verdict of one round.
 
@@ -811,6 +855,11 @@ def judge(
     3. Else any check without data (canary, or baseline for a relative bound): inconclusive.
     4. Else pass.
     Relative bounds need the baseline to have ``min_requests`` too.
+
+    With ``expected_weight`` (the canary's configured weight, percent) and a baseline, the
+    observed share of requests is checked too (``traffic_share``), and a disagreement fails the
+    round before anything else: with the canary at 0% of 400 requests under a 10% weight the
+    round has too few canary requests, but the reason is the mesh, not the sample.
     """
     if isinstance(min_requests, bool) or not isinstance(min_requests, int) or min_requests < 1:
         raise AnalysisError(f"min_requests must be a whole number >= 1, got {min_requests!r}", "min_requests")
@@ -825,9 +874,15 @@ def judge(
             check, table.get(canary_version, check.metric), table.get(baseline_version, check.metric), baseline_reliable)
         for check in checks
     )
+    share = None
+    if expected_weight is not None and baseline_version is not None and expected_weight > 0:
+        share = check_traffic_share(canary_requests, baseline_requests, float(expected_weight))
+        results += (share,)
     failed = [r for r in results if r.result == CHECK_FAIL]
-    no_data = [r for r in results if r.result == CHECK_NO_DATA]
-    if canary_requests is None:
+    no_data = [r for r in results if r.result == CHECK_NO_DATA and r is not share]
+    if share is not None and share.result == CHECK_FAIL:
+        verdict, reason = FAIL, f"{TRAFFIC_SHARE}: {share.reason}"
+    elif canary_requests is None:
         verdict, reason = INCONCLUSIVE, "no request count for the canary"
     elif canary_requests < min_requests:
         verdict, reason = INCONCLUSIVE, f"too few canary requests: {_fmt(canary_requests)} < min_requests {min_requests}"
@@ -945,6 +1000,7 @@ def judge_round(
     answers: t.Mapping[str, t.Sequence[Series] | None],
     custom: t.Sequence[CustomMetric] = (),
     min_requests: int = 1,
+    expected_weight: float | None = None,
 ) -> Verdict:
     """The verdict of one round from the answers to ``plan_round``'s queries, every check
     carrying the text of the query behind its value."""
@@ -955,7 +1011,7 @@ def judge_round(
         if check.query is None and CUSTOM_PREFIX + check.metric in texts:
             check = replace(check, query=texts[CUSTOM_PREFIX + check.metric])
         described.append(check)
-    return judge(numbers, described, target.canary_version, target.baseline_version, min_requests)
+    return judge(numbers, described, target.canary_version, target.baseline_version, min_requests, expected_weight)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -138,6 +138,7 @@ class AnalysisPlan:
     custom: tuple[CustomMetric, ...]
     queries: tuple[MetricQuery, ...]
     step: StepSettings
+    expected_weight: int | None = None  # the canary's configured weight: checks the observed share
 
 
 def checks_from_params(items: t.Sequence[t.Mapping[str, t.Any]] | None) -> list[Check]:
@@ -215,7 +216,14 @@ def plan_from_params(params: t.Mapping[str, t.Any]) -> AnalysisPlan:
         raise AnalysisError(f"window {window}s holds fewer than two scrapes of scrape_interval {scrape}s, so DQL counters "
                             f"cannot grow in it: set window to at least {2 * scrape}s, or scrape_interval to what DataKit "
                             "really uses", "window")
-    return AnalysisPlan(provider, target, tuple(checks), tuple(custom), tuple(queries), step)
+    expected = params.get("expected_weight")
+    if expected is not None:
+        if isinstance(expected, bool) or not isinstance(expected, int) or not 0 <= expected <= 100:
+            raise AnalysisError(f"expected_weight must be a whole percentage from 0 to 100, got {expected!r}", "expected_weight")
+        if target.baseline_version is None:
+            raise AnalysisError("expected_weight compares the canary's share with the baseline's: set baseline_version",
+                                "baseline_version")
+    return AnalysisPlan(provider, target, tuple(checks), tuple(custom), tuple(queries), step, expected)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -343,7 +351,8 @@ def run_round(plan: AnalysisPlan, source: RoundSource, number: int, end_ms: int)
     before = source.requests_made
     answers = source.query_round(plan.queries, start_ms, end_ms)
     numbers = round_numbers(plan.target, plan.queries, answers, plan.custom)
-    verdict = judge_round(plan.target, plan.checks, plan.queries, answers, plan.custom, plan.step.min_requests)
+    verdict = judge_round(plan.target, plan.checks, plan.queries, answers, plan.custom, plan.step.min_requests,
+                          plan.expected_weight)
     return RoundReport(number, start_ms, end_ms, verdict, numbers.values, source.requests_made - before)
 
 

@@ -69,6 +69,11 @@ class Marker:
     label: str
 
 
+# The check canary_analysis adds with expected_weight: canary = observed share, baseline = the
+# configured weight (both percent).
+TRAFFIC_SHARE_METRIC = "traffic_share"
+
+
 @dataclass(frozen=True)
 class BoundPoint:
     """One bound of a check in one round. ``kind``: min, max, or relative (a limit computed from
@@ -299,6 +304,13 @@ def _add_round(
     for check in one_round.get("checks") or []:
         series = _metric_series(metrics, check)
         metric = check["metric"]
+        if metric == TRAFFIC_SHARE_METRIC:
+            # Observed share (the canary's line) beside the configured weight (a line of its own,
+            # drawn like a bound): where the two part, the mesh did not route as written.
+            series.values.setdefault(canary, []).append((when, check.get("canary")))
+            series.bounds.append(BoundPoint(when, "relative", "configured weight", check.get("baseline")))
+            series.verdicts.append(VerdictPoint(when, check["result"], check.get("canary"), check.get("reason")))
+            continue
         # Per-version values: the round's numbers, else the check's own canary/baseline values.
         for version in versions:
             if metric in numbers.get(version, {}):

@@ -158,6 +158,16 @@ options:
       - Set it to what a meaningful sample is for the service, for example V(50).
     type: int
     default: 1
+  expected_weight:
+    description:
+      - The canary's configured weight in percent (the step's). Each round then also checks that
+        the canary's observed share of the requests of canary and baseline agrees with it
+        (check C(traffic_share)), and fails the round when it does not - for example 0% of 400
+        requests under a 10% weight, when the mesh ignores the VirtualService or the canary has
+        no sidecar. The test knows the sample size (a 99.9% Wilson interval) and allows 1 point
+        plus a quarter of the smaller side's weight, so normal rounds pass.
+      - Needs O(baseline_version). V(0) checks nothing.
+    type: int
   inconclusive:
     description:
       - What an inconclusive round counts as.
@@ -576,6 +586,7 @@ OWN_OPTIONS: dict[str, dict[str, t.Any]] = dict(
     window=dict(type="raw"),
     scrape_interval=dict(type="raw", default=60),
     min_requests=dict(type="int", default=1),
+    expected_weight=dict(type="int"),
     inconclusive=dict(type="str", choices=["fail", "wait"], default="fail"),
     fail_on_inconclusive=dict(type="bool", default=True),
     checks=dict(type="list", elements="dict", options=CHECK_SPEC),

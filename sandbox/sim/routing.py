@@ -64,6 +64,9 @@ class Mesh:
     destination_rules: list[dict] = field(default_factory=list)
     services: list[dict] = field(default_factory=list)
     pods: list[dict] = field(default_factory=list)
+    # A mesh that does not apply the namespace's VirtualServices (a sidecar missing, a broken
+    # istiod): requests go to every Ready pod of the Service, whatever the weights say.
+    ignore_virtual_services: bool = False
 
 
 def short_host(host: str, namespace: str) -> str | None:
@@ -247,7 +250,7 @@ def endpoints(mesh: Mesh, service: str, subset_selector: Mapping[str, str] | Non
 def route_request(mesh: Mesh, request: Request, rng: random.Random) -> Route:
     """Route `request` like the client sidecar: rule choice, weights, faults, endpoint pick."""
     service = short_host(request.host, mesh.namespace) or request.host
-    vs = find_virtual_service(mesh, service)
+    vs = None if mesh.ignore_virtual_services else find_virtual_service(mesh, service)
     delay_ms = 0.0
     subset = None
     route_name = None

@@ -6,7 +6,8 @@ Two listeners (stdlib `ThreadingHTTPServer`, each in a daemon thread):
   `GET /api/v1/const/check_ping`; answers in Guance's envelope.
 - DataKit (no auth): `GET /v1/ping`, `POST /v1/query/raw`, `POST /v1/write/{category}`, `GET /metrics`
   (the simulated sidecars' Istio metrics for Prometheus), and the simulator's own control API under
-  `/__sim/` (profiles, traffic, faults) so tests and the demo change it while it runs.
+  `/__sim/` (profiles, traffic, faults, mesh) so tests and the demo change it while it runs;
+  `/__sim/mesh` makes the mesh ignore one namespace's VirtualServices.
 Wire shapes and error codes follow ../shared/docs/guance-api.md; `Faults` injects failures.
 """
 from __future__ import annotations
@@ -403,6 +404,12 @@ class _Handler(BaseHTTPRequestHandler):
                 sim.simulator.profiles.set(payload["service"], payload.get("version", "*"), **settings)
             elif path == "/__sim/traffic" and method == "POST" and sim.simulator is not None:
                 set_traffic(sim.simulator, payload)
+            elif path == "/__sim/mesh" and method == "POST" and sim.simulator is not None:
+                key = (payload["cluster"], payload["namespace"])
+                if payload.get("ignore_virtual_services"):
+                    sim.simulator.ignoring.add(key)
+                else:
+                    sim.simulator.ignoring.discard(key)
             elif not (path == "/__sim/state" and method == "GET"):
                 raise ValueError(f"no control route {method} {path}")
         except (ValueError, TypeError, KeyError) as exc:
@@ -427,6 +434,7 @@ def state_of(sim: Simulation) -> dict:
     if sim.simulator is not None:
         state["profiles"] = sim.simulator.profiles.as_dict()
         state["traffic"] = [{k: v for k, v in asdict(s).items() if k != "next_ms"} for s in sim.simulator.specs]
+        state["ignoring_virtual_services"] = sorted("/".join(key) for key in sim.simulator.ignoring)
     return state
 
 

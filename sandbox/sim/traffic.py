@@ -108,6 +108,8 @@ class Simulator:
         self.rng = random.Random(seed)
         self.calls = calls
         self.specs: list[TrafficSpec] = []
+        # (cluster, namespace) whose VirtualServices the simulated mesh ignores.
+        self.ignoring: set[tuple[str, str]] = set()
         self._ids = random.Random(seed + 1)
         self._lock = threading.Lock()
 
@@ -137,6 +139,8 @@ class Simulator:
              headers: dict | None = None, uri: str = "/") -> Hop:
         """One user request entering `source_workload` and calling `service`; returns the call's result."""
         mesh = self.mesh_of(cluster, namespace)
+        if (cluster, namespace) in self.ignoring:
+            mesh = replace(mesh, ignore_virtual_services=True)
         trace_id = "%032x" % self._ids.getrandbits(128)
         root_id = self._span_id()
         source_app, source_version = _app_version(source_workload)

@@ -126,6 +126,9 @@ def local_simulator():
     sim.add_canary("errors", "v1", "v7", canary_weight=50)
     sim.add_canary("slow", "v1", "v8", canary_weight=50)
     sim.add_canary("idle", "v1", "v9", canary_weight=0)
+    sim.add_canary("share", "v1", "v5", canary_weight=10, rate=40)
+    sim.add_canary("ignored", "v1", "v4", canary_weight=10, rate=40)
+    sim.simulator.ignoring.add(("local", "ignored"))  # a mesh that does not apply its VirtualService
     deadline = time.monotonic() + 30
     # the loop thread first sends the HISTORY_S seconds of requests of each canary
     while time.monotonic() < deadline and any((spec.next_ms or 0) < sim.clock.now_ms() - 1000
@@ -210,6 +213,28 @@ def test_slow_canary_fails_on_p99(local_sim) -> None:
     assert match, result["msg"]
     assert 500 < float(match.group(1)) <= 1000  # 900 ms answers fall in the 500..1000 bucket
     assert result["checks"][0]["result"] == "pass"  # no errors
+
+
+def test_observed_share_passes_normal_rounds_at_10_percent(local_sim) -> None:
+    result = analysis(local_params(local_sim, "share", "v5", expected_weight=10, interval=1, iterations=3))
+    assert result.get("failed") is not True and result["verdict"] == "pass", result.get("msg")
+    for one_round in result["rounds"]:
+        share = [c for c in one_round["checks"] if c["metric"] == "traffic_share"]
+        assert share and share[0]["result"] == "pass" and share[0]["baseline"] == 10
+        assert 4 < share[0]["canary"] < 17, share  # ~10% of ~1200 requests
+
+
+def test_observed_share_fails_a_round_when_the_mesh_ignores_the_virtual_service(local_sim) -> None:
+    result = analysis(local_params(local_sim, "ignored", "v4", expected_weight=10))
+    assert result["failed"] is True and result["verdict"] == "fail"
+    match = re.fullmatch(r"analysis of reviews v4 failed in round 1: traffic_share observed ([\d.]+)% of (\d+) requests on "
+                         r"the canary \(99\.9% interval [\d.]+-[\d.]+%\), configured 10%: the mesh does not route as the "
+                         r"VirtualService says", result["msg"])
+    assert match, result["msg"]
+    assert 35 < float(match.group(1)) < 65, "the ignored weights leave the pods an even share"
+    # The same canary without the check: its numbers alone look healthy, which is the danger.
+    plain = analysis(local_params(local_sim, "ignored", "v4"))
+    assert plain["verdict"] == "pass", plain.get("msg")
 
 
 def test_canary_without_traffic_is_inconclusive_and_fails_the_task(local_sim) -> None:

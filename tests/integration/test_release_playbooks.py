@@ -293,6 +293,12 @@ def test_resumed_release_that_fails_before_its_steps_still_rolls_back(admin, boo
     assert _weights(admin, ns) == {"v1": 70, "v2": 30}
     # Someone sends 10% to v3 by hand; the resumed run then refuses to delete v3 (it gets traffic),
     # which fails the release before any step, with 30% already on the canary.
+    # (v3 needs a subset: a route to a subset the DestinationRule lacks reaches no pod, by Envoy's
+    # rules, and v3 could go.)
+    dr_path = f"{collection_path('DestinationRule', ns)}/reviews"
+    dr = admin.get(dr_path)
+    dr["spec"]["subsets"].append({"name": "v3", "labels": {"version": "v3"}})
+    admin.request("PUT", dr_path, dr)
     path = f"{collection_path('VirtualService', ns)}/reviews"
     vs = admin.get(path)
     route = vs["spec"]["http"][-1]["route"]
@@ -301,6 +307,16 @@ def test_resumed_release_that_fails_before_its_steps_still_rolls_back(admin, boo
     admin.request("PUT", path, vs)
     proc = _play("canary_release", ns, release_kubeconfig, check=False, canary_steps=[30, 100])
     assert proc.returncode != 0
-    assert "still receive traffic" in proc.stdout
+    assert "v3 of reviews still receive traffic (v3: VirtualService 'reviews' route #0 to subset 'v3' (10%))" in proc.stdout
     assert "Rolled back: 100% of traffic is on v1" in proc.stdout, proc.stdout[-3000:]
     assert _weights(admin, ns) == {"v1": 100, "v2": 0}
+
+
+def test_a_version_the_api_server_would_refuse_is_refused_before_any_write(admin, namespace, audit, release_kubeconfig):
+    audit.mark()
+    long_version = "v" + "1" * 70  # a label value holds 63 characters at most
+    proc = _play("canary_release", namespace, release_kubeconfig, check=False, canary_version=long_version)
+    assert proc.returncode != 0
+    assert "canary_version is 71 characters long; a label value holds at most 63" in proc.stdout
+    writes = [e for e in audit.events() if e["verb"] in WRITE_VERBS and (e.get("objectRef") or {}).get("namespace") == namespace]
+    assert writes == []

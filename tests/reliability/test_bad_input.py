@@ -69,6 +69,7 @@ def _r(case_id: str, role: str, args: dict, *expect: str) -> Case:
 # The variable of each rule of the release's "steps" check, and what its message says.
 STEPS_RULES = (("canary_steps", "canary_steps must"), ("canary_version", "must differ"),
                ("canary_version", "canary_version ("), ("canary_stable_version", "canary_stable_version ("),
+               ("canary_version", "canary_version is "),
                ("canary_interval", "canary_interval must"), ("canary_analysis", "canary_analysis must"))
 
 
@@ -253,6 +254,8 @@ PLAYBOOK_CASES = [
     _p("canary_release-same-versions", "steps", {"canary_version": "v1"},
        "canary_version (v1) and canary_stable_version (v1) must differ"),
     _p("canary_release-version-not-a-label", "steps", {"canary_version": "V2!"}, "canary_version (V2!)", "lower-case label value"),
+    _p("canary_release-version-too-long", "steps", {"canary_version": "v" + "1" * 70},
+       "canary_version is 71 characters long", "at most 63"),
     _p("canary_release-interval-negative", "steps", {"canary_interval": -5}, "canary_interval must be >= 0 (got -5)"),
     _p("canary_release-analysis-not-a-mapping", "steps", {"canary_analysis": "yes please"},
        "canary_analysis must be a mapping", "(got yes please)"),

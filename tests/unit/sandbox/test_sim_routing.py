@@ -48,6 +48,15 @@ def test_90_10_split_is_within_binomial_tolerance():
     assert got["v1"] + got["v2"] == n
 
 
+def test_a_mesh_that_ignores_virtual_services_sends_to_every_ready_pod():
+    mesh = mesh_of("virtual-service-reviews-90-10", "destination-rule-all")
+    mesh.ignore_virtual_services = True
+    got = versions(mesh, Request("reviews"), 3000)
+    # bookinfo's reviews has one Ready pod per version: a third each, whatever the 90/10 says.
+    assert set(got) == {"v1", "v2", "v3"}
+    assert all(abs(count - 1000) <= 4 * math.sqrt(3000 / 3 * 2 / 3) for count in got.values()), got
+
+
 def test_same_seed_same_choices_other_seed_differs():
     mesh = mesh_of("virtual-service-reviews-50-v3", "destination-rule-all")
     seq = [route_request(mesh, Request("reviews"), rng).version for rng in [random.Random(1)] for _i in range(50)]

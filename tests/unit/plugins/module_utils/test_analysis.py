@@ -580,3 +580,60 @@ def test_dql_keeps_names_raw_inside_backticks():
     target = an.AnalysisTarget(service="details-api", canary_version="v1.2", baseline_version="v1", window_seconds=60)
     query = an.builtin_queries(target, ["request_count"], "guance", "dql")[0].query
     assert "re(`details-api-.*`)" in query and "IN ['v1.2', 'v1']" in query
+
+
+# --- the observed share of requests against the configured weight --------------------------------
+
+SHARE_CHECKS = [an.Check("request_success_rate", min=95)]
+
+
+def _share_round(canary_requests, baseline_requests, weight, min_requests=20):
+    table = {"v2": {"request_count": canary_requests, "request_success_rate": 100.0},
+             "v1": {"request_count": baseline_requests, "request_success_rate": 100.0}}
+    return an.judge(table, SHARE_CHECKS, "v2", "v1", min_requests, expected_weight=weight)
+
+
+def test_a_mesh_ignoring_the_weights_fails_the_round_before_too_few_requests():
+    verdict = _share_round(0, 400, 10)
+    assert verdict.verdict == an.FAIL
+    assert verdict.reason.startswith("traffic_share: observed 0% of 400 requests on the canary")
+    assert "configured 10%: the mesh does not route as the VirtualService says" in verdict.reason
+    even = _share_round(200, 200, 10)  # a mesh sending to every pod alike
+    assert even.verdict == an.FAIL
+
+
+def test_normal_rounds_at_10_percent_pass_the_share_check():
+    import random
+    rng = random.Random(3)
+    for _ in range(200):
+        n = rng.randint(100, 2000)
+        canary = sum(rng.random() < 0.10 for _ in range(n))
+        verdict = _share_round(canary, n - canary, 10, min_requests=1)
+        assert verdict.verdict == an.PASS, (canary, n, verdict.reason)
+
+
+def test_small_samples_cannot_fail_the_share_check():
+    few = _share_round(0, 15, 10, min_requests=1)  # 0 of 15 at 10% happens one time in five
+    assert few.verdict == an.INCONCLUSIVE and "too few canary requests" in few.reason
+    assert [c.result for c in few.checks if c.metric == an.TRAFFIC_SHARE] == [an.CHECK_PASS]
+    assert _share_round(0, 0, 10).verdict == an.INCONCLUSIVE
+
+
+def test_no_share_check_without_a_weight_or_at_0():
+    assert not [c for c in _share_round(0, 400, None).checks if c.metric == an.TRAFFIC_SHARE]
+    assert not [c for c in _share_round(0, 400, 0).checks if c.metric == an.TRAFFIC_SHARE]
+    full = _share_round(0, 400, 100)
+    assert full.verdict == an.FAIL, "a 100% weight with all requests on the stable version is not routing"
+
+
+def test_expected_weight_is_validated():
+    with pytest.raises(an.AnalysisError) as err:
+        from ansible_collections.canary.istio.plugins.module_utils._analysis_run import plan_from_params
+        plan_from_params({"service": "reviews", "canary_version": "v2", "baseline_version": "v1", "expected_weight": 101})
+    assert err.value.option == "expected_weight"
+
+
+def test_a_new_canary_counted_from_its_first_scrape_is_not_failed_for_it():
+    # 10% of 2000 requests, the canary's new series counted over half the window: 5.3%.
+    assert _share_round(106, 1894, 10).verdict == an.PASS
+    assert _share_round(0, 400, 10).verdict == an.FAIL

@@ -131,3 +131,17 @@ def test_fmt_duration_and_weights() -> None:
     assert r.fmt_duration(None, at(9)) == ""
     assert r.fmt_weights({"v2": 10, "v1": 90, "v0": 0}, ["v1", "v2"]) == "v1 90% \u00b7 v2 10% \u00b7 v0 0%"
     assert r.fmt_weights(None) == ""
+
+
+def test_traffic_share_charts_observed_beside_configured():
+    from ansible_collections.canary.istio.plugins.module_utils import _report as rp
+    check = {"metric": "traffic_share", "result": "fail", "reason": "observed 0% ...", "canary": 0.0, "baseline": 10.0,
+             "unit": "%", "query": None, "bounds": {"min": None, "max": None, "max_over_baseline": None,
+                                                     "max_ratio_to_baseline": None}}
+    metrics = {}
+    when = rp.datetime.datetime(2026, 1, 1, tzinfo=rp.datetime.timezone.utc)
+    rp._add_round(metrics, {"round": 1, "checks": [check], "numbers": {}}, when, ["v1", "v2"], "v2", "v1")
+    series = metrics["traffic_share"]
+    assert series.values == {"v2": [(when, 0.0)]}, "the stable version's line must not carry the configured weight"
+    assert [(b.label, b.value) for b in series.bounds] == [("configured weight", 10.0)]
+    assert [v.result for v in series.verdicts] == ["fail"]
