@@ -15,6 +15,7 @@ import sys
 import tempfile
 import threading
 import time
+import typing as t
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -187,10 +188,10 @@ def _say(component: Component, text: str) -> None:
     print(f"[sandbox build] {component.name}: {text}", flush=True)
 
 
-def _compile(go: str, component: Component, workdir: Path) -> None:
-    out_dir = Path(tempfile.mkdtemp(prefix="build-", dir=versions.SRC_DIR))
-    cmd = [go, "build", "-v", "-trimpath", "-tags=selinux,notest,grpcnotrace",
-           f"-ldflags={component.ldflags}", "-o", str(out_dir) + "/", *component.packages]
+def _go_build(go: str, component: Component, workdir: Path, tags: str, output: str, packages: t.Sequence[str]) -> int:
+    """`go build -v` with a progress line every 20 s (`-v` lists packages as they compile);
+    returns the number of packages compiled, raises BuildError with the output's tail."""
+    cmd = [go, "build", "-v", "-trimpath", f"-tags={tags}", f"-ldflags={component.ldflags}", "-o", output, *packages]
     started = time.monotonic()
     proc = subprocess.Popen(cmd, cwd=workdir, env=_go_env(), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
@@ -201,22 +202,29 @@ def _compile(go: str, component: Component, workdir: Path) -> None:
         while not stop.wait(20):
             _say(component, f"compiling… {len(lines)} packages, {time.monotonic() - started:.0f}s")
 
-    ticker = threading.Thread(target=report, daemon=True)
-    ticker.start()
+    threading.Thread(target=report, daemon=True).start()
     assert proc.stdout is not None
     for line in proc.stdout:
         lines.append(line.rstrip())
     rc = proc.wait()
     stop.set()
     if rc != 0:
-        shutil.rmtree(out_dir, ignore_errors=True)
         raise BuildError(_failure_message(component, "go build", "\n".join(lines)))
-    versions.BIN_DIR.mkdir(parents=True, exist_ok=True)
-    for built in out_dir.iterdir():
-        target = versions.binary(_BINARY_RENAMES.get(built.name, built.name))
-        os.replace(built, target)  # atomic: a half-written binary never looks cached
-    shutil.rmtree(out_dir, ignore_errors=True)
-    _say(component, f"built {len(lines)} packages in {time.monotonic() - started:.0f}s")
+    return len(lines)
+
+
+def _compile(go: str, component: Component, workdir: Path) -> None:
+    out_dir = Path(tempfile.mkdtemp(prefix="build-", dir=versions.SRC_DIR))
+    started = time.monotonic()
+    try:
+        count = _go_build(go, component, workdir, "selinux,notest,grpcnotrace", str(out_dir) + "/", component.packages)
+        versions.BIN_DIR.mkdir(parents=True, exist_ok=True)
+        for built in out_dir.iterdir():
+            target = versions.binary(_BINARY_RENAMES.get(built.name, built.name))
+            os.replace(built, target)  # atomic: a half-written binary never looks cached
+    finally:
+        shutil.rmtree(out_dir, ignore_errors=True)
+    _say(component, f"built {count} packages in {time.monotonic() - started:.0f}s")
 
 
 def _copy_kwok_stages(go: str, component: Component) -> None:
@@ -252,10 +260,60 @@ def build_component(component: Component) -> None:
     _say(component, f"ready ({time.monotonic() - started:.0f}s)")
 
 
+# The Istio route oracle: not a sandbox server but a test tool, a small main package of ours
+# (sandbox/route_oracle_go/main.go) linked against istio.io/istio's pilot, so it is built in its own
+# scratch module (copied main.go + `go get istio.io/istio@<pseudo-version>` + `go mod tidy`).
+ROUTE_ORACLE = Component(
+    name="istio-route-oracle",
+    module="istio.io/istio",
+    version=versions.ISTIO_ORACLE_MODULE_VERSION,
+    packages=(".",),
+)
+
+
+def build_route_oracle() -> Path:
+    """Build the route oracle unless this main.go's binary is cached; returns the binary's path."""
+    component = ROUTE_ORACLE
+    target = versions.route_oracle_binary()
+    if target.exists():
+        _say(component, f"cached in {target.parent}")
+        return target
+    go = _require_go()
+    started = time.monotonic()
+    workdir = versions.SRC_DIR / f"istio-route-oracle-{component.version}"
+    workdir.mkdir(parents=True, exist_ok=True)
+    gomod = workdir / "go.mod"
+    if not gomod.exists():
+        gomod.write_text("module local.build/istio-route-oracle\n\ngo 1.26.0\n")
+    shutil.copyfile(versions.ROUTE_ORACLE_SOURCE, workdir / "main.go")
+    _say(component, f"resolving istio.io/istio@{component.version} from the Go module proxy")
+    _run(go, ["get", f"{component.module}@{component.version}"], workdir, component, "go get")
+    # main.go also imports envoy's protos, protobuf and k8s.io/api directly: tidy pins them at the
+    # versions istio.io/istio requires.
+    _run(go, ["mod", "tidy"], workdir, component, "go mod tidy")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(target.name + ".tmp")
+    try:
+        count = _go_build(go, component, workdir, "grpcnotrace", str(partial), ["."])
+        os.replace(partial, target)  # atomic: a half-written binary never looks cached
+    finally:
+        partial.unlink(missing_ok=True)
+    # Binaries of earlier main.go versions are ~110 MB each and nothing uses them any more.
+    for old in target.parent.glob("istio-route-oracle-*"):
+        if old != target:
+            old.unlink(missing_ok=True)
+    _say(component, f"built {count} packages, ready ({time.monotonic() - started:.0f}s, "
+                    f"{target.stat().st_size / 1e6:.0f} MB)")
+    return target
+
+
 def build_all() -> None:
+    steps = len(COMPONENTS) + 1
     for i, component in enumerate(COMPONENTS, 1):
-        print(f"[sandbox build] step {i}/{len(COMPONENTS)}: {component.name}", flush=True)
+        print(f"[sandbox build] step {i}/{steps}: {component.name}", flush=True)
         build_component(component)
+    print(f"[sandbox build] step {steps}/{steps}: {ROUTE_ORACLE.name}", flush=True)
+    build_route_oracle()
 
 
 def main() -> int:

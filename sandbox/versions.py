@@ -5,6 +5,7 @@ makes) reuses them and a second run builds nothing.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -27,3 +28,18 @@ def binary(name: str) -> Path:
 
 
 KWOK_STAGES = BIN_DIR / f"kwok-v{KWOK_VERSION}-stages.yaml"
+
+# Istio's route computation (pilot), built into sandbox/route_oracle's small Go program.
+# istio.io/istio has no Go-semver tags (its release tags are not valid module versions), so the Go
+# module proxy only serves pseudo-versions of it: v0.0.0-<commit time UTC>-<commit hash>, here
+# commit eed52ebb66ad of 2026-08-27.
+ISTIO_ORACLE_MODULE_VERSION = "v0.0.0-20260827124520-eed52ebb66ad"
+ISTIO_ORACLE_BIN_DIR = CACHE_ROOT / f"istio-{ISTIO_ORACLE_MODULE_VERSION}" / "bin"
+ROUTE_ORACLE_SOURCE = REPO_ROOT / "sandbox" / "route_oracle_go" / "main.go"
+
+
+def route_oracle_binary() -> Path:
+    """The oracle built from this checkout's main.go: keyed by its content as well as by Istio's
+    version, so editing main.go builds a new binary instead of silently reusing a stale one."""
+    digest = hashlib.sha256(ROUTE_ORACLE_SOURCE.read_bytes()).hexdigest()[:12]
+    return ISTIO_ORACLE_BIN_DIR / f"istio-route-oracle-{digest}"

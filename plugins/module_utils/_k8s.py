@@ -383,12 +383,26 @@ class Kubeconfig:
             ("users", self.users, "user"),
             ("contexts", self.contexts, "context"),
         ):
-            for item in doc.get(key) or []:
-                if not isinstance(item, dict) or not item.get("name"):
+            entries = doc.get(key) or []
+            if not isinstance(entries, list):
+                raise K8sConfigError(f"kubeconfig {label}: {key} must be a list of entries, got {type(entries).__name__}",
+                                     option="kubeconfig")
+            for index, item in enumerate(entries):
+                # Only the types are named, never a value: a misplaced string may be a token.
+                if not isinstance(item, dict):
+                    raise K8sConfigError(
+                        f"kubeconfig {label}: {key}[{index}] must be a mapping with name and {inner}, "
+                        f"got a {type(item).__name__}", option="kubeconfig")
+                if not item.get("name"):
                     raise K8sConfigError(
                         f"kubeconfig {label}: every entry of {key} needs a name", option="kubeconfig"
                     )
-                target.setdefault(str(item["name"]), _Entry(dict(item.get(inner) or {}), base_dir))
+                body = item.get(inner) or {}
+                if not isinstance(body, dict):
+                    raise K8sConfigError(
+                        f"kubeconfig {label}: the {inner} of {key[:-1]} {str(item['name'])!r} must be a mapping, "
+                        f"got a {type(body).__name__}", option="kubeconfig")
+                target.setdefault(str(item["name"]), _Entry(dict(body), base_dir))
         if not self.current_context and doc.get("current-context"):
             self.current_context = str(doc["current-context"])
 
@@ -770,6 +784,28 @@ def _validate_config(config: ClientConfig) -> None:
         raise K8sConfigError(
             "client_cert and client_key must be given together (one of them is missing)", option="client_key"
         )
+    from_kubeconfig = config.source != "parameters"
+    for what, value, option in (("token", config.token, "kubeconfig" if from_kubeconfig else "api_key"),
+                                ("username", config.username, "username"), ("password", config.password, "password"),
+                                ("impersonate_user", config.impersonate_user, "impersonate_user")):
+        _check_header_safe(what, value, option, config.source)
+    for group in config.impersonate_groups or []:
+        _check_header_safe("impersonate_groups entry", group, "impersonate_groups", config.source)
+
+
+def _check_header_safe(what: str, value: str | None, option: str, source: str) -> None:
+    """Refuse a credential that cannot travel in an HTTP header, naming it and never its value:
+    the HTTP library's own error quotes the value (repr), which no redaction of the plain text
+    catches, and a line break in a header is a request-splitting risk."""
+    if not value:
+        return
+    bad = next((ch for ch in value if ord(ch) < 32 or ord(ch) == 127 or ord(ch) > 126), None)
+    if bad is None:
+        return
+    kind = "a line break" if bad in "\r\n" else "a control character" if ord(bad) < 32 or ord(bad) == 127 else "a non-ASCII character"
+    raise K8sConfigError(
+        f"the {what} from {source} holds {kind}; it must be one line of plain ASCII (copy it again, without line "
+        f"breaks or quotes)", option=option)
 
 
 # ---------------------------------------------------------------------------------------------

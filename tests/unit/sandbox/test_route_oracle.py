@@ -95,8 +95,9 @@ def _must_run() -> bool:
     return bool(os.environ.get("CI") or os.environ.get("CANARY_ISTIO_REQUIRE_SANDBOX"))
 
 
-@pytest.fixture(scope="module")
-def results() -> dict[str, dict]:
+@pytest.fixture(scope="module", name="results")
+def oracle_results() -> dict[str, dict]:
+    """Istio's answer for every case in CASES, by case name, from one oracle run."""
     if not route_oracle.available():
         reason = (f"ISTIO ROUTE ORACLE NOT BUILT ({route_oracle.binary()} missing): "
                   "run `make sandbox-build`")

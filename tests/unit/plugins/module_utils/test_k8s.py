@@ -1081,3 +1081,39 @@ def test_fail_from_k8s_error_reports_status_and_causes(capsys, monkeypatch, api)
     assert result["msg"].startswith("create VirtualService prod/reviews: POST /apis/networking.istio.io/v1/")
     assert (result["status"], result["reason"]) == (422, "Invalid")
     assert result["causes"] == [{"field": "spec", "message": "bad"}]
+
+
+# --- malformed kubeconfigs: a clear error naming the field, never the credential ------------------
+
+def _broken(change) -> dict:
+    doc = two_contexts()
+    change(doc)
+    return doc
+
+
+@pytest.mark.parametrize("change, option, words", [
+    (lambda d: d["users"][0]["user"].update(token="s3cr3t-\u79d8-token"), "kubeconfig", "the token from kubeconfig"),
+    (lambda d: d["users"][0]["user"].update(token="s3cr3t-to\nken-second-line"), "kubeconfig", "holds a line break"),
+    (lambda d: d["users"][0]["user"].update(token="s3cr3t-to\tken"), "kubeconfig", "holds a control character"),
+    (lambda d: d["users"].__setitem__(0, "ua"), "kubeconfig", "users[0] must be a mapping with name and user, got a str"),
+    (lambda d: d["clusters"].__setitem__(0, "https://a.example"), "kubeconfig", "clusters[0] must be a mapping"),
+    (lambda d: d["contexts"][0].__setitem__("context", "ca/ua"), "kubeconfig", "the context of context 'a' must be a mapping"),
+    (lambda d: d["users"][0].__setitem__("user", "s3cr3t-token-as-text"), "kubeconfig", "the user of user 'ua' must be a mapping"),
+    (lambda d: d.__setitem__("users", {"ua": {}}), "kubeconfig", "users must be a list of entries"),
+], ids=["non-ascii-token", "token-over-two-lines", "tab-in-token", "user-a-string", "cluster-a-string",
+        "context-body-a-string", "user-body-a-string", "users-a-mapping"])
+def test_malformed_kubeconfig_is_a_clear_error_without_the_secret(tmp_path, change, option, words):
+    doc = _broken(change)
+    for given in (doc, str(write_kubeconfig(tmp_path / "kc", doc))):
+        with pytest.raises(k8s.K8sConfigError) as err:
+            config_for({"kubeconfig": given})
+        message = str(err.value)
+        assert words in message and err.value.option == option
+        for secret in ("s3cr3t", "\u79d8", "ca/ua"):
+            assert secret not in message and secret not in repr(err.value)
+
+
+def test_an_api_key_with_a_line_break_names_the_option_not_the_value():
+    with pytest.raises(k8s.K8sConfigError) as err:
+        config_for({"host": "https://a.example:6443", "api_key": "s3cr3t\n"})
+    assert err.value.option == "api_key" and "s3cr3t" not in str(err.value)
