@@ -97,13 +97,17 @@ def validate_duration(text: t.Any, field: str) -> str:
 # --- host names ------------------------------------------------------------------------------
 
 def _service_key(host: str, namespace: str | None, cluster_domain: str) -> tuple[str, str | None]:
-    """(name, namespace) of a Kubernetes service host; (host, '') for a name outside the cluster."""
+    """(name, namespace) of a Kubernetes service host; (host, '') for any other name.
+
+    As Istio reads hosts (ResolveShortnameToFQDN): a name without a dot is short and lives in the
+    rule's namespace; a name with a dot is taken as written, so ``reviews.prod`` or
+    ``reviews.prod.svc`` is not the Service ``reviews.prod.svc.cluster.local`` (Istio's own route
+    computation leaves a VirtualService for ``reviews.prod`` unused).
+    """
     labels = host.strip().lower().rstrip(".").split(".")
     if len(labels) == 1:
         return labels[0], namespace
-    if len(labels) == 2:
-        return labels[0], labels[1]
-    if labels[2] == "svc" and ".".join(labels[3:]) in ("", cluster_domain):
+    if len(labels) >= 4 and labels[2] == "svc" and ".".join(labels[3:]) == cluster_domain:
         return labels[0], labels[1]
     return ".".join(labels), ""
 
@@ -124,9 +128,10 @@ def qualify_host(host: str, namespace: str | None, cluster_domain: str = "cluste
 def same_host(a: str, b: str, namespace: str | None = None, cluster_domain: str = "cluster.local") -> bool:
     """Whether two Istio host names name the same service.
 
-    ``reviews``, ``reviews.prod``, ``reviews.prod.svc`` and ``reviews.prod.svc.cluster.local`` are the
-    same service when the short name is read in ``namespace`` (the namespace of the rule that holds
-    it, as Istio reads it). With no namespace, a short name matches that name in any namespace.
+    ``reviews`` and ``reviews.prod.svc.cluster.local`` are the same service when the short name is
+    read in ``namespace`` (the namespace of the rule that holds it, as Istio reads it); with no
+    namespace, a short name matches that name in any namespace. Other dotted forms
+    (``reviews.prod``) are names of their own, as in Istio.
     """
     if not isinstance(a, str) or not isinstance(b, str):
         return False

@@ -295,14 +295,26 @@ def host_routing(
 
     chosen = virtual_services_for_host(virtual_services, fqdn, client_namespace)
     problems: list[str] = []
-    vs = chosen["applied"][0] if chosen["applied"] else None
-    if chosen["dropped"]:
+    candidates = chosen["applied"] + chosen["dropped"]
+    # The oldest that has a route for this port wins (Istio builds each port's routes apart: one
+    # whose every match is for another port leaves this port to the next).
+    vs, routes, envoy = None, [], []
+    for candidate in candidates:
+        routes, envoy = ordered_routes(candidate, port, client_namespace)
+        vs = candidate
+        if envoy:
+            break
+    if vs is not None and not envoy:
+        vs = candidates[0]
+        routes, envoy = ordered_routes(vs, port, client_namespace)
+    if len(candidates) > 1:
         problems.append(
-            "%d VirtualServices route host %r for the mesh (%s): Istio uses only the oldest, %r, whole, and ignores "
-            "the others; keep one" % (len(chosen["applied"]) + len(chosen["dropped"]), host,
-                                      ", ".join(repr(object_name(v)) for v in chosen["applied"] + chosen["dropped"]),
+            "%d VirtualServices route host %r for the mesh (%s): Istio uses one whole, %r (the oldest with a route "
+            "for this port), and ignores the others; keep one" % (len(candidates), host, ", ".join(repr(object_name(v)) for v in candidates),
                                       object_name(vs)))
-    routes, envoy = ordered_routes(vs, port, client_namespace) if vs else ([], [])
+    if vs is not None and not envoy:
+        problems.append("VirtualService %r has no route that applies to port %s of host %r: Istio then sends plain traffic "
+                        "to every pod of the Service, as if there were no VirtualService" % (object_name(vs), port, host))
     catch_all = next((routes[e["route"]] for e in envoy if e["catch_all"]), None)
 
     known = set(subsets)
@@ -380,8 +392,8 @@ def host_routing(
         "port": port,
         "client_namespace": client_namespace,
         "virtual_service": object_name(vs) if vs else None,
-        "virtual_services": [object_name(v) for v in chosen["applied"] + chosen["dropped"]],
-        "dropped_virtual_services": [object_name(v) for v in chosen["dropped"]],
+        "virtual_services": [object_name(v) for v in candidates],
+        "dropped_virtual_services": [object_name(v) for v in candidates if v is not vs],
         "gateway_virtual_services": [object_name(v) for v in chosen["gateway_only"]],
         "destination_rule": object_name(rule) if rule else None,
         "destination_rules": [object_name(r) for r in rules],
@@ -408,9 +420,10 @@ def traffic_sentence(version_weights: dict[str, float], catch_all: dict | None) 
 
 
 def shadowed_by_fault_rule(routes: list[dict], route: dict) -> bool:
-    """Whether what shadows ``route`` is a fault rule sending where ``route`` sends."""
+    """Whether what shadows ``route`` is a header-matched fault rule sending where ``route`` sends
+    (a fault rule for everyone, a catch-all, leaves the routes after it dead like any other)."""
     shadow = next((r for r in routes if r["label"] == route["shadowed_by"]), None)
-    return bool(shadow and shadow["fault"] and shadow["destinations"] == route["destinations"])
+    return bool(shadow and shadow["fault"] and not shadow["catch_all"] and shadow["destinations"] == route["destinations"])
 
 
 def _subset_text(destination: dict) -> str:

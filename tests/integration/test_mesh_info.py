@@ -135,8 +135,8 @@ PROBLEMS = [
     ("weights-not-100", _weights_not_100,
      ["VirtualService 'reviews' route #0 has weights summing to 90, not 100"]),
     ("two-virtual-services", _two_virtual_services,
-     ["2 VirtualServices route host 'reviews' for the mesh ('reviews', 'reviews-copy'): Istio uses only the oldest, "
-      "'reviews', whole, and ignores the others; keep one"]),
+     ["2 VirtualServices route host 'reviews' for the mesh ('reviews', 'reviews-copy'): Istio uses one whole, "
+      "'reviews' (the oldest with a route for this port), and ignores the others; keep one"]),
     ("no-destination-rule", _no_destination_rule,
      ["VirtualService 'reviews' route #0 sends to subset 'v1', which has no DestinationRule for host 'reviews'"]),
 ]

@@ -218,7 +218,7 @@ def test_two_virtual_services_for_one_host_oldest_wins_whole():
     assert report["virtual_services"] == ["reviews-fqdn", "reviews"] and report["dropped_virtual_services"] == ["reviews"]
     assert report["default_weights"] == {"v1": 100}
     assert {r["vs"] for r in report["routes"]} == {"reviews-fqdn"}
-    assert any("Istio uses only the oldest, 'reviews-fqdn'" in p for p in report["problems"])
+    assert any("Istio uses one whole, 'reviews-fqdn' (the oldest with a route for this port)" in p for p in report["problems"])
 
 
 def test_same_age_virtual_services_are_ordered_by_name():

@@ -29,8 +29,8 @@ def pod(name, labels, ready=True, deleting=False):
 
 @pytest.mark.parametrize("host,namespace,expected", [
     ("reviews", "prod", ("reviews", "prod")),
-    ("reviews.prod", "other", ("reviews", "prod")),
-    ("reviews.prod.svc", "other", ("reviews", "prod")),
+    ("reviews.prod", "other", None),  # a dotted name is taken as written, as Istio does
+    ("reviews.prod.svc", "other", None),
     ("reviews.prod.svc.cluster.local", "other", ("reviews", "prod")),
     ("Reviews.Prod.svc.cluster.local.", "other", ("reviews", "prod")),
     ("api.example.com", "prod", None),
