@@ -544,6 +544,7 @@ from ansible_collections.canary.istio.plugins.module_utils._prometheus import ma
 from ansible_collections.canary.istio.plugins.module_utils._k8s import ISTIO_API_ARG_SPEC
 from ansible_collections.canary.istio.plugins.module_utils._objects import vs_diff
 from ansible_collections.canary.istio.plugins.module_utils._route_writes import route_back
+from ansible_collections.canary.istio.plugins.module_utils._required import fail_on_blank_required
 
 CHECK_SPEC: dict[str, t.Any] = dict(
     metric=dict(type="str", required=True),
@@ -609,6 +610,7 @@ def round_source(params: t.Mapping[str, t.Any], provider: str) -> GuanceRounds |
 
 def main() -> None:
     module = AnsibleModule(argument_spec=guance_argument_spec(OWN_OPTIONS), supports_check_mode=True)
+    fail_on_blank_required(module, module.argument_spec)
     if importlib.util.find_spec("requests") is None:
         module.fail_json(msg=missing_required_lib("requests"))
     params = module.params

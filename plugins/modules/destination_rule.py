@@ -212,6 +212,7 @@ from ansible_collections.canary.istio.plugins.module_utils._k8s import (
     auth_argument_spec,
 )
 from ansible_collections.canary.istio.plugins.module_utils._objects import apply_object, wanted_object
+from ansible_collections.canary.istio.plugins.module_utils._required import fail_on_blank_required
 
 KIND = "DestinationRule"
 
@@ -271,6 +272,7 @@ def main() -> None:
         required_if=[("state", "present", ("service_host",))],
         supports_check_mode=True,
     )
+    fail_on_blank_required(module, module.argument_spec)
     module.exit_json(**run(module))
 
 

@@ -216,6 +216,7 @@ from ansible_collections.canary.istio.plugins.module_utils._k8s import (
     istio_path,
     update_with_retry,
 )
+from ansible_collections.canary.istio.plugins.module_utils._required import fail_on_blank_required
 
 _STRING_MATCH = dict(exact=dict(type="str"), prefix=dict(type="str"), regex=dict(type="str"))
 
@@ -298,6 +299,7 @@ def main() -> None:
         ],
         supports_check_mode=True,
     )
+    fail_on_blank_required(module, module.argument_spec)
     params = module.params
     if params["state"] == "present":
         try:

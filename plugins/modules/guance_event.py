@@ -188,6 +188,7 @@ from ansible_collections.canary.istio.plugins.module_utils._guance import (
     event_request,
     guance_argument_spec,
 )
+from ansible_collections.canary.istio.plugins.module_utils._required import fail_on_blank_required
 
 OWN_OPTIONS: dict[str, dict[str, t.Any]] = dict(
     title=dict(type="str", required=True),
@@ -209,6 +210,7 @@ def request_from_params(params: t.Mapping[str, t.Any]) -> EventRequest:
 
 def main() -> None:
     module = AnsibleModule(argument_spec=guance_argument_spec(OWN_OPTIONS), supports_check_mode=True)
+    fail_on_blank_required(module, module.argument_spec)
     if importlib.util.find_spec("requests") is None:
         module.fail_json(msg=missing_required_lib("requests"))
     try:

@@ -207,6 +207,7 @@ from ansible_collections.canary.istio.plugins.module_utils._guance import (
     epoch_ms,
     guance_argument_spec,
 )
+from ansible_collections.canary.istio.plugins.module_utils._required import fail_on_blank_required
 
 QUERY_SPEC: dict[str, t.Any] = dict(
     query=dict(type="str", required=True),
@@ -285,6 +286,7 @@ def main() -> None:
         mutually_exclusive=[("last", "start")],
         supports_check_mode=True,
     )
+    fail_on_blank_required(module, module.argument_spec)
     if importlib.util.find_spec("requests") is None:
         module.fail_json(msg=missing_required_lib("requests"))
     params = module.params

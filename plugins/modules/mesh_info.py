@@ -338,6 +338,7 @@ from ansible_collections.canary.istio.plugins.module_utils._k8s import (
     fail_from_k8s_error,
 )
 from ansible_collections.canary.istio.plugins.module_utils._mesh_reads import read_host
+from ansible_collections.canary.istio.plugins.module_utils._required import fail_on_blank_required
 
 OWN_OPTIONS: dict[str, dict[str, t.Any]] = dict(
     ISTIO_API_ARG_SPEC,
@@ -354,10 +355,10 @@ OWN_OPTIONS: dict[str, dict[str, t.Any]] = dict(
 
 
 def check_params(params: t.Mapping[str, t.Any]) -> tuple[str, str] | None:
-    """(option, message) for the first option that cannot be used, else None."""
-    for option in ("service_host", "namespace", "version_label"):
-        if not (params.get(option) or "").strip():
-            return option, "%s: give a non-empty value" % option
+    """(option, message) for the first option that cannot be used, else None (the required
+    names are checked by fail_on_blank_required)."""
+    if not (params.get("version_label") or "").strip():
+        return "version_label", "version_label: is empty; give the pod label that tells versions apart, e.g. version"
     release = params.get("release")
     if release:
         for key in ("stable", "canary"):
@@ -368,6 +369,7 @@ def check_params(params: t.Mapping[str, t.Any]) -> tuple[str, str] | None:
 
 def main() -> None:
     module = AnsibleModule(argument_spec=auth_argument_spec(OWN_OPTIONS), supports_check_mode=True)
+    fail_on_blank_required(module, module.argument_spec)
     params = module.params
     bad = check_params(params)
     if bad:

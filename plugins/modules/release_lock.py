@@ -36,7 +36,7 @@ options:
     choices: [present, absent]
     default: present
   ttl:
-    description: Seconds until the lock expires (when taking it). Make it longer than the whole release.
+    description: Seconds until the lock expires (when taking it), from 1 to 2592000 (30 days). Make it longer than the whole release.
     type: int
     default: 3600
   force:
@@ -108,6 +108,10 @@ from ansible_collections.canary.istio.plugins.module_utils._lock import (
     read_lock,
     release,
 )
+from ansible_collections.canary.istio.plugins.module_utils._required import fail_on_blank_required
+
+
+MAX_TTL_S = 30 * 24 * 3600
 
 
 def main() -> None:
@@ -123,9 +127,11 @@ def main() -> None:
         )),
         supports_check_mode=True,
     )
+    fail_on_blank_required(module, module.argument_spec)
     params = module.params
-    if params["ttl"] < 1:
-        module.fail_json(msg="ttl: must be at least 1 second, got %d" % params["ttl"])
+    if not 1 <= params["ttl"] <= MAX_TTL_S:
+        # Python's dates end in year 9999: a huge ttl would be a traceback, not an expiry.
+        module.fail_json(msg="ttl: must be from 1 second to %d (30 days), got %d" % (MAX_TTL_S, params["ttl"]), option="ttl")
     client = client_from_module(module)
     path = istio_path(params["api_version"], VIRTUAL_SERVICES, params["namespace"], params["name"])
     outcome = {}

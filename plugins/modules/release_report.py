@@ -268,6 +268,7 @@ from ansible_collections.canary.istio.plugins.module_utils._report_records impor
     read_document,
     safe_name,
 )
+from ansible_collections.canary.istio.plugins.module_utils._required import fail_on_blank_required
 
 RECORDS_FILE = "records.json"
 HTML_FILE = "report.html"
@@ -427,6 +428,7 @@ def run(module: AnsibleModule) -> dict[str, t.Any]:
 
 def main() -> None:
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    fail_on_blank_required(module, module.argument_spec)
     try:
         result = run(module)
     except ReportError as exc:

@@ -205,6 +205,7 @@ from ansible_collections.canary.istio.plugins.module_utils._mesh_reads import (
     service_of_host,
 )
 from ansible_collections.canary.istio.plugins.module_utils._route_writes import route_weights_of, write_route_weights
+from ansible_collections.canary.istio.plugins.module_utils._required import fail_on_blank_required
 
 OWN_OPTIONS: dict[str, dict[str, t.Any]] = dict(
     ISTIO_API_ARG_SPEC,
@@ -360,6 +361,7 @@ def main() -> None:
         required_together=[("stable", "canary", "canary_weight")],
         supports_check_mode=True,
     )
+    fail_on_blank_required(module, module.argument_spec)
     params = module.params
     try:
         weights = wanted_weights(params)

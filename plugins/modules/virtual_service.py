@@ -391,6 +391,7 @@ from ansible_collections.canary.istio.plugins.module_utils._k8s import (
     auth_argument_spec,
 )
 from ansible_collections.canary.istio.plugins.module_utils._objects import apply_object, wanted_object
+from ansible_collections.canary.istio.plugins.module_utils._required import fail_on_blank_required
 
 KIND = "VirtualService"
 
@@ -568,6 +569,7 @@ def main() -> None:
         ],
         supports_check_mode=True,
     )
+    fail_on_blank_required(module, module.argument_spec)
     module.exit_json(**run(module))
 
 

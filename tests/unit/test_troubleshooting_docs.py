@@ -125,7 +125,7 @@ def test_the_collection_has_messages_to_check():
     python, playbook = python_messages(), yaml_messages()
     assert len(python) > 150
     assert len(playbook) >= 8
-    assert any(fragment.startswith("ttl: must be at least 1 second") for where, fragment in python)
+    assert any(fragment.startswith("ttl: must be from 1 second to") for where, fragment in python)
     assert any("ROLLBACK FAILED too" in fragment for where, fragment in playbook)
 
 
