@@ -250,17 +250,141 @@ def describe_subsets(destination_rule: dict | None, pods: list[dict], deployment
 
 # --- the model -------------------------------------------------------------------------------
 
-def _targets(destination: dict, fqdn: str, subsets: dict[str, dict], all_versions: list[str],
-             all_deployments: list[str]) -> tuple[list[str], list[str]] | None:
-    """(versions, deployments) a destination of ``fqdn`` reaches; None for another host."""
-    if destination["host"] != fqdn:
-        return None
-    if not destination["subset"]:
-        return all_versions, all_deployments
-    subset = subsets.get(destination["subset"])
-    if subset is None:
-        return [], []
-    return subset["versions"], subset["deployments"]
+class _Backends:
+    """The host's pods and Deployments, and what a destination of a route reaches among them."""
+
+    def __init__(self, fqdn: str, subsets: dict[str, dict], pods: list[dict], deployments: list[dict], version_label: str):
+        self.fqdn = fqdn
+        self.subsets = subsets
+        self.pods = pods
+        self.version_label = version_label
+        found = {_version_of(_pod_labels(p), version_label) for p in pods}
+        found |= {_version_of(_template_labels(d), version_label) for d in deployments}
+        self.versions = sorted(v for v in found if v)
+        self.deployments = sorted(object_name(d) for d in deployments)
+
+    def reach(self, destination: dict) -> tuple[list[str], list[str]] | None:
+        """(versions, deployments) a destination reaches; None for another host."""
+        if destination["host"] != self.fqdn:
+            return None
+        if not destination["subset"]:
+            return self.versions, self.deployments
+        subset = self.subsets.get(destination["subset"])
+        if subset is None:
+            return [], []
+        return subset["versions"], subset["deployments"]
+
+    def version_shares(self, destination: dict) -> dict[str, float]:
+        """version -> share of the destination's weight, split by Ready pods when it reaches several."""
+        if destination["subset"]:
+            subset = self.subsets.get(destination["subset"])
+            if subset is None:
+                return {}
+            selector, versions = subset["labels"], subset["versions"]
+        else:
+            selector, versions = {}, self.versions
+        if len(versions) == 1:
+            return {versions[0]: float(destination["weight"])}
+        ready = [_version_of(_pod_labels(p), self.version_label) for p in self.pods
+                 if is_pod_ready(p) and _selects(_pod_labels(p), selector)]
+        ready = [v for v in ready if v is not None]
+        if not ready:
+            return {}
+        return {v: destination["weight"] * ready.count(v) / len(ready) for v in sorted(set(ready))}
+
+
+def choose_virtual_service(candidates: list[dict], port: int | None, client_namespace: str) -> tuple[dict | None, list[dict], list[dict]]:
+    """(VirtualService in force, its routes, its Envoy routes) among those naming the host, oldest first.
+
+    The oldest with a route for this port wins: Istio builds each port's routes apart, so one
+    whose every match is for another port leaves this port to the next. None of them having a
+    route for the port leaves the oldest, with no Envoy route (Istio's default route applies).
+    """
+    for candidate in candidates:
+        routes, envoy = ordered_routes(candidate, port, client_namespace)
+        if envoy:
+            return candidate, routes, envoy
+    if not candidates:
+        return None, [], []
+    routes, envoy = ordered_routes(candidates[0], port, client_namespace)
+    return candidates[0], routes, envoy
+
+
+def _sends_to(route: dict, fqdn: str, subset: str) -> bool:
+    return any(d["host"] == fqdn and d["subset"] == subset and (d["weight"] > 0 or len(route["destinations"]) == 1)
+               for d in route["destinations"])
+
+
+def route_findings(routes: list[dict], backends: _Backends, rule: dict | None, host: str) -> tuple[list[str], dict, dict]:
+    """(problems, version -> what sends it requests, Deployment -> the same) from the routes."""
+    problems: list[str] = []
+    serving: dict[str, list[str]] = {}
+    serving_deployments: dict[str, list[str]] = {}
+
+    def serve(target: dict, reason: str) -> None:
+        reached = backends.reach(target)
+        for version in (reached or ([], []))[0]:
+            serving.setdefault(version, []).append(reason)
+        for name in (reached or ([], []))[1]:
+            serving_deployments.setdefault(name, []).append(reason)
+
+    for route in routes:
+        if not route["applies"]:
+            continue
+        if route["delegate"]:
+            problems.append("%s delegates to VirtualService %r; canary.istio does not follow delegates, so the traffic "
+                            "it sends is unknown here" % (route["label"], route["delegate"].get("name")))
+        if route["shadowed_by"] and not route["reachable"]:
+            # A fault rule placed in front of the route it copies is how fault injection works:
+            # the shadow is intended, and lifts when the rule is removed.
+            if not shadowed_by_fault_rule(routes, route):
+                problems.append("%s is never reached: %s takes its requests first" % (route["label"], route["shadowed_by"]))
+            continue
+        total = sum(d["weight"] for d in route["destinations"])
+        if len(route["destinations"]) > 1 and total != 100:
+            problems.append("%s has weights summing to %d, not 100" % (route["label"], total))
+        for destination in route["destinations"]:
+            if destination["host"] == backends.fqdn and destination["subset"] and destination["subset"] not in backends.subsets:
+                problems.append("%s sends to subset %r, which %s" % (
+                    route["label"], destination["subset"],
+                    "DestinationRule %r does not define" % object_name(rule) if rule else "has no DestinationRule for host %r" % host))
+        reason = ("fault rule of %s" if route["fault"] else "%s") % route["label"]
+        for destination in route["destinations"]:
+            if destination["weight"] > 0 or len(route["destinations"]) == 1:
+                serve(destination, "%s %s(%d%%)" % (reason, _subset_text(destination), destination["weight"]))
+        for mirror in route["mirrors"]:
+            serve(mirror, "%s mirrors %s%s%% of its requests" % (reason, _subset_text(mirror), mirror["percent"]))
+    return problems, serving, serving_deployments
+
+
+def default_traffic(catch_all: dict | None, backends: _Backends) -> tuple[dict[str, int], dict[str, float]]:
+    """(subset -> weight, version -> share) of plain traffic: the catch-all's destinations to the host."""
+    subsets: dict[str, int] = {}
+    versions: dict[str, float] = {}
+    if catch_all is None or catch_all["delegate"]:
+        return subsets, versions
+    for destination in catch_all["destinations"]:
+        if destination["host"] != backends.fqdn:
+            continue
+        subsets[destination["subset"]] = subsets.get(destination["subset"], 0) + destination["weight"]
+        for version, share in backends.version_shares(destination).items():
+            versions[version] = round(versions.get(version, 0.0) + share, 3)
+    return subsets, versions
+
+
+def subset_findings(subsets: dict[str, dict], routes: list[dict], fqdn: str, pods_counted: bool) -> list[str]:
+    """Problems of the subsets; sets each subset's ``receives_traffic``."""
+    problems = []
+    for name, subset in subsets.items():
+        if not subset["labels"]:
+            problems.append("subset %r has no labels, so it selects every pod of the Service" % name)
+        if len(subset["versions"]) > 1:
+            problems.append("subset %r selects pods of %d versions (%s)" % (name, len(subset["versions"]), ", ".join(subset["versions"])))
+        receives = [r["label"] for r in routes if r["reachable"] and _sends_to(r, fqdn, name)]
+        subset["receives_traffic"] = bool(receives)
+        if pods_counted and receives and subset["ready_pods"] == 0:
+            problems.append("subset %r has no Ready pods but receives traffic from %s" % (name, ", ".join(receives)))
+    return problems
 
 
 def host_routing(
@@ -284,103 +408,28 @@ def host_routing(
     client_namespace = client_namespace or namespace
     rules = [r for r in destination_rules or [] if isinstance(r, dict)]
     rule = merge_destination_rules(rules)
-    counted = pods is not None
-    pods = list(pods or [])
-    deployments = [d for d in deployments or [] if isinstance(d, dict)]
-    subsets = describe_subsets(rule, pods, deployments, version_label)
-    found_versions = {_version_of(_pod_labels(p), version_label) for p in pods}
-    found_versions |= {_version_of(_template_labels(d), version_label) for d in deployments}
-    all_versions = sorted(v for v in found_versions if v)
-    all_deployments = sorted(object_name(d) for d in deployments)
+    pod_list = list(pods or [])
+    deployment_list = [d for d in deployments or [] if isinstance(d, dict)]
+    subsets = describe_subsets(rule, pod_list, deployment_list, version_label)
+    backends = _Backends(fqdn, subsets, pod_list, deployment_list, version_label)
 
     chosen = virtual_services_for_host(virtual_services, fqdn, client_namespace)
-    problems: list[str] = []
     candidates = chosen["applied"] + chosen["dropped"]
-    # The oldest that has a route for this port wins (Istio builds each port's routes apart: one
-    # whose every match is for another port leaves this port to the next).
-    vs, routes, envoy = None, [], []
-    for candidate in candidates:
-        routes, envoy = ordered_routes(candidate, port, client_namespace)
-        vs = candidate
-        if envoy:
-            break
-    if vs is not None and not envoy:
-        vs = candidates[0]
-        routes, envoy = ordered_routes(vs, port, client_namespace)
+    vs, routes, envoy = choose_virtual_service(candidates, port, client_namespace)
+    problems: list[str] = []
     if len(candidates) > 1:
         problems.append(
             "%d VirtualServices route host %r for the mesh (%s): Istio uses one whole, %r (the oldest with a route "
-            "for this port), and ignores the others; keep one" % (len(candidates), host, ", ".join(repr(object_name(v)) for v in candidates),
-                                      object_name(vs)))
+            "for this port), and ignores the others; keep one"
+            % (len(candidates), host, ", ".join(repr(object_name(v)) for v in candidates), object_name(vs)))
     if vs is not None and not envoy:
         problems.append("VirtualService %r has no route that applies to port %s of host %r: Istio then sends plain traffic "
                         "to every pod of the Service, as if there were no VirtualService" % (object_name(vs), port, host))
     catch_all = next((routes[e["route"]] for e in envoy if e["catch_all"]), None)
-
-    known = set(subsets)
-    serving: dict[str, list[str]] = {}
-    serving_deployments: dict[str, list[str]] = {}
-
-    def serve(versions: list[str], names: list[str], reason: str) -> None:
-        for version in versions:
-            serving.setdefault(version, []).append(reason)
-        for name in names:
-            serving_deployments.setdefault(name, []).append(reason)
-
-    for route in routes:
-        if not route["applies"]:
-            continue
-        if route["delegate"]:
-            problems.append("%s delegates to VirtualService %r; canary.istio does not follow delegates, so the traffic "
-                            "it sends is unknown here" % (route["label"], (route["delegate"] or {}).get("name")))
-        if route["shadowed_by"] and not route["reachable"]:
-            # A fault rule placed in front of the route it copies is how fault injection works:
-            # the shadow is intended, and lifts when the rule is removed.
-            if not shadowed_by_fault_rule(routes, route):
-                problems.append("%s is never reached: %s takes its requests first" % (route["label"], route["shadowed_by"]))
-            continue
-        reason = ("fault rule of %s" if route["fault"] else "%s") % route["label"]
-        weighted = [d for d in route["destinations"] if d["weight"] > 0 or len(route["destinations"]) == 1]
-        if len(route["destinations"]) > 1 and sum(d["weight"] for d in route["destinations"]) != 100:
-            problems.append("%s has weights summing to %d, not 100" % (
-                route["label"], sum(d["weight"] for d in route["destinations"])))
-        for destination in route["destinations"]:
-            if destination["host"] == fqdn and destination["subset"] and destination["subset"] not in known:
-                problems.append("%s sends to subset %r, which %s" % (
-                    route["label"], destination["subset"],
-                    "DestinationRule %r does not define" % object_name(rule) if rule else "has no DestinationRule for host %r" % host))
-        for destination in weighted:
-            reached = _targets(destination, fqdn, subsets, all_versions, all_deployments)
-            if reached:
-                serve(reached[0], reached[1], "%s %s(%d%%)" % (reason, _subset_text(destination), destination["weight"]))
-        for mirror in route["mirrors"]:
-            reached = _targets(mirror, fqdn, subsets, all_versions, all_deployments)
-            if reached:
-                serve(reached[0], reached[1], "%s mirrors %s%s%% of its requests" % (
-                    reason, _subset_text(mirror), mirror["percent"]))
-
-    default_subsets: dict[str, int] = {}
-    default_versions: dict[str, float] = {}
-    if catch_all is not None and not catch_all["delegate"]:
-        for destination in catch_all["destinations"]:
-            if destination["host"] != fqdn:
-                continue
-            default_subsets[destination["subset"]] = default_subsets.get(destination["subset"], 0) + destination["weight"]
-            for version, share in _version_shares(destination, subsets, pods, all_versions, version_label).items():
-                default_versions[version] = round(default_versions.get(version, 0.0) + share, 3)
-
-    for name, subset in subsets.items():
-        if not subset["labels"]:
-            problems.append("subset %r has no labels, so it selects every pod of the Service" % name)
-        if len(subset["versions"]) > 1:
-            problems.append("subset %r selects pods of %d versions (%s)" % (name, len(subset["versions"]), ", ".join(subset["versions"])))
-        receives = [r["label"] for r in routes if r["reachable"] and any(
-            d["host"] == fqdn and d["subset"] == name and (d["weight"] > 0 or len(r["destinations"]) == 1)
-            for d in r["destinations"])]
-        subset["receives_traffic"] = bool(receives)
-        if counted and receives and subset["ready_pods"] == 0:
-            problems.append("subset %r has no Ready pods but receives traffic from %s" % (name, ", ".join(receives)))
-
+    found, serving, serving_deployments = route_findings(routes, backends, rule, host)
+    problems += found
+    default_subsets, default_versions = default_traffic(catch_all, backends)
+    problems += subset_findings(subsets, routes, fqdn, pods is not None)
     for rule_obj in rules:
         if not same_host(_spec(rule_obj).get("host") or "", fqdn, _namespace(rule_obj, namespace)):
             problems.append("DestinationRule %r is for host %r, not %r" % (object_name(rule_obj), _spec(rule_obj).get("host"), host))
@@ -428,25 +477,6 @@ def shadowed_by_fault_rule(routes: list[dict], route: dict) -> bool:
 
 def _subset_text(destination: dict) -> str:
     return "to subset %r " % destination["subset"] if destination["subset"] else "to the whole host "
-
-
-def _version_shares(destination: dict, subsets: dict[str, dict], pods: list[dict], all_versions: list[str],
-                    version_label: str) -> dict[str, float]:
-    """version -> share of the destination's weight, split by Ready pods when it reaches several versions."""
-    if destination["subset"]:
-        subset = subsets.get(destination["subset"])
-        if subset is None:
-            return {}
-        selector, versions = subset["labels"], subset["versions"]
-    else:
-        selector, versions = {}, all_versions
-    if len(versions) == 1:
-        return {versions[0]: float(destination["weight"])}
-    ready = [_version_of(_pod_labels(p), version_label) for p in pods if is_pod_ready(p) and _selects(_pod_labels(p), selector)]
-    ready = [v for v in ready if v is not None]
-    if not ready:
-        return {}
-    return {v: destination["weight"] * ready.count(v) / len(ready) for v in sorted(set(ready))}
 
 
 def merge_destination_rules(rules: list[dict]) -> dict | None:
