@@ -191,11 +191,13 @@ def notes(measured: dict) -> list[str]:
         "more: the step at 100% writes that route already (the stable subset left out, not kept at weight 0).",
         f"{RELEASE}, all writes in order: {', '.join(release['first']['writes_list'])}; "
         f"most reads: {_top_readers(release['first'])} (each canary.istio.mesh_info reads the VirtualServices, "
-        "DestinationRules, the Service and its pods).",
+        "DestinationRules, the Service, its pods and the Deployments: the routing model names the versions and "
+        "Deployments each route reaches).",
     ]
     if split["first"]["reads"] > 3:
         found.append(f"traffic_split reads {split['first']['reads']} times when it changes weights (aim: at most 3): the "
-                     "VirtualService, the namespace's DestinationRules (one's name need not be the host), the Service (its "
+                     "namespace's VirtualServices (one LIST: an older one naming the same host would make Istio ignore "
+                     "this one), the namespace's DestinationRules (one's name need not be the host), the Service (its "
                      f"selector) and its pods (a subset without Ready pods is refused); with nothing to change it reads "
                      f"{split['second']['reads']}.")
     if held["second"]["writes"]:
