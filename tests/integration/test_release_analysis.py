@@ -354,10 +354,12 @@ def test_canary_whose_pods_vanish_rolls_back(admin, namespace, endpoints, versio
     run.finish()
     run.assert_rolled_back_at_first_step()
     result = run.last_analysis()
-    # No data from the canary is inconclusive, which counts as a failed round (inconclusive: fail).
-    assert [r["verdict"] for r in result["rounds"]] == ["inconclusive"] and result["verdict"] == "fail", result["reason"]
+    # The stable version served its share and the canary none of its 50%: the traffic share check
+    # fails the round (before that check, no canary data was inconclusive; both roll back).
+    assert [r["verdict"] for r in result["rounds"]] == ["fail"] and result["verdict"] == "fail", result["reason"]
     assert result["rounds"][0]["numbers"].get(canary, {}).get("request_count") in (None, 0), result["rounds"]
-    assert "too few canary requests" in result["reason"], result["reason"]
+    assert "traffic_share observed 0% of" in result["reason"] and "configured 50%" in result["reason"], result["reason"]
+    assert "the canary has no Ready pod" in result["reason"], result["reason"]
 
 
 def test_canary_without_traffic_is_inconclusive_and_rolls_back(admin, namespace, endpoints, versions_of_test,

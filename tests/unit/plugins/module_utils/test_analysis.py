@@ -597,7 +597,7 @@ def test_a_mesh_ignoring_the_weights_fails_the_round_before_too_few_requests():
     verdict = _share_round(0, 400, 10)
     assert verdict.verdict == an.FAIL
     assert verdict.reason.startswith("traffic_share: observed 0% of 400 requests on the canary")
-    assert "configured 10%: the mesh does not route as the VirtualService says" in verdict.reason
+    assert "configured 10%: the requests do not follow the weights (the mesh does not apply the VirtualService, or the canary has no Ready pod)" in verdict.reason
     even = _share_round(200, 200, 10)  # a mesh sending to every pod alike
     assert even.verdict == an.FAIL
 
