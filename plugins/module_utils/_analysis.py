@@ -835,7 +835,8 @@ def check_traffic_share(canary: float | None, baseline: float | None, expected_p
     shown = (f"observed {_fmt(round(observed, 1))}% of {_fmt(total)} requests on the canary "
              f"(99.9% interval {_fmt(round(100 * low, 1))}-{_fmt(round(100 * high, 1))}%), configured {_fmt(expected_pct)}%")
     if 100 * low - slack > expected_pct or 100 * high + slack_below < expected_pct:
-        return result(CHECK_FAIL, shown + ": the requests do not follow the weights (the mesh does not apply the VirtualService, or the canary has no Ready pod)", observed)
+        return result(CHECK_FAIL, shown + ": the requests do not follow the weights (the mesh does not apply the "
+                      "VirtualService, or the canary has no Ready pod)", observed)
     return result(CHECK_PASS, shown, observed)
 
 

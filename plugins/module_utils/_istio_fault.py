@@ -221,8 +221,7 @@ def upsert_fault_rule(
         if _rule_reaches(routes, existing):
             return new_spec  # where it is, no earlier route takes all its requests: it stays
         del routes[existing]
-        position, _ = fault_rule_position(routes, conditions(match))
-        routes.insert(position, rule)
+        routes.insert(fault_rule_position(routes, conditions(match))[0], rule)
     else:
         routes.insert(position, {"name": name, "match": [match], "fault": fault, "route": route_to})
     return new_spec

@@ -151,4 +151,3 @@ def may_overlap(a: dict, b: dict) -> bool:
         if any(value == {} and name in present for name, value in absent.items()):
             return False  # one needs the header absent, the other present
     return True
-

@@ -15,7 +15,6 @@ from ansible_collections.canary.istio.plugins.module_utils._istio_common import 
 from ansible_collections.canary.istio.plugins.module_utils._istio_matches import route_conditions
 
 
-
 # --- weights ---------------------------------------------------------------------------------
 
 def validate_weights(weights: t.Any, field: str = "weights") -> dict[str, int]:

@@ -20,10 +20,7 @@ from __future__ import annotations
 import typing as t
 
 from ansible_collections.canary.istio.plugins.module_utils._istio import qualify_host, same_host
-from ansible_collections.canary.istio.plugins.module_utils._istio_routing import (  # noqa: F401 (read here too)
-    is_pod_ready,
-    merge_destination_rules,
-)
+from ansible_collections.canary.istio.plugins.module_utils._istio_routing import is_pod_ready
 from ansible_collections.canary.istio.plugins.module_utils._k8s import (
     DESTINATION_RULES,
     VIRTUAL_SERVICES,

@@ -387,7 +387,8 @@ def main() -> None:
                          state.deployments, port=state.port, version_label=params["version_label"])
     winner = [vs for vs in state.virtual_services if (vs.get("metadata") or {}).get("name") == model["virtual_service"]]
     faults = [dict(rule, vs=model["virtual_service"]) for rule in fault_rules((winner[0].get("spec") or {}) if winner else {})]
-    result = dict(model, service_host=model.pop("host"), faults=faults, problems=model["problems"] + state.problems)
+    result = dict(model, service_host=model.pop("host"), faults=faults)
+    result["problems"] = model["problems"] + state.problems
     if params["release"]:
         release = params["release"]
         result["release"] = release_state(model, release["stable"], release["canary"], release["steps"],

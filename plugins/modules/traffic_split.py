@@ -186,7 +186,7 @@ from ansible_collections.canary.istio.plugins.module_utils._istio import (
     validate_weights,
     weights_from_canary,
 )
-from ansible_collections.canary.istio.plugins.module_utils._istio_routing import virtual_services_for_host
+from ansible_collections.canary.istio.plugins.module_utils._istio_routing import merge_destination_rules, virtual_services_for_host
 from ansible_collections.canary.istio.plugins.module_utils._objects import vs_diff
 from ansible_collections.canary.istio.plugins.module_utils._k8s import (
     ISTIO_API_ARG_SPEC,
@@ -200,7 +200,6 @@ from ansible_collections.canary.istio.plugins.module_utils._k8s import (
 )
 from ansible_collections.canary.istio.plugins.module_utils._mesh_reads import (
     find_destination_rules,
-    merge_destination_rules,
     ready_pods_by_subset,
     service_of_host,
 )

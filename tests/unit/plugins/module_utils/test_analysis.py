@@ -597,7 +597,8 @@ def test_a_mesh_ignoring_the_weights_fails_the_round_before_too_few_requests():
     verdict = _share_round(0, 400, 10)
     assert verdict.verdict == an.FAIL
     assert verdict.reason.startswith("traffic_share: observed 0% of 400 requests on the canary")
-    assert "configured 10%: the requests do not follow the weights (the mesh does not apply the VirtualService, or the canary has no Ready pod)" in verdict.reason
+    assert ("configured 10%: the requests do not follow the weights (the mesh does not apply the VirtualService, "
+            "or the canary has no Ready pod)") in verdict.reason
     even = _share_round(200, 200, 10)  # a mesh sending to every pod alike
     assert even.verdict == an.FAIL
 
@@ -605,9 +606,9 @@ def test_a_mesh_ignoring_the_weights_fails_the_round_before_too_few_requests():
 def test_normal_rounds_at_10_percent_pass_the_share_check():
     import random
     rng = random.Random(3)
-    for _ in range(200):
+    for _round in range(200):
         n = rng.randint(100, 2000)
-        canary = sum(rng.random() < 0.10 for _ in range(n))
+        canary = sum(rng.random() < 0.10 for _request in range(n))
         verdict = _share_round(canary, n - canary, 10, min_requests=1)
         assert verdict.verdict == an.PASS, (canary, n, verdict.reason)
 

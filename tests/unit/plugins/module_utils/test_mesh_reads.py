@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.canary.istio.plugins.module_utils import _mesh_reads as reads
+from ansible_collections.canary.istio.plugins.module_utils._istio_routing import merge_destination_rules
 from ansible_collections.canary.istio.plugins.module_utils._k8s import K8sNotFoundError
 
 
@@ -57,14 +58,14 @@ def test_merge_keeps_the_oldest_subset_of_a_name_and_adds_the_others():
     old = dr("old", "reviews", ["v1", "v2"], trafficPolicy={"tls": {"mode": "ISTIO_MUTUAL"}})
     young = dr("young", "reviews", ["v2", "v3"])
     young["spec"]["subsets"][0]["labels"] = {"version": "shadow"}
-    merged = reads.merge_destination_rules([old, young])
+    merged = merge_destination_rules([old, young])
     assert merged["metadata"]["name"] == "old"
     assert merged["spec"]["trafficPolicy"] == {"tls": {"mode": "ISTIO_MUTUAL"}}
     assert merged["spec"]["subsets"] == [{"name": "v1", "labels": {"version": "v1"}},
                                          {"name": "v2", "labels": {"version": "v2"}},
                                          {"name": "v3", "labels": {"version": "v3"}}]
     assert [s["name"] for s in old["spec"]["subsets"]] == ["v1", "v2"]  # inputs untouched
-    assert reads.merge_destination_rules([]) is None
+    assert merge_destination_rules([]) is None
 
 
 @pytest.mark.parametrize("obj,ready", [

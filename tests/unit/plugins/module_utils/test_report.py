@@ -135,9 +135,9 @@ def test_fmt_duration_and_weights() -> None:
 
 def test_traffic_share_charts_observed_beside_configured():
     from ansible_collections.canary.istio.plugins.module_utils import _report as rp
+    bounds = {"min": None, "max": None, "max_over_baseline": None, "max_ratio_to_baseline": None}
     check = {"metric": "traffic_share", "result": "fail", "reason": "observed 0% ...", "canary": 0.0, "baseline": 10.0,
-             "unit": "%", "query": None, "bounds": {"min": None, "max": None, "max_over_baseline": None,
-                                                     "max_ratio_to_baseline": None}}
+             "unit": "%", "query": None, "bounds": bounds}
     metrics = {}
     when = rp.datetime.datetime(2026, 1, 1, tzinfo=rp.datetime.timezone.utc)
     rp._add_round(metrics, {"round": 1, "checks": [check], "numbers": {}}, when, ["v1", "v2"], "v2", "v1")

@@ -9,9 +9,8 @@ import importlib
 
 import pytest
 
-from module_main import run_main  # pylint: disable=import-error
-
 from ansible_collections.canary.istio.plugins.module_utils._required import blank_required
+from ansible_collections.canary.istio.tests.unit.plugins.modules.module_main import run_main
 
 K8S = {"host": "https://127.0.0.1:1", "api_key": "token-not-used"}
 GUANCE = {"url": "http://127.0.0.1:1", "api_key": "key-not-used"}
@@ -35,7 +34,7 @@ CASES = [
 @pytest.mark.parametrize("module, args, option", CASES, ids=["%s-%s" % (c[0], c[2]) for c in CASES])
 def test_a_blank_required_option_is_refused_naming_it(module, args, option, monkeypatch, capsys):
     main = importlib.import_module("ansible_collections.canary.istio.plugins.modules." + module).main
-    result, _ = run_main(main, args, monkeypatch, capsys, clear_env=("K8S_AUTH_", "GUANCE_"))
+    result = run_main(main, args, monkeypatch, capsys, clear_env=("K8S_AUTH_", "GUANCE_"))[0]
     assert result["failed"] is True and result.get("option") == option, result
     assert result["msg"].startswith(option + ":")
 
