@@ -82,7 +82,10 @@ def _play(name, namespace, release_kubeconfig, *args, check=True, **overrides):
 def test_reference_flow_step_by_step(admin, bookinfo, release_kubeconfig, audit):
     ns = bookinfo
     # Steps 1-6: old versions gone, rules, canary deployed, 90/10 (the release stops at 10%).
-    _play("canary_release", ns, release_kubeconfig, canary_steps=[10])
+    first = _play("canary_release", ns, release_kubeconfig, canary_steps=[10])
+    # The last word is read back from the cluster through the routing model, not the intended weights.
+    assert "stopped at 10% on v2; traffic now: v1 90%, v2 10% (VirtualService 'reviews' route #0)" in first.stdout, \
+        first.stdout[-2000:]
     assert _deployments(admin, ns) == {"reviews-v1", "reviews-v2"}
     admin.wait_for("reviews-v3 pods gone", lambda: not _pods(admin, ns, "v3"), 60)
     assert _subsets(admin, ns) == ["v1", "v2"]
@@ -109,7 +112,8 @@ def test_reference_flow_step_by_step(admin, bookinfo, release_kubeconfig, audit)
 
     # Step 8: resume to 100% and promote: v1 gone, its subset dropped, all traffic on v2.
     audit.mark()
-    _play("canary_release", ns, release_kubeconfig, canary_steps=[10, 100])
+    promoted = _play("canary_release", ns, release_kubeconfig, canary_steps=[10, 100])
+    assert "promoted; traffic now: v2 100% (VirtualService 'reviews' route #0)" in promoted.stdout, promoted.stdout[-2000:]
     assert _weights(admin, ns) == {"v2": 100}
     # One routing write for the step at 100, which is already the promotion's route; the other two
     # VirtualService writes are the lock, taken and released.
