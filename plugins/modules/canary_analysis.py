@@ -162,10 +162,12 @@ options:
     description:
       - The canary's configured weight in percent (the step's). Each round then also checks that
         the canary's observed share of the requests of canary and baseline agrees with it
-        (check C(traffic_share)), and fails the round when it does not - for example 0% of 400
-        requests under a 10% weight, when the mesh ignores the VirtualService or the canary has
-        no sidecar. The test knows the sample size (a 99.9% Wilson interval) and allows 1 point
-        plus a quarter of the smaller side's weight, so normal rounds pass.
+        (check C(traffic_share)), and fails the round when the canary gets far more than its
+        weight (beyond a 99.9% Wilson interval widened by 1 point plus a quarter of the smaller
+        side's weight) or none at all where the weight promised at least 10 requests - for
+        example 0% of 400 requests under a 10% weight, when the mesh ignores the VirtualService
+        or the canary has no sidecar or no Ready pod. Less than its weight, but some, is not a
+        failure (a new canary's series counts from its first scrape).
       - Needs O(baseline_version). V(0) checks nothing.
     type: int
   inconclusive:
