@@ -16,9 +16,10 @@ description:
     condition such as a C(name) alone), the one plain traffic takes, since Envoy takes the first
     route whose match holds.
   - Refuses, with nothing written, a named O(route) that no request reaches (it comes after the
-    catch-all), naming the route that takes its requests; and a VirtualService that Istio ignores
+    catch-all), naming the route that takes its requests; a VirtualService that Istio ignores
     for its host because an older VirtualService names the same host (sidecars use only the
-    oldest, whole), naming that one.
+    oldest, whole), naming that one; and, unless O(force=true), the one Istio uses when others
+    name its host too, naming them (the rollback role sets O(force), so traffic can always go back).
   - Only that route's destinations change. Other routes, matches, retries, timeouts, mirrors,
     header rewrites, fault rules, labels, annotations and fields this module does not know stay as
     they were. A destination keeps its host, port and headers; a subset new to the route gets the
@@ -68,6 +69,8 @@ options:
         for example for a host outside the cluster). The pods are then not read at all.
       - A subset that the DestinationRule does not define is refused even with O(force=true),
         because Istio would answer every request sent to it with an error.
+      - Also change the VirtualService Istio uses for the host when other VirtualServices name
+        the host too (a VirtualService Istio ignores is refused even with O(force=true)).
     type: bool
     default: false
 extends_documentation_fragment:
@@ -266,11 +269,29 @@ def plan_split(spec: dict, weights: dict[str, int], route: str | None, namespace
     return Plan(label, route_weights(old_route), new_spec, hosts[0])
 
 
-def overriding_virtual_service(virtual_services: list[dict], name: str, host: str, namespace: str) -> str | None:
-    """The VirtualService that Istio uses for ``host`` in the mesh instead of ``name``, or None."""
+def mesh_virtual_services(virtual_services: list[dict], host: str, namespace: str) -> list[str]:
+    """Names of the mesh VirtualServices that name ``host``, oldest (the one Istio uses) first."""
     chosen = virtual_services_for_host(virtual_services, qualify_host(host, namespace), namespace)
-    if any((vs.get("metadata") or {}).get("name") == name for vs in chosen["dropped"]):
-        return (chosen["applied"][0].get("metadata") or {}).get("name")
+    return [(vs.get("metadata") or {}).get("name") for vs in chosen["applied"] + chosen["dropped"]]
+
+
+def several_virtual_services_problem(names: list[str], name: str, host: str, force: bool) -> str | None:
+    """Why ``name`` must not be changed when several VirtualServices name its host, or None.
+
+    Writing one that Istio ignores moves no traffic, force or not. Writing the one in use does,
+    but the other is a trap (delete one and the other's routes take over): refused unless
+    ``force``, which the rollback sets, so that traffic can always go back.
+    """
+    if len(names) < 2:
+        return None
+    if names[0] != name:
+        return ("name: Istio ignores VirtualService %r for host %r in the mesh: VirtualService %r names the same host and is "
+                "older, and sidecars use only the oldest, whole, so weights written to %r would move no traffic; keep one "
+                "VirtualService per host (delete or merge %r)" % (name, host, names[0], name, name))
+    if not force:
+        return ("name: VirtualServices %s all name host %r for the mesh; Istio uses %r whole and ignores the others, which "
+                "take over if it goes; keep one VirtualService per host, or set force=true to change %r anyway"
+                % (", ".join(repr(n) for n in names), host, name, name))
     return None
 
 
@@ -391,15 +412,10 @@ def main() -> None:
         plan = plan_split(live_spec, weights, params["route"], params["namespace"])
     except IstioSpecError as exc:
         module.fail_json(msg=str(exc), option=exc.field)
-    ignored_by = overriding_virtual_service(listed, params["name"], plan.host, params["namespace"])
-    if ignored_by:
-        module.fail_json(
-            msg="name: Istio ignores VirtualService %r for host %r in the mesh: VirtualService %r names the same host "
-                "and is older, and sidecars use only the oldest, whole, so weights written to %r would move no traffic; "
-                "keep one VirtualService per host (delete or merge %r)" % (
-                    params["name"], plan.host, ignored_by, params["name"], params["name"]),
-            option="name",
-        )
+    problem = several_virtual_services_problem(mesh_virtual_services(listed, plan.host, params["namespace"]),
+                                               params["name"], plan.host, params["force"])
+    if problem:
+        module.fail_json(msg=problem, option="name")
 
     response: dict[str, t.Any] = dict(changed=False, route=plan.route, previous_weights=plan.previous_weights)
     if specs_equal(plan.new_spec, live_spec):

@@ -105,8 +105,13 @@ def test_two_virtual_services_for_one_host_oldest_wins_and_the_other_is_refused(
     assert refused["failed"] and refused["option"] == "name"
     assert "Istio ignores VirtualService 'a-reviews'" in refused["msg"] and "'reviews-old'" in refused["msg"]
     assert Requests(audit, ns).writes == []
-    ok = module_runner("traffic_split", name="reviews-old", namespace=ns, weights={"v1": 50, "v2": 50})
-    assert ok["changed"]
+    # The one in use is a trap while the other exists (delete it and the other takes over): refused
+    # unless forced, as the rollback does, so traffic can always go back.
+    trap = module_runner("traffic_split", name="reviews-old", namespace=ns, weights={"v1": 50, "v2": 50})
+    assert trap["failed"] and "VirtualServices 'reviews-old', 'a-reviews' all name host" in trap["msg"], trap
+    assert Requests(audit, ns).writes == []
+    forced = module_runner("traffic_split", name="reviews-old", namespace=ns, weights={"v1": 50, "v2": 50}, force=True)
+    assert forced["changed"]
 
 
 def test_fqdn_and_short_hosts_mixed(admin, reviews, module_runner):

@@ -79,3 +79,23 @@ def test_spec_diff_has_the_spec_alone_with_a_header():
     diff = ts.vs_diff({"a": 1}, {"a": 2}, "prod", "reviews")
     assert diff == {"before": {"a": 1}, "after": {"a": 2},
                     "before_header": "VirtualService prod/reviews (spec)", "after_header": "VirtualService prod/reviews (spec)"}
+
+
+def _named(name, host="reviews", created="2026-01-01T00:00:00Z", gateways=None):
+    spec = {"hosts": [host], "http": [{"route": [{"destination": {"host": "reviews", "subset": "v1"}}]}]}
+    if gateways:
+        spec["gateways"] = gateways
+    return {"metadata": {"name": name, "namespace": "prod", "creationTimestamp": created}, "spec": spec}
+
+
+def test_several_virtual_services_for_a_host():
+    listed = [_named("young", created="2026-02-01T00:00:00Z"), _named("old", host="reviews.prod.svc.cluster.local"),
+              _named("edge", gateways=["prod/edge"]), _named("other", host="ratings")]
+    names = ts.mesh_virtual_services(listed, "reviews", "prod")
+    assert names == ["old", "young"]
+    ignored = ts.several_virtual_services_problem(names, "young", "reviews", force=True)
+    assert ignored.startswith("name: Istio ignores VirtualService 'young'") and "'old'" in ignored
+    trap = ts.several_virtual_services_problem(names, "old", "reviews", force=False)
+    assert "VirtualServices 'old', 'young' all name host 'reviews'" in trap and "force=true" in trap
+    assert ts.several_virtual_services_problem(names, "old", "reviews", force=True) is None
+    assert ts.several_virtual_services_problem(["old"], "old", "reviews", force=False) is None
