@@ -35,7 +35,7 @@ options:
     description:
       - Base URL of the OpenAPI (private deployments, TrueWatch) or of the DataKit, without a path,
         for example V(https://openapi.guance.example.com) or V(http://127.0.0.1:9529).
-      - Can also be set with E(GUANCE_URL).
+      - Can also be set with E(GUANCE_URL), which an explicit O(site) overrides.
     type: str
   api_key:
     description:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
 import re
 import time
 import typing as t
@@ -201,7 +202,9 @@ GUANCE_ENV_API_KEY = "GUANCE_API_KEY"
 GUANCE_ARG_SPEC: dict[str, dict[str, t.Any]] = {
     "api": {"type": "str", "choices": list(APIS), "default": API_OPENAPI},
     "site": {"type": "str", "choices": list(SITES)},
-    "url": {"type": "str", "fallback": (env_fallback, [GUANCE_ENV_URL])},
+    # No env fallback here: GUANCE_URL is read in config_from_params, after an explicit site, which
+    # a fallback would override (url wins over site).
+    "url": {"type": "str"},
     "api_key": {"type": "str", "no_log": True, "fallback": (env_fallback, [GUANCE_ENV_API_KEY])},
     "validate_certs": {"type": "bool", "default": True},
     "timeout": {"type": "float", "default": 30.0},
@@ -219,10 +222,15 @@ def guance_argument_spec(own: t.Mapping[str, t.Any] | None = None) -> dict[str, 
     return spec
 
 
-def config_from_params(params: t.Mapping[str, t.Any]) -> GuanceConfig:
-    """The GuanceConfig of a module's options (GuanceConfigError naming the option to fix)."""
+def config_from_params(params: t.Mapping[str, t.Any], environ: t.Mapping[str, str] | None = None) -> GuanceConfig:
+    """The GuanceConfig of a module's options (GuanceConfigError naming the option to fix).
+
+    The url is the option, else E(GUANCE_URL) unless the task names a ``site``: an option the task
+    sets wins over the environment (an AWX credential injects GUANCE_URL into every job)."""
+    environ = os.environ if environ is None else environ
+    url = params.get("url") or (None if params.get("site") else environ.get(GUANCE_ENV_URL) or None)
     return make_config(
-        site=params.get("site"), url=params.get("url"), api=params.get("api") or API_OPENAPI,
+        site=params.get("site"), url=url, api=params.get("api") or API_OPENAPI,
         api_key=params.get("api_key"), timeout=params.get("timeout"), retry_budget=params.get("retry_budget"),
         validate_certs=params.get("validate_certs", True),
     )

@@ -569,7 +569,8 @@ ROLLBACK_SPEC: dict[str, t.Any] = dict(
     to_version=dict(type="str", required=True),
     virtual_service=dict(type="str"),
     route=dict(type="str"),
-    kubeconfig=dict(type="raw"),
+    # A kubeconfig given as a mapping holds tokens: never in invocation, -vvv or registered results.
+    kubeconfig=dict(type="raw", no_log=True),
     context=dict(type="str"),
 )
 OWN_OPTIONS: dict[str, dict[str, t.Any]] = dict(

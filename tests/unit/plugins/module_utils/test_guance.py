@@ -313,3 +313,10 @@ def test_rate_limit_message_names_the_limit_that_was_hit() -> None:
     # guance-api.md: 20 requests a minute per key, 200 per workspace (all keys together).
     assert "20 requests a minute per key" in g._rate_limit_hint("ft.TriggerApiAkCurrentLimiting")  # pylint: disable=protected-access
     assert "200 requests a minute per workspace" in g._rate_limit_hint("ft.TriggerApiWorkspaceCurrentLimiting")  # pylint: disable=protected-access
+
+
+def test_an_explicit_site_wins_over_guance_url_in_the_environment():
+    env = {"GUANCE_URL": "http://127.0.0.1:9"}
+    assert g.config_from_params({"site": "us1", "api_key": "k"}, env).url == g.SITES["us1"]
+    assert g.config_from_params({"api_key": "k"}, env).url == "http://127.0.0.1:9"
+    assert g.config_from_params({"url": "https://guance.example", "api_key": "k"}, env).url == "https://guance.example"

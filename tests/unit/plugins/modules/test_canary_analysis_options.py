@@ -213,3 +213,16 @@ def test_bad_options_fail_before_any_request(server, monkeypatch, capsys, option
     assert result["failed"] is True and result["option"] == option
     assert text in result["msg"] and result["msg"].startswith(option)
     assert guance.seen == []
+
+
+def test_the_rollback_kubeconfig_never_shows(server, monkeypatch, capsys) -> None:
+    token = "rollback-kubeconfig-token-7f3e"
+    kubeconfig = {"apiVersion": "v1", "kind": "Config", "current-context": "c",
+                  "clusters": [{"name": "k", "cluster": {"server": "https://127.0.0.1:1"}}],
+                  "contexts": [{"name": "c", "context": {"cluster": "k", "user": "u"}}],
+                  "users": [{"name": "u", "user": {"token": token}}]}
+    guance = server(lambda path, body: (200, guance_answer(errors=0)))
+    result = run_module(dict(BASE, url=guance.url, api_key=KEY, rollback={"to_version": "v1", "kubeconfig": kubeconfig}),
+                        monkeypatch, capsys)
+    assert result.get("failed") is not True, result.get("msg")
+    assert "invocation" in result and token not in json.dumps(result)
