@@ -715,14 +715,15 @@ def test_credential_type_is_valid_for_awx(path):
 def test_guance_credential_injects_what_the_modules_read():
     ctype = credential_type("Guance API")
     spec = _guance.GUANCE_ARG_SPEC
-    # The env variables are the modules' own fallbacks for url and api_key.
-    assert spec["url"]["fallback"][1] == [_guance.GUANCE_ENV_URL]
+    # The key is the api_key option's fallback; the URL is read by config_from_params (after an
+    # explicit site, which must win over what a credential injects).
     assert spec["api_key"]["fallback"][1] == [_guance.GUANCE_ENV_API_KEY]
     given = inject(ctype, {"url": "https://us1-openapi.guance.com", "api_key": "tkn_secret"})
     assert given["env"] == {_guance.GUANCE_ENV_URL: "https://us1-openapi.guance.com",
                             _guance.GUANCE_ENV_API_KEY: "tkn_secret"}
     assert given["extra_vars"] == {} and given["files"] == {}, "the key stays out of extra vars (they are logged)"
-    assert _guance.base_url(url=given["env"][_guance.GUANCE_ENV_URL]) == "https://us1-openapi.guance.com"
+    config = _guance.config_from_params({"api_key": given["env"][_guance.GUANCE_ENV_API_KEY]}, given["env"])
+    assert config.url == "https://us1-openapi.guance.com"
 
 
 def test_kubeconfig_credential_writes_a_file_named_by_k8s_auth_kubeconfig():
