@@ -37,6 +37,15 @@ from dataclasses import dataclass, field
 
 from ansible.module_utils.basic import env_fallback
 
+from ansible_collections.canary.istio.plugins.module_utils._http_safety import (
+    header_problem,
+    header_safety_message,
+    is_redirect,
+    location_of,
+    redirect_message,
+    split_userinfo,
+    transport_warnings,
+)
 from ansible_collections.canary.istio.plugins.module_utils._redact import redact
 from ansible_collections.canary.istio.plugins.module_utils._retry import Retry, with_retries
 
@@ -149,7 +158,15 @@ class GuanceConfig:
     validate_certs: bool = True
 
     def secrets(self) -> list[str]:
-        return [self.api_key] if self.api_key else []
+        return ([self.api_key] if self.api_key else []) + split_userinfo(self.url)[1]
+
+    @property
+    def display_url(self) -> str:
+        """The URL as messages show it: without credentials written into it."""
+        return split_userinfo(self.url)[0]
+
+    def warnings(self) -> list[str]:
+        return transport_warnings(self.url, "Guance", bool(self.secrets()), self.validate_certs)
 
 
 def base_url(site: str | None = None, url: str | None = None, api: str = API_OPENAPI) -> str:
@@ -159,7 +176,7 @@ def base_url(site: str | None = None, url: str | None = None, api: str = API_OPE
     if url:
         url = url.strip().rstrip("/")
         if not url.startswith(("http://", "https://")):
-            raise GuanceConfigError(f"url must start with http:// or https://, got {url!r}", "url")
+            raise GuanceConfigError(f"url must start with http:// or https://, got {split_userinfo(url)[0]!r}", "url")
         return url
     if site:
         if api == API_DATAKIT:
@@ -186,6 +203,9 @@ def make_config(
     if api == API_OPENAPI and not api_key:
         raise GuanceConfigError("the Guance OpenAPI needs api_key (or the GUANCE_API_KEY environment variable): "
                                 "the API Key ID from Management > API Key", "api_key")
+    problem = header_problem(api_key)
+    if problem:
+        raise GuanceConfigError(header_safety_message("api_key (or GUANCE_API_KEY)", problem), "api_key")
     for option in ("timeout", "retry_budget"):
         value = kwargs.get(option)
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or
@@ -581,11 +601,12 @@ class GuanceClient:
         import requests
 
         secrets = self.config.secrets()
-        where = f"{method} {self.config.url}{path}"
+        where = f"{method} {self.config.display_url}{path}"
         self.requests_made += 1
         try:
             response = self._session_for().request(
-                method, self.config.url + path, data=json.dumps(body).encode("utf-8"), timeout=self.config.timeout)
+                method, self.config.url + path, data=json.dumps(body).encode("utf-8"), timeout=self.config.timeout,
+                allow_redirects=False)
         except requests.exceptions.Timeout:
             raise Retry(GuanceConnectionError(f"{where}: no answer within timeout={self.config.timeout:g}s")) from None
         except requests.exceptions.SSLError as exc:
@@ -594,6 +615,9 @@ class GuanceClient:
         except requests.exceptions.RequestException as exc:
             raise Retry(GuanceConnectionError(redact(f"{where}: cannot connect: {exc}. Check url (or site) and the network", secrets))) from None
         status = response.status_code
+        if is_redirect(status):
+            raise GuanceApiError(redact(redirect_message(where, status, location_of(response), "url (or site)"), secrets),
+                                 status)
         payload, is_json = _decode(response)
         code = ""
         message = ""

@@ -29,6 +29,7 @@ import json
 import logging
 import os
 import random
+import re
 import tempfile
 import time
 import typing as t
@@ -36,7 +37,16 @@ import warnings
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
-from ansible_collections.canary.istio.plugins.module_utils._redact import redact
+from ansible_collections.canary.istio.plugins.module_utils._http_safety import (
+    header_problem,
+    header_safety_message,
+    is_redirect,
+    location_of,
+    redirect_message,
+    split_userinfo,
+    transport_warnings,
+)
+from ansible_collections.canary.istio.plugins.module_utils._redact import REDACTED, basic_auth_token, mask_secrets, redact
 
 # ---------------------------------------------------------------------------------------------
 # Options
@@ -279,15 +289,21 @@ class ClientConfig:
     namespace: str | None = None
     source: str = "parameters"
     temp_files: list[str] = field(default_factory=list, repr=False)
+    # Where *-data certificates and keys are written: a module passes its own temporary directory,
+    # which Ansible removes even when the run is killed before our cleanup.
+    temp_dir: str | None = field(default=None, repr=False)
 
     def secrets(self) -> list[str]:
-        """Strings that must never be shown: token, password, proxy and basic credentials."""
+        """Strings that must never be shown: token, password, the Basic header they make, proxy
+        and URL credentials."""
         values = [self.token, self.password]
-        values.extend(self.proxy_headers.get(k) for k in ("proxy_basic_auth", "basic_auth"))
-        if self.proxy and "@" in self.proxy:
-            # http://user:secret@proxy:3128 -> "user:secret" and "secret"
-            userinfo = self.proxy.split("://", 1)[-1].rsplit("@", 1)[0]
-            values.extend([userinfo, userinfo.split(":", 1)[-1]])
+        if self.username and self.password:
+            values.append(basic_auth_token(self.username, self.password))
+        for credentials in (self.proxy_headers.get(k) for k in ("proxy_basic_auth", "basic_auth")):
+            if credentials:
+                values.extend([credentials, base64.b64encode(credentials.encode("utf-8")).decode("ascii")])
+        for url in (self.proxy, self.server):
+            values.extend(split_userinfo(url or "")[1])
         return [v for v in values if v]
 
     def describe(self) -> dict[str, t.Any]:
@@ -300,7 +316,7 @@ class ClientConfig:
         if self.client_cert_file:
             auth = "client-certificate" if auth == "none" else f"{auth}+client-certificate"
         return {
-            "server": self.server,
+            "server": split_userinfo(self.server)[0],
             "source": self.source,
             "context": self.context,
             "user": self.kubeconfig_user,
@@ -321,7 +337,7 @@ class ClientConfig:
 
 def _write_secure_temp(data: bytes, config: ClientConfig) -> str:
     # mkstemp creates the file with mode 0600, readable by this user only.
-    fd, path = tempfile.mkstemp(prefix="canary-istio-", suffix=".pem")
+    fd, path = tempfile.mkstemp(prefix="canary-istio-", suffix=".pem", dir=config.temp_dir)
     try:
         os.write(fd, data)
     finally:
@@ -474,7 +490,7 @@ def _kubeconfig_has_plugin(user: dict[str, t.Any]) -> bool:
 
 
 def config_from_kubeconfig(
-    kubeconfig: Kubeconfig, context: str | None = None, persist_config: bool | None = None
+    kubeconfig: Kubeconfig, context: str | None = None, persist_config: bool | None = None, temp_dir: str | None = None
 ) -> ClientConfig:
     """Resolve one context of a parsed kubeconfig into a ClientConfig."""
     name = context or kubeconfig.current_context
@@ -517,10 +533,10 @@ def config_from_kubeconfig(
         kubeconfig_user=user_name,
         namespace=ctx.get("namespace"),
         source=kubeconfig.origin,
+        temp_dir=temp_dir,
     )
     try:
-        if cluster.get("insecure-skip-tls-verify"):
-            config.verify_ssl = False
+        config.verify_ssl = not _insecure_skip_tls_verify(cluster, cluster_name, kubeconfig.origin)
         if cluster.get("certificate-authority-data"):
             data = _b64(cluster["certificate-authority-data"], f"certificate-authority-data of cluster {cluster_name!r}")
             config.ca_file = _write_secure_temp(data, config)
@@ -570,6 +586,22 @@ def config_from_kubeconfig(
         config.cleanup()
         raise
     return config
+
+
+def _insecure_skip_tls_verify(cluster: dict[str, t.Any], name: str, origin: str) -> bool:
+    """The cluster's ``insecure-skip-tls-verify``, a real YAML boolean: the quoted string
+    ``"false"`` is truthy in Python and would turn verification off. Like kubectl, a CA together
+    with it is a contradiction, refused rather than guessed."""
+    value = cluster.get("insecure-skip-tls-verify", False)
+    if not isinstance(value, bool):
+        raise K8sConfigError(
+            f"insecure-skip-tls-verify of cluster {name!r} in {origin} must be true or false without quotes, got "
+            f"{value!r}", option="kubeconfig")
+    if value and (cluster.get("certificate-authority-data") or cluster.get("certificate-authority")):
+        raise K8sConfigError(
+            f"cluster {name!r} in {origin} sets both insecure-skip-tls-verify and a certificate authority; "
+            "kubectl refuses that too: remove insecure-skip-tls-verify (verify with the CA) or the CA", option="kubeconfig")
+    return value
 
 
 def _credentials_from_plugin(
@@ -637,12 +669,27 @@ def _credentials_from_plugin(
         config.client_cert_file = loaded.cert_file
         config.client_key_file = loaded.key_file
     if failure or not (config.token or config.client_cert_file):
-        reason = failure or (captured.first_line() or "no token or client certificate in its output")
+        reason = failure or (_plugin_line(captured.first_line(), user, config) or "no token or client certificate in its output")
         raise K8sConfigError(
             f"context {context!r}: the exec plugin or auth-provider did not return credentials "
             f"({reason}); run it by hand (kubectl --context {context} get ns) to see why",
             option="kubeconfig",
         )
+
+
+# A word this long of token characters is taken for a credential when a plugin's output is shown.
+_TOKEN_LIKE = re.compile(r"[A-Za-z0-9_\-.+/=]{32,}")
+
+
+def _plugin_line(line: str, user: dict[str, t.Any], config: ClientConfig) -> str:
+    """A line a failing exec plugin or auth-provider printed, without what may be secret in it:
+    the values of the plugin's env and the provider's config, any credential already known, and
+    any token-like word (plugins print tokens they could not use)."""
+    exec_spec = user.get("exec") if isinstance(user.get("exec"), dict) else {}
+    provider = user.get("auth-provider") if isinstance(user.get("auth-provider"), dict) else {}
+    values = [str(e.get("value") or "") for e in exec_spec.get("env") or [] if isinstance(e, dict)]
+    values.extend(str(v) for v in (provider.get("config") or {}).values() if isinstance(provider.get("config"), dict))
+    return _TOKEN_LIKE.sub(REDACTED, redact(line, values + config.secrets()))
 
 
 class _CapturedLog(logging.Handler):
@@ -685,7 +732,7 @@ def in_cluster_config(
 
 
 def load_client_config(
-    auth: t.Mapping[str, t.Any], environ: t.Mapping[str, str] | None = None
+    auth: t.Mapping[str, t.Any], environ: t.Mapping[str, str] | None = None, temp_dir: str | None = None
 ) -> ClientConfig:
     """Turn resolved connection settings (see resolve_auth_params) into a ClientConfig.
 
@@ -712,7 +759,7 @@ def load_client_config(
             kubeconfig = os.pathsep.join(default_kubeconfig_paths(env))
             from_env = "KUBECONFIG" if env.get("KUBECONFIG") else None
         config = config_from_kubeconfig(
-            read_kubeconfig(kubeconfig, from_env), auth.get("context"), auth.get("persist_config")
+            read_kubeconfig(kubeconfig, from_env), auth.get("context"), auth.get("persist_config"), temp_dir
         )
     else:
         config = in_cluster_config(env)
@@ -720,7 +767,7 @@ def load_client_config(
             paths = default_kubeconfig_paths(env)
             if any(os.path.isfile(p) for p in paths):
                 config = config_from_kubeconfig(
-                    read_kubeconfig(os.pathsep.join(paths)), None, auth.get("persist_config")
+                    read_kubeconfig(os.pathsep.join(paths)), None, auth.get("persist_config"), temp_dir
                 )
             elif not host:
                 raise K8sConfigError(
@@ -778,7 +825,7 @@ def _validate_config(config: ClientConfig) -> None:
         )
     if not config.server.startswith(("https://", "http://")):
         raise K8sConfigError(
-            f"host {config.server!r} must be a URL such as https://127.0.0.1:6443", option="host"
+            f"host {split_userinfo(config.server)[0]!r} must be a URL such as https://127.0.0.1:6443", option="host"
         )
     if bool(config.client_cert_file) != bool(config.client_key_file):
         raise K8sConfigError(
@@ -794,18 +841,10 @@ def _validate_config(config: ClientConfig) -> None:
 
 
 def _check_header_safe(what: str, value: str | None, option: str, source: str) -> None:
-    """Refuse a credential that cannot travel in an HTTP header, naming it and never its value:
-    the HTTP library's own error quotes the value (repr), which no redaction of the plain text
-    catches, and a line break in a header is a request-splitting risk."""
-    if not value:
-        return
-    bad = next((ch for ch in value if ord(ch) < 32 or ord(ch) == 127 or ord(ch) > 126), None)
-    if bad is None:
-        return
-    kind = "a line break" if bad in "\r\n" else "a control character" if ord(bad) < 32 or ord(bad) == 127 else "a non-ASCII character"
-    raise K8sConfigError(
-        f"the {what} from {source} holds {kind}; it must be one line of plain ASCII (copy it again, without line "
-        f"breaks or quotes)", option=option)
+    """Refuse a credential that cannot travel in an HTTP header, naming it and never its value."""
+    problem = header_problem(value)
+    if problem:
+        raise K8sConfigError(header_safety_message(f"the {what} from {source}", problem), option=option)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -959,16 +998,21 @@ class K8sClient:
                     warnings.simplefilter("ignore", InsecureRequestWarning)
                 response = self._session.request(
                     method, self.config.server + path, params=query or None, data=data,
-                    headers=headers, timeout=self.timeout,
+                    headers=headers, timeout=self.timeout, allow_redirects=False,
                 )
         except requests.exceptions.SSLError as exc:
             raise K8sConnectionError(redact(
-                f"{method} {path}: TLS error talking to {self.config.server}: {exc}. Give the cluster's "
+                f"{method} {path}: TLS error talking to {split_userinfo(self.config.server)[0]}: {exc}. Give the cluster's "
                 "CA with 'ca_cert' (or certificate-authority in the kubeconfig), or set "
                 "validate_certs=false for a test cluster", secrets)) from None
         except requests.exceptions.RequestException as exc:
             raise K8sConnectionError(redact(
-                f"{method} {path}: cannot reach the API server {self.config.server}: {exc}", secrets)) from None
+                f"{method} {path}: cannot reach the API server {split_userinfo(self.config.server)[0]}: {exc}",
+                secrets)) from None
+        if is_redirect(response.status_code):
+            raise K8sConnectionError(redact(redirect_message(
+                f"{method} {path} on {split_userinfo(self.config.server)[0]}", response.status_code,
+                location_of(response), "host (or the server of the kubeconfig's cluster)"), secrets))
         if 200 <= response.status_code < 300:
             if not response.content:
                 return {}
@@ -1172,9 +1216,10 @@ def client_from_params(
     params: t.Mapping[str, t.Any],
     environ: t.Mapping[str, str] | None = None,
     timeout: float | tuple[float, float] = DEFAULT_TIMEOUT,
+    temp_dir: str | None = None,
 ) -> K8sClient:
     """A K8sClient from module-style parameters plus K8S_AUTH_* variables. Raises K8sConfigError."""
-    config = load_client_config(resolve_auth_params(params, environ), environ)
+    config = load_client_config(resolve_auth_params(params, environ), environ, temp_dir)
     try:
         return K8sClient(config, timeout=timeout)
     except BaseException:
@@ -1192,18 +1237,21 @@ def client_from_module(module: t.Any) -> K8sClient:
         except ImportError:
             module.fail_json(msg=missing_required_lib(name))
     try:
-        client = client_from_params(module.params)
+        client = client_from_params(module.params, temp_dir=module.tmpdir)
     except K8sConfigError as exc:
         module.fail_json(msg=str(exc), option=exc.option)
     # Secrets that came from a kubeconfig or the environment are not no_log options: mask them too.
-    module.no_log_values.update(client.config.secrets())
+    mask_secrets(module, client.config.secrets())
     atexit.register(client.close)
-    if not client.config.verify_ssl:
-        module.warn(
-            f"TLS certificate verification is off for {client.server} (validate_certs=false or "
-            "insecure-skip-tls-verify): the connection can be intercepted"
-        )
+    for warning in connection_warnings(client.config):
+        module.warn(warning)
     return client
+
+
+def connection_warnings(config: ClientConfig) -> list[str]:
+    """What the user should know about how this client talks to the API server."""
+    has_credential = bool(config.token or config.password)
+    return transport_warnings(config.server, "the Kubernetes API server", has_credential, config.verify_ssl)
 
 
 def fail_from_k8s_error(module: t.Any, exc: K8sError, action: str) -> t.NoReturn:

@@ -24,7 +24,16 @@ import time
 import typing as t
 from dataclasses import dataclass, field
 
-from ansible_collections.canary.istio.plugins.module_utils._redact import redact
+from ansible_collections.canary.istio.plugins.module_utils._http_safety import (
+    header_problem,
+    header_safety_message,
+    is_redirect,
+    location_of,
+    redirect_message,
+    split_userinfo,
+    transport_warnings,
+)
+from ansible_collections.canary.istio.plugins.module_utils._redact import basic_auth_token, redact
 from ansible_collections.canary.istio.plugins.module_utils._retry import Retry, with_retries
 
 QUERY_PATH = "/api/v1/query"
@@ -80,7 +89,18 @@ class PrometheusConfig:
     validate_certs: bool = True
 
     def secrets(self) -> list[str]:
-        return [s for s in (self.token, self.password) if s]
+        values = [self.token, self.password] + split_userinfo(self.url)[1]
+        if self.username and self.password:
+            values.append(basic_auth_token(self.username, self.password))
+        return [s for s in values if s]
+
+    @property
+    def display_url(self) -> str:
+        """The URL as messages show it: without credentials written into it."""
+        return split_userinfo(self.url)[0]
+
+    def warnings(self) -> list[str]:
+        return transport_warnings(self.url, "Prometheus", bool(self.secrets()), self.validate_certs)
 
 
 def make_config(url: str | None, **kwargs: t.Any) -> PrometheusConfig:
@@ -89,9 +109,14 @@ def make_config(url: str | None, **kwargs: t.Any) -> PrometheusConfig:
         raise PrometheusConfigError("set prometheus_url, for example http://prometheus:9090", "prometheus_url")
     url = url.strip().rstrip("/")
     if not url.startswith(("http://", "https://")):
-        raise PrometheusConfigError(f"prometheus_url must start with http:// or https://, got {url!r}", "prometheus_url")
+        raise PrometheusConfigError(f"prometheus_url must start with http:// or https://, got {split_userinfo(url)[0]!r}",
+                                    "prometheus_url")
     if kwargs.get("token") and kwargs.get("password"):
         raise PrometheusConfigError("give a bearer token or a username and password, not both", "token")
+    for option in ("token", "username", "password"):
+        problem = header_problem(kwargs.get(option))
+        if problem:
+            raise PrometheusConfigError(header_safety_message(f"prometheus_{option}", problem), f"prometheus_{option}")
     for option in ("timeout", "retry_budget"):
         value = kwargs.get(option)
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or
@@ -206,10 +231,11 @@ class PrometheusClient:
         import requests
 
         secrets = self.config.secrets()
-        where = f"POST {self.config.url}{QUERY_PATH}"
+        where = f"POST {self.config.display_url}{QUERY_PATH}"
         self.requests_made += 1
         try:
-            response = self._session_for().post(self.config.url + QUERY_PATH, data=form, timeout=self.config.timeout)
+            response = self._session_for().post(self.config.url + QUERY_PATH, data=form, timeout=self.config.timeout,
+                                                allow_redirects=False)
         except requests.exceptions.Timeout:
             raise Retry(PrometheusConnectionError(f"{where}: no answer within timeout={self.config.timeout:g}s")) from None
         except requests.exceptions.SSLError as exc:
@@ -218,6 +244,9 @@ class PrometheusClient:
         except requests.exceptions.RequestException as exc:
             raise Retry(PrometheusConnectionError(redact(f"{where}: cannot connect: {exc}. Check prometheus_url and the network", secrets))) from None
         status = response.status_code
+        if is_redirect(status):
+            raise PrometheusApiError(redact(redirect_message(where, status, location_of(response), "prometheus_url"),
+                                            secrets), status)
         try:
             payload = response.json() if response.content else None
         except ValueError:

@@ -32,6 +32,7 @@ from ansible_collections.canary.istio.plugins.module_utils._k8s import (
     K8sError,
     UpdateResult,
     client_from_params,
+    connection_warnings,
     istio_path,
     update_with_retry,
 )
@@ -75,9 +76,12 @@ class RouteBack(t.NamedTuple):
     outcome: dict[str, t.Any]
     before_spec: dict
     after_spec: dict
+    # For the module only, never in a result: what to warn about and what to mask.
+    warnings: list[str]
+    secrets: list[str]
 
 
-def route_back(settings: t.Mapping[str, t.Any], namespace: str, canary: str) -> RouteBack:
+def route_back(settings: t.Mapping[str, t.Any], namespace: str, canary: str, temp_dir: str | None = None) -> RouteBack:
     """All traffic of the route to ``settings['to_version']``, ``canary`` at weight 0, at once.
 
     ``settings``: canary_analysis's ``rollback`` option (to_version, virtual_service, route,
@@ -91,9 +95,12 @@ def route_back(settings: t.Mapping[str, t.Any], namespace: str, canary: str) -> 
     after_spec: dict = {}
     started = time.monotonic()
     client = None
+    warnings: list[str] = []
+    secrets: list[str] = []
     try:
         path = istio_path(settings.get("api_version"), VIRTUAL_SERVICES, namespace, name)
-        client = client_from_params(settings)
+        client = client_from_params(settings, temp_dir=temp_dir)
+        warnings, secrets = connection_warnings(client.config), client.config.secrets()
         weights = weights_from_canary(settings["to_version"], canary, 0)
         result = write_route_weights(client, path, weights, settings.get("route"))
         before_spec = (result.before or {}).get("spec") or {}
@@ -107,4 +114,4 @@ def route_back(settings: t.Mapping[str, t.Any], namespace: str, canary: str) -> 
         if client is not None:
             client.close()
         outcome["seconds"] = round(time.monotonic() - started, 3)
-    return RouteBack(outcome, before_spec, after_spec)
+    return RouteBack(outcome, before_spec, after_spec, warnings, secrets)

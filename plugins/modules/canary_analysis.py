@@ -546,6 +546,7 @@ from ansible_collections.canary.istio.plugins.module_utils._prometheus import ma
 from ansible_collections.canary.istio.plugins.module_utils._k8s import ISTIO_API_ARG_SPEC
 from ansible_collections.canary.istio.plugins.module_utils._objects import vs_diff
 from ansible_collections.canary.istio.plugins.module_utils._route_writes import route_back
+from ansible_collections.canary.istio.plugins.module_utils._redact import mask_secrets
 from ansible_collections.canary.istio.plugins.module_utils._required import fail_on_blank_required
 
 CHECK_SPEC: dict[str, t.Any] = dict(
@@ -624,9 +625,9 @@ def main() -> None:
         option = getattr(exc, "option", None)
         message = str(exc)
         module.fail_json(msg=message if not option or message.startswith(option) else f"{option}: {message}", option=option)
-    for secret in (params.get("api_key"), params.get("prometheus_token"), params.get("prometheus_password")):
-        if secret:
-            module.no_log_values.add(secret)
+    mask_secrets(module, source.client.config.secrets())
+    for warning in source.client.config.warnings():
+        module.warn(warning)
     facts = dict(
         changed=False, provider=plan.provider, service=plan.target.service, canary_version=plan.target.canary_version,
         baseline_version=plan.target.baseline_version, window_s=plan.step.window_s, interval_s=plan.step.interval_s,
@@ -659,7 +660,10 @@ def fail_step(module: AnsibleModule, outcome: dict[str, t.Any]) -> t.NoReturn:
     params = module.params
     if params.get("rollback") and not module.check_mode:
         settings = dict(params["rollback"], virtual_service=params["rollback"].get("virtual_service") or params["service"])
-        done = route_back(settings, params["namespace"], params["canary_version"])
+        done = route_back(settings, params["namespace"], params["canary_version"], module.tmpdir)
+        mask_secrets(module, done.secrets)
+        for warning in done.warnings:
+            module.warn(warning)
         outcome.update(rollback=done.outcome, changed=done.outcome["changed"])
         if done.outcome.get("error"):
             module.warn(done.outcome["error"])

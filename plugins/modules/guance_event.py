@@ -188,6 +188,7 @@ from ansible_collections.canary.istio.plugins.module_utils._guance import (
     event_request,
     guance_argument_spec,
 )
+from ansible_collections.canary.istio.plugins.module_utils._redact import mask_secrets
 from ansible_collections.canary.istio.plugins.module_utils._required import fail_on_blank_required
 
 OWN_OPTIONS: dict[str, dict[str, t.Any]] = dict(
@@ -219,10 +220,11 @@ def main() -> None:
     except GuanceConfigError as exc:
         module.fail_json(msg=f"{exc.option}: {exc}" if exc.option and not str(exc).startswith(exc.option) else str(exc),
                          option=exc.option)
-    if config.api_key:
-        module.no_log_values.add(config.api_key)
+    mask_secrets(module, config.secrets())
+    for warning in config.warnings():
+        module.warn(warning)
     result: dict[str, t.Any] = dict(changed=True, event=request.event, event_id=request.event_id, trace_id=None,
-                                    endpoint=config.url + request.path, requests=0)
+                                    endpoint=config.display_url + request.path, requests=0)
     if module.check_mode:
         module.exit_json(**result)
     client = GuanceClient(config)

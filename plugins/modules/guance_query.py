@@ -207,6 +207,7 @@ from ansible_collections.canary.istio.plugins.module_utils._guance import (
     epoch_ms,
     guance_argument_spec,
 )
+from ansible_collections.canary.istio.plugins.module_utils._redact import mask_secrets
 from ansible_collections.canary.istio.plugins.module_utils._required import fail_on_blank_required
 
 QUERY_SPEC: dict[str, t.Any] = dict(
@@ -298,8 +299,9 @@ def main() -> None:
         module.fail_json(msg=str(exc), option=exc.option)
     except GuanceConfigError as exc:
         module.fail_json(msg=f"{exc.option}: {exc}" if exc.option else str(exc), option=exc.option)
-    if config.api_key:
-        module.no_log_values.add(config.api_key)
+    mask_secrets(module, config.secrets())
+    for warning in config.warnings():
+        module.warn(warning)
     client = GuanceClient(config)
     try:
         answer = client.query(queries, start, end)

@@ -691,10 +691,11 @@ def test_secrets_quoted_back_by_the_server_are_redacted(api):
     basic = k8s.client_from_params({"host": api.url, "username": "bob", "password": PASSWORD}, environ={})
     with pytest.raises(k8s.K8sForbiddenError) as err:
         basic.get("/echo-authorization")
-    assert err.value.message.startswith("request with Authorization Basic ")
     encoded = base64.b64encode(f"bob:{PASSWORD}".encode()).decode()
-    assert encoded in err.value.message  # the encoded form is what the server saw
+    # The server saw the encoded pair, quoted it back, and the message hides that spelling too.
     assert api.requests[-1]["headers"]["authorization"] == f"Basic {encoded}"
+    assert err.value.message == "request with Authorization Basic ******** is forbidden"
+    assert encoded not in str(err.value)
 
 
 def test_connection_errors_do_not_show_proxy_credentials():
@@ -871,6 +872,58 @@ def test_failing_exec_plugin_is_a_config_error(tmp_path):
     with pytest.raises(k8s.K8sConfigError, match="exec plugin or auth-provider did not return credentials") as err:
         config_for({"kubeconfig": doc})
     assert err.value.option == "kubeconfig"
+
+
+def test_failing_exec_plugin_output_is_shown_without_secrets(tmp_path):
+    pytest.importorskip("kubernetes")
+    plugin = tmp_path / "get-token"
+    jwt = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJlLWJ5dGVz"
+    plugin.write_text(textwrap.dedent(f"""\
+        #!{sys.executable}
+        import os, sys
+        sys.stderr.write("refresh failed for " + os.environ["PLUGIN_SECRET"] + " with {jwt}\\n")
+        sys.exit(3)
+        """))
+    plugin.chmod(0o755)
+    doc = two_contexts()
+    doc["users"][0]["user"] = {"exec": {"apiVersion": "client.authentication.k8s.io/v1", "command": str(plugin),
+                                        "interactiveMode": "Never", "env": [{"name": "PLUGIN_SECRET", "value": "env-pass-42"}]}}
+    with pytest.raises(k8s.K8sConfigError) as err:
+        config_for({"kubeconfig": doc})
+    message = str(err.value)
+    assert "refresh failed for ******** with ********" in message  # the plugin's own words stay
+    assert "env-pass-42" not in message and jwt not in message
+
+
+@pytest.mark.parametrize("value", ["false", "true", "no", 1])
+def test_insecure_skip_tls_verify_must_be_a_real_boolean(value):
+    doc = two_contexts()
+    doc["clusters"][0]["cluster"]["insecure-skip-tls-verify"] = value
+    with pytest.raises(k8s.K8sConfigError, match="insecure-skip-tls-verify of cluster 'ca' in .* must be true or false "
+                                                 "without quotes") as err:
+        config_for({"kubeconfig": doc})
+    assert err.value.option == "kubeconfig"
+
+
+def test_insecure_skip_tls_verify_with_a_ca_is_refused():
+    doc = two_contexts()
+    doc["clusters"][0]["cluster"].update({"insecure-skip-tls-verify": True,
+                                          "certificate-authority-data": base64.b64encode(b"CA").decode()})
+    with pytest.raises(k8s.K8sConfigError, match="sets both insecure-skip-tls-verify and a certificate authority"):
+        config_for({"kubeconfig": doc})
+    doc["clusters"][0]["cluster"]["insecure-skip-tls-verify"] = False
+    assert config_for({"kubeconfig": doc}).verify_ssl is True
+
+
+def test_kubeconfig_temp_files_go_to_the_given_directory(tmp_path):
+    doc = two_contexts()
+    doc["clusters"][0]["cluster"]["certificate-authority-data"] = base64.b64encode(b"CA").decode()
+    own = tmp_path / "module-tmp"
+    own.mkdir()
+    config = k8s.load_client_config(k8s.resolve_auth_params({"kubeconfig": doc}, {}), {}, temp_dir=str(own))
+    assert config.ca_file and config.ca_file.startswith(str(own) + "/")
+    config.cleanup()
+    assert list(own.iterdir()) == []
 
 
 # ---------------------------------------------------------------------------------------------
