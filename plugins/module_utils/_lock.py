@@ -9,6 +9,11 @@ The lock lives on the object the release changes, so it needs no extra RBAC and 
 same resourceVersion check as every routing change: two releases racing for it cannot both win,
 because the loser's PUT gets a 409 and, on re-read, sees the winner's lock. It carries an expiry so a
 release that died without cleaning up does not block the service forever.
+
+The owner names a release (by default the app, version, user and host) and stays the same when it
+is run again; the ``run`` names one run of it (the AWX job id, or a nonce). Two runs of the same
+release at once would otherwise both "hold" the lock and the first to finish would remove it
+under the other; so a second run is refused unless it says it takes the place of a run that died.
 """
 
 from __future__ import annotations
@@ -22,13 +27,21 @@ LOCK_ANNOTATION = "canary.istio/release-lock"
 
 
 class LockHeldError(Exception):
-    """Another owner holds an unexpired lock."""
+    """Another owner, or another run of the same owner, holds an unexpired lock."""
 
-    def __init__(self, holder: dict[str, t.Any]):
-        super().__init__(
-            "another release holds the lock: owner %r, acquired %s, expires %s. Wait for it to finish, "
-            "or release it with state=absent and force=true if that release is gone"
-            % (holder.get("owner"), holder.get("acquired"), holder.get("expires")))
+    def __init__(self, holder: dict[str, t.Any], same_owner: bool = False):
+        if same_owner:
+            message = (
+                "another run of this release holds the lock: owner %r, run %r, acquired %s, expires %s. It may still "
+                "be running: wait for it. If that run is gone (killed), take its place with take_over=true "
+                "(canary_release playbook: -e canary_resume=true)"
+                % (holder.get("owner"), holder.get("run"), holder.get("acquired"), holder.get("expires")))
+        else:
+            message = (
+                "another release holds the lock: owner %r, acquired %s, expires %s. Wait for it to finish, "
+                "or release it with state=absent and force=true if that release is gone"
+                % (holder.get("owner"), holder.get("acquired"), holder.get("expires")))
+        super().__init__(message)
         self.holder = holder
 
 
@@ -73,30 +86,44 @@ def _with_annotation(obj: dict[str, t.Any], value: str | None) -> dict[str, t.An
     return new
 
 
-def acquire(obj: dict[str, t.Any], owner: str, ttl: int, now: datetime.datetime) -> tuple[dict[str, t.Any], str, dict[str, t.Any] | None]:
-    """Take the lock for ``owner``. Returns (new object, outcome, previous lock).
+def _same_run(lock: dict[str, t.Any], run: str | None) -> bool:
+    # A lock written without a run (or a caller that gives none) keeps the owner-only rule.
+    return run is None or lock.get("run") is None or lock.get("run") == run
+
+
+def acquire(
+    obj: dict[str, t.Any], owner: str, ttl: int, now: datetime.datetime, run: str | None = None, take_over: bool = False,
+) -> tuple[dict[str, t.Any], str, dict[str, t.Any] | None]:
+    """Take the lock for ``owner`` (and its ``run``). Returns (new object, outcome, previous lock).
 
     outcome: ``held`` (ours already, unexpired: nothing to write), ``acquired`` (was free),
-    ``taken_over`` (someone else's expired lock; the caller warns). Raises LockHeldError otherwise.
+    ``taken_over`` (someone else's expired lock; the caller warns), ``resumed`` (another run of
+    the same owner, taken with ``take_over``). Raises LockHeldError otherwise.
     """
     current = read_lock(obj)
-    if current is not None and current.get("owner") == owner and not is_expired(current, now):
-        return copy.deepcopy(obj), "held", current
-    if current is not None and not is_expired(current, now):
-        raise LockHeldError(current)
-    lock = {"owner": owner, "acquired": _fmt(now), "expires": _fmt(now + datetime.timedelta(seconds=ttl))}
     outcome = "acquired" if current is None else "taken_over"
+    if current is not None and not is_expired(current, now):
+        if current.get("owner") != owner:
+            raise LockHeldError(current)
+        if _same_run(current, run):
+            return copy.deepcopy(obj), "held", current
+        if not take_over:
+            raise LockHeldError(current, same_owner=True)
+        outcome = "resumed"
+    lock = {"owner": owner, "acquired": _fmt(now), "expires": _fmt(now + datetime.timedelta(seconds=ttl))}
+    if run is not None:
+        lock["run"] = run
     return _with_annotation(obj, json.dumps(lock, sort_keys=True)), outcome, current
 
 
-def release(obj: dict[str, t.Any], owner: str | None, force: bool = False) -> tuple[dict[str, t.Any], str]:
-    """Drop the lock if ``owner`` holds it (or with ``force``). Returns (new object, outcome).
+def release(obj: dict[str, t.Any], owner: str | None, force: bool = False, run: str | None = None) -> tuple[dict[str, t.Any], str]:
+    """Drop the lock if ``owner`` (and its ``run``) holds it, or with ``force``. Returns (new object, outcome).
 
     outcome: ``released``, ``free`` (no lock: nothing to do) or ``not_owner`` (left in place).
     """
     current = read_lock(obj)
     if current is None:
         return copy.deepcopy(obj), "free"
-    if not force and current.get("owner") != owner:
+    if not force and (current.get("owner") != owner or not _same_run(current, run)):
         return copy.deepcopy(obj), "not_owner"
     return _with_annotation(obj, None), "released"

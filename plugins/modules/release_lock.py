@@ -14,6 +14,8 @@ description:
     with the owner, when it was taken and when it expires.
   - Taking it fails while another owner holds an unexpired lock, naming that owner. An expired lock
     is taken over with a warning, so a release that died does not block the service forever.
+  - With O(run), two runs of the same owner at once are kept apart too. The second is refused
+    unless O(take_over) says it takes the place of a run that died.
   - The lock is written with the object's C(resourceVersion), so of two releases racing for it
     exactly one wins.
 options:
@@ -30,6 +32,18 @@ options:
       - Who holds the lock, for example the AWX job ID. Use the same value to release it.
     type: str
     required: true
+  run:
+    description:
+      - Which run of the owner this is, for example the AWX job ID or a nonce made once per run. Use
+        the same value to release it.
+      - Without it, any run of the same O(owner) holds the lock (and may release it).
+    type: str
+  take_over:
+    description:
+      - With O(state=present), take an unexpired lock held by another O(run) of the same O(owner), to
+        resume a release whose run was killed. Another owner's lock is never taken.
+    type: bool
+    default: false
   state:
     description: V(present) takes the lock, V(absent) releases it.
     type: str
@@ -56,14 +70,16 @@ EXAMPLES = r"""
   canary.istio.release_lock:
     name: reviews
     namespace: prod
-    owner: "awx-job-{{ awx_job_id | default('manual') }}"
+    owner: reviews/v2 by release-team
+    run: "{{ awx_job_id | default('manual') }}"
     ttl: 7200
 
 - name: Release it, success or failure
   canary.istio.release_lock:
     name: reviews
     namespace: prod
-    owner: "awx-job-{{ awx_job_id | default('manual') }}"
+    owner: reviews/v2 by release-team
+    run: "{{ awx_job_id | default('manual') }}"
     state: absent
 """
 
@@ -71,7 +87,8 @@ RETURN = r"""
 outcome:
   description:
     - V(acquired), V(held) (already ours), V(taken_over) (an expired lock of another owner),
-      V(released), V(free) (there was no lock) or V(not_owner) (another owner's lock, left in place).
+      V(resumed) (another run's lock of the same owner, with O(take_over)),
+      V(released), V(free) (there was no lock) or V(not_owner) (another owner's or run's lock, left in place).
   returned: always
   type: str
   sample: acquired
@@ -79,7 +96,7 @@ lock:
   description: The lock now on the VirtualService, or null.
   returned: always
   type: dict
-  sample: {"owner": "awx-job-42", "acquired": "2026-11-26T05:00:00Z", "expires": "2026-11-26T07:00:00Z"}
+  sample: {"owner": "reviews/v2 by release-team", "run": "42", "acquired": "2026-11-26T05:00:00Z", "expires": "2026-11-26T07:00:00Z"}
 previous:
   description: The lock that was there before, or null.
   returned: always
@@ -124,6 +141,8 @@ def main() -> None:
             state=dict(type="str", choices=["present", "absent"], default="present"),
             ttl=dict(type="int", default=3600),
             force=dict(type="bool", default=False),
+            run=dict(type="str"),
+            take_over=dict(type="bool", default=False),
         )),
         supports_check_mode=True,
     )
@@ -140,10 +159,11 @@ def main() -> None:
         # Re-run on a fresh read after a 409: the outcome always describes the last attempt.
         if params["state"] == "present":
             new, outcome["value"], outcome["previous"] = acquire(
-                live, params["owner"], params["ttl"], datetime.datetime.now(datetime.timezone.utc))
+                live, params["owner"], params["ttl"], datetime.datetime.now(datetime.timezone.utc), params["run"],
+                params["take_over"])
         else:
             outcome["previous"] = read_lock(live)
-            new, outcome["value"] = release(live, params["owner"], params["force"])
+            new, outcome["value"] = release(live, params["owner"], params["force"], params["run"])
         return new
 
     try:
@@ -159,6 +179,9 @@ def main() -> None:
     if outcome["value"] == "taken_over":
         module.warn("took over an expired release lock from %r (expired %s)"
                     % (outcome["previous"].get("owner"), outcome["previous"].get("expires")))
+    elif outcome["value"] == "resumed":
+        module.warn("took the release lock over from run %r of the same owner (take_over=true; it would have expired %s)"
+                    % (outcome["previous"].get("run"), outcome["previous"].get("expires")))
     lock = read_lock(result.after or {})
     response = dict(changed=result.changed, outcome=outcome["value"], lock=lock, previous=outcome["previous"])
     if module._diff:

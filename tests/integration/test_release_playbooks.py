@@ -218,7 +218,8 @@ def test_failure_after_traffic_moved_rolls_back(admin, bookinfo, release_kubecon
         proc.kill()
     assert proc.returncode != 0
     assert "Rolled back: 100% of traffic is on v1" in out, out[-3000:]
-    assert "no Ready pod" in out or "Ready" in out
+    # The step after the hold is refused for the real reason: the canary's subset lost its pods.
+    assert "subset 'v2' has no Ready pod" in out, out[-3000:]
     assert _weights(admin, ns) == {"v1": 100, "v2": 0}
     assert "canary.istio/release-lock" not in (_vs(admin, ns)["metadata"].get("annotations") or {})
 
@@ -236,15 +237,25 @@ def test_interrupted_release_resumes_and_a_concurrent_one_is_refused(admin, book
                       canary_release_id="someone-else")
         assert other.returncode != 0
         assert "another release holds the lock" in other.stdout
+        # The same release by the same user, started again while the first run still holds it:
+        # refused too (both would hold the lock, and the first to end would drop it under the other).
+        twin = _play("canary_release", ns, release_kubeconfig, check=False, canary_steps=[20, 60, 100],
+                     canary_interval=0, canary_delete_old_versions=False)
+        assert twin.returncode != 0
+        assert "another run of this release holds the lock" in twin.stdout and "canary_resume=true" in twin.stdout
         assert _weights(admin, ns) == {"v1": 80, "v2": 20}
+        assert "canary.istio/release-lock" in _vs(admin, ns)["metadata"]["annotations"]
     finally:
         proc.kill()  # interrupted mid-hold: no cleanup ran, the lock is still there
         proc.wait()
     assert "canary.istio/release-lock" in _vs(admin, ns)["metadata"]["annotations"]
 
-    # The same release, run again by the same user: resumes from 20% and never goes below it.
+    # The same release, run again by the same user, taking the dead run's place: resumes from 20%
+    # and never goes below it.
     resumed = _play("canary_release", ns, release_kubeconfig, canary_steps=[10, 20, 60, 100],
-                    canary_interval=0, canary_delete_old_versions=False)
+                    canary_interval=0, canary_delete_old_versions=False, canary_resume=True)
+    assert resumed.returncode == 0, resumed.stdout[-3000:]
+    assert "took the release lock over from run" in resumed.stdout
     assert "Resuming at 20%" in resumed.stdout and "skipping steps [10]" in resumed.stdout
     assert _weights(admin, ns) == {"v2": 100}
 

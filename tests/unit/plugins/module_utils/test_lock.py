@@ -71,3 +71,32 @@ def test_release_only_by_owner_unless_forced():
     assert outcome == "released" and forced == VS
     again, outcome = release(freed, "job-1")
     assert outcome == "free" and again == VS
+
+
+def test_a_second_run_of_the_same_owner_is_refused_and_cannot_release():
+    locked = acquire(VS, "reviews/v2 by alice@ops", 600, NOW, run="run-1")[0]
+    assert read_lock(locked)["run"] == "run-1"
+    assert acquire(locked, "reviews/v2 by alice@ops", 600, _later(5), run="run-1")[1] == "held"
+    with pytest.raises(LockHeldError) as err:
+        acquire(locked, "reviews/v2 by alice@ops", 600, _later(5), run="run-2")
+    assert "another run of this release holds the lock" in str(err.value) and "'run-1'" in str(err.value)
+    assert "take_over=true" in str(err.value) and "canary_resume=true" in str(err.value)
+    # The second run's cleanup must not remove the first run's lock.
+    kept, outcome = release(locked, "reviews/v2 by alice@ops", run="run-2")
+    assert outcome == "not_owner" and kept == locked
+    assert release(locked, "reviews/v2 by alice@ops", run="run-1")[1] == "released"
+
+
+def test_take_over_resumes_a_dead_run_of_the_same_owner_only():
+    locked = acquire(VS, "reviews/v2 by alice@ops", 600, NOW, run="run-1")[0]
+    new, outcome, previous = acquire(locked, "reviews/v2 by alice@ops", 600, _later(5), run="run-2", take_over=True)
+    assert outcome == "resumed" and previous["run"] == "run-1" and read_lock(new)["run"] == "run-2"
+    with pytest.raises(LockHeldError, match="another release holds the lock"):
+        acquire(locked, "someone-else", 600, _later(5), run="run-3", take_over=True)
+
+
+def test_a_lock_without_a_run_keeps_the_owner_only_rule():
+    locked = acquire(VS, "job-1", 600, NOW)[0]
+    assert "run" not in read_lock(locked)
+    assert acquire(locked, "job-1", 600, _later(5), run="run-9")[1] == "held"
+    assert release(locked, "job-1", run="run-9")[1] == "released"
