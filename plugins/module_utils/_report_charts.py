@@ -57,6 +57,9 @@ RC = {
     "axes.spines.top": False,
     "axes.spines.right": False,
     "timezone": "UTC",
+    # Labels are versions, metric names and units from the user and the cluster: a "$" must stay a
+    # dollar sign, not start mathtext (where one bad macro stops every chart from drawing).
+    "text.parse_math": False,
 }
 
 

@@ -12,6 +12,7 @@ the charts are in the HTML report next to it.
 
 from __future__ import annotations
 
+import re
 import typing as t
 
 from ansible_collections.canary.istio.plugins.module_utils._report import (
@@ -22,15 +23,39 @@ from ansible_collections.canary.istio.plugins.module_utils._report import (
     fmt_weights,
 )
 
+class Markup(str):
+    """Markdown written here, passed through ``cell`` as is."""
+
+
 RESULT_SIGNS: dict[str, str] = {
-    "pass": "pass", "fail": "**FAIL**", "no_data": "no data", "inconclusive": "inconclusive", "error": "**ERROR**",
+    "pass": "pass", "fail": Markup("**FAIL**"), "no_data": "no data", "inconclusive": "inconclusive",
+    "error": Markup("**ERROR**"),
 }
+
+# Every value in the report comes from the cluster, the user or a server (a label, a reason, an
+# error message): none may become markup. "<" before a letter, "/", "!" or "?" would open raw HTML
+# (or an autolink), which Markdown renderers pass through; brackets, backticks, "*" and "#" would make links, code, emphasis or headings of a
+# server's words. An underscore inside a word (request_error_rate) is not emphasis in CommonMark
+# and stays as is, so the raw text still reads well in a job's output; ">" and "&" cannot open
+# markup inside a line and stay too.
+_ESCAPE_TABLE = str.maketrans({"\\": "\\\\", "`": "\\`", "*": "\\*", "[": "\\[", "]": "\\]", "|": "\\|",
+                               "#": "\\#"})
+_EDGE_UNDERSCORE = re.compile(r"(?<![0-9A-Za-z])_|_(?![0-9A-Za-z])")
+_TAG_OPEN = re.compile(r"<(?=[A-Za-z/!?])")
+
+
+def text(value: t.Any) -> str:
+    """``value`` as plain text in Markdown: one line, every character that means markup escaped."""
+    if isinstance(value, Markup):
+        return str(value)
+    raw = "" if value is None else str(value)
+    escaped = _EDGE_UNDERSCORE.sub(r"\\_", " ".join(raw.split()).translate(_ESCAPE_TABLE))
+    return _TAG_OPEN.sub("&lt;", escaped)
 
 
 def cell(value: t.Any) -> str:
-    """Text safe inside a table cell: one line, pipes escaped."""
-    text = "" if value is None else str(value)
-    return " ".join(text.split()).replace("|", "\\|")
+    """Text safe inside a table cell (``text``: one line, pipes and markup escaped)."""
+    return text(value)
 
 
 def table(head: t.Sequence[str], rows: t.Iterable[t.Sequence[t.Any]]) -> list[str]:
@@ -41,11 +66,11 @@ def table(head: t.Sequence[str], rows: t.Iterable[t.Sequence[t.Any]]) -> list[st
 
 def render_markdown(report: Report, html_name: str = "report.html") -> str:
     """The whole Markdown summary, ending with a newline."""
-    lines = [f"# {report.title} on {report.cluster}: {report.outcome_label}", ""]
+    lines = [f"# {text(report.title)} on {text(report.cluster)}: {text(report.outcome_label)}", ""]
     if report.message:
-        lines += [f"**Outcome: {report.outcome_label}.** {cell(report.message)}", ""]
+        lines += [f"**Outcome: {text(report.outcome_label)}.** {text(report.message)}", ""]
     else:
-        lines += [f"**Outcome: {report.outcome_label}.**", ""]
+        lines += [f"**Outcome: {text(report.outcome_label)}.**", ""]
     summary = [
         ("release", report.release), ("cluster", report.cluster), ("namespace", report.namespace),
         ("app", report.app), ("stable version", report.stable_version), ("canary version", report.canary_version),
@@ -54,7 +79,7 @@ def render_markdown(report: Report, html_name: str = "report.html") -> str:
         ("traffic now", fmt_weights(report.final_weights, report.versions) or "not recorded"),
     ]
     lines += table(("", ""), summary)
-    lines += ["", f"Charts of traffic and of every checked metric: [{html_name}]({html_name}).", ""]
+    lines += ["", f"Charts of traffic and of every checked metric: [{text(html_name)}]({html_name}).", ""]
 
     lines += ["## Steps", ""]
     if report.steps:

@@ -21,6 +21,10 @@ description:
     on every call, and a resumed release adds to the records of the run that was interrupted.
   - The charts need the Python package C(matplotlib) on the host the module runs on. Without it
     the module still writes the records, the Markdown and an HTML page without charts, and warns.
+  - The files are written with mode C(0600) and new directories with C(0700), readable by their
+    owner only (a report holds the release's error messages); change the mode to share them.
+  - Every value in C(report.md) is escaped, so nothing a cluster or server says becomes Markdown
+    or HTML.
 options:
   dir:
     description:
@@ -37,7 +41,8 @@ options:
   cluster:
     description:
       - The cluster, normally C({{ inventory_hostname }}). A directory name under the release's,
-        sanitised like O(release).
+        sanitised like O(release). Two names that sanitise alike (C(eu/1) and C(eu_1)) would share
+        a directory; the second is refused rather than mixing their records.
     type: str
     required: true
   app:
@@ -316,6 +321,13 @@ def read_stored(path: str) -> dict[str, t.Any] | None:
 
 
 def check_same_release(stored: t.Mapping[str, t.Any], header: t.Mapping[str, t.Any], path: str) -> None:
+    # Names are sanitised into directory names, so two different names can meet in one directory.
+    for key in ("release", "cluster"):
+        if stored.get(key) is not None and stored.get(key) != header[key]:
+            raise ReportError(
+                f"{path} holds the records of {key} {stored.get(key)!r}, not {header[key]!r}: both names make the same "
+                f"directory name. Give this {key} a name that differs in letters or digits, or move that directory away",
+                key)
     for key in SAME_RELEASE_KEYS:
         if stored.get(key) is not None and stored.get(key) != header[key]:
             raise ReportError(
@@ -355,6 +367,12 @@ def read_text(path: str) -> str | None:
         return None
 
 
+# A report holds a release's error messages and the cluster's names: readable by its owner only,
+# like a kubeconfig. Whoever should read it more widely changes the mode on purpose.
+FILE_MODE = 0o600
+DIR_MODE = 0o700
+
+
 def write_text(module: AnsibleModule, path: str, text: str) -> None:
     """Through a temporary file in the same directory: a reader never sees half a file."""
     handle, temporary = tempfile.mkstemp(prefix=".release_report.", dir=os.path.dirname(path))
@@ -362,6 +380,8 @@ def write_text(module: AnsibleModule, path: str, text: str) -> None:
         with os.fdopen(handle, "w", encoding="utf-8") as stream:
             stream.write(text)
         module.atomic_move(temporary, path)
+        # atomic_move keeps an existing file's mode, or gives a new one the umask's (0644 by default).
+        os.chmod(path, FILE_MODE)
     finally:
         if os.path.exists(temporary):
             os.unlink(temporary)
@@ -407,7 +427,7 @@ def run(module: AnsibleModule) -> dict[str, t.Any]:
     changed_keys = [key for key, text in texts.items() if read_text(paths[key]) != text]
     if changed_keys and not module.check_mode:
         try:
-            os.makedirs(directory, exist_ok=True)
+            os.makedirs(directory, mode=DIR_MODE, exist_ok=True)
             for key in ("records", "markdown", "html"):  # the records first: they are what matters
                 if key in changed_keys:
                     write_text(module, paths[key], texts[key])

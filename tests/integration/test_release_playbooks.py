@@ -255,7 +255,7 @@ def test_interrupted_release_resumes_and_a_concurrent_one_is_refused(admin, book
     resumed = _play("canary_release", ns, release_kubeconfig, canary_steps=[10, 20, 60, 100],
                     canary_interval=0, canary_delete_old_versions=False, canary_resume=True)
     assert resumed.returncode == 0, resumed.stdout[-3000:]
-    assert "took the release lock over from run" in resumed.stdout
+    assert "took the release lock over from run" in resumed.stdout + resumed.stderr
     assert "Resuming at 20%" in resumed.stdout and "skipping steps [10]" in resumed.stdout
     assert _weights(admin, ns) == {"v2": 100}
 

@@ -114,3 +114,13 @@ def test_only_a_running_release_without_analysis_has_just_the_traffic_chart() ->
     charts = rc.render_svgs(report_of(promoted_release()[:2]))
     assert [chart[0] for chart in charts] == ["traffic"]
     assert "marker-traffic" not in charts[0][2]
+
+
+def test_a_dollar_in_a_label_is_text_not_mathtext() -> None:
+    # With mathtext on, the unknown macro would raise while drawing and no chart would be made.
+    records = rolled_back_release()
+    normalised = rr.normalise_records(records)
+    report = r.build_report(header(canary_version="v2$\\notamacro$", release="r$1"), normalised,
+                            rr.outcome_from_records(normalised))
+    charts = rc.render_svgs(report)
+    assert any("v2$\\notamacro$" in "".join(texts(parsed(svg))) for _id, _title, svg in charts)

@@ -80,3 +80,20 @@ def test_an_analysis_error_shows_as_error() -> None:
         "failed": True, "msg": "querying Guance: connection refused", "rounds": []}}]
     row = table_rows(markdown_of(records), "Steps")[2]
     assert row[4:] == ["**ERROR**", "0", "querying Guance: connection refused"]
+
+
+def test_values_from_the_cluster_or_a_server_never_become_markup() -> None:
+    records = promoted_release()[:2]
+    records[0]["message"] = "<script>alert(1)</script> [click](javascript:alert(1)) `code` **bold** _x_ # h <img src=x>"
+    normalised = rr.normalise_records(records)
+    report = r.build_report(header(cluster="<b>eu</b>", app="reviews"), normalised,
+                            rr.outcome_from_records(normalised), "see <a href='http://evil'>here</a>")
+    text = render_markdown(report)
+    assert "<script" not in text and "<img" not in text and "<a " not in text and "<b>" not in text
+    assert text.startswith("# Canary release of reviews v1 \u2192 v2 on &lt;b>eu&lt;/b>: ")
+    row = table_rows(text, "Steps")[0]
+    assert row[-1] == ("&lt;script>alert(1)&lt;/script> \\[click\\](javascript:alert(1)) \\`code\\` \\*\\*bold\\*\\* "
+                       "\\_x\\_ \\# h &lt;img src=x>")
+    # What must still read plainly in a job's output: comparisons and names with underscores.
+    assert cell("0.4 <= baseline 0.3 + 1") == "0.4 <= baseline 0.3 + 1"
+    assert cell("request_error_rate") == "request_error_rate"

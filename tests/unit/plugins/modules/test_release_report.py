@@ -244,6 +244,26 @@ def test_records_of_another_release_in_the_directory_are_refused(tmp_path, monke
     assert "holds the records of another release (canary_version 'v2', not 'v3')" in result["msg"]
 
 
+def test_two_clusters_whose_names_sanitise_alike_are_refused(tmp_path, monkeypatch, capsys) -> None:
+    first = run_module(args_for(tmp_path, promoted_release()[:1], cluster="eu/1"), monkeypatch, capsys)
+    stored = Path(first["paths"]["records"]).read_text(encoding="utf-8")
+    result = run_module(args_for(tmp_path, promoted_release()[:2], cluster="eu_1"), monkeypatch, capsys)
+    assert result["failed"] is True and result["option"] == "cluster"
+    assert "holds the records of cluster 'eu/1', not 'eu_1': both names make the same directory name" in result["msg"]
+    assert Path(first["paths"]["records"]).read_text(encoding="utf-8") == stored
+
+
+def test_report_files_are_readable_by_their_owner_only(tmp_path, monkeypatch, capsys) -> None:
+    result = run_module(args_for(tmp_path, promoted_release()[:1]), monkeypatch, capsys)
+    for key in ("records", "html", "markdown"):
+        assert oct(os.stat(result["paths"][key]).st_mode & 0o777) == "0o600", key
+    assert oct(os.stat(result["paths"]["dir"]).st_mode & 0o777) == "0o700"
+    # A file left world-readable by an older version is tightened on the next write.
+    os.chmod(result["paths"]["markdown"], 0o644)
+    again = run_module(args_for(tmp_path, promoted_release()[:2]), monkeypatch, capsys)
+    assert oct(os.stat(again["paths"]["markdown"]).st_mode & 0o777) == "0o600"
+
+
 def test_a_broken_records_file_is_reported_not_overwritten(tmp_path, monkeypatch, capsys) -> None:
     directory = tmp_path / "reports" / "reviews-v2" / "sandbox-1"
     directory.mkdir(parents=True)
