@@ -17,13 +17,13 @@ import os
 import re
 import subprocess
 import time
-import uuid
 from collections import defaultdict
 
 import pytest
 import yaml
 
 from sandbox import cluster as sandbox_cluster
+from sandbox.identities import Identity
 from sandbox import versions
 from sandbox.api import collection_path
 
@@ -31,7 +31,6 @@ from runners import REPO, VENV_BIN  # pylint: disable=import-error
 
 APP = "reviews"
 STABLE, CANARY, OLD = "v1", "v2", "v0"
-RBAC = "/apis/rbac.authorization.k8s.io/v1"
 RUN_TIMEOUT = 600  # seconds for one flow on a loaded machine
 FLOWS = ("promote", "rollback")
 # The API server's own words for a refusal, e.g. cannot patch resource "deployments/scale" in API
@@ -55,36 +54,6 @@ RULES = _role()["rules"]
 @pytest.fixture(scope="module")
 def endpoints(sandbox) -> dict:  # pylint: disable=unused-argument
     return json.loads((versions.STATE_DIR / "endpoints.json").read_text())
-
-
-class Identity:
-    """A fresh namespace with a ServiceAccount bound only to a ClusterRole holding `rules`."""
-
-    def __init__(self, admin, rules: list, tag: str, workdir):
-        self.admin = admin
-        uid = uuid.uuid4().hex[:6]
-        self.namespace = f"lp-{tag}-{uid}"[:63]
-        self.role = f"canary-istio-release-lp-{tag}-{uid}"[:63]
-        self.user = f"system:serviceaccount:{self.namespace}:releaser"
-        self.kubeconfig = str(workdir / f"kubeconfig-{self.namespace}")
-        sandbox_cluster.create_namespace(admin, self.namespace, release_binding=False)
-        admin.create(f"{RBAC}/clusterroles", {**_role(), "metadata": {"name": self.role}, "rules": rules})
-        admin.create(f"{RBAC}/namespaces/{self.namespace}/rolebindings", {
-            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": {"name": "canary-istio-release"},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": self.role},
-            "subjects": [{"kind": "ServiceAccount", "name": "releaser", "namespace": self.namespace}]})
-        admin.create(f"/api/v1/namespaces/{self.namespace}/serviceaccounts",
-                     {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "releaser"}})
-        token = admin.create(f"/api/v1/namespaces/{self.namespace}/serviceaccounts/releaser/token", {
-            "apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {"expirationSeconds": 3600}})
-        doc = sandbox_cluster.kubeconfig_doc([("sandbox-1", admin.server, str(admin.session.verify),
-                                               token["status"]["token"])], "sandbox-1")
-        with open(os.open(self.kubeconfig, os.O_WRONLY | os.O_CREAT, 0o600), "w", encoding="utf-8") as out:
-            out.write(yaml.safe_dump(doc))
-
-    def delete(self) -> None:
-        self.admin.delete(f"/api/v1/namespaces/{self.namespace}")
-        self.admin.delete(f"{RBAC}/clusterroles/{self.role}")
 
 
 @pytest.fixture
