@@ -121,6 +121,33 @@ def test_fixed_bound_failure_counts_even_without_baseline() -> None:
     assert verdict.verdict == an.FAIL
 
 
+@pytest.mark.parametrize("baseline, reason", [
+    (None, "no data for the baseline"),
+    ({"request_count": 3, "request_duration_p99": 100.0}, "too few baseline requests for a comparison"),
+])
+def test_a_kept_fixed_bound_never_passes_a_relative_bound_it_could_not_judge(baseline, reason) -> None:
+    # The canary meets max 500, but whether it is within 1.5 x baseline cannot be known: no data,
+    # never a pass on the fixed bound alone.
+    check = [an.Check("request_duration_p99", max=500, max_ratio_to_baseline=1.5)]
+    verdict = an.judge(numbers({"request_count": 100, "request_duration_p99": 400.0}, baseline), check, "v2", "v1",
+                       min_requests=50)
+    assert verdict.checks[0].result == an.CHECK_NO_DATA and verdict.checks[0].reason == reason
+    assert verdict.verdict == an.INCONCLUSIVE
+
+
+def test_exactly_min_requests_is_enough_and_one_fewer_is_not() -> None:
+    check = [an.Check("request_error_rate", max_over_baseline=1.0)]
+    base = {"request_count": 50, "request_error_rate": 1.0}
+    enough = an.judge(numbers({"request_count": 50, "request_error_rate": 1.5}, base), check, "v2", "v1", min_requests=50)
+    assert enough.verdict == an.PASS
+    short = an.judge(numbers({"request_count": 49, "request_error_rate": 1.5}, base), check, "v2", "v1", min_requests=50)
+    assert short.verdict == an.INCONCLUSIVE and short.reason == "too few canary requests: 49 < min_requests 50"
+    # The baseline at exactly min_requests is reliable too; one fewer is not.
+    few_base = an.judge(numbers({"request_count": 50, "request_error_rate": 1.5}, dict(base, request_count=49)), check,
+                        "v2", "v1", min_requests=50)
+    assert few_base.verdict == an.INCONCLUSIVE and "too few baseline requests" in few_base.reason
+
+
 @pytest.mark.parametrize("kwargs, message", [
     ({"metric": "x"}, "has no bound"),
     ({"metric": "x", "min": 5, "max": 1}, "min 5 is above max 1"),

@@ -310,3 +310,21 @@ def test_properties_of_the_order(routes):
     again = _model([_vs("reviews", {"hosts": ["reviews"], "http": more})], [_dr(["v1", "v2"])], [_pod("v1"), _pod("v2")])
     if report["catch_all"] is not None:
         assert again["default_weights"] == report["default_weights"]
+
+
+def test_a_match_on_the_service_port_alone_is_a_catch_all():
+    # Envoy builds the route table per port: a match that only names the port the Service serves
+    # matches every request on it, so routes after it are never reached (Istio agrees, see the
+    # route oracle); on another port it matches nothing of this Service.
+    spec = {"hosts": ["reviews"], "http": [
+        {"name": "by-port", "match": [{"port": 9080}], "route": [_dest("v1")]},
+        {"name": "rest", "route": [_dest("v1", 50), _dest("v2", 50)]},
+    ]}
+    on_port = _model([_vs("reviews", spec)], [_dr(["v1", "v2"])], port=9080)
+    assert on_port["catch_all"]["name"] == "by-port"
+    assert on_port["default_weights"] == {"v1": 100}
+    rest = next(r for r in on_port["routes"] if r["name"] == "rest")
+    assert rest["reachable"] is False
+    other_port = _model([_vs("reviews", spec)], [_dr(["v1", "v2"])], port=9081)
+    assert other_port["catch_all"]["name"] == "rest"
+    assert other_port["default_weights"] == {"v1": 50, "v2": 50}

@@ -226,3 +226,34 @@ def test_the_rollback_kubeconfig_never_shows(server, monkeypatch, capsys) -> Non
                         monkeypatch, capsys)
     assert result.get("failed") is not True, result.get("msg")
     assert "invocation" in result and token not in json.dumps(result)
+
+
+@pytest.mark.parametrize("check_mode", [True, False])
+def test_a_provider_error_with_rollback_writes_only_outside_check_mode(server, monkeypatch, capsys, check_mode) -> None:
+    from ansible_collections.canary.istio.tests.unit.plugins.module_utils.test_k8s import (
+        TOKEN,
+        VS_PATH,
+        FakeApiServer,
+        virtual_service,
+    )
+
+    guance = server(lambda path, body: (500, {"code": 500, "success": False, "errorCode": "ft.Internal", "message": "down"}))
+    with FakeApiServer(token=TOKEN) as api:
+        api.put_object(VS_PATH, virtual_service({"v1": 80, "v2": 20}))
+        kubeconfig = {"apiVersion": "v1", "kind": "Config", "current-context": "c",
+                      "clusters": [{"name": "k", "cluster": {"server": api.url}}],
+                      "contexts": [{"name": "c", "context": {"cluster": "k", "user": "u"}}],
+                      "users": [{"name": "u", "user": {"token": TOKEN}}]}
+        result = run_module(dict(BASE, url=guance.url, api_key=KEY, retry_budget=0, interval=0,
+                                 rollback={"to_version": "v1", "kubeconfig": kubeconfig}),
+                            monkeypatch, capsys, check_mode=check_mode)
+        written = [r for r in api.requests if r["method"] in ("POST", "PUT", "DELETE")]
+        weights = {d["destination"]["subset"]: d.get("weight") for d in api.objects[VS_PATH]["spec"]["http"][0]["route"]}
+    assert result["failed"] is True and "server error 500" in result["msg"]
+    if check_mode:
+        # Nothing written, not even a dry run: check mode never routes back.
+        assert written == [] and weights == {"v1": 80, "v2": 20} and "rollback" not in result
+    else:
+        assert len(written) == 1 and weights == {"v1": 100, "v2": 0}
+        assert result["rollback"]["weights"] == {"v1": 100, "v2": 0} and result["changed"] is True
+    assert TOKEN not in json.dumps(result)
