@@ -82,7 +82,7 @@ def deploy_reviews(admin, ns: str, versions_: tuple[str, ...] = ("v1", "v2")) ->
     """A fresh namespace bound to the release role, with bookinfo's reviews Service and these versions Ready."""
     cluster.create_namespace(admin, ns)
     admin.wait_for("default ServiceAccount", lambda: admin.get(f"/api/v1/namespaces/{ns}/serviceaccounts/default"), 30)
-    docs = [d for d in yaml.safe_load_all((versions.FIXTURES_DIR / "bookinfo/platform/bookinfo.yaml").read_text()) if d]
+    docs = [d for d in yaml.safe_load_all((versions.BOOKINFO_DIR / "platform" / "bookinfo.yaml").read_text()) if d]
     wanted = {("Service", "reviews"), ("ServiceAccount", "bookinfo-reviews")} | {("Deployment", f"reviews-{v}") for v in versions_}
     admin.apply_manifest([d for d in docs if (d["kind"], d["metadata"]["name"]) in wanted], ns)
     for version in versions_:

@@ -307,11 +307,69 @@ def build_route_oracle() -> Path:
     return target
 
 
+ISTIO_FIXTURES = Component(name="istio-fixtures", module="istio.io/istio", version=versions.ISTIO_ORACLE_MODULE_VERSION,
+                           packages=())
+# What the sandbox, the demo and the tests read, as (module file, fixtures file) per module.
+_BOOKINFO_FILES = (("samples/bookinfo/platform/kube", "bookinfo/platform"), ("samples/bookinfo/networking", "bookinfo/networking"))
+_FIXTURES_DONE = ".complete"
+
+
+def _module_dir(go: str, component: Component, module: str, version: str) -> dict:
+    proc = subprocess.run([go, "mod", "download", "-json", f"{module}@{version}"], cwd=tempfile.gettempdir(),
+                          env={**_go_env(), "GOFLAGS": ""}, capture_output=True, text=True, check=False)
+    info = json.loads(proc.stdout or "{}") if proc.stdout.strip().startswith("{") else {}
+    if proc.returncode != 0 or info.get("Error") or not info.get("Dir"):
+        raise BuildError(_failure_message(component, f"go mod download {module}@{version}", info.get("Error") or proc.stderr))
+    return info
+
+
+def fetch_istio_fixtures() -> Path:
+    """Istio's CRDs and the bookinfo sample from the Go module proxy, unless already laid out."""
+    component = ISTIO_FIXTURES
+    target = versions.FIXTURES_DIR
+    if (target / _FIXTURES_DONE).exists():
+        _say(component, f"cached in {target}")
+        return target
+    go = _require_go()
+    started = time.monotonic()
+    istio = _module_dir(go, component, component.module, component.version)
+    # The CRDs belong to istio.io/api, at the version this istio.io/istio requires.
+    required = re.search(r"^\s*istio\.io/api\s+(\S+)", Path(istio["GoMod"]).read_text(), re.M)
+    if not required:
+        raise BuildError(f"building {component.name} failed: istio.io/istio@{component.version}'s go.mod requires no istio.io/api")
+    api = _module_dir(go, component, "istio.io/api", required.group(1))
+    partial = target.with_name(target.name + ".tmp")
+    shutil.rmtree(partial, ignore_errors=True)
+    try:
+        (partial / "istio").mkdir(parents=True)
+        shutil.copyfile(Path(api["Dir"]) / "kubernetes" / "customresourcedefinitions.gen.yaml",
+                        partial / "istio" / "customresourcedefinitions.gen.yaml")
+        shutil.copyfile(Path(api["Dir"]) / "LICENSE", partial / "istio" / "LICENSE")
+        for source, dest in _BOOKINFO_FILES:
+            (partial / dest).mkdir(parents=True)
+            for path in sorted((Path(istio["Dir"]) / source).glob("*.yaml")):
+                shutil.copyfile(path, partial / dest / path.name)
+        shutil.copyfile(Path(istio["Dir"]) / "LICENSE", partial / "bookinfo" / "LICENSE")
+        (partial / _FIXTURES_DONE).write_text(f"istio.io/istio@{component.version}\nistio.io/api@{required.group(1)}\n")
+        # Files from the module cache are read-only; the copies need not be.
+        for path in partial.rglob("*"):
+            path.chmod(0o755 if path.is_dir() else 0o644)
+        shutil.rmtree(target, ignore_errors=True)
+        os.replace(partial, target)  # atomic: half a set of fixtures never looks cached
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    _say(component, f"ready ({time.monotonic() - started:.0f}s): Istio CRDs of istio.io/api@{required.group(1)} and "
+                    f"bookinfo in {target}")
+    return target
+
+
 def build_all() -> None:
-    steps = len(COMPONENTS) + 1
+    steps = len(COMPONENTS) + 2
     for i, component in enumerate(COMPONENTS, 1):
         print(f"[sandbox build] step {i}/{steps}: {component.name}", flush=True)
         build_component(component)
+    print(f"[sandbox build] step {steps - 1}/{steps}: {ISTIO_FIXTURES.name}", flush=True)
+    fetch_istio_fixtures()
     print(f"[sandbox build] step {steps}/{steps}: {ROUTE_ORACLE.name}", flush=True)
     build_route_oracle()
 

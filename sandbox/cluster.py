@@ -228,9 +228,10 @@ NODE_NAME = "kwok-node-0"
 
 
 def _install_istio_crds(c: Cluster) -> list[str]:
-    crd_file = versions.FIXTURES_DIR / "istio" / "customresourcedefinitions.gen.yaml"
+    crd_file = versions.ISTIO_CRDS
     if not crd_file.exists():
-        raise procs.fail(f"Istio CRDs not found at {crd_file}; set CANARY_ISTIO_FIXTURES to the fixtures folder")
+        raise procs.fail(f"Istio CRDs not found at {crd_file}: run `python -m sandbox build` (it takes them from the Go "
+                         "module proxy)")
     api = c.admin()
     names = []
     for doc in yaml.safe_load_all(crd_file.read_text()):

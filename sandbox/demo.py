@@ -87,7 +87,7 @@ def _reset(admin) -> None:
 
 
 def _fixture(name: str) -> list[dict]:
-    return [d for d in yaml.safe_load_all((versions.FIXTURES_DIR / "bookinfo" / name).read_text()) if d]
+    return [d for d in yaml.safe_load_all((versions.BOOKINFO_DIR / name).read_text()) if d]
 
 
 def _deploy_bookinfo(admin) -> None:

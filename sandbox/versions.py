@@ -20,7 +20,6 @@ SRC_DIR = CACHE_ROOT / "src"
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 STATE_DIR = Path(os.environ.get("CANARY_ISTIO_SANDBOX_DIR", REPO_ROOT / ".sandbox"))
-FIXTURES_DIR = Path(os.environ.get("CANARY_ISTIO_FIXTURES", REPO_ROOT.parent / "shared" / "fixtures"))
 
 
 def binary(name: str) -> Path:
@@ -36,6 +35,12 @@ KWOK_STAGES = BIN_DIR / f"kwok-v{KWOK_VERSION}-stages.yaml"
 ISTIO_ORACLE_MODULE_VERSION = "v0.0.0-20260827124520-eed52ebb66ad"
 ISTIO_ORACLE_BIN_DIR = CACHE_ROOT / f"istio-{ISTIO_ORACLE_MODULE_VERSION}" / "bin"
 ROUTE_ORACLE_SOURCE = REPO_ROOT / "sandbox" / "route_oracle_go" / "main.go"
+# Istio's CRDs (from the istio.io/api module that istio.io/istio requires) and the bookinfo sample
+# (from istio.io/istio's samples/bookinfo), taken from the Go module proxy at build time, of the same
+# Istio as the oracle: `sandbox build` lays them out here as istio/ and bookinfo/{platform,networking}/.
+FIXTURES_DIR = Path(os.environ.get("CANARY_ISTIO_FIXTURES", CACHE_ROOT / f"istio-{ISTIO_ORACLE_MODULE_VERSION}" / "fixtures"))
+ISTIO_CRDS = FIXTURES_DIR / "istio" / "customresourcedefinitions.gen.yaml"
+BOOKINFO_DIR = FIXTURES_DIR / "bookinfo"
 
 
 def route_oracle_binary() -> Path:

@@ -17,6 +17,8 @@ import os
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -42,3 +44,27 @@ if _COLLECTIONS is not None:
     _paths = [p for p in os.environ.get("ANSIBLE_COLLECTIONS_PATH", "").split(os.pathsep) if p]
     if str(_COLLECTIONS) not in _paths:
         os.environ["ANSIBLE_COLLECTIONS_PATH"] = os.pathsep.join([str(_COLLECTIONS)] + _paths)
+
+
+# A skip whose reason starts with this is a case that does not apply (a data-driven test on a
+# manifest without the thing it checks), not a missing prerequisite.
+NOT_APPLICABLE = "not applicable: "
+
+
+def _strict() -> bool:
+    """Under CI and `make test`, a missing fixture or prerequisite fails rather than skips."""
+    return os.environ.get("CANARY_ISTIO_REQUIRE_SANDBOX") == "1" or os.environ.get("CI", "").lower() in ("1", "true")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):  # pylint: disable=unused-argument
+    outcome = yield
+    report = outcome.get_result()
+    if not (report.skipped and _strict()) or hasattr(report, "wasxfail"):
+        return
+    reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+    if reason.startswith(("Skipped: " + NOT_APPLICABLE, NOT_APPLICABLE)):
+        return
+    report.outcome = "failed"
+    report.longrepr = (f"{item.nodeid} was skipped ({reason}); under CI (CI=true or CANARY_ISTIO_REQUIRE_SANDBOX=1) a missing "
+                       "prerequisite is a failure, not a skip")

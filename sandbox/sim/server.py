@@ -8,7 +8,7 @@ Two listeners (stdlib `ThreadingHTTPServer`, each in a daemon thread):
   (the simulated sidecars' Istio metrics for Prometheus), and the simulator's own control API under
   `/__sim/` (profiles, traffic, faults, mesh) so tests and the demo change it while it runs;
   `/__sim/mesh` makes the mesh ignore one namespace's VirtualServices.
-Wire shapes and error codes follow ../shared/docs/guance-api.md; `Faults` injects failures.
+Wire shapes and error codes follow Guance's OpenAPI and DataKit answers (docs/simulator.md); `Faults` injects failures.
 """
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Bookinfo objects and API-request counting shared by the traffic_split, fault_injection and
 mesh_info integration tests.
 
-Objects come from the shared bookinfo manifests and are created with the admin client (an
+Objects come from Istio's bookinfo manifests (fetched by `sandbox build`) and are created with the admin client (an
 independent observer, not the collection's client). Requests are counted from the audit log by
 the collection's User-Agent, so the tests' own admin reads and writes are never counted.
 """
@@ -16,7 +16,7 @@ from sandbox import versions
 from sandbox.api import AdminApi, collection_path
 from sandbox.audit import WRITE_VERBS, AuditLog
 
-BOOKINFO = versions.FIXTURES_DIR / "bookinfo"
+BOOKINFO = versions.BOOKINFO_DIR
 MODULE_USER_AGENT = "canary.istio"  # _k8s.USER_AGENT
 
 

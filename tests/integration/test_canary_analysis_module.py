@@ -202,7 +202,9 @@ def test_canary_with_20_percent_errors_fails_in_round_1(local_sim) -> None:
     match = re.fullmatch(r"analysis of reviews v7 failed in round 1: request_success_rate ([\d.]+) < min 99", result["msg"])
     assert match, result["msg"]
     assert 70 < float(match.group(1)) < 90
-    assert 5 <= elapsed < 2 * 5  # returned after the first round, before the second was due
+    # Waited the interval before round 1 and returned after it: one round, never the second
+    # (judged on the round count, not on the wall clock of a loaded machine).
+    assert elapsed >= 5
     assert [c["result"] for c in result["checks"]] == ["fail", "pass"]
 
 
@@ -254,9 +256,12 @@ def test_canary_without_traffic_is_inconclusive_and_fails_the_task(local_sim) ->
 
 
 def test_check_mode_is_one_round_now_and_does_not_fail(local_sim) -> None:
-    result, elapsed = timed_analysis(local_params(local_sim, "errors", "v7", interval=30, iterations=3), check=True)
+    asked_ms = int(time.time() * 1000)
+    result = analysis(local_params(local_sim, "errors", "v7", interval=30, iterations=3), check=True)
     assert result.get("failed") is not True and result["verdict"] == "fail"
-    assert len(result["rounds"]) == 1 and elapsed < 10
+    # One round, judged at once: the round's own recorded window ends before the 30 s interval a
+    # real run waits first would have passed.
+    assert len(result["rounds"]) == 1 and result["rounds"][0]["end_ms"] - asked_ms < 30_000
 
 
 def test_answers_without_series_are_no_data_never_a_pass(local_sim, faults) -> None:
@@ -291,7 +296,8 @@ def test_server_errors_are_retried_within_the_budget(local_sim, faults) -> None:
     result, elapsed = timed_analysis(local_params(local_sim, "healthy", "v6", retry_budget=2.5))
     assert_plain_failure(result, KEY)
     assert "server error 503" in result["msg"] and "within retry_budget=2.5s" in result["msg"]
-    assert result["http_requests"] >= 2 and elapsed < 10  # the budget bounds the retries
+    # The budget bounds the retries: backoff 1 s, doubling, within 2.5 s allows at most 3 attempts.
+    assert 2 <= result["http_requests"] <= 3
 
 
 # ---------------------------------------------------------------------------------------------
@@ -459,7 +465,8 @@ def test_errors_fail_in_the_first_round_on_the_sandbox(sandbox_canaries) -> None
     assert result["failed"] is True and len(result["rounds"]) == 1
     assert re.fullmatch(rf"analysis of reviews {made['errors']['canary']} failed in round 1: "
                         r"request_success_rate [\d.]+ < min 99", result["msg"]), result["msg"]
-    assert 5 <= elapsed < 2 * 5  # decided in the first round: traffic can go back within one check interval
+    # Decided in the first round (the round count above), after waiting one interval for it.
+    assert elapsed >= 5
 
 
 def _route(admin, namespace: str) -> tuple[dict[str, int], str]:

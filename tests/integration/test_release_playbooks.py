@@ -17,7 +17,7 @@ from sandbox.audit import WRITE_VERBS
 
 from runners import REPO, VENV_BIN, run_playbook  # pylint: disable=import-error
 
-BOOKINFO = versions.FIXTURES_DIR / "bookinfo"
+BOOKINFO = versions.BOOKINFO_DIR
 IMAGE = "docker.io/istio/examples-bookinfo-reviews-v2:1.20.1"
 
 

@@ -10,7 +10,7 @@ from sandbox.api import AdminApi, ApiError, collection_path
 
 from sandbox.audit import WRITE_VERBS
 
-BOOKINFO = versions.FIXTURES_DIR / "bookinfo" / "platform" / "bookinfo.yaml"
+BOOKINFO = versions.BOOKINFO_DIR / "platform" / "bookinfo.yaml"
 
 
 def _bookinfo_docs() -> list[dict]:

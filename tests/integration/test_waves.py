@@ -20,7 +20,7 @@ from sandbox.api import collection_path
 from runners import run_playbook  # pylint: disable=import-error
 
 pytestmark = pytest.mark.integration
-BOOKINFO = versions.FIXTURES_DIR / "bookinfo"
+BOOKINFO = versions.BOOKINFO_DIR
 IMAGE = "docker.io/istio/examples-bookinfo-reviews-v2:1.20.1"
 # One simulator (one "Guance workspace") serves every cluster, each with the same namespace and
 # service: the label keeps each cluster's analysis on its own numbers.

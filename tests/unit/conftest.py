@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import copy
+import importlib.util
 from pathlib import Path
 
 import pytest
@@ -20,25 +21,35 @@ settings.load_profile("busy-machine")
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-SHARED_FIXTURES = REPO_ROOT.parent / "shared" / "fixtures"
+def _sandbox_versions():
+    # By file path: under `ansible-test units` the repository root is not on sys.path.
+    spec = importlib.util.spec_from_file_location("canary_istio_sandbox_versions", REPO_ROOT / "sandbox" / "versions.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# Istio's bookinfo and CRDs, laid out by `python -m sandbox build` from the Go module proxy.
+FIXTURES = _sandbox_versions().FIXTURES_DIR
 MISSING_FIXTURES = (
-    "SHARED FIXTURES MISSING: %s does not exist, so the tests on real bookinfo/Istio manifests "
-    "cannot run. Check out the shared fixtures next to the repository." % SHARED_FIXTURES
+    "ISTIO FIXTURES MISSING: %s does not exist, so the tests on real bookinfo/Istio manifests "
+    "cannot run. Run `python -m sandbox build` (or `make sandbox-build`), which takes them from the Go module proxy."
+    % FIXTURES
 )
 
 
 @pytest.fixture(scope="session")
-def shared_fixtures() -> Path:
-    """``../shared/fixtures`` next to the repository (bookinfo and Istio manifests)."""
-    if not SHARED_FIXTURES.is_dir():
+def istio_fixtures() -> Path:
+    """Bookinfo and Istio manifests (``bookinfo/``, ``istio/``) as ``sandbox build`` lays them out."""
+    if not FIXTURES.is_dir():
         pytest.skip(MISSING_FIXTURES)
-    return SHARED_FIXTURES
+    return FIXTURES
 
 
 def bookinfo_networking_objects(kind: str) -> list[tuple[str, dict]]:
     """(id, object) for every ``kind`` object in the bookinfo networking manifests (multi-document)."""
     found = []
-    for path in sorted((SHARED_FIXTURES / "bookinfo" / "networking").glob("*.yaml")):
+    for path in sorted((FIXTURES / "bookinfo" / "networking").glob("*.yaml")):
         with path.open(encoding="utf-8") as stream:
             for doc in yaml.safe_load_all(stream):
                 if isinstance(doc, dict) and doc.get("kind") == kind:
@@ -57,7 +68,7 @@ def pytest_generate_tests(metafunc):
     for argname, kind in _PARAMETRIZED_KINDS.items():
         if argname not in metafunc.fixturenames:
             continue
-        objects = bookinfo_networking_objects(kind) if SHARED_FIXTURES.is_dir() else []
+        objects = bookinfo_networking_objects(kind) if FIXTURES.is_dir() else []
         if objects:
             metafunc.parametrize(argname, [copy.deepcopy(obj) for obj_id, obj in objects], ids=[obj_id for obj_id, obj in objects])
         else:

@@ -102,12 +102,3 @@ def test_waves_start_with_the_canary_cluster(tmp_path):
     assert [list(batch) for batch in batches] == [["sandbox-1"], ["sandbox-2"], ["sandbox-3"]]
     batches = probe(tmp_path, "-e", "canary_hosts=clusters", "-e", '{"canary_wave_size": [1, "100%"]}')
     assert [sorted(batch) for batch in batches] == [["sandbox-1"], ["sandbox-2", "sandbox-3"]]
-
-
-def test_contexts_are_those_of_the_sandbox_release_kubeconfig():
-    kubeconfig = REPO_ROOT / ".sandbox" / "kubeconfig-release"
-    if not kubeconfig.is_file():
-        pytest.skip("the sandbox is not up (no .sandbox/kubeconfig-release)")
-    contexts = {context["name"] for context in yaml.safe_load(kubeconfig.read_text(encoding="utf-8"))["contexts"]}
-    hostvars = inventory()["_meta"]["hostvars"]
-    assert {hostvars[host]["canary_context"] for host in hosts_of(inventory(), "clusters")} <= contexts

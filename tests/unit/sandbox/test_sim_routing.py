@@ -9,17 +9,18 @@ from pathlib import Path
 import pytest
 import yaml
 
+from sandbox import versions
 from sandbox.sim import bookinfo
 from sandbox.sim.routing import Mesh, Request, parse_duration_ms, route_request, workload_of
 
-NETWORKING = Path(__file__).resolve().parents[3].parent / "shared" / "fixtures" / "bookinfo" / "networking"
+NETWORKING = versions.BOOKINFO_DIR / "networking"
 JASON = {"end-user": "jason"}
 
 
 def manifest(name: str) -> list[dict]:
     path = NETWORKING / f"{name}.yaml"
     if not path.is_file():
-        pytest.skip(f"shared fixture {path} missing")
+        pytest.skip(f"bookinfo fixture {path} missing: run `python -m sandbox build`")
     with path.open(encoding="utf-8") as stream:
         return [doc for doc in yaml.safe_load_all(stream) if doc]
 

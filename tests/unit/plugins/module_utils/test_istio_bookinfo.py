@@ -4,8 +4,8 @@
 """Every transform on every VirtualService and DestinationRule of Istio's bookinfo sample.
 
 ``bookinfo_virtual_service`` / ``bookinfo_destination_rule`` are parametrized in
-tests/unit/conftest.py over ``../shared/fixtures/bookinfo/networking/*.yaml`` (skipped, loudly, when
-the fixtures are absent). Expected values are read from the manifests themselves.
+tests/unit/conftest.py over bookinfo's ``networking/*.yaml`` as ``sandbox build`` takes them from
+istio.io/istio on the Go module proxy (skipped, loudly, when absent; a failure under CI). Expected values are read from the manifests themselves.
 """
 
 from __future__ import annotations
@@ -41,13 +41,13 @@ def _catch_all(spec):
         with pytest.raises(IstioSpecError) as err:
             find_route_index(spec)
         assert err.value.field == "route"
-        pytest.skip("no catch-all route in this VirtualService (refusal checked)")
+        pytest.skip("not applicable: no catch-all route in this VirtualService (refusal checked)")
     return index
 
 
-def _destination_rules(shared_fixtures):
+def _destination_rules(istio_fixtures):
     rules = {}
-    with (shared_fixtures / "bookinfo" / "networking" / "destination-rule-all.yaml").open(encoding="utf-8") as stream:
+    with (istio_fixtures / "bookinfo" / "networking" / "destination-rule-all.yaml").open(encoding="utf-8") as stream:
         for doc in yaml.safe_load_all(stream):
             if doc and doc.get("kind") == "DestinationRule":
                 rules[doc["spec"]["host"]] = doc
@@ -57,10 +57,10 @@ def _destination_rules(shared_fixtures):
 # --- VirtualServices -------------------------------------------------------------------------
 
 
-def test_fixture_inventory(shared_fixtures):
+def test_fixture_inventory(istio_fixtures):
     """The parametrized tests below really have manifests to run on."""
     kinds = []
-    for path in sorted((shared_fixtures / "bookinfo" / "networking").glob("*.yaml")):
+    for path in sorted((istio_fixtures / "bookinfo" / "networking").glob("*.yaml")):
         with path.open(encoding="utf-8") as stream:
             kinds.extend(doc.get("kind") for doc in yaml.safe_load_all(stream) if doc)
     assert kinds.count("VirtualService") > 0
@@ -143,16 +143,16 @@ def test_default_subset_already_in_place_changes_nothing(bookinfo_virtual_servic
     index = _catch_all(spec)
     weights = route_weights(spec["http"][index])
     if len(weights) != 1 or "" in weights:
-        pytest.skip("catch-all splits traffic; default_subset would change it")
+        pytest.skip("not applicable: the catch-all splits traffic; default_subset would change it")
     assert build_virtual_service_spec(spec, spec["hosts"], None, None, next(iter(weights))) == spec
 
 
-def test_the_routing_model_finds_no_problem_with_bookinfo_rules(bookinfo_virtual_service, shared_fixtures):
+def test_the_routing_model_finds_no_problem_with_bookinfo_rules(bookinfo_virtual_service, istio_fixtures):
     spec = bookinfo_virtual_service["spec"]
     host = spec["hosts"][0]
-    rules = _destination_rules(shared_fixtures)
+    rules = _destination_rules(istio_fixtures)
     if host not in rules:
-        pytest.skip("no DestinationRule for host %r in destination-rule-all.yaml" % host)
+        pytest.skip("not applicable: no DestinationRule for host %r in destination-rule-all.yaml" % host)
     rule = rules[host]
     namespace = "default"
     bookinfo_virtual_service = dict(bookinfo_virtual_service, metadata=dict(bookinfo_virtual_service["metadata"], namespace=namespace))
@@ -180,13 +180,14 @@ def test_the_routing_model_finds_no_problem_with_bookinfo_rules(bookinfo_virtual
 
 
 def _as_options(spec):
-    return [{"name": s["name"], "labels": s.get("labels"), "traffic_policy": s.get("trafficPolicy")} for s in spec["subsets"]]
+    return [{"name": s["name"], "labels": s.get("labels"), "traffic_policy": s.get("trafficPolicy")} for s in spec.get("subsets", [])]
 
 
 def test_subset_names_and_labels_match_the_manifest(bookinfo_destination_rule):
     spec = bookinfo_destination_rule["spec"]
-    assert subset_names(spec) == [s["name"] for s in spec["subsets"]]
-    for subset in spec["subsets"]:
+    # A rule may have no subsets at all (bookinfo's egress TLS origination for www.googleapis.com).
+    assert subset_names(spec) == [s["name"] for s in spec.get("subsets", [])]
+    for subset in spec.get("subsets", []):
         assert subset_labels(spec, subset["name"]) == subset["labels"]
 
 
@@ -202,5 +203,8 @@ def test_adding_a_canary_subset_then_purging_it(bookinfo_destination_rule):
     spec = bookinfo_destination_rule["spec"]
     with_canary = build_destination_rule_spec(spec, spec["host"], [{"name": "canary", "labels": {"version": "canary"}}], None, False)
     assert subset_names(with_canary) == subset_names(spec) + ["canary"]
-    assert with_canary["subsets"][:-1] == spec["subsets"]
-    assert build_destination_rule_spec(with_canary, spec["host"], _as_options(spec), None, True) == spec
+    assert with_canary["subsets"][:-1] == spec.get("subsets", [])
+    purged = build_destination_rule_spec(with_canary, spec["host"], _as_options(spec), None, True)
+    # A rule that had no subsets is left with an empty list once the canary's is purged (by design:
+    # test_istio_destination_rule's test_purging_everything_leaves_an_empty_list).
+    assert purged == (spec if "subsets" in spec else dict(spec, subsets=[]))
