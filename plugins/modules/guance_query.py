@@ -298,7 +298,8 @@ def main() -> None:
     except OptionError as exc:
         module.fail_json(msg=str(exc), option=exc.option)
     except GuanceConfigError as exc:
-        module.fail_json(msg=f"{exc.option}: {exc}" if exc.option else str(exc), option=exc.option)
+        module.fail_json(msg=f"{exc.option}: {exc}" if exc.option and not str(exc).startswith(exc.option) else str(exc),
+                         option=exc.option)
     mask_secrets(module, config.secrets())
     for warning in config.warnings():
         module.warn(warning)

@@ -1,9 +1,10 @@
 """Secrets: no key or token in -vvv output or results, and TLS verified by default
 
 The Guance API key (sandbox endpoints.json) and the release identity's Kubernetes bearer token (from
-kubeconfig-release) are looked for, as they are and base64-encoded, in everything a run leaves
-behind: ansible-playbook -vvv output (which prints every task's result, i.e. what `register` keeps),
-the release report files and the Guance events the release wrote. Certificates: a kubeconfig whose
+kubeconfig-release) are looked for, in every spelling and base64-encoded, in everything a whole
+release leaves behind: ansible-playbook -vvv output (which prints every task's result, i.e. what
+`register` keeps), the release report files and the Guance events the release wrote. (Every module
+at -vvv, refused calls included, is checked in `make test`: tests/integration/test_secrets_vvv.py.) Certificates: a kubeconfig whose
 CA is not the API server's, and a Guance URL served over HTTPS with a self-signed certificate, both
 fail naming certificate verification, and pass only with validate_certs=false.
 """
@@ -14,10 +15,7 @@ import datetime
 import http.server
 import ipaddress
 import json
-import os
-import re
 import ssl
-import subprocess
 import threading
 import uuid
 from pathlib import Path
@@ -34,8 +32,8 @@ from sandbox import versions
 from sandbox.api import collection_path
 from sandbox.audit import AuditLog
 
-from _routing_fixtures import bookinfo_object, create, deploy_app  # pylint: disable=import-error
-from runners import REPO, VENV_BIN, run_module  # pylint: disable=import-error
+from _secret_leaks import leaks, playbook, release_cluster_of, secret_spellings, task_results  # pylint: disable=import-error
+from runners import run_module  # pylint: disable=import-error
 
 pytestmark = pytest.mark.integration
 
@@ -52,45 +50,7 @@ def endpoints(sandbox) -> dict:
 
 @pytest.fixture(scope="module")
 def release_cluster(release_kubeconfig) -> dict:
-    """server, CA file and bearer token of sandbox-1 in the release kubeconfig."""
-    config = yaml.safe_load(Path(release_kubeconfig).read_text())
-    cluster = next(c["cluster"] for c in config["clusters"] if c["name"] == "sandbox-1")
-    user = next(u["user"] for u in config["users"] if u["name"] == "sandbox-1")
-    return {"server": cluster["server"], "ca": cluster["certificate-authority"], "token": user["token"]}
-
-
-def _secrets(endpoints: dict, release_cluster: dict) -> dict[str, str]:
-    """What must never show, by name: each secret as it is and base64-encoded."""
-    found = {}
-    for name, secret in (("Guance API key", endpoints["guance_api_key"]), ("Kubernetes token", release_cluster["token"])):
-        found[name] = secret
-        found[f"{name} (base64)"] = base64.b64encode(secret.encode()).decode()
-    return found
-
-
-def _leaks(texts: dict[str, str], secrets: dict[str, str]) -> list[str]:
-    return [f"{name} in {where}" for where, text in texts.items() for name, secret in secrets.items() if secret in text]
-
-
-def _ansible_env() -> dict:
-    return {**os.environ, "ANSIBLE_COLLECTIONS_PATH": str(REPO / ".collections"), "ANSIBLE_NOCOLOR": "1",
-            "ANSIBLE_FORCE_COLOR": "0"}
-
-
-def _playbook(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([str(VENV_BIN / "ansible-playbook"), *args], env=_ansible_env(), capture_output=True,
-                          text=True, timeout=600, check=False)
-
-
-def _task_results(output: str) -> list[tuple[str, dict]]:
-    """(status, result) of each task result printed: what `register` keeps. -vvv prints them indented."""
-    decoder, found = json.JSONDecoder(), []
-    for match in re.finditer(r"^(ok|changed|fatal|skipping): \[[^\]]+\].*?=> (?=\{)", output, re.MULTILINE):
-        try:
-            found.append((match.group(1), decoder.raw_decode(output, match.end())[0]))
-        except ValueError:
-            continue
-    return found
+    return release_cluster_of(release_kubeconfig)
 
 
 def _sim(endpoints: dict, what: str, body: dict) -> None:
@@ -139,82 +99,20 @@ def test_full_release_at_vvv_shows_neither_key_nor_token(admin, namespace, endpo
         "canary_events": True, "canary_guance": guance,
     }
     try:
-        proc = _playbook("canary.istio.canary_release", "-vvv", "-e", json.dumps(extra))
+        proc = playbook("canary.istio.canary_release", "-vvv", "-e", json.dumps(extra))
     finally:
         _sim(endpoints, "traffic", {"cluster": "sandbox-1", "namespace": namespace, "service": APP, "rate": 0})
     output = proc.stdout + proc.stderr
     reports = {str(p.relative_to(tmp_path)): p.read_text(errors="replace") for p in (tmp_path / "reports").rglob("*") if p.is_file()}
     events = _events(endpoints, namespace)
-    leaks = _leaks({"output": output, **reports, "events": json.dumps(events)}, _secrets(endpoints, release_cluster))
-    record(output_bytes=len(output), task_results=len(_task_results(output)), report_files=len(reports),
-           report_bytes=sum(len(t) for t in reports.values()), events=len(events), leaks=leaks)
+    found = leaks({"output": output, **reports, "events": json.dumps(events)}, secret_spellings(endpoints, release_cluster))
+    record(output_bytes=len(output), task_results=len(task_results(output)), report_files=len(reports),
+           report_bytes=sum(len(t) for t in reports.values()), events=len(events), leaks=found)
     assert proc.returncode == 0 and f"done: 100% on {canary}" in output, output[-4000:]
     # The key was really used: the analysis asked Guance and the events reached it.
     assert '"verdict": "pass"' in output and [e["phase"] for e in events].count("analysis") == 2, events
     assert reports, "no release report was written"
-    assert not leaks, leaks
-
-
-def _module_playbook(namespace: str, release_kubeconfig: str, release_cluster: dict, endpoints: dict) -> list[dict]:
-    """Every module, given the token and the key as options (the way AWX credentials hand them over)
-    and through the kubeconfig; one refused call of each kind; then every registered result printed."""
-    k8s = {"host": release_cluster["server"], "api_key": "{{ canary_token }}", "ca_cert": release_cluster["ca"]}
-    guance = {"url": endpoints["guance_openapi"], "api_key": "{{ canary_guance_key }}"}
-    vs = {"name": APP, "namespace": namespace}
-    tasks = [  # (module, options, refused on purpose)
-        ("mesh_info", {"service_host": APP, "namespace": namespace, **k8s}, False),
-        ("mesh_info", {"service_host": APP, "namespace": namespace, "kubeconfig": release_kubeconfig,
-                       "context": "sandbox-1"}, False),
-        ("traffic_split", {**vs, "weights": {"v1": 100}, **k8s}, False),
-        ("traffic_split", {**vs, "stable": "v1", "canary": "v9", "canary_weight": 10, **k8s}, True),
-        ("destination_rule", {"name": APP, "namespace": namespace, "service_host": APP, **k8s}, False),
-        ("guance_query", {"queries": [{"query": "M::`istio_requests_total`:(count(`value`))"}], **guance}, False),
-        ("guance_query", {"queries": [{"query": "M::`istio_requests_total`:((("}], **guance}, True),
-        ("guance_event", {"title": "secrets test", "tags": {"namespace": namespace}, **guance}, False),
-        # No traffic in the namespace: the analysis asks Guance and finds no data for the canary.
-        ("canary_analysis", {"service": APP, "namespace": namespace, "canary_version": "v1", "window": "30s",
-                             **guance}, True),
-    ]
-    play_tasks = []
-    for index, (module, args, refused) in enumerate(tasks):
-        task = {"name": f"{module} #{index}", f"canary.istio.{module}": args, "register": f"canary_result_{index}"}
-        if refused:
-            task["ignore_errors"] = True
-        play_tasks.append(task)
-    play_tasks.append({"name": "Every registered result", "ansible.builtin.debug": {
-        "msg": "{{ [" + ", ".join(f"canary_result_{i}" for i in range(len(tasks))) + "] }}"}})
-    return [{"name": "Modules at -vvv", "hosts": "localhost", "connection": "local", "gather_facts": False,
-             "tasks": play_tasks}]
-
-
-def test_module_runs_at_vvv_show_neither_key_nor_token(admin, namespace, endpoints, release_kubeconfig, release_cluster,
-                                                       tmp_path, record):
-    """Every module given the token and the key as options, at -vvv, with refused calls: neither shows"""
-    deploy_app(admin, namespace, APP, ("v1",))
-    create(admin, namespace, bookinfo_object("networking/destination-rule-all.yaml", "DestinationRule", APP))
-    create(admin, namespace, {"apiVersion": "networking.istio.io/v1", "kind": "VirtualService", "metadata": {"name": APP},
-                              "spec": {"hosts": [APP], "http": [{"route": [{"destination": {"host": APP, "subset": "v1"}}]}]}})
-    playbook = tmp_path / "modules.yml"
-    playbook.write_text(yaml.safe_dump(_module_playbook(namespace, release_kubeconfig, release_cluster, endpoints),
-                                       sort_keys=False))
-    secrets_file = tmp_path / "secrets.json"  # as AWX hands credentials over: an extra-vars file
-    secrets_file.write_text(json.dumps({"canary_token": release_cluster["token"], "canary_guance_key": endpoints["guance_api_key"]}))
-    proc = _playbook(str(playbook), "-vvv", "-e", f"@{secrets_file}")
-    output = proc.stdout + proc.stderr
-    leaks = _leaks({"output": output}, _secrets(endpoints, release_cluster))
-    recap = next((line for line in output.splitlines() if line.startswith("localhost ") and "ok=" in line), "")
-    results = _task_results(output)
-    refusals = [result.get("msg", "")[:160] for status, result in results if status == "fatal"]
-    record(output_bytes=len(output), task_results=len(results), recap=" ".join(recap.split()[2:]),
-           refusals=refusals, leaks=leaks)
-    assert proc.returncode == 0, output[-4000:]
-    # Each call ran (every module, and the debug of all results); the refused ones were refused for
-    # their own reasons, not for the credentials.
-    tasks = len(_module_playbook(namespace, release_kubeconfig, release_cluster, endpoints)[0]["tasks"])
-    assert f"ok={tasks} " in recap and "failed=0" in recap and "ignored=3" in recap, recap
-    expected = ("canary: subset 'v9' is not defined", "querying Guance: ", "analysis of reviews v1 ")
-    assert len(refusals) == 3 and all(m.startswith(e) for m, e in zip(refusals, expected)), refusals
-    assert not leaks, leaks
+    assert not found, found
 
 
 # --- certificates ----------------------------------------------------------------------------------
