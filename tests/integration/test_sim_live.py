@@ -100,11 +100,17 @@ def test_header_route_and_delay_for_jason_on_the_sandbox(sandbox, admin, namespa
     create(admin, namespace, bookinfo_object("networking/virtual-service-reviews-jason-v2-v3.yaml", "VirtualService", "reviews"))
     create(admin, namespace, bookinfo_object("networking/virtual-service-ratings-test-delay.yaml", "VirtualService", "ratings"))
     live.add_traffic(TrafficSpec(sandbox[0].name, namespace, "reviews", rate=200, jason_share=0.3))
-    time.sleep(3)
     where = "{ `namespace` = '%s' }" % namespace
-    series = dql(live, "T::`reviews`:(count(`*`) AS `n`, min(`duration`) AS `lo`, max(`duration`) AS `hi`) %s [10m] BY `version`"
-                 % where)
-    got = {s["tags"]["version"]: dict(zip(s["columns"], s["values"][0])) for s in series}
+
+    def spans_by_version() -> dict:
+        series = dql(live, "T::`reviews`:(count(`*`) AS `n`, min(`duration`) AS `lo`, max(`duration`) AS `hi`) %s [10m] "
+                           "BY `version`" % where)
+        return {s["tags"]["version"]: dict(zip(s["columns"], s["values"][0])) for s in series}
+
+    # Until enough requests are recorded (judged on the count, not on a fixed sleep).
+    admin.wait_for("300 recorded requests to reviews",
+                   lambda: sum(v["n"] for v in spans_by_version().values()) > 300, 60, interval=0.5)
+    got = spans_by_version()
     # jason's requests (and only they) go to v2, and each waits the 7 s delay on its call to ratings.
     assert set(got) == {"v2", "v3"}, got
     total = got["v2"]["n"] + got["v3"]["n"]

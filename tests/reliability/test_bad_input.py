@@ -88,7 +88,7 @@ QUERY = {"url": GUANCE_URL, "api_key": GUANCE_KEY, "queries": [{"query": "M::`is
 EVENT = {"url": GUANCE_URL, "api_key": GUANCE_KEY, "title": f"bad input {NS}"}  # a title of this run alone
 RELEASE_ANALYSIS = {"provider": "guance", "interval": 1, "iterations": 1, "window": "10s", "min_requests": 1,
                     "guance": {"url": GUANCE_URL, "api_key": GUANCE_KEY}}
-BAD_KUBECONFIGS = ("wrong-token", "not-yaml", "no-server")
+BAD_KUBECONFIGS = ("wrong-token", "not-yaml", "no-server", "tls-false-quoted", "insecure-and-ca", "token-line-break")
 
 MODULE_CASES = [
     # traffic_split: weights, ranges, subsets, missing objects
@@ -162,7 +162,7 @@ MODULE_CASES = [
     _m("fault_injection-missing-virtualservice", "fault_injection",
        {**FAULT, "name": "nosuch", "delay": {"fixed_delay": "7s"}}, "name", "not found"),
     # release_lock
-    _m("release_lock-ttl-0", "release_lock", {**VS, "owner": "me", "ttl": 0}, "ttl", "at least 1 second"),
+    _m("release_lock-ttl-0", "release_lock", {**VS, "owner": "me", "ttl": 0}, "ttl", "from 1 second"),
     _m("release_lock-missing-virtualservice", "release_lock", {**VS, "name": "nosuch", "owner": "me"},
        "name", "not found", "create it first"),
     _m("release_lock-unknown-state", "release_lock", {**VS, "owner": "me", "state": "locked"},
@@ -182,6 +182,15 @@ MODULE_CASES = [
        {"service_host": APP, "namespace": NS, "kubeconfig": DROP, "context": DROP, "host": "127.0.0.1:6443", "api_key": "x"},
        "host", "must be a URL"),
     _m("mesh_info-namespace-with-slash", "mesh_info", {"service_host": APP, "namespace": "a/b"}, "namespace"),
+    # mesh_info: hostile or contradictory credentials and TLS settings
+    _m("mesh_info-insecure-skip-tls-verify-quoted", "mesh_info",
+       {"service_host": APP, "namespace": NS, "kubeconfig": f"{TMP}/tls-false-quoted"},
+       "insecure-skip-tls-verify", "must be true or false without quotes"),
+    _m("mesh_info-insecure-and-ca", "mesh_info", {"service_host": APP, "namespace": NS, "kubeconfig": f"{TMP}/insecure-and-ca"},
+       "sets both insecure-skip-tls-verify and a certificate authority", "remove insecure-skip-tls-verify"),
+    _m("mesh_info-token-with-line-break", "mesh_info",
+       {"service_host": APP, "namespace": NS, "kubeconfig": f"{TMP}/token-line-break"},
+       "token", "holds a line break", "one line of plain ASCII"),
     # canary_analysis: settings, durations, provider, key
     _m("canary_analysis-unknown-metric", "canary_analysis", {**ANALYSIS, "checks": [{"metric": "request_sucess_rate", "min": 99}]},
        "checks", "request_sucess_rate", "use a built-in"),
@@ -198,6 +207,9 @@ MODULE_CASES = [
        {**ANALYSIS, "provider": "prometheus", "prometheus_url": "prometheus:9090"}, "prometheus_url", "http://"),
     _m("canary_analysis-wrong-guance-key", "canary_analysis", {**ANALYSIS, "api_key": "not-the-key"},
        "api_key", "refused"),
+    _m("canary_analysis-prometheus-token-with-line-break", "canary_analysis",
+       {**ANALYSIS, "provider": "prometheus", "prometheus_url": "http://127.0.0.1:9", "prometheus_token": "tok\r\nX-Injected: 1"},
+       "prometheus_token", "holds a line break"),
     # guance_query: DQL, URLs, keys, times
     _m("guance_query-malformed-dql", "guance_query", {**QUERY, "queries": [{"query": "M::`istio_requests_total`:((("}]},
        "querying Guance", "dql: parse error", "position"),
@@ -205,6 +217,8 @@ MODULE_CASES = [
     _m("guance_query-unreachable-url", "guance_query", {**QUERY, "url": "http://127.0.0.1:9", "retry_budget": 1},
        "127.0.0.1:9", "cannot connect", "Check url (or site)"),
     _m("guance_query-wrong-key", "guance_query", {**QUERY, "api_key": "not-the-key"}, "api_key", "refused"),
+    _m("guance_query-key-with-line-break", "guance_query", {**QUERY, "api_key": GUANCE_KEY + "\n"},
+       "api_key", "holds a line break", "one line of plain ASCII"),
     _m("guance_query-unknown-site", "guance_query", {**QUERY, "url": DROP, "site": "mars"}, "site", "mars", "cn1"),
     _m("guance_query-last-in-words", "guance_query", {**QUERY, "last": "ten minutes"}, "last", "like 90s"),
     _m("guance_query-start-in-seconds", "guance_query", {**QUERY, "last": DROP, "start": 1700000000},
@@ -328,6 +342,18 @@ def _bad_kubeconfigs(release_kubeconfig: str, tmp: Path) -> None:
     for entry in no_server["clusters"]:
         entry["cluster"].pop("server")
     (tmp / "no-server").write_text(yaml.safe_dump(no_server))
+    quoted = copy.deepcopy(good)
+    for entry in quoted["clusters"]:
+        entry["cluster"]["insecure-skip-tls-verify"] = "false"  # a string: would have turned verification off
+    (tmp / "tls-false-quoted").write_text(yaml.safe_dump(quoted))
+    both = copy.deepcopy(good)
+    for entry in both["clusters"]:
+        entry["cluster"]["insecure-skip-tls-verify"] = True
+    (tmp / "insecure-and-ca").write_text(yaml.safe_dump(both))
+    broken = copy.deepcopy(good)
+    for user in broken["users"]:
+        user["user"]["token"] = user["user"]["token"][:10] + "\n" + user["user"]["token"][10:]
+    (tmp / "token-line-break").write_text(yaml.safe_dump(broken))
 
 
 def _snapshot(admin, namespace: str) -> dict:
