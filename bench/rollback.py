@@ -291,7 +291,7 @@ def request_queries(run: dict) -> dict[str, str]:
                             namespace=run["namespace"], window_seconds=WINDOW_S, step_seconds=WINDOW_S)
     query = build_promql(target)[Q_REQUESTS].query
     counter = query[query.index("increase(") + len("increase("):query.index(f"[{WINDOW_S}s]")]
-    plain = query.replace(f" or ({counter} unless {counter} offset {WINDOW_S}s)", "")
+    plain = query.replace(f"({counter} unless {counter} offset {WINDOW_S}s) or ", "")
     assert plain != query, "the analysis' request query no longer counts new series as expected here"
     return {"analysis query": query, "increase() alone": plain}
 

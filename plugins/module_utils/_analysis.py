@@ -260,17 +260,18 @@ def build_promql(target: AnalysisTarget, metric_prefix: str = "") -> dict[str, M
 
     Requests are grouped by version and response code in ONE query: the parser derives the count,
     the 5xx count and both rates from it. ``increase`` over the window handles counter resets.
-    ``increase`` drops a series with fewer than two samples in the window, and a regression's first
-    5xx make exactly such a series (a new ``response_code``): without the ``unless`` term, the round
-    right after a canary starts failing could pass it at 100% success. A series absent one window
-    ago counts in full: it started from zero inside the window.
+    A regression's first 5xx make a new series (a new ``response_code``), born inside the window:
+    it started from zero there, so it counts in full, its value as it is. ``increase`` would lose
+    it: it needs two samples, and a series whose samples are all 1 increases by 0. So the
+    ``unless`` term (series absent one window ago) comes first and ``or`` takes ``increase`` only
+    for the series that were there before the window.
     """
     window = f"{target.window_seconds}s"
     selector = _promql_selector(target)
     counter = f"{metric_prefix}istio_requests_total{selector}"
     requests = (
         f"sum by (destination_version, response_code) "
-        f"(increase({counter}[{window}]) or ({counter} unless {counter} offset {window}))"
+        f"(({counter} unless {counter} offset {window}) or increase({counter}[{window}]))"
     )
     latency = (
         f"histogram_quantile(0.99, sum by (le, destination_version) "

@@ -256,7 +256,7 @@ def test_promql_for_prometheus() -> None:
     counter = 'istio_requests_total{reporter="destination",destination_workload=~"reviews-.*",destination_version=~"v2|v1"}'
     # A series new in the window (a regression's first 5xx) counts in full, not dropped by increase().
     assert queries["requests"].query == (
-        f"sum by (destination_version, response_code) (increase({counter}[600s]) or ({counter} unless {counter} offset 600s))")
+        f"sum by (destination_version, response_code) (({counter} unless {counter} offset 600s) or increase({counter}[600s]))")
     assert queries["latency"].query == (
         'histogram_quantile(0.99, sum by (le, destination_version) (rate(istio_request_duration_milliseconds_bucket'
         '{reporter="destination",destination_workload=~"reviews-.*",destination_version=~"v2|v1"}[600s])))')
