@@ -125,6 +125,8 @@ options:
       - Seconds between two rounds. Also waited before the first round, so that its window
         holds traffic at the step's weight.
       - V(0) runs the rounds one after the other without waiting (with the defaults, one round now).
+      - A round's retries (O(retry_budget)) never last longer than this interval, so a provider that
+        is down fails the round within one interval of when it was due.
     type: int
     default: 0
   iterations:
@@ -601,15 +603,25 @@ OWN_OPTIONS: dict[str, dict[str, t.Any]] = dict(
 )
 
 
-def round_source(params: t.Mapping[str, t.Any], provider: str) -> GuanceRounds | PrometheusRounds:
+def round_retry_budget(retry_budget: float | None, interval_s: float) -> float | None:
+    """The retry budget of one round: never longer than the interval between rounds, so a provider
+    that is down fails the round (and, in a release, rolls back) within one interval of when it
+    was due, not after a minute of retries at every interval."""
+    if retry_budget is None or interval_s <= 0:
+        return retry_budget
+    return min(retry_budget, interval_s)
+
+
+def round_source(params: t.Mapping[str, t.Any], provider: str, interval_s: float = 0) -> GuanceRounds | PrometheusRounds:
     """The provider's client behind the round loop (config errors name the option)."""
+    budget = round_retry_budget(params.get("retry_budget"), interval_s)
     if provider == "prometheus":
         config = prometheus_config(
             params.get("prometheus_url"), token=params.get("prometheus_token"), username=params.get("prometheus_username"),
             password=params.get("prometheus_password"), timeout=params.get("timeout"),
-            retry_budget=params.get("retry_budget"), validate_certs=params.get("validate_certs", True))
+            retry_budget=budget, validate_certs=params.get("validate_certs", True))
         return PrometheusRounds(PrometheusClient(config))
-    return GuanceRounds(GuanceClient(config_from_params(params)))
+    return GuanceRounds(GuanceClient(config_from_params(dict(params, retry_budget=budget))))
 
 
 def main() -> None:
@@ -620,7 +632,7 @@ def main() -> None:
     params = module.params
     try:
         plan = plan_from_params(params)
-        source = round_source(params, plan.provider)
+        source = round_source(params, plan.provider, plan.step.interval_s)
     except (AnalysisError, GuanceConfigError, PrometheusConfigError) as exc:
         option = getattr(exc, "option", None)
         message = str(exc)

@@ -257,3 +257,12 @@ def test_a_provider_error_with_rollback_writes_only_outside_check_mode(server, m
         assert len(written) == 1 and weights == {"v1": 100, "v2": 0}
         assert result["rollback"]["weights"] == {"v1": 100, "v2": 0} and result["changed"] is True
     assert TOKEN not in json.dumps(result)
+
+
+@pytest.mark.parametrize("budget, interval, expected", [(60.0, 30, 30.0), (10.0, 30, 10.0), (60.0, 0, 60.0), (None, 30, None)])
+def test_a_rounds_retries_fit_inside_its_interval(budget, interval, expected) -> None:
+    assert ca.round_retry_budget(budget, interval) == expected
+    source = ca.round_source({"url": "https://guance.example", "api_key": KEY, "retry_budget": budget}, "guance", interval)
+    assert source.client.config.retry_budget == (60.0 if expected is None else expected)  # the client's own default
+    prom = ca.round_source({"prometheus_url": "http://prom.example:9090", "retry_budget": budget}, "prometheus", interval)
+    assert prom.client.config.retry_budget == (60.0 if expected is None else expected)
