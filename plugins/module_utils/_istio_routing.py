@@ -57,7 +57,7 @@ def _spec(obj: dict | None) -> dict:
     return spec if isinstance(spec, dict) else {}
 
 
-def _age_key(obj: dict) -> tuple[str, str, str]:
+def config_age_key(obj: dict) -> tuple[str, str, str]:
     """Istio's order for configs of one kind: creation time, then name, then namespace."""
     meta = _meta(obj)
     return (meta.get("creationTimestamp") or "", meta.get("name") or "", meta.get("namespace") or "")
@@ -121,7 +121,7 @@ def virtual_services_for_host(virtual_services: t.Iterable[dict], fqdn: str, cli
     """
     naming = [vs for vs in virtual_services or [] if isinstance(vs, dict)
               and any(host_matches(h, fqdn, _namespace(vs)) for h in _spec(vs).get("hosts") or [])]
-    naming.sort(key=_age_key)
+    naming.sort(key=config_age_key)
     mesh = [vs for vs in naming if _binds_mesh(vs) and _exported_to(vs, client_namespace)]
     return {
         "applied": mesh[:1],
@@ -484,7 +484,7 @@ def merge_destination_rules(rules: list[dict]) -> dict | None:
     the oldest gives everything but subsets; younger rules add subsets whose names are new."""
     if not rules:
         return None
-    rules = sorted(rules, key=_age_key)
+    rules = sorted(rules, key=config_age_key)
     merged = copy.deepcopy(rules[0])
     spec = merged.setdefault("spec", {})
     subsets = list(spec.get("subsets") or [])

@@ -20,7 +20,7 @@ from __future__ import annotations
 import typing as t
 
 from ansible_collections.canary.istio.plugins.module_utils._istio import qualify_host, same_host
-from ansible_collections.canary.istio.plugins.module_utils._istio_routing import is_pod_ready
+from ansible_collections.canary.istio.plugins.module_utils._istio_routing import config_age_key, is_pod_ready
 from ansible_collections.canary.istio.plugins.module_utils._k8s import (
     DESTINATION_RULES,
     VIRTUAL_SERVICES,
@@ -72,11 +72,6 @@ def service_of_host(host: str, namespace: str) -> ServiceRef | None:
     return ServiceRef(name, service_namespace)
 
 
-def _created(obj: dict) -> tuple[str, str]:
-    metadata = obj.get("metadata") or {}
-    return (metadata.get("creationTimestamp") or "", metadata.get("name") or "")
-
-
 def destination_rules_for_host(rules: t.Iterable[dict], host: str, namespace: str) -> list[dict]:
     """The DestinationRules (full objects) that define ``host``, oldest first.
 
@@ -91,7 +86,7 @@ def destination_rules_for_host(rules: t.Iterable[dict], host: str, namespace: st
         if spec.get("workloadSelector") or not same_host(spec.get("host") or "", service, rule_namespace):
             continue
         found.append(rule)
-    return sorted(found, key=_created)
+    return sorted(found, key=config_age_key)
 
 
 def _has_labels(pod: dict, labels: dict[str, str]) -> bool:
