@@ -23,6 +23,7 @@ from ansible_collections.canary.istio.plugins.module_utils._report import (
     fmt_weights,
 )
 
+
 class Markup(str):
     """Markdown written here, passed through ``cell`` as is."""
 

@@ -101,8 +101,30 @@ class LiveSimulator:
             self.simulator.run_until(now)
             if time.monotonic() - last_prune > 60:
                 self.recorder.prune(now)
+                self.forget_gone_workloads()
                 last_prune = time.monotonic()
             self._stop.wait(self.tick_s)
+
+    def forget_gone_workloads(self) -> int:
+        """Drop the /metrics series of workloads whose Deployment (or namespace) is gone; one list
+        of Deployments per namespace that has series. A namespace that cannot be read keeps its."""
+        present: dict[tuple[str, str], set[str] | None] = {}
+        for cluster, namespace, _workload in self.recorder.series_places():
+            key = (cluster, namespace)
+            if key in present or cluster not in self.watcher.apis:
+                continue
+            try:
+                items = self.watcher.apis[cluster].get(collection_path("Deployment", namespace), ok_missing=True).get("items")
+                present[key] = {d["metadata"]["name"] for d in items or []}
+            except (ApiError, OSError, KeyError, ValueError):
+                present[key] = None
+
+        def gone(cluster: str, namespace: str, workload: str | None) -> bool:
+            names = present.get((cluster, namespace))
+            # No workload: requests that reached no pod; they go with their namespace's last Deployment.
+            return names is not None and (workload not in names if workload is not None else not names)
+
+        return self.recorder.forget_series(gone)
 
     def stop(self) -> None:
         self._stop.set()

@@ -15,7 +15,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 # Istio's default buckets for istio_request_duration_milliseconds (ms); +Inf is implied.
 ISTIO_BUCKETS = (0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000,
@@ -27,6 +27,17 @@ LABELS = ("reporter", "source_workload", "source_workload_namespace", "destinati
           "destination_workload_namespace", "destination_service", "destination_service_name",
           "destination_service_namespace", "destination_version", "destination_cluster",
           "response_code", "response_flags")
+_CLUSTER, _NAMESPACE, _WORKLOAD, _SOURCE_NAMESPACE = (
+    LABELS.index(name) for name in
+    ("destination_cluster", "destination_workload_namespace", "destination_workload", "source_workload_namespace"))
+
+
+def _place(key: tuple) -> tuple[str, str, str | None]:
+    """Where a series lives: its cluster, its workload's namespace and the workload; a request that
+    reached no pod (workload "unknown") belongs to its client's namespace, with no workload."""
+    if key[_WORKLOAD] == "unknown":
+        return key[_CLUSTER], key[_SOURCE_NAMESPACE], None
+    return key[_CLUSTER], key[_NAMESPACE], key[_WORKLOAD]
 
 
 def go_float(value: float) -> str:
@@ -147,6 +158,21 @@ class Recorder:
             del self._requests[:cut]
             for ns, rows in self.points.items():
                 self.points[ns] = [p for p in rows if p.time >= cutoff]
+
+    def series_places(self) -> set[tuple[str, str, str | None]]:
+        """(cluster, namespace, workload) of every /metrics series: see ``_place``."""
+        with self._lock:
+            return {_place(key) for key in self._totals}
+
+    def forget_series(self, gone: Callable[[str, str, str | None], bool]) -> int:
+        """Drop the /metrics series whose place is ``gone``, as a pod that no longer exists stops
+        being scraped; returns how many went. Without this, every series of every run stays for the
+        life of the simulator and scrapes grow until they time out."""
+        with self._lock:
+            doomed = [key for key in self._totals if gone(*_place(key))]
+            for key in doomed:
+                del self._totals[key]
+        return len(doomed)
 
     # -- reading ----------------------------------------------------------------------------------
     def rows(self, namespace: str) -> list[Point]:

@@ -400,8 +400,9 @@ class _Handler(BaseHTTPRequestHandler):
                         raise ValueError(f"unknown fault switch {key!r}; known: {', '.join(asdict(Faults()))}")
                     setattr(sim.faults, key, value)
             elif path == "/__sim/profiles" and method == "POST" and sim.simulator is not None:
-                settings = {k: v for k, v in payload.items() if k not in ("service", "version")}
-                sim.simulator.profiles.set(payload["service"], payload.get("version", "*"), **settings)
+                settings = {k: v for k, v in payload.items() if k not in ("service", "version", "namespace")}
+                sim.simulator.profiles.set(payload["service"], payload.get("version", "*"), payload.get("namespace", "*"),
+                                           **settings)
             elif path == "/__sim/traffic" and method == "POST" and sim.simulator is not None:
                 set_traffic(sim.simulator, payload)
             elif path == "/__sim/mesh" and method == "POST" and sim.simulator is not None:

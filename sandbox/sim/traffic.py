@@ -43,38 +43,44 @@ class Profile:
 
 
 class Profiles:
-    """Profiles by (service, version), changeable while traffic runs; '*' is a wildcard."""
+    """Profiles by (namespace, service, version), changeable while traffic runs; '*' is a wildcard.
+
+    A namespace's own profile wins over the global one, so tests running side by side in their own
+    namespaces can give the same version different behaviour without meeting."""
 
     def __init__(self, default: Profile | None = None):
         self._lock = threading.Lock()
-        self._by_key: dict[tuple[str, str], Profile] = {("*", "*"): default or Profile()}
+        self._by_key: dict[tuple[str, str, str], Profile] = {("*", "*", "*"): default or Profile()}
 
-    def set(self, service: str, version: str = "*", **settings) -> Profile:
-        """Replace the named settings of (service, version); the rest keep their current values."""
+    def set(self, service: str, version: str = "*", namespace: str = "*", **settings) -> Profile:
+        """Replace the named settings of (namespace, service, version); the rest keep their current values."""
         with self._lock:
-            current = self._by_key.get((service, version)) or self._lookup(service, version)
+            key = (namespace, service, version)
+            current = self._by_key.get(key) or self._lookup(namespace, service, version)
             profile = replace(current, **settings)
-            self._by_key[(service, version)] = profile
+            self._by_key[key] = profile
             return profile
 
     def reset(self) -> None:
         with self._lock:
-            default = self._by_key[("*", "*")]
-            self._by_key = {("*", "*"): default}
+            default = self._by_key[("*", "*", "*")]
+            self._by_key = {("*", "*", "*"): default}
 
-    def _lookup(self, service: str, version: str) -> Profile:
-        for key in ((service, version), (service, "*"), ("*", version), ("*", "*")):
-            if key in self._by_key:
-                return self._by_key[key]
-        raise KeyError(key)  # unreachable: ("*", "*") always exists
+    def _lookup(self, namespace: str, service: str, version: str) -> Profile:
+        for ns in (namespace, "*"):
+            for key in ((ns, service, version), (ns, service, "*"), (ns, "*", version), (ns, "*", "*")):
+                if key in self._by_key:
+                    return self._by_key[key]
+        raise KeyError((namespace, service, version))  # unreachable: ("*", "*", "*") always exists
 
-    def get(self, service: str, version: str) -> Profile:
+    def get(self, service: str, version: str, namespace: str = "*") -> Profile:
         with self._lock:
-            return self._lookup(service, version)
+            return self._lookup(namespace, service, version)
 
     def as_dict(self) -> dict:
+        """``service/version`` for global profiles, ``namespace/service/version`` for a namespace's own."""
         with self._lock:
-            return {f"{s}/{v}": vars(p) for (s, v), p in self._by_key.items()}
+            return {(f"{s}/{v}" if n == "*" else f"{n}/{s}/{v}"): vars(p) for (n, s, v), p in self._by_key.items()}
 
 
 @dataclass
@@ -169,7 +175,7 @@ class Simulator:
             self._log(app, version, route.status, start_ms, f"outbound {resource} {route.status} {route.response_flags} "
                       f"{int(duration)}ms", ns)
             return Hop(route.status, duration)
-        profile = self.profiles.get(route.service, route.version)
+        profile = self.profiles.get(route.service, route.version, ns)
         own = profile.latency_ms * math.exp(profile.latency_sigma * self.rng.gauss(0.0, 1.0))
         status = profile.error_code if self.rng.random() < profile.error_rate else 200
         server_start = start_ms + route.delay_ms

@@ -168,3 +168,29 @@ def test_sandbox_up_runs_the_simulator_and_prometheus(sandbox):
     assert resp.json()["success"] is True
     assert requests.get(endpoints["prometheus"] + "/-/ready", timeout=10).status_code == 200
     assert control.status() == 0
+
+
+def test_series_of_a_deleted_deployment_leave_metrics(sandbox, admin, namespace, live):
+    deploy_app(admin, namespace, "reviews", ready_versions=("v1", "v2"))
+    create(admin, namespace, bookinfo_object("networking/destination-rule-all.yaml", "DestinationRule", "reviews"))
+    create(admin, namespace, bookinfo_object("networking/virtual-service-reviews-80-20.yaml", "VirtualService", "reviews"))
+    live.add_traffic(TrafficSpec(sandbox[0].name, namespace, "reviews", rate=200))
+
+    def exposed(workload: str) -> bool:
+        text = requests.get(live.endpoints()["metrics"], timeout=10).text
+        return f'destination_workload="{workload}",destination_workload_namespace="{namespace}"' in text
+
+    admin.wait_for("reviews-v2 series in /metrics", lambda: exposed("reviews-v2"), 30)
+    assert live.forget_gone_workloads() == 0  # every workload still has its Deployment
+    admin.delete(object_path("Deployment", namespace, "reviews-v2"))
+    admin.wait_for("reviews-v2 gone", lambda: admin.get(object_path("Deployment", namespace, "reviews-v2"),
+                                                        ok_missing=True) == {}, 60)
+
+    def v2_pods_seen() -> list:
+        pods = live.watcher.mesh_of(sandbox[0].name, namespace).pods
+        return [p for p in pods if (p.get("metadata", {}).get("labels") or {}).get("version") == "v2"]
+
+    # Until the simulator no longer sees a v2 pod, requests could still reach one and record anew.
+    admin.wait_for("no reviews-v2 pod in the simulator's view", lambda: not v2_pods_seen(), 60)
+    assert live.forget_gone_workloads() > 0
+    assert not exposed("reviews-v2") and exposed("reviews-v1")

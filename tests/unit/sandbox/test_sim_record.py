@@ -179,3 +179,40 @@ def test_profiles_validate_and_fall_back():
     assert profiles.get("reviews", "v1").error_rate == 0.5
     with pytest.raises(ValueError, match="error_rate"):
         profiles.set("reviews", "v3", error_rate=1.5)
+
+
+def test_a_namespaces_own_profile_wins_and_others_keep_the_global_one():
+    profiles = Profiles()
+    profiles.set("reviews", "v2", error_rate=0.5)
+    profiles.set("reviews", "v2", "team-a", error_rate=0.0, latency_ms=5.0)
+    assert profiles.get("reviews", "v2", "team-a") == Profile(error_rate=0.0, latency_ms=5.0)
+    assert profiles.get("reviews", "v2", "team-b").error_rate == 0.5
+    assert profiles.get("reviews", "v2").error_rate == 0.5
+    assert set(profiles.as_dict()) == {"*/*", "reviews/v2", "team-a/reviews/v2"}
+    # The driver asks with the request's namespace.
+    sim, rec = make_sim([weighted_vs(0, 100)], seed=4)
+    sim.profiles.set("reviews", "v2", "other", error_rate=1.0)
+    sim.specs.append(TrafficSpec("c1", "bookinfo", rate=20))
+    sim.specs[0].next_ms = T0
+    sim.run_until(T0 + 9_999)
+    codes = totals_by(rec, "response_code", reporter="destination", destination_service_name="reviews")
+    assert codes == Counter({("200",): 200})
+
+
+def test_series_of_gone_workloads_leave_the_exposition():
+    sim, rec = make_sim([weighted_vs(50, 50)], seed=5)
+    sim.specs.append(TrafficSpec("c1", "bookinfo", rate=20))
+    sim.specs[0].next_ms = T0
+    sim.run_until(T0 + 9_999)
+    places = rec.series_places()
+    assert ("c1", "bookinfo", "reviews-v2") in places and ("c1", "bookinfo", "reviews-v1") in places
+    before = rec.prometheus_text()
+    assert 'destination_workload="reviews-v2"' in before
+    # reviews-v2's Deployment is deleted: its series go, the others stay.
+    dropped = rec.forget_series(lambda cluster, ns, workload: workload == "reviews-v2")
+    assert dropped > 0
+    after = rec.prometheus_text()
+    assert 'destination_workload="reviews-v2"' not in after and 'destination_workload="reviews-v1"' in after
+    # The namespace is deleted: everything of it goes.
+    rec.forget_series(lambda cluster, ns, workload: ns == "bookinfo")
+    assert "destination_workload=" not in rec.prometheus_text()
