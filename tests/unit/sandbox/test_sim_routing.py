@@ -4,7 +4,6 @@ from __future__ import annotations
 import math
 import random
 from collections import Counter
-from pathlib import Path
 
 import pytest
 import yaml
