@@ -303,7 +303,12 @@ def simple_series(item: t.Mapping[str, t.Any]) -> list[dict[str, t.Any]]:
 
 def openapi_query_body(queries: t.Sequence[Query], start_ms: int, end_ms: int) -> dict[str, t.Any]:
     """The body of ``query_data_v1``: the window as ``timeRange``; multi-column mode and no
-    sampling so aggregates are exact; PromQL as an instant query at the end of the window."""
+    sampling so aggregates are exact; PromQL as an instant query at the end of the window.
+
+    DQL answers are capped at 20 series unless the request lifts the cap: a p99 grouped by version
+    and ``le`` has ~40, and one version would silently go missing. ``disable_slimit`` lifts it as
+    Guance's own clients do (pipeline-go); no request-level ``slimit`` is sent, because it would
+    override a ``SLIMIT`` the statement itself sets."""
     body = []
     for query in queries:
         entry: dict[str, t.Any] = {
@@ -314,6 +319,8 @@ def openapi_query_body(queries: t.Sequence[Query], start_ms: int, end_ms: int) -
         }
         if query.qtype == "promql":
             entry["promqlType"] = "instantQuery"
+        else:
+            entry["disable_slimit"] = True
         entry.update(query.options)
         body.append({"qtype": query.qtype, "query": entry})
     return {"queries": body}

@@ -36,7 +36,7 @@ WRITE_CATEGORIES = {"metric": "M", "logging": "L", "keyevent": "E", "tracing": "
 # Guance publishes no error body for a bad query; the simulator answers 400 with this code (guance-api.md §8).
 QUERY_ERROR_CODE = "ft.QueryError"
 PARAM_ERROR_CODE = "ft.ParamError"
-DATAKIT_SLIMIT = 20
+DEFAULT_SLIMIT = 20
 
 
 @dataclass
@@ -121,7 +121,8 @@ def run_queries(sim: Simulation, queries, datakit: bool = False) -> list[dict]:
             item = promql(sim, text, query, time_range, now)
         elif qtype == "dql":
             slimit = query.get("slimit") or None
-            default_slimit = None if (not datakit or query.get("disable_slimit")) else DATAKIT_SLIMIT
+            # Guance caps a DQL answer at 20 series on both APIs unless the request lifts it.
+            default_slimit = None if query.get("disable_slimit") else DEFAULT_SLIMIT
             result = dql.evaluate(text, sim.recorder.rows_between, now, time_range=time_range,
                                   interval_s=None if datakit else query.get("interval"),
                                   limit=query.get("limit") or None, offset=query.get("offset") or None,

@@ -73,7 +73,7 @@ def test_module_runs_at_vvv_show_neither_key_nor_token(admin, namespace, endpoin
                               "spec": {"hosts": [APP], "http": [{"route": [{"destination": {"host": APP, "subset": "v1"}}]}]}})
     plays = tmp_path / "modules.yml"
     plays.write_text(yaml.safe_dump(module_playbook(namespace, release_kubeconfig, release_cluster, endpoints),
-                                       sort_keys=False))
+                                    sort_keys=False))
     secrets_file = tmp_path / "secrets.json"  # as AWX hands credentials over: an extra-vars file
     secrets_file.write_text(json.dumps({"canary_token": release_cluster["token"], "canary_guance_key": endpoints["guance_api_key"]}))
     proc = playbook(str(plays), "-vvv", "-e", f"@{secrets_file}")
