@@ -74,9 +74,11 @@ def _merged() -> list[dict]:
     if RESULTS.exists():
         here = RESULTS.parent
         for old in json.loads(RESULTS.read_text()).get("checks", []):
-            # Kept when its test file still exists and that check was not run this time (one case
-            # run with -k keeps the file's other cases).
-            if old["id"] not in rows and (here / old["file"]).exists():
+            # Kept when its test still exists and that check was not run this time (one case run
+            # with -k keeps the file's other cases); a test moved or removed leaves with its row.
+            function = old["id"].split("::")[-1].split("[")[0]
+            path = here / old["file"]
+            if old["id"] not in rows and path.exists() and f"def {function}(" in path.read_text(encoding="utf-8"):
                 rows[old["id"]] = old
     return [{"id": nodeid, **row} for nodeid, row in sorted(rows.items())]
 

@@ -227,7 +227,7 @@ MODULE_CASES = [
     _m("guance_event-unknown-status", "guance_event", {**EVENT, "status": "bad"}, "status", "bad"),
     _m("guance_event-reserved-tag", "guance_event", {**EVENT, "tags": {"df_title": "x"}}, "tags", "df_title", "rename"),
     _m("guance_event-date-in-words", "guance_event", {**EVENT, "date": "yesterday"}, "date", "yesterday"),
-    _m("guance_event-empty-title", "guance_event", {**EVENT, "title": ""}, "title", "non-empty"),
+    _m("guance_event-empty-title", "guance_event", {**EVENT, "title": ""}, "title", "is empty", "give a value"),
     _m("guance_event-wrong-key", "guance_event", {**EVENT, "api_key": "not-the-key"}, "api_key", "refused"),
 ]
 
