@@ -283,6 +283,24 @@ class QueryResult:
     attempts: int
 
 
+def series_labels(one: t.Mapping[str, t.Any]) -> tuple[str, dict[str, t.Any]]:
+    """(name, tags) of one answer series. Guance's own Grafana datasource reads a PromQL series'
+    labels from ``tags``, from ``labels``, or from ``name`` given as a list of ``"k=v"`` strings:
+    every one of those layouts is read here."""
+    name = one.get("name")
+    tags: dict[str, t.Any] = {}
+    for layout in ("labels", "tags"):  # tags win where both say
+        if isinstance(one.get(layout), dict):
+            tags.update(one[layout])
+    if isinstance(name, list):
+        for pair in name:
+            if isinstance(pair, str) and "=" in pair:
+                key, value = pair.split("=", 1)
+                tags.setdefault(key, value)
+        name = ""
+    return (name if isinstance(name, str) else ""), tags
+
+
 def simple_series(item: t.Mapping[str, t.Any]) -> list[dict[str, t.Any]]:
     """The simple shape of one query's answer item: name, tags, columns, rows.
 
@@ -292,9 +310,10 @@ def simple_series(item: t.Mapping[str, t.Any]) -> list[dict[str, t.Any]]:
     for one in item.get("series") or []:
         if not isinstance(one, dict):
             continue
+        name, tags = series_labels(one)
         out.append({
-            "name": one.get("name") or "",
-            "tags": dict(one.get("tags") or {}),
+            "name": name,
+            "tags": tags,
             "columns": list(one.get("columns") or []),
             "rows": [list(row) for row in one.get("values") or [] if isinstance(row, (list, tuple))],
         })

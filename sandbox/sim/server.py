@@ -47,7 +47,7 @@ class Faults:
     non_json: bool = False  # answer 502 with an HTML body
     delay_s: float = 0.0  # sleep before answering
     omit_series: bool = False  # leave `series` out of query answers (clients must treat it as empty)
-    invalid_key_status: int = 403  # 403 as documented, or 401 as seen in the wild
+    invalid_key_status: int = 401  # 401 as a live site answers; 403 as the docs say
     rate_limit: int = 20  # requests per minute per key
     workspace_rate_limit: int = 200  # requests per minute, all keys
 

@@ -272,8 +272,9 @@ def test_answers_without_series_are_no_data_never_a_pass(local_sim, faults) -> N
 
 
 @pytest.mark.parametrize("switches, extra, expected", [
-    ({}, {"api_key": "wrong-key-0123456789"}, "the API key was refused (403 ft.InvalidAPIKey: invalid DF-API-KEY)"),
-    ({"invalid_key_status": 401}, {"api_key": "wrong-key-0123456789"}, "the API key was refused (401 ft.InvalidAPIKey"),
+    ({"invalid_key_status": 403}, {"api_key": "wrong-key-0123456789"},
+     "the API key was refused (403 ft.InvalidAPIKey: invalid DF-API-KEY)"),
+    ({}, {"api_key": "wrong-key-0123456789"}, "the API key was refused (401 ft.InvalidAPIKey"),
     ({"rate_limit": 0}, {}, "rate limited (401 ft.TriggerApiAkCurrentLimiting"),
     ({"status": 500}, {}, "server error 500 (InternalError: injected failure 500)"),
     ({"non_json": True}, {}, "server error 502 (<html><body><h1>502 Bad Gateway</h1></body></html>)"),

@@ -393,7 +393,7 @@ def test_bad_analysis_settings_fail_before_any_change(admin, namespace, endpoint
         ({"iterations": 0}, "Invalid canary_analysis: canary_analysis.iterations must be >= 1, the rounds per step (got 0)."),
         # Found by trying the analysis once, in check mode, before any change:
         ({"checks": [{"metric": "request_sucess_rate", "min": 99}]}, "request_sucess_rate"),
-        ({"guance": {"url": endpoints["guance_openapi"], "api_key": "not-the-key"}}, "403"),
+        ({"guance": {"url": endpoints["guance_openapi"], "api_key": "not-the-key"}}, "401 ft.InvalidAPIKey"),
     ]
     for settings, message in cases:
         proc = subprocess.run([str(VENV_BIN / "ansible-playbook"), "canary.istio.canary_release", "-e",

@@ -6,7 +6,7 @@ on only once the canary has its 50% (the release tries the analysis once before 
 fault then would stop it before anything moved: a case of its own, last). Faults are the
 simulator's switches (`POST <datakit>/__sim/faults`, docs/simulator.md): 500 answers, answers
 slower than the client's timeout, the per-key and workspace rate limits (401
-ft.TriggerApi*CurrentLimiting), a refused key (403, or 401 as seen in the wild: the key, read from
+ft.TriggerApi*CurrentLimiting), a refused key (401 as a live site answers, or 403 as documented: the key, read from
 a file at each use, is replaced by a revoked one), a non-JSON 502 page, query answers without
 series; and no traffic at all. The switches are put back as they were after each case. The same
 release without a fault promotes (the control case), so each rollback is the fault's doing.
@@ -37,8 +37,8 @@ CASES = {
     "timeout": ({"delay_s": 4}, False, "no answer within timeout=1.5s"),
     "rate-limit-key": ({"rate_limit": 0}, False, "ft.TriggerApiAkCurrentLimiting"),
     "rate-limit-workspace": ({"workspace_rate_limit": 0}, False, "ft.TriggerApiWorkspaceCurrentLimiting"),
-    "bad-key-403": ({}, True, "the API key was refused (403 ft.InvalidAPIKey"),
-    "bad-key-401": ({"invalid_key_status": 401}, True, "the API key was refused (401 ft.InvalidAPIKey"),
+    "bad-key-403": ({"invalid_key_status": 403}, True, "the API key was refused (403 ft.InvalidAPIKey"),
+    "bad-key-401": ({}, True, "the API key was refused (401 ft.InvalidAPIKey"),
     "non-json": ({"non_json": True}, False, "server error 502"),
     "no-series": ({"omit_series": True}, False, "too few canary requests"),
     "no-traffic": (None, False, "too few canary requests"),

@@ -160,9 +160,9 @@ def test_event_create_and_get(sim):
 
 def test_invalid_key_rate_limit_and_fault_switches(sim):
     assert openapi(sim, "POST", "/api/v1/df/query_data_v1", key="wrong", json=DOC_QUERY).json()["errorCode"] == "ft.InvalidAPIKey"
-    assert openapi(sim, "POST", "/api/v1/df/query_data_v1", key=None, json=DOC_QUERY).status_code == 403
-    sim.faults.invalid_key_status = 401
-    assert openapi(sim, "GET", "/api/v1/validate", key="wrong").status_code == 401
+    assert openapi(sim, "POST", "/api/v1/df/query_data_v1", key=None, json=DOC_QUERY).status_code == 401
+    sim.faults.invalid_key_status = 403
+    assert openapi(sim, "GET", "/api/v1/validate", key="wrong").status_code == 403
     sim.faults.rate_limit = 3
     codes = [openapi(sim, "GET", "/api/v1/validate").status_code for _i in range(4)]
     assert codes == [200, 200, 200, 401]

@@ -320,3 +320,18 @@ def test_an_explicit_site_wins_over_guance_url_in_the_environment():
     assert g.config_from_params({"site": "us1", "api_key": "k"}, env).url == g.SITES["us1"]
     assert g.config_from_params({"api_key": "k"}, env).url == "http://127.0.0.1:9"
     assert g.config_from_params({"url": "https://guance.example", "api_key": "k"}, env).url == "https://guance.example"
+
+
+def test_series_labels_in_every_layout_guances_clients_read() -> None:
+    item = {"series": [
+        {"name": "istio_prom", "tags": {"destination_version": "v1"}, "columns": ["time", "v"], "values": [[1, 2]]},
+        {"labels": {"destination_version": "v2", "response_code": "200"}, "columns": ["time", "v"], "values": [[1, 3]]},
+        {"name": ["destination_version=v3", "response_code=503", "odd"], "columns": ["time", "v"], "values": [[1, 4]]},
+        {"tags": {"destination_version": "v4"}, "labels": {"destination_version": "x", "le": "+Inf"}, "values": []},
+    ]}
+    series = g.simple_series(item)
+    assert [s["tags"] for s in series] == [
+        {"destination_version": "v1"}, {"destination_version": "v2", "response_code": "200"},
+        {"destination_version": "v3", "response_code": "503"}, {"destination_version": "v4", "le": "+Inf"}]
+    assert [s["name"] for s in series] == ["istio_prom", "", "", ""]
+    assert series[2]["rows"] == [[1, 4]]
