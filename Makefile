@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv sandbox-build sandbox-up sandbox-down test unit integration sanity bench reliability demo clean
+.PHONY: venv sandbox-build sandbox-up sandbox-down test unit integration sanity bench judge-bench reliability demo clean
 
 venv: $(STAMP)
 
@@ -53,6 +53,11 @@ bench: sandbox-build
 	$(PY) -m bench.release_scale
 	$(PY) -m bench.rollback
 	$(PY) -m bench.publish
+
+# How often the judge rolls back healthy canaries and how fast it catches regressions, with single
+# rates and with confidence; figures in bench/results/judgment.json and docs/judgment.md.
+judge-bench: venv
+	$(PY) -m bench.judgment
 
 # Faults, bad input and security on the sandbox; figures in tests/reliability/results.json and
 # docs/reliability.md. Not part of `make test`'s pass/fail.

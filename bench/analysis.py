@@ -169,7 +169,7 @@ def one_round(params: dict, source=None):
 
     source.query_round = recording
     try:
-        return run_round(plan, source, 1, int(time.time() * 1000)), len(plan.queries), source.requests_made, answers
+        return run_round(plan, source, 1, int(time.time() * 1000))[0], len(plan.queries), source.requests_made, answers
     finally:
         source.close()
 

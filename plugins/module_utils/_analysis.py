@@ -28,6 +28,8 @@ import re
 import typing as t
 from dataclasses import dataclass, field, replace
 
+from ansible_collections.canary.istio.plugins.module_utils._analysis_stats import difference_interval, wilson_interval
+
 PASS = "pass"
 FAIL = "fail"
 INCONCLUSIVE = "inconclusive"
@@ -37,6 +39,8 @@ VERDICTS: tuple[str, ...] = (PASS, FAIL, INCONCLUSIVE)
 CHECK_PASS = "pass"
 CHECK_FAIL = "fail"
 CHECK_NO_DATA = "no_data"
+# A bound the sample cannot decide yet (with ``confidence``): neither shown broken nor shown kept.
+CHECK_UNDECIDED = "undecided"
 
 # Built-in metric names, their units and what they mean (docs/analysis.md lists the same).
 REQUEST_COUNT = "request_count"
@@ -797,6 +801,87 @@ def evaluate_check(
     return result(CHECK_PASS, "; ".join(passes))
 
 
+RATE_METRICS = (REQUEST_ERROR_RATE, REQUEST_SUCCESS_RATE)
+
+
+@dataclass(frozen=True)
+class Counts:
+    """A version's requests and 5xx answers, pooled over the rounds of a step so far."""
+
+    requests: float
+    errors: float
+
+    def rate_interval(self, metric: str, z: float) -> tuple[float, float, float]:
+        """(point, low, high) of ``metric`` (percent) at ``z``."""
+        low, high = wilson_interval(self.errors, self.requests, z)
+        point = 100.0 * self.errors / self.requests if self.requests > 0 else 0.0
+        if metric == REQUEST_SUCCESS_RATE:
+            return 100.0 - point, 100.0 * (1 - high), 100.0 * (1 - low)
+        return point, 100.0 * low, 100.0 * high
+
+
+def evaluate_rate_check(check: Check, canary: Counts | None, baseline: Counts | None, z: float,
+                        baseline_reliable: bool = True, final: bool = False) -> CheckResult:
+    """A success- or error-rate check judged on counts at ``z``: a bound fails only when the
+    interval lies beyond it, passes when the interval lies within it, and is undecided when the
+    interval straddles it (the sample cannot tell yet; the step looks again next round).
+
+    At the step's ``final`` look, a bound still undecided is kept when the estimate itself is
+    within it: the data did not show a breach at the confidence asked, and waiting is over. Only
+    an estimate beyond the bound that the sample cannot confirm stays undecided (inconclusive)."""
+    def result(outcome: str, reason: str, value: float | None, base: float | None) -> CheckResult:
+        return CheckResult(check.metric, outcome, reason, value, base, check.min, check.max, check.max_over_baseline,
+                           check.max_ratio_to_baseline, check.query, check.unit or BUILTIN_METRICS.get(check.metric))
+
+    if canary is None or canary.requests <= 0:
+        return result(CHECK_NO_DATA, "no data for the canary", None, None)
+    value, low, high = canary.rate_interval(check.metric, z)
+    shown = f"{_fmt(round(value, 2))} ({_fmt(round(low, 2))}-{_fmt(round(high, 2))} on {_fmt(canary.requests)} requests)"
+    failures: list[str] = []
+    undecided: list[str] = []
+    passes: list[str] = []
+
+    def judge_bound(broken: bool, kept: bool, estimate_kept: bool, text: str) -> None:
+        if not broken and not kept and final and estimate_kept:
+            text += " (kept on the estimate at the step's last look)"
+            kept = True
+        (failures if broken else passes if kept else undecided).append(text)
+
+    if check.min is not None:
+        judge_bound(high < check.min, low >= check.min, value >= check.min, f"{shown} vs min {_fmt(check.min)}")
+    if check.max is not None:
+        judge_bound(low > check.max, high <= check.max, value <= check.max, f"{shown} vs max {_fmt(check.max)}")
+    base_value = None
+    missing_baseline = None
+    if check.relative:
+        if baseline is None or baseline.requests <= 0:
+            missing_baseline = "no data for the baseline"
+        elif not baseline_reliable:
+            missing_baseline = "too few baseline requests for a comparison"
+        else:
+            base_value, base_low, base_high = baseline.rate_interval(check.metric, z)
+            if check.max_over_baseline is not None:
+                d_low, d_high = difference_interval(canary.errors, canary.requests, baseline.errors, baseline.requests, z)
+                if check.metric == REQUEST_SUCCESS_RATE:  # success difference = -(error difference)
+                    d_low, d_high = -d_high, -d_low
+                judge_bound(100 * d_low > check.max_over_baseline, 100 * d_high <= check.max_over_baseline,
+                            value - base_value <= check.max_over_baseline,
+                            f"canary - baseline {_fmt(round(value - base_value, 2))} points "
+                            f"({_fmt(round(100 * d_low, 2))} to {_fmt(round(100 * d_high, 2))}) vs + "
+                            f"{_fmt(check.max_over_baseline)}")
+            if check.max_ratio_to_baseline is not None:
+                limit_high = base_high * check.max_ratio_to_baseline
+                judge_bound(low > limit_high, high <= limit_high, value <= base_value * check.max_ratio_to_baseline,
+                            f"{shown} vs baseline {_fmt(round(base_value, 2))} x {_fmt(check.max_ratio_to_baseline)}")
+    if failures:
+        return result(CHECK_FAIL, "; ".join(failures), value, base_value)
+    if missing_baseline:
+        return result(CHECK_NO_DATA, missing_baseline, value, base_value)
+    if undecided:
+        return result(CHECK_UNDECIDED, "the sample cannot tell yet: " + "; ".join(undecided), value, base_value)
+    return result(CHECK_PASS, "; ".join(passes), value, base_value)
+
+
 # The observed share of requests per version against the configured weights. A mesh that ignores
 # the VirtualService (no sidecar on the canary, an istiod that rejected the rule) leaves the
 # canary at 0% or at its pods' share while the weights say 10%: the round judged the wrong
@@ -811,17 +896,6 @@ SHARE_Z = 3.29
 SHARE_NONE_EXPECTED = 10
 
 
-def wilson_interval(hits: float, total: float, z: float = SHARE_Z) -> tuple[float, float]:
-    """The Wilson score interval of a proportion, as fractions."""
-    if total <= 0:
-        return 0.0, 1.0
-    p = hits / total
-    denominator = 1 + z * z / total
-    centre = (p + z * z / (2 * total)) / denominator
-    half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / denominator
-    return max(0.0, centre - half), min(1.0, centre + half)
-
-
 def check_traffic_share(canary: float | None, baseline: float | None, expected_pct: float) -> CheckResult:
     """Whether the canary's observed share of (canary + baseline) requests agrees with its weight."""
     def result(outcome: str, reason: str, observed: float | None) -> CheckResult:
@@ -830,7 +904,7 @@ def check_traffic_share(canary: float | None, baseline: float | None, expected_p
     total = (canary or 0) + (baseline or 0)
     if total <= 0:
         return result(CHECK_NO_DATA, "no requests of either version to compare with the weights", None)
-    low, high = wilson_interval(canary or 0, total)
+    low, high = wilson_interval(canary or 0, total, SHARE_Z)
     observed = 100.0 * (canary or 0) / total
     slack = 1.0 + 0.25 * min(expected_pct, 100.0 - expected_pct)
     shown = (f"observed {_fmt(round(observed, 1))}% of {_fmt(total)} requests on the canary "
@@ -857,6 +931,9 @@ def judge(
     baseline_version: str | None = None,
     min_requests: int = 1,
     expected_weight: float | None = None,
+    evidence: t.Mapping[str, Counts] | None = None,
+    z: float | None = None,
+    final: bool = False,
 ) -> Verdict:
     """The verdict of one round.
 
@@ -871,6 +948,12 @@ def judge(
     observed share of requests is checked too (``traffic_share``), and a disagreement fails the
     round before anything else: with the canary at 0% of 400 requests under a 10% weight the
     round has too few canary requests, but the reason is the mesh, not the sample.
+
+    With ``evidence`` (each version's requests and errors pooled over the step's rounds so far)
+    and ``z``, the success- and error-rate checks are judged on those counts
+    (``evaluate_rate_check``; ``final``: the step's last look), ``min_requests`` applies to the
+    pooled canary requests, and a check the sample cannot decide yet makes the round
+    inconclusive ("the sample cannot tell yet").
     """
     if isinstance(min_requests, bool) or not isinstance(min_requests, int) or min_requests < 1:
         raise AnalysisError(f"min_requests must be a whole number >= 1, got {min_requests!r}", "min_requests")
@@ -879,8 +962,16 @@ def judge(
     table = numbers if isinstance(numbers, VersionNumbers) else VersionNumbers({k: dict(v) for k, v in numbers.items()})
     canary_requests = table.get(canary_version, REQUEST_COUNT)
     baseline_requests = table.get(baseline_version, REQUEST_COUNT)
+    pooled = evidence is not None and z is not None
+    if pooled:
+        canary_requests = evidence[canary_version].requests if canary_version in evidence else canary_requests
+        if baseline_version in evidence:
+            baseline_requests = evidence[baseline_version].requests
     baseline_reliable = baseline_requests is not None and baseline_requests >= min_requests
     results = tuple(
+        evaluate_rate_check(check, evidence.get(canary_version), evidence.get(baseline_version) if baseline_version else None,
+                            z, baseline_reliable, final)
+        if pooled and check.metric in RATE_METRICS else
         evaluate_check(
             check, table.get(canary_version, check.metric), table.get(baseline_version, check.metric), baseline_reliable)
         for check in checks
@@ -891,6 +982,7 @@ def judge(
         results += (share,)
     failed = [r for r in results if r.result == CHECK_FAIL]
     no_data = [r for r in results if r.result == CHECK_NO_DATA and r is not share]
+    undecided = [r for r in results if r.result == CHECK_UNDECIDED]
     if share is not None and share.result == CHECK_FAIL:
         verdict, reason = FAIL, f"{TRAFFIC_SHARE}: {share.reason}"
     elif canary_requests is None:
@@ -901,8 +993,11 @@ def judge(
         verdict, reason = FAIL, "; ".join(f"{r.metric}: {r.reason}" for r in failed)
     elif no_data:
         verdict, reason = INCONCLUSIVE, "; ".join(f"{r.metric}: {r.reason}" for r in no_data)
+    elif undecided:
+        verdict, reason = INCONCLUSIVE, "; ".join(f"{r.metric}: {r.reason}" for r in undecided)
     else:
-        verdict, reason = PASS, f"{len(results)} checks passed on {_fmt(canary_requests)} canary requests"
+        verdict, reason = PASS, f"{len(results)} checks passed on {_fmt(canary_requests)} canary requests" + (
+            " (pooled over the step's rounds)" if pooled else "")
     return Verdict(verdict, reason, results, canary_requests, baseline_requests, min_requests)
 
 
@@ -1012,9 +1107,12 @@ def judge_round(
     custom: t.Sequence[CustomMetric] = (),
     min_requests: int = 1,
     expected_weight: float | None = None,
+    evidence: t.Mapping[str, Counts] | None = None,
+    z: float | None = None,
+    final: bool = False,
 ) -> Verdict:
     """The verdict of one round from the answers to ``plan_round``'s queries, every check
-    carrying the text of the query behind its value."""
+    carrying the text of the query behind its value (``evidence``, ``z``: see ``judge``)."""
     numbers = round_numbers(target, queries, answers, custom)
     texts = {query.key: query.query for query in queries}
     described = []
@@ -1022,7 +1120,8 @@ def judge_round(
         if check.query is None and CUSTOM_PREFIX + check.metric in texts:
             check = replace(check, query=texts[CUSTOM_PREFIX + check.metric])
         described.append(check)
-    return judge(numbers, described, target.canary_version, target.baseline_version, min_requests, expected_weight)
+    return judge(numbers, described, target.canary_version, target.baseline_version, min_requests, expected_weight,
+                 evidence, z, final)
 
 
 # ---------------------------------------------------------------------------------------------

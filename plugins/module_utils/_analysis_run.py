@@ -36,11 +36,14 @@ from ansible_collections.canary.istio.plugins.module_utils._analysis import (
     PROVIDER_PROMETHEUS,
     QTYPE_DQL,
     QTYPE_PROMQL,
+    REQUEST_COUNT,
     REQUEST_DURATION_P99,
+    REQUEST_ERROR_RATE,
     REQUEST_SUCCESS_RATE,
     AnalysisError,
     AnalysisTarget,
     Check,
+    Counts,
     CustomMetric,
     MetricQuery,
     Series,
@@ -52,6 +55,7 @@ from ansible_collections.canary.istio.plugins.module_utils._analysis import (
     round_numbers,
     step_decision,
 )
+from ansible_collections.canary.istio.plugins.module_utils._analysis_stats import look_z
 from ansible_collections.canary.istio.plugins.module_utils._guance import GuanceError, Query
 from ansible_collections.canary.istio.plugins.module_utils._prometheus import PrometheusError
 
@@ -110,6 +114,8 @@ class StepSettings:
     min_requests: int = 1
     inconclusive: str = INCONCLUSIVE_FAIL
     fail_on_inconclusive: bool = True
+    # With a confidence, rate checks are judged on the step's pooled counts (see ``pool_counts``).
+    confidence: float | None = None
 
     def __post_init__(self) -> None:
         # (module option, attribute, smallest value)
@@ -119,6 +125,10 @@ class StepSettings:
             value = getattr(self, attribute)
             if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
                 raise AnalysisError(f"{option} must be a whole number >= {minimum}, got {value!r}", option)
+        if self.confidence is not None and (isinstance(self.confidence, bool) or not isinstance(self.confidence, (int, float))
+                                            or not 0.5 < self.confidence < 1):
+            raise AnalysisError(f"confidence must be a number between 0.5 and 1 (for example 0.95), got {self.confidence!r}",
+                                "confidence")
         if self.inconclusive not in INCONCLUSIVE_MODES:
             raise AnalysisError(f"inconclusive must be one of {', '.join(INCONCLUSIVE_MODES)}, got {self.inconclusive!r}",
                                 "inconclusive")
@@ -126,6 +136,12 @@ class StepSettings:
     @property
     def max_rounds(self) -> int:
         return max_rounds(self.iterations, self.threshold)
+
+    @property
+    def look_z(self) -> float | None:
+        """z of each round's look at the pooled counts: the error of ``confidence`` spread over
+        the step's rounds, so looking every round does not add false alarms."""
+        return None if self.confidence is None else look_z(self.confidence, self.max_rounds)
 
 
 @dataclass(frozen=True)
@@ -189,8 +205,11 @@ def plan_from_params(params: t.Mapping[str, t.Any]) -> AnalysisPlan:
     step = StepSettings(
         interval_s=interval, iterations=_param(params, "iterations", 1), threshold=_param(params, "threshold", 1),
         window_s=window, min_requests=_param(params, "min_requests", 1),
-        inconclusive=_param(params, "inconclusive", INCONCLUSIVE_FAIL),
+        # With a confidence, a round the sample cannot decide yet waits for the next by default.
+        inconclusive=_param(params, "inconclusive", INCONCLUSIVE_WAIT if params.get("confidence") is not None
+                            else INCONCLUSIVE_FAIL),
         fail_on_inconclusive=_param(params, "fail_on_inconclusive", True),
+        confidence=params.get("confidence"),
     )
     target = AnalysisTarget(
         service=params.get("service"), canary_version=params.get("canary_version"),
@@ -345,15 +364,32 @@ class StepError(Exception):
         self.error_code = error_code
 
 
-def run_round(plan: AnalysisPlan, source: RoundSource, number: int, end_ms: int) -> RoundReport:
-    """Query the window ending at ``end_ms`` and judge it."""
+def pool_counts(pooled: t.Mapping[str, Counts], numbers: t.Mapping[str, t.Mapping[str, float | None]]) -> dict[str, Counts]:
+    """``pooled`` plus one round's requests and 5xx answers per version. Rounds' windows follow
+    each other (the window is the interval by default), so their counts add up to the step's."""
+    out = dict(pooled)
+    for version, metrics in numbers.items():
+        requests = metrics.get(REQUEST_COUNT) or 0.0
+        rate = metrics.get(REQUEST_ERROR_RATE)
+        errors = round(requests * rate / 100.0) if rate is not None else 0.0
+        before = out.get(version, Counts(0.0, 0.0))
+        out[version] = Counts(before.requests + requests, before.errors + errors)
+    return out
+
+
+def run_round(plan: AnalysisPlan, source: RoundSource, number: int, end_ms: int,
+              pooled: t.Mapping[str, Counts] | None = None, final: bool = False) -> tuple[RoundReport, dict[str, Counts]]:
+    """Query the window ending at ``end_ms`` and judge it; with a confidence, on the counts
+    pooled with the step's earlier rounds (returned for the next round); ``final``: the step's
+    last look."""
     start_ms = end_ms - plan.step.window_s * 1000
     before = source.requests_made
     answers = source.query_round(plan.queries, start_ms, end_ms)
     numbers = round_numbers(plan.target, plan.queries, answers, plan.custom)
+    evidence = pool_counts(pooled or {}, numbers.values) if plan.step.confidence is not None else None
     verdict = judge_round(plan.target, plan.checks, plan.queries, answers, plan.custom, plan.step.min_requests,
-                          plan.expected_weight)
-    return RoundReport(number, start_ms, end_ms, verdict, numbers.values, source.requests_made - before)
+                          plan.expected_weight, evidence, plan.step.look_z, final)
+    return RoundReport(number, start_ms, end_ms, verdict, numbers.values, source.requests_made - before), evidence or {}
 
 
 def run_step(
@@ -373,6 +409,7 @@ def run_step(
     step = plan.step
     started = monotonic()
     rounds: list[RoundReport] = []
+    pooled: dict[str, Counts] = {}
     decision = StepDecision(CONTINUE, "no round yet", 0, 0)
     for number in range(1, (1 if check_mode else step.max_rounds) + 1):
         if not check_mode:
@@ -380,7 +417,9 @@ def run_step(
             if wait > 0:
                 sleep(wait)
         try:
-            rounds.append(run_round(plan, source, number, wall_ms()))
+            report, pooled = run_round(plan, source, number, wall_ms(), pooled,
+                                       final=check_mode or number == step.max_rounds)
+            rounds.append(report)
         except RoundQueryError as exc:
             raise StepError(f"analysis of {plan.target.service} {plan.target.canary_version}, round {number}: {exc}",
                             rounds, status=exc.status, error_code=exc.error_code) from None

@@ -36,6 +36,7 @@ RESULT_STYLE: dict[str, dict[str, t.Any]] = {
     "pass": {"marker": "o", "color": "#2ca02c", "label": "check passed", "size": 60},
     "fail": {"marker": "X", "color": "#d62728", "label": "check failed", "size": 130},
     "no_data": {"marker": "D", "color": "#7f7f7f", "label": "check without data", "size": 45},
+    "undecided": {"marker": "s", "color": "#bcbd22", "label": "check the sample cannot decide yet", "size": 45},
 }
 EVENT_STYLE: dict[str, dict[str, t.Any]] = {
     "promoted": {"color": "#2ca02c", "linestyle": "-"},

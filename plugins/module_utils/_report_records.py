@@ -41,7 +41,7 @@ OUTCOME_RUNNING = "running"
 OUTCOMES: tuple[str, ...] = (OUTCOME_RUNNING, EVENT_PROMOTED, EVENT_ROLLED_BACK, EVENT_FAILED)
 
 VERDICTS: tuple[str, ...] = ("pass", "fail", "inconclusive")
-CHECK_RESULTS: tuple[str, ...] = ("pass", "fail", "no_data")
+CHECK_RESULTS: tuple[str, ...] = ("pass", "fail", "no_data", "undecided")
 BOUND_NAMES: tuple[str, ...] = ("min", "max", "max_over_baseline", "max_ratio_to_baseline")
 
 RECORD_KEYS: tuple[str, ...] = ("time", "event", "step", "weight", "weights", "analysis", "message")

@@ -178,9 +178,23 @@ options:
       - V(fail) - a failed round (with the default O(threshold=1) the step fails at once).
       - V(wait) - nothing; the step goes on, but still passes only on a passing last round and
         ends inconclusive after the last round.
+      - Default V(fail), or V(wait) when O(confidence) is set (a round whose sample cannot decide
+        yet waits for the next).
     type: str
     choices: [fail, wait]
-    default: fail
+  confidence:
+    description:
+      - Judge the success- and error-rate checks on counts, at this confidence (for example
+        V(0.95)), pooled over the rounds of the step, instead of comparing each round's single
+        rate with its bounds.
+      - A bound fails only when the interval of the canary's rate (Wilson) or of its difference
+        with the baseline (Newcombe) lies beyond it, passes only when it lies within it, and is
+        undecided (C(the sample cannot tell yet)) otherwise. The error is spread over the step's
+        rounds, so looking every round does not add false alarms.
+      - O(min_requests) then counts the step's pooled canary requests. Other checks (latency,
+        traces, logs, custom metrics) keep comparing each round's value.
+      - Unset, every check compares the round's value with its bounds.
+    type: float
   fail_on_inconclusive:
     description: Fail the task when the step ends inconclusive. Inconclusive is never a pass.
     type: bool
@@ -416,7 +430,7 @@ checks:
       type: str
       sample: request_success_rate
     result:
-      description: V(pass), V(fail) or V(no_data).
+      description: V(pass), V(fail), V(no_data), or V(undecided) (with O(confidence), a bound the sample cannot decide yet).
       type: str
     reason:
       description: The comparison, for example C(79.8 < min 99) or C(1.7 > baseline 0.6 + 1).
@@ -594,7 +608,8 @@ OWN_OPTIONS: dict[str, dict[str, t.Any]] = dict(
     scrape_interval=dict(type="raw", default=60),
     min_requests=dict(type="int", default=1),
     expected_weight=dict(type="int"),
-    inconclusive=dict(type="str", choices=["fail", "wait"], default="fail"),
+    inconclusive=dict(type="str", choices=["fail", "wait"]),
+    confidence=dict(type="float"),
     fail_on_inconclusive=dict(type="bool", default=True),
     checks=dict(type="list", elements="dict", options=CHECK_SPEC),
     metrics=dict(type="list", elements="dict", options=METRIC_SPEC),

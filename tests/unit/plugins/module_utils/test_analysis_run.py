@@ -185,7 +185,7 @@ def test_round_report_is_json_ready() -> None:
     assert report["numbers"]["v2"]["request_success_rate"] == 80
     assert report["numbers"]["v2"]["request_duration_p99"] == 42
     assert [c["metric"] for c in report["checks"]] == ["request_success_rate", "request_duration_p99"]
-    assert report["checks"][0]["query"].startswith("sum by (destination_version, response_code) (increase(istio_prom:")
+    assert report["checks"][0]["query"].startswith("sum by (destination_version, response_code) ((istio_prom:")
     infinite = run.RoundReport(1, 0, 1, result.rounds[0].verdict, {"v2": {"x": float("inf")}}, 1).as_dict()
     assert infinite["numbers"] == {"v2": {"x": "+Inf"}}
 
@@ -345,3 +345,52 @@ def test_prometheus_rounds_one_instant_query_each_at_the_window_end() -> None:
     with pytest.raises(run.RoundQueryError, match="querying Prometheus: POST x: the query was refused") as info:
         failing.query_round(plan.queries, 1000, 31_000)
     assert info.value.status == 400 and info.value.error_code == "bad_data" and failing.requests_made == 2
+
+
+class CountsSource:
+    """Answers each round with ``(requests, errors)`` of the canary from ``script``."""
+
+    def __init__(self, script: list[tuple[int, int]]) -> None:
+        self.script = list(script)
+        self.requests_made = 0
+
+    def query_round(self, queries, start_ms: int, end_ms: int) -> dict:
+        self.requests_made += 1
+        requests, errors = self.script.pop(0)
+
+        def req(code: str, count: float) -> dict:
+            return {"name": "", "tags": {"destination_version": "v2", "response_code": code},
+                    "columns": ["time", "value"], "rows": [[end_ms, count]]}
+
+        latency = [{"name": "", "tags": {"destination_version": "v2"}, "columns": ["time", "value"], "rows": [[end_ms, 42.0]]}]
+        return {"requests": [req("200", requests - errors)] + ([req("503", errors)] if errors else []), "latency": latency}
+
+
+def run_counts(script: list[tuple[int, int]], **options):
+    plan = run.plan_from_params(dict(BASE, **options))
+    clock = FakeClock()
+    return run.run_step(plan, CountsSource(script), clock.wall_ms, clock.monotonic, clock.sleep), plan
+
+
+def test_with_a_confidence_a_step_decides_on_its_pooled_rounds() -> None:
+    # A healthy canary, 200 requests a round: one round cannot show success >= 99%, three can.
+    result, plan = run_counts([(200, 0)] * 3, interval=30, iterations=3, confidence=0.95)
+    assert plan.step.inconclusive == "wait" and plan.step.look_z > 2  # 5% spread over 3 looks
+    assert [r.verdict.verdict for r in result.rounds] == ["inconclusive", "inconclusive", "pass"]
+    assert "the sample cannot tell yet" in result.rounds[0].verdict.reason
+    assert result.verdict == "pass" and "pooled over the step's rounds" in result.rounds[-1].verdict.reason
+    # A clear regression fails at the first round, as without statistics.
+    failed, _plan = run_counts([(200, 20)] * 3, interval=30, iterations=3, confidence=0.95)
+    assert [r.verdict.verdict for r in failed.rounds] == ["fail"] and failed.verdict == "fail"
+    # Without a confidence, single rounds compare single numbers (today's rule), so one error in
+    # 100 requests fails a 99% bound: the false rollback the confidence mode avoids.
+    point, _plan = run_counts([(100, 2)] * 3, interval=30, iterations=3)
+    assert point.verdict == "fail"
+    pooled, _plan = run_counts([(100, 2), (400, 0), (400, 0)], interval=30, iterations=3, confidence=0.95)
+    assert pooled.verdict == "pass"
+
+
+def test_confidence_must_be_a_probability() -> None:
+    with pytest.raises(an.AnalysisError, match="confidence must be a number between 0.5 and 1") as info:
+        run.plan_from_params(dict(BASE, confidence=95))
+    assert info.value.option == "confidence"

@@ -1,0 +1,74 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to the canary.istio collection
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""Confidence intervals on counts, for a judge that knows how many requests it saw. Pure.
+
+PRIVATE: this module_util is for the modules of canary.istio only and can change at any time.
+
+A round of 150 canary requests cannot tell 0.5% of errors from 1.5%: comparing single rates
+rolls healthy canaries back by chance. Here a rate is an interval at a stated confidence, so
+a bound is failed only when the data show it, passed only when they show that too, and left
+undecided when the sample cannot tell yet.
+
+- ``wilson_interval``: the Wilson score interval of a proportion (good at small counts and at 0).
+- ``difference_interval``: Newcombe's hybrid score interval of a difference of two proportions
+  (canary minus baseline), built from the two Wilson intervals.
+- ``look_z``: the z of one look when a step looks at its pooled data after every round. The
+  error is spent evenly over the looks (Bonferroni), so looking every round does not add false
+  alarms: over all looks of a step, a healthy canary fails with probability at most 1 - confidence.
+"""
+
+from __future__ import annotations
+
+import math
+from statistics import NormalDist
+
+
+def z_of(alpha: float) -> float:
+    """The standard normal quantile leaving ``alpha`` in one tail."""
+    if not 0.0 < alpha < 1.0:
+        raise ValueError(f"alpha must be within (0, 1), got {alpha!r}")
+    return NormalDist().inv_cdf(1.0 - alpha)
+
+
+def look_z(confidence: float, looks: int) -> float:
+    """z of one of ``looks`` looks at overall one-sided ``confidence`` (error spent evenly)."""
+    if not 0.5 < confidence < 1.0:
+        raise ValueError(f"confidence must be between 0.5 and 1, got {confidence!r}")
+    if looks < 1:
+        raise ValueError(f"looks must be >= 1, got {looks!r}")
+    return z_of((1.0 - confidence) / looks)
+
+
+def wilson_interval(hits: float, total: float, z: float) -> tuple[float, float]:
+    """The Wilson score interval of ``hits / total`` as fractions; (0, 1) without a sample."""
+    if total <= 0:
+        return 0.0, 1.0
+    p = min(max(hits / total, 0.0), 1.0)
+    denominator = 1 + z * z / total
+    centre = (p + z * z / (2 * total)) / denominator
+    half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / denominator
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def difference_interval(hits_a: float, total_a: float, hits_b: float, total_b: float, z: float) -> tuple[float, float]:
+    """Newcombe's hybrid score interval of ``hits_a/total_a - hits_b/total_b`` (fractions)."""
+    p_a = hits_a / total_a if total_a > 0 else 0.0
+    p_b = hits_b / total_b if total_b > 0 else 0.0
+    low_a, high_a = wilson_interval(hits_a, total_a, z)
+    low_b, high_b = wilson_interval(hits_b, total_b, z)
+    d = p_a - p_b
+    low = d - math.sqrt((p_a - low_a) ** 2 + (high_b - p_b) ** 2)
+    high = d + math.sqrt((high_a - p_a) ** 2 + (p_b - low_b) ** 2)
+    return max(-1.0, low), min(1.0, high)
+
+
+def requests_to_tell(baseline_rate: float, bound: float, z: float, power_z: float = NormalDist().inv_cdf(0.8)) -> int | None:
+    """Canary requests needed to tell an error rate of ``bound`` apart from ``baseline_rate``
+    (fractions) at the look's ``z`` and 80% power, by the normal approximation; None when the
+    bound is not above the baseline (nothing to tell)."""
+    if not 0.0 <= baseline_rate < bound <= 1.0:
+        return None
+    spread = z * math.sqrt(baseline_rate * (1 - baseline_rate)) + power_z * math.sqrt(bound * (1 - bound))
+    return max(1, math.ceil((spread / (bound - baseline_rate)) ** 2))

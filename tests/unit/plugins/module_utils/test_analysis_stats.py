@@ -1,0 +1,82 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to the canary.istio collection
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""_analysis_stats: intervals on counts checked against known values and by simulation, and the
+judge's confidence mode on pooled counts."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from ansible_collections.canary.istio.plugins.module_utils import _analysis as an
+from ansible_collections.canary.istio.plugins.module_utils import _analysis_stats as st
+
+
+def test_wilson_known_values() -> None:
+    low, high = st.wilson_interval(0, 100, 1.96)
+    assert low == 0.0 and round(high, 4) == 0.037  # the textbook 95% upper bound for 0 of 100
+    low, high = st.wilson_interval(50, 100, 1.96)
+    assert round(low, 3) == 0.404 and round(high, 3) == 0.596
+    assert st.wilson_interval(0, 0, 1.96) == (0.0, 1.0)
+
+
+def test_difference_interval_covers_the_truth_as_often_as_it_says() -> None:
+    # 95% two-sided (z 1.96): over many simulated pairs, the interval misses the true difference
+    # about 5% of the time, not much more.
+    rng = random.Random(7)
+    p_a, p_b, n_a, n_b, misses, trials = 0.02, 0.01, 400, 1600, 0, 2000
+    for _ in range(trials):
+        hits_a = sum(rng.random() < p_a for _ in range(n_a))
+        hits_b = sum(rng.random() < p_b for _ in range(n_b))
+        low, high = st.difference_interval(hits_a, n_a, hits_b, n_b, 1.96)
+        misses += not low <= p_a - p_b <= high
+    assert misses / trials < 0.075
+
+
+def test_looking_more_often_asks_for_more() -> None:
+    assert st.look_z(0.95, 1) == pytest.approx(1.645, abs=0.001)
+    assert st.look_z(0.95, 3) > st.look_z(0.95, 1)
+    with pytest.raises(ValueError):
+        st.look_z(1.2, 1)
+
+
+def test_requests_to_tell_two_points_from_half_a_point() -> None:
+    # +2 points of errors over a 0.5% baseline, one look at 95%, 80% power: about 150 requests.
+    assert 120 <= st.requests_to_tell(0.005, 0.025, st.z_of(0.05)) <= 180
+    assert st.requests_to_tell(0.02, 0.01, 1.645) is None
+
+
+RATE_MAX_1 = an.Check("request_error_rate", max=1)
+PLUS_ONE = an.Check("request_error_rate", max_over_baseline=1)
+
+
+def pooled_judge(check: an.Check, canary: tuple, baseline: tuple | None = None, z: float = 1.645) -> an.Verdict:
+    evidence = {"v2": an.Counts(*canary)}
+    numbers = {"v2": {"request_count": canary[0]}}
+    if baseline is not None:
+        evidence["v1"] = an.Counts(*baseline)
+        numbers["v1"] = {"request_count": baseline[0]}
+    return an.judge(numbers, [check], "v2", "v1" if baseline else None, min_requests=1, evidence=evidence, z=z)
+
+
+@pytest.mark.parametrize("canary, verdict, words", [
+    ((150, 0), an.INCONCLUSIVE, "the sample cannot tell yet"),  # 0 of 150: cannot show <= 1% yet
+    ((600, 0), an.PASS, "pooled over the step's rounds"),  # 0 of 600: it can
+    ((150, 20), an.FAIL, "vs max 1"),  # 13%: shown above 1% at once
+])
+def test_a_fixed_bound_on_counts(canary, verdict, words) -> None:
+    result = pooled_judge(RATE_MAX_1, canary)
+    assert result.verdict == verdict and words in result.reason
+
+
+def test_a_bound_over_the_baseline_on_counts() -> None:
+    base = (1350, 7)  # 0.5%
+    assert pooled_judge(PLUS_ONE, (150, 1), base).verdict == an.INCONCLUSIVE  # 0.7%: cannot tell yet
+    assert pooled_judge(PLUS_ONE, (1500, 8), base).verdict == an.PASS  # 0.5% on ten times the sample
+    failed = pooled_judge(PLUS_ONE, (150, 15), base)  # 10%: shown beyond + 1 point
+    assert failed.verdict == an.FAIL and "canary - baseline" in failed.reason
+    success = pooled_judge(an.Check("request_success_rate", min=95), (150, 15))
+    assert success.verdict == an.FAIL and success.checks[0].canary == 90.0
