@@ -297,6 +297,24 @@ def test_healthy_canary_is_promoted_by_guance_and_prometheus(admin, namespace, o
     assert not events_of(endpoints, other_namespace)  # canary_events is off there
 
 
+def test_confidence_judges_the_steps_pooled_counts_in_a_release(admin, namespace, endpoints, versions_of_test,
+                                                                release_kubeconfig):
+    stable, canary = versions_of_test
+    rel = Release(admin, endpoints, namespace, stable, canary)
+    rel.wait_ready().traffic(RATE)
+    checks = [{"metric": "request_success_rate", "min": 95}, {"metric": "request_error_rate", "max_over_baseline": 1}]
+    run = rel.start(release_kubeconfig, rel.analysis("guance", confidence=0.95, checks=checks))
+    run.finish()
+    run.assert_promoted()
+    _preview, *results = run.analysis_results()
+    assert [r["step_weight"] for r in results] == [50, 100]
+    for result in results:
+        # The release handed the confidence to the module: rates judged on counts, pooled.
+        last = result["rounds"][-1]
+        assert last["verdict"] == "pass" and "pooled over the step's rounds" in last["reason"], last["reason"]
+        assert all(c["result"] in ("pass", "undecided") for r in result["rounds"] for c in r["checks"]), result["rounds"]
+
+
 def test_canary_with_errors_rolls_back_within_one_interval(admin, namespace, other_namespace, endpoints,
                                                            versions_of_test, release_kubeconfig):
     stable, canary = versions_of_test
