@@ -23,7 +23,8 @@ ORDER = ("task_overhead", "requests", "analysis", "release_scale", "rollback")
 
 
 def load() -> dict[str, dict]:
-    found = {path.stem: json.loads(path.read_text()) for path in sorted(RESULTS.glob("*.json"))}
+    # Only the speed benches: the judgment benchmark publishes its own page (docs/judgment.md).
+    found = {path.stem: json.loads(path.read_text()) for path in sorted(RESULTS.glob("*.json")) if path.stem in ORDER}
     return {name: found[name] for name in sorted(found, key=lambda n: (ORDER.index(n) if n in ORDER else len(ORDER), n))}
 
 
