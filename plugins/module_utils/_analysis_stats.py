@@ -62,13 +62,3 @@ def difference_interval(hits_a: float, total_a: float, hits_b: float, total_b: f
     low = d - math.sqrt((p_a - low_a) ** 2 + (high_b - p_b) ** 2)
     high = d + math.sqrt((high_a - p_a) ** 2 + (p_b - low_b) ** 2)
     return max(-1.0, low), min(1.0, high)
-
-
-def requests_to_tell(baseline_rate: float, bound: float, z: float, power_z: float = NormalDist().inv_cdf(0.8)) -> int | None:
-    """Canary requests needed to tell an error rate of ``bound`` apart from ``baseline_rate``
-    (fractions) at the look's ``z`` and 80% power, by the normal approximation; None when the
-    bound is not above the baseline (nothing to tell)."""
-    if not 0.0 <= baseline_rate < bound <= 1.0:
-        return None
-    spread = z * math.sqrt(baseline_rate * (1 - baseline_rate)) + power_z * math.sqrt(bound * (1 - bound))
-    return max(1, math.ceil((spread / (bound - baseline_rate)) ** 2))
