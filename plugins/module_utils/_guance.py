@@ -38,14 +38,7 @@ from dataclasses import dataclass, field
 from ansible.module_utils.basic import env_fallback
 
 from ansible_collections.canary.istio.plugins.module_utils._http_safety import (
-    header_problem,
-    header_safety_message,
-    is_redirect,
-    location_of,
-    redirect_message,
-    split_userinfo,
-    transport_warnings,
-)
+    credential_problem, redirect_refusal, split_userinfo, transport_warnings)
 from ansible_collections.canary.istio.plugins.module_utils._redact import redact
 from ansible_collections.canary.istio.plugins.module_utils._retry import Retry, with_retries
 
@@ -203,9 +196,9 @@ def make_config(
     if api == API_OPENAPI and not api_key:
         raise GuanceConfigError("the Guance OpenAPI needs api_key (or the GUANCE_API_KEY environment variable): "
                                 "the API Key ID from Management > API Key", "api_key")
-    problem = header_problem(api_key)
+    problem = credential_problem(api_key, "api_key (or GUANCE_API_KEY)")
     if problem:
-        raise GuanceConfigError(header_safety_message("api_key (or GUANCE_API_KEY)", problem), "api_key")
+        raise GuanceConfigError(problem, "api_key")
     for option in ("timeout", "retry_budget"):
         value = kwargs.get(option)
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or
@@ -641,9 +634,9 @@ class GuanceClient:
         except requests.exceptions.RequestException as exc:
             raise Retry(GuanceConnectionError(redact(f"{where}: cannot connect: {exc}. Check url (or site) and the network", secrets))) from None
         status = response.status_code
-        if is_redirect(status):
-            raise GuanceApiError(redact(redirect_message(where, status, location_of(response), "url (or site)"), secrets),
-                                 status)
+        refusal = redirect_refusal(where, response, "url (or site)")
+        if refusal:
+            raise GuanceApiError(redact(refusal, secrets), status)
         payload, is_json = _decode(response)
         code = ""
         message = ""

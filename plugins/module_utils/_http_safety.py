@@ -99,9 +99,14 @@ def _is_loopback(url: str) -> bool:
         return False
 
 
-def is_redirect(status: int) -> bool:
-    return 300 <= status < 400
+def credential_problem(value: str | None, what: str) -> str | None:
+    """The error for a credential that cannot be a header line (see ``header_problem``), or None."""
+    problem = header_problem(value)
+    return header_safety_message(what, problem) if problem else None
 
 
-def location_of(response: t.Any) -> str | None:
-    return response.headers.get("Location")
+def redirect_refusal(where: str, response: t.Any, option: str) -> str | None:
+    """The error for a 3xx ``response`` (see ``redirect_message``), or None for any other status."""
+    if not 300 <= response.status_code < 400:
+        return None
+    return redirect_message(where, response.status_code, response.headers.get("Location"), option)

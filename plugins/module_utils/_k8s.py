@@ -38,14 +38,7 @@ from dataclasses import dataclass, field
 from urllib.parse import quote
 
 from ansible_collections.canary.istio.plugins.module_utils._http_safety import (
-    header_problem,
-    header_safety_message,
-    is_redirect,
-    location_of,
-    redirect_message,
-    split_userinfo,
-    transport_warnings,
-)
+    credential_problem, redirect_refusal, split_userinfo, transport_warnings)
 from ansible_collections.canary.istio.plugins.module_utils._redact import REDACTED, basic_auth_token, mask_secrets, redact
 
 # ---------------------------------------------------------------------------------------------
@@ -842,9 +835,9 @@ def _validate_config(config: ClientConfig) -> None:
 
 def _check_header_safe(what: str, value: str | None, option: str, source: str) -> None:
     """Refuse a credential that cannot travel in an HTTP header, naming it and never its value."""
-    problem = header_problem(value)
+    problem = credential_problem(value, f"the {what} from {source}")
     if problem:
-        raise K8sConfigError(header_safety_message(f"the {what} from {source}", problem), option=option)
+        raise K8sConfigError(problem, option=option)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1009,10 +1002,10 @@ class K8sClient:
             raise K8sConnectionError(redact(
                 f"{method} {path}: cannot reach the API server {split_userinfo(self.config.server)[0]}: {exc}",
                 secrets)) from None
-        if is_redirect(response.status_code):
-            raise K8sConnectionError(redact(redirect_message(
-                f"{method} {path} on {split_userinfo(self.config.server)[0]}", response.status_code,
-                location_of(response), "host (or the server of the kubeconfig's cluster)"), secrets))
+        refusal = redirect_refusal(f"{method} {path} on {split_userinfo(self.config.server)[0]}", response,
+                                   "host (or the server of the kubeconfig's cluster)")
+        if refusal:
+            raise K8sConnectionError(redact(refusal, secrets))
         if 200 <= response.status_code < 300:
             if not response.content:
                 return {}

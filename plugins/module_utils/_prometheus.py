@@ -25,14 +25,7 @@ import typing as t
 from dataclasses import dataclass, field
 
 from ansible_collections.canary.istio.plugins.module_utils._http_safety import (
-    header_problem,
-    header_safety_message,
-    is_redirect,
-    location_of,
-    redirect_message,
-    split_userinfo,
-    transport_warnings,
-)
+    credential_problem, redirect_refusal, split_userinfo, transport_warnings)
 from ansible_collections.canary.istio.plugins.module_utils._redact import basic_auth_token, redact
 from ansible_collections.canary.istio.plugins.module_utils._retry import Retry, with_retries
 
@@ -114,9 +107,9 @@ def make_config(url: str | None, **kwargs: t.Any) -> PrometheusConfig:
     if kwargs.get("token") and kwargs.get("password"):
         raise PrometheusConfigError("give a bearer token or a username and password, not both", "token")
     for option in ("token", "username", "password"):
-        problem = header_problem(kwargs.get(option))
+        problem = credential_problem(kwargs.get(option), f"prometheus_{option}")
         if problem:
-            raise PrometheusConfigError(header_safety_message(f"prometheus_{option}", problem), f"prometheus_{option}")
+            raise PrometheusConfigError(problem, f"prometheus_{option}")
     for option in ("timeout", "retry_budget"):
         value = kwargs.get(option)
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or
@@ -244,9 +237,9 @@ class PrometheusClient:
         except requests.exceptions.RequestException as exc:
             raise Retry(PrometheusConnectionError(redact(f"{where}: cannot connect: {exc}. Check prometheus_url and the network", secrets))) from None
         status = response.status_code
-        if is_redirect(status):
-            raise PrometheusApiError(redact(redirect_message(where, status, location_of(response), "prometheus_url"),
-                                            secrets), status)
+        refusal = redirect_refusal(where, response, "prometheus_url")
+        if refusal:
+            raise PrometheusApiError(redact(refusal, secrets), status)
         try:
             payload = response.json() if response.content else None
         except ValueError:

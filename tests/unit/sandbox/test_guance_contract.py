@@ -14,20 +14,17 @@ those facts, not copied:
   ``labels`` or a ``name`` list of ``k=v``; an instant query answered as a range; an error is a
   non-empty ``errorCode`` or ``success: false``; a bad key 401 ``ft.InvalidAPIKey``.
 
-The same answers go through the client (a scripted server) and the analysis's parsers; the same
+The same answers go through the client (a scripted local server, the one guance_query's tests use) and the analysis's parsers; the same
 requests go to the simulator, which must accept them and answer in the shapes the client reads.
 """
 from __future__ import annotations
-
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
 
 from ansible_collections.canary.istio.plugins.module_utils import _analysis as an
 from ansible_collections.canary.istio.plugins.module_utils import _guance as g
+from ansible_collections.canary.istio.tests.unit.plugins.modules.test_guance_query_options import Server
 from sandbox.sim.record import Point
 from sandbox.sim.server import GuanceServer, Simulation
 
@@ -56,38 +53,8 @@ REQUESTS_RANGE_NEWEST_FIRST = {  # a PromQL instant query answered as a range, n
     ]}
 
 
-class Scripted:
-    """A local OpenAPI answering every query with ``answer``; records each request."""
-
-    def __init__(self, status: int, answer: dict) -> None:
-        self.seen: list[dict] = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
-                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                outer.seen.append({"headers": dict(self.headers), "body": json.loads(raw)})
-                data = json.dumps(answer).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
 def test_the_client_reads_every_answer_layout_into_the_right_numbers() -> None:
-    server = Scripted(200, _answer(REQUESTS_RANGE_NEWEST_FIRST))
+    server = Server(200, _answer(REQUESTS_RANGE_NEWEST_FIRST))
     try:
         client = g.GuanceClient(g.make_config(url=server.url, api_key=KEY, retry_budget=0))
         result = client.query([g.Query("sum(increase(istio_prom:istio_requests_total[60s]))", qtype="promql")], 1, 2)
@@ -110,7 +77,7 @@ def test_the_client_reads_every_answer_layout_into_the_right_numbers() -> None:
     (200, {"code": 200, "errorCode": "", "message": "", "success": False, "content": None}, g.GuanceApiError),
 ])
 def test_an_error_is_an_error_code_or_success_false(status, answer, kind) -> None:
-    server = Scripted(status, answer)
+    server = Server(status, answer)
     try:
         client = g.GuanceClient(g.make_config(url=server.url, api_key=KEY, retry_budget=0))
         with pytest.raises(kind):
