@@ -680,6 +680,11 @@ class Check:
     ``min``/``max``: fixed bounds (inclusive). ``max_over_baseline``: canary <= baseline + x (for
     percentages: x percentage points). ``max_ratio_to_baseline``: canary <= baseline * y. Any
     combination; all given bounds must hold.
+
+    Policy, in Kayenta's and Keptn's words: ``critical`` - its failure fails the step at once,
+    whatever the step's threshold; ``must_have_data`` - no data for it is a failure, not an
+    inconclusive round; ``dry_run`` - judged and reported, never deciding anything (a shadow check
+    to try a new bound on live releases).
     """
 
     metric: str
@@ -689,6 +694,9 @@ class Check:
     max_ratio_to_baseline: float | None = None
     query: str | None = None
     unit: str | None = None
+    critical: bool = False
+    must_have_data: bool = False
+    dry_run: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.metric, str) or not self.metric:
@@ -704,6 +712,9 @@ class Check:
             raise AnalysisError(f"check {self.metric!r}: min {self.min} is above max {self.max}", "checks")
         if self.max_ratio_to_baseline is not None and self.max_ratio_to_baseline < 0:
             raise AnalysisError(f"check {self.metric!r}: max_ratio_to_baseline must be >= 0", "checks")
+        if self.dry_run and (self.critical or self.must_have_data):
+            raise AnalysisError(f"check {self.metric!r}: a dry_run check decides nothing, so it cannot be critical or "
+                                "must_have_data; drop one of them", "checks")
 
     @property
     def relative(self) -> bool:
@@ -723,10 +734,11 @@ class CheckResult:
     max_ratio_to_baseline: float | None
     query: str | None
     unit: str | None
+    policy: tuple[str, ...] = ()  # the check's policy flags that apply (critical, must_have_data, dry_run)
 
     def as_dict(self) -> dict[str, t.Any]:
         return {
-            "metric": self.metric, "result": self.result, "reason": self.reason,
+            "metric": self.metric, "result": self.result, "reason": self.reason, "policy": list(self.policy),
             "canary": self.canary, "baseline": self.baseline, "unit": self.unit, "query": self.query,
             "bounds": {
                 "min": self.min, "max": self.max, "max_over_baseline": self.max_over_baseline,
@@ -743,10 +755,11 @@ class Verdict:
     canary_requests: float | None
     baseline_requests: float | None
     min_requests: int
+    critical_failure: str | None = None  # the metric of a critical check that failed: the step fails at once
 
     def as_dict(self) -> dict[str, t.Any]:
         return {
-            "verdict": self.verdict, "reason": self.reason,
+            "verdict": self.verdict, "reason": self.reason, "critical_failure": self.critical_failure,
             "requests": {"canary": self.canary_requests, "baseline": self.baseline_requests, "min": self.min_requests},
             "checks": [c.as_dict() for c in self.checks],
         }
@@ -976,13 +989,16 @@ def judge(
             check, table.get(canary_version, check.metric), table.get(baseline_version, check.metric), baseline_reliable)
         for check in checks
     )
+    results = tuple(with_policy(check, result) for check, result in zip(checks, results))
     share = None
     if expected_weight is not None and baseline_version is not None and expected_weight > 0:
         share = check_traffic_share(canary_requests, baseline_requests, float(expected_weight))
         results += (share,)
-    failed = [r for r in results if r.result == CHECK_FAIL]
-    no_data = [r for r in results if r.result == CHECK_NO_DATA and r is not share]
-    undecided = [r for r in results if r.result == CHECK_UNDECIDED]
+    deciding = [r for r in results if POLICY_DRY_RUN not in r.policy]
+    failed = [r for r in deciding if r.result == CHECK_FAIL]
+    no_data = [r for r in deciding if r.result == CHECK_NO_DATA and r is not share]
+    undecided = [r for r in deciding if r.result == CHECK_UNDECIDED]
+    critical = next((r.metric for r in failed if POLICY_CRITICAL in r.policy), None)
     if share is not None and share.result == CHECK_FAIL:
         verdict, reason = FAIL, f"{TRAFFIC_SHARE}: {share.reason}"
     elif canary_requests is None:
@@ -996,9 +1012,25 @@ def judge(
     elif undecided:
         verdict, reason = INCONCLUSIVE, "; ".join(f"{r.metric}: {r.reason}" for r in undecided)
     else:
-        verdict, reason = PASS, f"{len(results)} checks passed on {_fmt(canary_requests)} canary requests" + (
+        verdict, reason = PASS, f"{len(deciding)} checks passed on {_fmt(canary_requests)} canary requests" + (
             " (pooled over the step's rounds)" if pooled else "")
-    return Verdict(verdict, reason, results, canary_requests, baseline_requests, min_requests)
+    if verdict != FAIL:
+        critical = None  # a critical check counts only when its failure is the round's verdict
+    return Verdict(verdict, reason, results, canary_requests, baseline_requests, min_requests, critical)
+
+
+POLICY_CRITICAL = "critical"
+POLICY_MUST_HAVE_DATA = "must_have_data"
+POLICY_DRY_RUN = "dry_run"
+
+
+def with_policy(check: Check, result: CheckResult) -> CheckResult:
+    """``result`` under ``check``'s policy: its flags recorded, and no data turned into a failure
+    for a check that must have data."""
+    policy = tuple(name for name in (POLICY_CRITICAL, POLICY_MUST_HAVE_DATA, POLICY_DRY_RUN) if getattr(check, name))
+    if check.must_have_data and result.result == CHECK_NO_DATA:
+        return replace(result, result=CHECK_FAIL, reason=f"{result.reason}, and it must have data", policy=policy)
+    return replace(result, policy=policy)
 
 
 def with_queries(checks: t.Sequence[Check], queries: t.Iterable[MetricQuery]) -> list[Check]:

@@ -73,6 +73,7 @@ DEFAULT_WINDOW_S = 60
 # deploy_version's DataKit annotation scrapes the sidecars every 60 s.
 DEFAULT_SCRAPE_INTERVAL_S = 60
 BOUNDS: tuple[str, ...] = ("min", "max", "max_over_baseline", "max_ratio_to_baseline")
+POLICY_FLAGS: tuple[str, ...] = ("critical", "must_have_data", "dry_run")
 
 _DURATION_RE = re.compile(r"^\s*(\d+)\s*(s|m|h)?\s*$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600}
@@ -165,8 +166,9 @@ def checks_from_params(items: t.Sequence[t.Mapping[str, t.Any]] | None) -> list[
         if not isinstance(metric, str) or not metric.strip():
             raise AnalysisError(f"checks[{index}] has no metric", "checks")
         bounds = {name: item.get(name) for name in BOUNDS if item.get(name) is not None}
+        policy = {name: bool(item.get(name)) for name in POLICY_FLAGS}
         try:
-            out.append(Check(metric.strip(), **bounds))
+            out.append(Check(metric.strip(), **bounds, **policy))
         except AnalysisError as exc:
             raise AnalysisError(f"checks[{index}]: {exc}", "checks") from None
     return out
@@ -428,6 +430,9 @@ def run_step(
                             rounds, option=exc.option) from None
         decision = step_decision([r.verdict.verdict for r in rounds], step.iterations, step.threshold,
                                  inconclusive_is_failure=step.inconclusive == INCONCLUSIVE_FAIL)
+        critical = rounds[-1].verdict.critical_failure
+        if critical and decision.decision != FAIL:
+            decision = StepDecision(FAIL, f"critical check {critical} failed", decision.rounds, decision.failed_checks)
         if decision.decision != CONTINUE:
             break
     return StepResult(plan, tuple(rounds), decision, check_mode)

@@ -230,6 +230,21 @@ options:
           - The canary's value must be at most the baseline's times this, for example V(1.5) for the p99.
           - Needs O(baseline_version).
         type: float
+      critical:
+        description: Its failure fails the step at once, whatever O(threshold) allows.
+        type: bool
+        default: false
+      must_have_data:
+        description: No data for it is a failure (the step rolls back), not an inconclusive round.
+        type: bool
+        default: false
+      dry_run:
+        description:
+          - Judged and reported in RV(checks) (with C(policy) V(dry_run)), but never deciding the
+            round - a shadow check, to try a new bound on live releases.
+          - Cannot be combined with O(checks[].critical) or O(checks[].must_have_data).
+        type: bool
+        default: false
   metrics:
     description:
       - Custom metrics, any DQL or PromQL query, for O(checks) to refer to by name.
@@ -435,6 +450,11 @@ checks:
     reason:
       description: The comparison, for example C(79.8 < min 99) or C(1.7 > baseline 0.6 + 1).
       type: str
+    policy:
+      description: The check's policy flags that are set - V(critical), V(must_have_data), V(dry_run).
+      type: list
+      elements: str
+      sample: [critical]
     canary:
       description: The canary's value, V(null) without data.
       type: float
@@ -571,6 +591,9 @@ CHECK_SPEC: dict[str, t.Any] = dict(
     max=dict(type="float"),
     max_over_baseline=dict(type="float"),
     max_ratio_to_baseline=dict(type="float"),
+    critical=dict(type="bool", default=False),
+    must_have_data=dict(type="bool", default=False),
+    dry_run=dict(type="bool", default=False),
 )
 METRIC_SPEC: dict[str, t.Any] = dict(
     name=dict(type="str", required=True),

@@ -394,3 +394,26 @@ def test_confidence_must_be_a_probability() -> None:
     with pytest.raises(an.AnalysisError, match="confidence must be a number between 0.5 and 1") as info:
         run.plan_from_params(dict(BASE, confidence=95))
     assert info.value.option == "confidence"
+
+
+def test_check_policy_critical_must_have_data_and_dry_run() -> None:
+    base = [{"metric": "request_success_rate", "min": 99}]
+    # A regression with a threshold of 3: without critical, two more rounds; critical, the step fails now.
+    tolerant, _plan = run_counts([(200, 20)] * 5, interval=30, iterations=3, threshold=3, checks=base)
+    assert tolerant.decision.decision == "fail" and len(tolerant.rounds) == 3
+    critical, _plan = run_counts([(200, 20)] * 5, interval=30, iterations=3, threshold=3,
+                                 checks=[dict(base[0], critical=True)])
+    assert len(critical.rounds) == 1 and critical.decision.reason == "critical check request_success_rate failed"
+    assert critical.rounds[0].as_dict()["checks"][0]["policy"] == ["critical"]
+    # A shadow check that fails decides nothing; it is still reported.
+    shadow, _plan = run_counts([(200, 0)], checks=base + [{"metric": "request_count", "min": 1000, "dry_run": True}])
+    assert shadow.verdict == "pass"
+    reported = shadow.rounds[0].as_dict()["checks"]
+    assert reported[1]["result"] == "fail" and reported[1]["policy"] == ["dry_run"]
+    # No data for a check that must have data is a failure, not an inconclusive round.
+    nodata = [{"metric": "request_duration_p99", "max": 500, "must_have_data": True}]
+    plan = run.plan_from_params(dict(BASE, checks=nodata))
+    verdict = an.judge({"v2": {"request_count": 200}}, list(plan.checks), "v2")
+    assert verdict.verdict == "fail" and "no data for the canary, and it must have data" in verdict.reason
+    with pytest.raises(an.AnalysisError, match="a dry_run check decides nothing"):
+        run.plan_from_params(dict(BASE, checks=[dict(base[0], dry_run=True, critical=True)]))
