@@ -28,7 +28,8 @@ import re
 import typing as t
 from dataclasses import dataclass, field, replace
 
-from ansible_collections.canary.istio.plugins.module_utils._analysis_stats import difference_interval, wilson_interval
+from ansible_collections.canary.istio.plugins.module_utils._analysis_stats import (
+    difference_interval, quantile_rank_interval, wilson_interval)
 
 PASS = "pass"
 FAIL = "fail"
@@ -258,7 +259,7 @@ def _dql_filters(target: AnalysisTarget) -> str:
     return "{ " + ", ".join(filters) + " }"
 
 
-def build_promql(target: AnalysisTarget, metric_prefix: str = "") -> dict[str, MetricQuery]:
+def build_promql(target: AnalysisTarget, metric_prefix: str = "", latency_buckets: bool = False) -> dict[str, MetricQuery]:
     """PromQL of the Istio built-ins. ``metric_prefix`` is ``istio_prom:`` for Guance's PromQL,
     which names a metric ``measurement:field``; empty for Prometheus.
 
@@ -281,6 +282,12 @@ def build_promql(target: AnalysisTarget, metric_prefix: str = "") -> dict[str, M
         f"histogram_quantile(0.99, sum by (le, destination_version) "
         f"(rate({metric_prefix}istio_request_duration_milliseconds_bucket{selector}[{window}])))"
     )
+    if latency_buckets:
+        # The buckets themselves, each one's requests in the window (a new series in full, as
+        # above): the judge of ``confidence`` pools them over the step and reads the p99 with its
+        # interval off the histogram.
+        bucket = f"{metric_prefix}istio_request_duration_milliseconds_bucket{selector}"
+        latency = f"sum by (le, destination_version) (({bucket} unless {bucket} offset {window}) or increase({bucket}[{window}]))"
     return {
         Q_REQUESTS: MetricQuery(Q_REQUESTS, QTYPE_PROMQL, requests),
         Q_LATENCY: MetricQuery(Q_LATENCY, QTYPE_PROMQL, latency),
@@ -330,7 +337,8 @@ def build_dql(target: AnalysisTarget) -> dict[str, MetricQuery]:
 
 
 def builtin_queries(
-    target: AnalysisTarget, metrics: t.Iterable[str], provider: str, istio_query_language: str = QTYPE_PROMQL
+    target: AnalysisTarget, metrics: t.Iterable[str], provider: str, istio_query_language: str = QTYPE_PROMQL,
+    latency_buckets: bool = False,
 ) -> list[MetricQuery]:
     """The queries the wanted built-in metrics need, each once, in a stable order.
 
@@ -351,14 +359,14 @@ def builtin_queries(
                 raise AnalysisError(
                     f"the prometheus provider has no traces or logs; remove the {key} checks or use provider guance",
                     "checks")
-        queries = build_promql(target)
+        queries = build_promql(target, latency_buckets=latency_buckets)
     elif provider == PROVIDER_GUANCE:
         if istio_query_language not in (QTYPE_PROMQL, QTYPE_DQL):
             raise AnalysisError(f"istio_query_language must be promql or dql, got {istio_query_language!r}",
                                 "istio_query_language")
         queries = build_dql(target)
         if istio_query_language == QTYPE_PROMQL:
-            queries.update(build_promql(target, metric_prefix="istio_prom:"))
+            queries.update(build_promql(target, metric_prefix="istio_prom:", latency_buckets=latency_buckets))
     else:
         raise AnalysisError(f"provider must be guance or prometheus, got {provider!r}", "provider")
     order = (Q_REQUESTS, Q_LATENCY, Q_TRACES, Q_LOGS)
@@ -501,6 +509,9 @@ class VersionNumbers:
     """Per-version values of one round; None = no data."""
 
     values: dict[str, dict[str, float | None]] = field(default_factory=dict)
+    # The duration histogram of the window per version (upper bound -> cumulative requests), when
+    # the answer had buckets: what the statistics of ``confidence`` pool over a step.
+    buckets: dict[str, dict[float, float]] = field(default_factory=dict)
 
     def set(self, version: str, metric: str, value: float | None) -> None:
         self.values.setdefault(version, {})[metric] = value
@@ -567,15 +578,26 @@ def parse_latency_buckets(
     Each bucket's increase over the window is computed first, so old observations from before
     the window do not count; then ``histogram_quantile`` runs on the increases.
     """
+    per_version = latency_buckets(series, versions, counter=True, lookback_buckets=lookback_buckets)
+    return {v: histogram_quantile(quantile, buckets) for v, buckets in per_version.items()}
+
+
+def latency_buckets(
+    series: t.Iterable[Series], versions: t.Sequence[str], counter: bool, lookback_buckets: int = 0
+) -> dict[str, dict[float, float]]:
+    """Per version, the window's requests per duration bucket (upper bound -> cumulative count)
+    from series grouped by version and ``le``: counter values over time (DQL, see
+    ``window_increase``), or each series' increase already (PromQL ``increase``)."""
     per_version: dict[str, dict[float, float]] = {v: {} for v in versions}
     series = list(series)
-    for one, grown in zip(series, window_increase(series, lookback_buckets)):
+    amounts = window_increase(series, lookback_buckets) if counter else [latest_value(one) or 0.0 for one in series]
+    for one, grown in zip(series, amounts):
         version = series_tag(one, "destination_version")
         bound = parse_le(series_tag(one, "le"))
         if version not in per_version or bound is None:
             continue
         per_version[version][bound] = per_version[version].get(bound, 0.0) + grown
-    return {v: histogram_quantile(quantile, buckets) for v, buckets in per_version.items()}
+    return per_version
 
 
 def parse_traces(series: t.Iterable[Series], versions: t.Sequence[str], version_tag: str = "version") -> dict[str, float | None]:
@@ -622,8 +644,11 @@ def builtin_numbers(
                 for metric, value in metrics.items():
                     numbers.set(version, metric, value)
         elif key == Q_LATENCY:
-            if query.qtype == QTYPE_DQL:
-                latencies = parse_latency_buckets(series, versions, lookback_buckets=lookback)
+            series = list(series)
+            if query.qtype == QTYPE_DQL or any(series_tag(one, "le") is not None for one in series):
+                # Buckets: counters over time (DQL), or each bucket's increase (PromQL with confidence).
+                numbers.buckets = latency_buckets(series, versions, query.qtype == QTYPE_DQL, lookback)
+                latencies = {v: histogram_quantile(0.99, b) for v, b in numbers.buckets.items()}
             else:
                 latencies = parse_latency_promql(series, versions)
             for version, value in latencies.items():
@@ -823,6 +848,8 @@ class Counts:
 
     requests: float
     errors: float
+    # The duration histogram (upper bound -> cumulative requests), pooled like the counts.
+    latency: t.Mapping[float, float] = field(default_factory=dict)
 
     def rate_interval(self, metric: str, z: float) -> tuple[float, float, float]:
         """(point, low, high) of ``metric`` (percent) at ``z``."""
@@ -890,6 +917,59 @@ def evaluate_rate_check(check: Check, canary: Counts | None, baseline: Counts | 
         return result(CHECK_FAIL, "; ".join(failures), value, base_value)
     if missing_baseline:
         return result(CHECK_NO_DATA, missing_baseline, value, base_value)
+    if undecided:
+        return result(CHECK_UNDECIDED, "the sample cannot tell yet: " + "; ".join(undecided), value, base_value)
+    return result(CHECK_PASS, "; ".join(passes), value, base_value)
+
+
+def evaluate_latency_check(check: Check, canary: t.Mapping[float, float], baseline: t.Mapping[float, float] | None,
+                           z: float, final: bool = False) -> CheckResult:
+    """A p99 check judged on the duration histogram: the p99 and the interval of its rank
+    (``quantile_rank_interval``) read off the buckets, each bound failed, kept or undecided as in
+    ``evaluate_rate_check`` (the last look keeping a bound whose estimate is within it)."""
+    def result(outcome: str, reason: str, value: float | None, base: float | None) -> CheckResult:
+        return CheckResult(check.metric, outcome, reason, value, base, check.min, check.max, check.max_over_baseline,
+                           check.max_ratio_to_baseline, check.query, check.unit or BUILTIN_METRICS.get(check.metric))
+
+    def read(buckets: t.Mapping[float, float]) -> tuple[float | None, float | None, float | None, float]:
+        total = max(buckets.values(), default=0.0)
+        low_q, high_q = quantile_rank_interval(0.99, total, z)
+        return histogram_quantile(0.99, buckets), histogram_quantile(low_q, buckets), histogram_quantile(high_q, buckets), total
+
+    value, low, high, total = read(canary)
+    if value is None or low is None or high is None:
+        return result(CHECK_NO_DATA, "no data for the canary", None, None)
+    shown = f"p99 {_fmt(round(value, 1))} ms (rank interval {_fmt(round(low, 1))}-{_fmt(round(high, 1))} ms on {_fmt(total)} " \
+            "requests, from the duration histogram)"
+    failures: list[str] = []
+    undecided: list[str] = []
+    passes: list[str] = []
+
+    def judge_bound(broken: bool, kept: bool, estimate_kept: bool, text: str) -> None:
+        if not broken and not kept and final and estimate_kept:
+            text += " (kept on the estimate at the step's last look)"
+            kept = True
+        (failures if broken else passes if kept else undecided).append(text)
+
+    if check.min is not None:
+        judge_bound(high < check.min, low >= check.min, value >= check.min, f"{shown} vs min {_fmt(check.min)}")
+    if check.max is not None:
+        judge_bound(low > check.max, high <= check.max, value <= check.max, f"{shown} vs max {_fmt(check.max)}")
+    base_value = None
+    if check.relative:
+        base_value, base_low, base_high, _total = read(baseline or {})
+        if base_value is None or base_low is None or base_high is None:
+            return result(CHECK_NO_DATA, "no data for the baseline", value, None)
+        if check.max_over_baseline is not None:
+            plus = check.max_over_baseline
+            judge_bound(low > base_high + plus, high <= base_low + plus, value <= base_value + plus,
+                        f"{shown} vs baseline {_fmt(round(base_value, 1))} + {_fmt(plus)}")
+        if check.max_ratio_to_baseline is not None:
+            ratio = check.max_ratio_to_baseline
+            judge_bound(low > base_high * ratio, high <= base_low * ratio, value <= base_value * ratio,
+                        f"{shown} vs baseline {_fmt(round(base_value, 1))} x {_fmt(ratio)}")
+    if failures:
+        return result(CHECK_FAIL, "; ".join(failures), value, base_value)
     if undecided:
         return result(CHECK_UNDECIDED, "the sample cannot tell yet: " + "; ".join(undecided), value, base_value)
     return result(CHECK_PASS, "; ".join(passes), value, base_value)
@@ -981,14 +1061,17 @@ def judge(
         if baseline_version in evidence:
             baseline_requests = evidence[baseline_version].requests
     baseline_reliable = baseline_requests is not None and baseline_requests >= min_requests
-    results = tuple(
-        evaluate_rate_check(check, evidence.get(canary_version), evidence.get(baseline_version) if baseline_version else None,
-                            z, baseline_reliable, final)
-        if pooled and check.metric in RATE_METRICS else
-        evaluate_check(
+    def evaluate(check: Check) -> CheckResult:
+        if pooled and check.metric in RATE_METRICS:
+            return evaluate_rate_check(check, evidence.get(canary_version),
+                                       evidence.get(baseline_version) if baseline_version else None, z, baseline_reliable, final)
+        if pooled and check.metric == REQUEST_DURATION_P99 and canary_version in evidence and evidence[canary_version].latency:
+            base = evidence[baseline_version].latency if baseline_version in evidence and baseline_reliable else None
+            return evaluate_latency_check(check, evidence[canary_version].latency, base, z, final)
+        return evaluate_check(
             check, table.get(canary_version, check.metric), table.get(baseline_version, check.metric), baseline_reliable)
-        for check in checks
-    )
+
+    results = tuple(evaluate(check) for check in checks)
     results = tuple(with_policy(check, result) for check, result in zip(checks, results))
     share = None
     if expected_weight is not None and baseline_version is not None and expected_weight > 0:
@@ -1083,6 +1166,7 @@ def plan_round(
     provider: str,
     custom: t.Sequence[CustomMetric] = (),
     istio_query_language: str = QTYPE_PROMQL,
+    latency_buckets: bool = False,
 ) -> list[MetricQuery]:
     """Every query a round needs: the built-ins the checks use plus the request count (always
     needed: too few requests make a round inconclusive), then the custom metrics the checks use.
@@ -1102,7 +1186,7 @@ def plan_round(
             raise AnalysisError(
                 f"check on unknown metric {check.metric!r}: use a built-in ({', '.join(BUILTIN_METRICS)}) or define "
                 "it as a custom metric", "checks")
-    queries = builtin_queries(target, builtins, provider, istio_query_language)
+    queries = builtin_queries(target, builtins, provider, istio_query_language, latency_buckets)
     for metric in customs:
         if provider == PROVIDER_PROMETHEUS and metric.qtype != QTYPE_PROMQL:
             raise AnalysisError(f"custom metric {metric.name!r} is DQL; the prometheus provider runs PromQL only", "metrics")

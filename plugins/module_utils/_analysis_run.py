@@ -48,6 +48,7 @@ from ansible_collections.canary.istio.plugins.module_utils._analysis import (
     MetricQuery,
     Series,
     StepDecision,
+    VersionNumbers,
     Verdict,
     judge_round,
     max_rounds,
@@ -224,7 +225,7 @@ def plan_from_params(params: t.Mapping[str, t.Any]) -> AnalysisPlan:
         if check.relative and target.baseline_version is None:
             raise AnalysisError(f"check {check.metric!r} compares with the baseline: set baseline_version", "baseline_version")
     custom = custom_from_params(params.get("metrics"), provider)
-    queries = plan_round(target, checks, provider, custom, language)
+    queries = plan_round(target, checks, provider, custom, language, latency_buckets=params.get("confidence") is not None)
     if provider == PROVIDER_GUANCE and params.get("api") == "datakit":
         for query in queries:
             if query.qtype == QTYPE_PROMQL:
@@ -366,16 +367,21 @@ class StepError(Exception):
         self.error_code = error_code
 
 
-def pool_counts(pooled: t.Mapping[str, Counts], numbers: t.Mapping[str, t.Mapping[str, float | None]]) -> dict[str, Counts]:
-    """``pooled`` plus one round's requests and 5xx answers per version. Rounds' windows follow
-    each other (the window is the interval by default), so their counts add up to the step's."""
+def pool_counts(pooled: t.Mapping[str, Counts], numbers: VersionNumbers) -> dict[str, Counts]:
+    """``pooled`` plus one round's requests, 5xx answers and duration histogram per version.
+    Rounds' windows follow each other (the window is the interval by default), so their counts
+    add up to the step's."""
     out = dict(pooled)
-    for version, metrics in numbers.items():
+    for version in set(numbers.values) | set(numbers.buckets):
+        metrics = numbers.values.get(version, {})
         requests = metrics.get(REQUEST_COUNT) or 0.0
         rate = metrics.get(REQUEST_ERROR_RATE)
         errors = round(requests * rate / 100.0) if rate is not None else 0.0
         before = out.get(version, Counts(0.0, 0.0))
-        out[version] = Counts(before.requests + requests, before.errors + errors)
+        latency = dict(before.latency)
+        for bound, count in numbers.buckets.get(version, {}).items():
+            latency[bound] = latency.get(bound, 0.0) + count
+        out[version] = Counts(before.requests + requests, before.errors + errors, latency)
     return out
 
 
@@ -388,7 +394,7 @@ def run_round(plan: AnalysisPlan, source: RoundSource, number: int, end_ms: int,
     before = source.requests_made
     answers = source.query_round(plan.queries, start_ms, end_ms)
     numbers = round_numbers(plan.target, plan.queries, answers, plan.custom)
-    evidence = pool_counts(pooled or {}, numbers.values) if plan.step.confidence is not None else None
+    evidence = pool_counts(pooled or {}, numbers) if plan.step.confidence is not None else None
     verdict = judge_round(plan.target, plan.checks, plan.queries, answers, plan.custom, plan.step.min_requests,
                           plan.expected_weight, evidence, plan.step.look_z, final)
     return RoundReport(number, start_ms, end_ms, verdict, numbers.values, source.requests_made - before), evidence or {}

@@ -62,3 +62,16 @@ def difference_interval(hits_a: float, total_a: float, hits_b: float, total_b: f
     low = d - math.sqrt((p_a - low_a) ** 2 + (high_b - p_b) ** 2)
     high = d + math.sqrt((high_a - p_a) ** 2 + (p_b - low_b) ** 2)
     return max(-1.0, low), min(1.0, high)
+
+
+def quantile_rank_interval(quantile: float, observations: float, z: float) -> tuple[float, float]:
+    """The quantiles whose ranks bound the ``quantile`` of ``observations`` draws at ``z``:
+    the rank of a sample quantile is binomial (n, q), so the true quantile lies between the order
+    statistics at n q -/+ z sqrt(n q (1 - q)) (one more rank on the high side for continuity).
+    Read both off the histogram like the quantile itself."""
+    if observations <= 0:
+        return 0.0, 1.0
+    spread = z * math.sqrt(observations * quantile * (1 - quantile))
+    low = max(0.0, observations * quantile - spread) / observations
+    high = min(observations, observations * quantile + spread + 1) / observations
+    return low, high

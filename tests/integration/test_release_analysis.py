@@ -302,7 +302,8 @@ def test_confidence_judges_the_steps_pooled_counts_in_a_release(admin, namespace
     stable, canary = versions_of_test
     rel = Release(admin, endpoints, namespace, stable, canary)
     rel.wait_ready().traffic(RATE)
-    checks = [{"metric": "request_success_rate", "min": 95}, {"metric": "request_error_rate", "max_over_baseline": 1}]
+    checks = [{"metric": "request_success_rate", "min": 95}, {"metric": "request_error_rate", "max_over_baseline": 1},
+              {"metric": "request_duration_p99", "max": 500}]
     run = rel.start(release_kubeconfig, rel.analysis("guance", confidence=0.95, checks=checks))
     run.finish()
     run.assert_promoted()
@@ -313,6 +314,10 @@ def test_confidence_judges_the_steps_pooled_counts_in_a_release(admin, namespace
         last = result["rounds"][-1]
         assert last["verdict"] == "pass" and "pooled over the step's rounds" in last["reason"], last["reason"]
         assert all(c["result"] in ("pass", "undecided") for r in result["rounds"] for c in r["checks"]), result["rounds"]
+        # The p99 came from the duration buckets (Guance's PromQL answered by Prometheus), pooled.
+        p99 = next(c for c in last["checks"] if c["metric"] == "request_duration_p99")
+        assert "from the duration histogram" in p99["reason"] and p99["canary"] < 500, p99
+        assert "sum by (le, destination_version)" in p99["query"]
 
 
 def test_canary_with_errors_rolls_back_within_one_interval(admin, namespace, other_namespace, endpoints,

@@ -417,3 +417,36 @@ def test_check_policy_critical_must_have_data_and_dry_run() -> None:
     assert verdict.verdict == "fail" and "no data for the canary, and it must have data" in verdict.reason
     with pytest.raises(an.AnalysisError, match="a dry_run check decides nothing"):
         run.plan_from_params(dict(BASE, checks=[dict(base[0], dry_run=True, critical=True)]))
+
+
+class BucketSource(CountsSource):
+    """As CountsSource, with the latency answer as bucket increases (``le``), all of a round's
+    requests in the bucket ``le``."""
+
+    def __init__(self, script: list[tuple[int, int]], le: str) -> None:
+        super().__init__(script)
+        self.le = le
+
+    def query_round(self, queries, start_ms: int, end_ms: int) -> dict:
+        requests = self.script[0][0]
+        answers = super().query_round(queries, start_ms, end_ms)
+        answers["latency"] = [{"name": "", "tags": {"destination_version": "v2", "le": le},
+                               "columns": ["time", "value"], "rows": [[end_ms, requests if le in (self.le, "+Inf") else 0]]}
+                              for le in ("100", "500", "1000", "+Inf")]
+        return answers
+
+
+def test_with_a_confidence_the_p99_is_judged_on_the_steps_histogram() -> None:
+    plan = run.plan_from_params(dict(BASE, interval=30, iterations=2, confidence=0.95))
+    latency = next(q for q in plan.queries if q.key == "latency")
+    assert latency.query.startswith("sum by (le, destination_version) ((istio_prom:istio_request_duration_milliseconds_bucket")
+    assert "histogram_quantile" not in latency.query
+    without = run.plan_from_params(dict(BASE, interval=30, iterations=2))
+    assert next(q for q in without.queries if q.key == "latency").query.startswith("histogram_quantile(0.99")
+    for le, verdict in (("100", "pass"), ("1000", "fail")):
+        clock = FakeClock()
+        result = run.run_step(plan, BucketSource([(300, 0)] * 2, le), clock.wall_ms, clock.monotonic, clock.sleep)
+        assert result.verdict == verdict, result.reason
+        p99 = next(c for c in result.rounds[-1].verdict.checks if c.metric == "request_duration_p99")
+        assert "from the duration histogram" in p99.reason
+        assert result.rounds[-1].numbers["v2"]["request_duration_p99"] == p99.canary

@@ -74,3 +74,55 @@ def test_a_bound_over_the_baseline_on_counts() -> None:
     assert failed.verdict == an.FAIL and "canary - baseline" in failed.reason
     success = pooled_judge(an.Check("request_success_rate", min=95), (150, 15))
     assert success.verdict == an.FAIL and success.checks[0].canary == 90.0
+
+
+BUCKETS = (1.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, float("inf"))
+
+
+def histogram(counts: dict[float, int]) -> dict[float, float]:
+    """Cumulative buckets from per-bucket counts."""
+    out, total = {}, 0.0
+    for bound in BUCKETS:
+        total += counts.get(bound, 0)
+        out[bound] = total
+    return out
+
+
+def test_quantile_rank_interval_widens_with_fewer_requests() -> None:
+    wide = st.quantile_rank_interval(0.99, 100, 1.645)
+    narrow = st.quantile_rank_interval(0.99, 10_000, 1.645)
+    assert wide[0] < narrow[0] < 0.99 < narrow[1] < wide[1] == 1.0
+    assert st.quantile_rank_interval(0.99, 0, 1.645) == (0.0, 1.0)
+
+
+P99_MAX = an.Check("request_duration_p99", max=500)
+P99_RATIO = an.Check("request_duration_p99", max_ratio_to_baseline=1.3)
+
+
+def test_a_p99_bound_on_the_duration_histogram() -> None:
+    fast = histogram({50.0: 440, 100.0: 10})  # every request under 100 ms
+    passed = an.evaluate_latency_check(P99_MAX, fast, None, 1.645)
+    assert passed.result == an.CHECK_PASS and "from the duration histogram" in passed.reason
+    slow = histogram({1000.0: 450})  # every request between 500 ms and 1 s
+    assert an.evaluate_latency_check(P99_MAX, slow, None, 1.645).result == an.CHECK_FAIL
+    # 2% of 150 requests above 500 ms: the p99 sits at the bound, the sample cannot tell yet...
+    edge = histogram({100.0: 147, 1000.0: 3})
+    assert an.evaluate_latency_check(P99_MAX, edge, None, 1.645).result == an.CHECK_UNDECIDED
+    # ... and at the step's last look its estimate decides: 750 ms here stays undecided, while one
+    # slow request in 150 (an estimate under 100 ms, an interval up to 1 s) is kept.
+    assert an.evaluate_latency_check(P99_MAX, edge, None, 1.645, final=True).result == an.CHECK_UNDECIDED
+    one_slow = histogram({100.0: 149, 1000.0: 1})
+    assert an.evaluate_latency_check(P99_MAX, one_slow, None, 1.645).result == an.CHECK_UNDECIDED
+    kept = an.evaluate_latency_check(P99_MAX, one_slow, None, 1.645, final=True)
+    assert kept.result == an.CHECK_PASS and "kept on the estimate" in kept.reason
+    assert an.evaluate_latency_check(P99_MAX, {}, None, 1.645).result == an.CHECK_NO_DATA
+
+
+def test_a_p99_against_the_baseline_on_the_duration_histogram() -> None:
+    base = histogram({50.0: 1300, 100.0: 50})
+    same = histogram({50.0: 430, 100.0: 20})
+    assert an.evaluate_latency_check(P99_RATIO, same, base, 1.645, final=True).result == an.CHECK_PASS
+    doubled = histogram({100.0: 200, 250.0: 250})
+    failed = an.evaluate_latency_check(P99_RATIO, doubled, base, 1.645)
+    assert failed.result == an.CHECK_FAIL and "vs baseline" in failed.reason
+    assert an.evaluate_latency_check(P99_RATIO, same, None, 1.645).result == an.CHECK_NO_DATA
