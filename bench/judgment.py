@@ -13,7 +13,11 @@ Checks, as a careful user would write them: success >= 95%, error rate <= baseli
 duration buckets; with single rates the module gets the p99 per version (as PromQL's
 histogram_quantile gives it), with ``confidence`` the buckets themselves.
 
-Run: ``make judge-bench`` (``JUDGE_SEEDS`` seeds per scenario, 400 by default; about a minute).
+Scenarios: healthy canaries (identical, a little more errors or latency) and regressions (more
+errors, errors for one header's users, a crash mid-step, a slower p99, a mesh that ignores the
+weights), and the cases that must never promote: missing metrics, Guance down, too little traffic.
+
+Run: ``make judge-bench`` (``JUDGE_SEEDS`` seeds per scenario, 400 by default; about a minute on two cores).
 Writes ``bench/results/judgment.json`` and ``docs/judgment.md`` and prints the table.
 """
 from __future__ import annotations
@@ -26,6 +30,7 @@ import os
 import platform
 import random
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -42,18 +47,42 @@ BASELINE_MEDIAN_MS, LATENCY_SHAPE = 50.0, 0.4
 ISTIO_BUCKETS_MS = (0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000, 600000)
 CHECKS = [{"metric": "request_success_rate", "min": 95}, {"metric": "request_error_rate", "max_over_baseline": 1},
           {"metric": "request_duration_p99", "max_ratio_to_baseline": 1.3}]
-# (name, canary error rate, canary latency factor, healthy?)
+@dataclass(frozen=True)
+class Scenario:
+    """One kind of canary. ``crash_round``: from this round on every canary request fails;
+    ``share``: the canary's real share of requests (a mesh that ignores the weights); ``no_data``:
+    the provider answers without series; ``down``: the provider does not answer; ``rate``: requests
+    a second to the service."""
+
+    name: str
+    healthy: bool
+    errors: float = BASELINE_ERRORS
+    latency: float = 1.0
+    crash_round: int | None = None
+    share: float = CANARY_WEIGHT / 100
+    no_data: bool = False
+    down: bool = False
+    rate: int = RATE_PER_S
+
+
 SCENARIOS = [
-    ("identical", BASELINE_ERRORS, 1.0, True),
-    ("+0.1 point of errors", BASELINE_ERRORS + 0.001, 1.0, True),
-    ("+0.5 point of errors", BASELINE_ERRORS + 0.005, 1.0, True),
-    ("+10% p99", BASELINE_ERRORS, 1.1, True),
-    ("+2 points of errors", BASELINE_ERRORS + 0.02, 1.0, False),
-    ("+5 points of errors", BASELINE_ERRORS + 0.05, 1.0, False),
-    ("+10 points of errors", BASELINE_ERRORS + 0.10, 1.0, False),
-    ("+50% p99", BASELINE_ERRORS, 1.5, False),
-    ("+100% p99", BASELINE_ERRORS, 2.0, False),
+    Scenario("identical", True),
+    Scenario("+0.1 point of errors", True, errors=BASELINE_ERRORS + 0.001),
+    Scenario("+0.5 point of errors", True, errors=BASELINE_ERRORS + 0.005),
+    Scenario("+10% p99", True, latency=1.1),
+    Scenario("+2 points of errors", False, errors=BASELINE_ERRORS + 0.02),
+    Scenario("+5 points of errors", False, errors=BASELINE_ERRORS + 0.05),
+    Scenario("+10 points of errors", False, errors=BASELINE_ERRORS + 0.10),
+    Scenario("errors for one header's users (20%)", False, errors=0.2),
+    Scenario("crash in the second round", False, crash_round=2),
+    Scenario("+50% p99", False, latency=1.5),
+    Scenario("+100% p99", False, latency=2.0),
+    Scenario("the mesh ignores the weights (canary 50%)", False, share=0.5),
+    Scenario("missing metrics", False, no_data=True),
+    Scenario("Guance down", False, down=True),
+    Scenario("too little traffic (1 request/s)", False, rate=1),
 ]
+MISSING_DATA = ("missing metrics", "Guance down", "too little traffic (1 request/s)")
 MODES = [("single rates (default)", {}), ("confidence 0.95, pooled", {"confidence": 0.95}),
          ("confidence 0.8, pooled", {"confidence": 0.8})]
 
@@ -66,19 +95,27 @@ class DrawnRounds:
     """A provider whose answers are the scenario's draws, round after round: for each request, the
     version (by weight), a 5xx or not, and a duration counted into Istio's buckets."""
 
-    def __init__(self, rng: random.Random, canary_errors: float, canary_latency: float) -> None:
+    def __init__(self, rng: random.Random, scenario: Scenario) -> None:
         self.rng = rng
-        self.profile = {"v2": (canary_errors, BASELINE_MEDIAN_MS * canary_latency), "v1": (BASELINE_ERRORS, BASELINE_MEDIAN_MS)}
+        self.scenario = scenario
+        self.profile = {"v2": (scenario.errors, BASELINE_MEDIAN_MS * scenario.latency), "v1": (BASELINE_ERRORS, BASELINE_MEDIAN_MS)}
         self.requests_made = 0
 
     def query_round(self, queries, start_ms: int, end_ms: int) -> dict:
         self.requests_made += 1
+        scenario = self.scenario
+        if scenario.down:
+            raise run.RoundQueryError("querying Guance: no answer within timeout=30s")
+        if scenario.no_data:
+            return {query.key: [] for query in queries}
+        crashed = scenario.crash_round is not None and self.requests_made >= scenario.crash_round
         rng = self.rng
         counts = {v: {"200": 0, "503": 0} for v in self.profile}
         buckets = {v: [0] * (len(ISTIO_BUCKETS_MS) + 1) for v in self.profile}
-        for _ in range(RATE_PER_S * ROUND_S):
-            version = "v2" if rng.random() < CANARY_WEIGHT / 100 else "v1"
+        for _ in range(scenario.rate * ROUND_S):
+            version = "v2" if rng.random() < scenario.share else "v1"
             errors, median = self.profile[version]
+            errors = 1.0 if crashed and version == "v2" else errors
             counts[version]["503" if rng.random() < errors else "200"] += 1
             duration = median * math.exp(LATENCY_SHAPE * rng.gauss(0.0, 1.0))
             buckets[version][bisect.bisect_left(ISTIO_BUCKETS_MS, duration)] += 1
@@ -106,20 +143,28 @@ class DrawnRounds:
         return answers
 
 
-def run_scenario(canary_errors: float, canary_latency: float, options: dict, seeds: int) -> dict:
+def run_scenario(scenario: Scenario, options: dict, seeds: int) -> dict:
+    """Each seed one step, as a release runs it (the step's weight as ``expected_weight``). An error
+    (the provider down) ends the step without a verdict, which a release rolls back."""
     outcomes = {"pass": 0, "fail": 0, "inconclusive": 0}
     rounds_to_fail: list[int] = []
     for seed in range(seeds):
         params = {"service": "reviews", "namespace": "prod", "canary_version": "v2", "baseline_version": "v1",
-                  "checks": CHECKS, "interval": ROUND_S, "iterations": ROUNDS, "min_requests": 50, **options}
+                  "checks": CHECKS, "interval": ROUND_S, "iterations": ROUNDS, "min_requests": 50,
+                  "expected_weight": CANARY_WEIGHT, **options}
         plan = run.plan_from_params(params)
         clock = [0.0]
 
         def sleep(seconds: float) -> None:
             clock[0] += seconds
 
-        result = run.run_step(plan, DrawnRounds(random.Random(seed * 7919 + 13), canary_errors, canary_latency),
-                              lambda: 1_700_000_000_000 + int(clock[0] * 1000), lambda: clock[0], sleep)
+        try:
+            result = run.run_step(plan, DrawnRounds(random.Random(seed * 7919 + 13), scenario),
+                                  lambda: 1_700_000_000_000 + int(clock[0] * 1000), lambda: clock[0], sleep)
+        except run.StepError as exc:
+            outcomes["fail"] += 1
+            rounds_to_fail.append(len(exc.rounds) + 1)
+            continue
         verdict = result.verdict if not result.failed or result.verdict == "fail" else "inconclusive"
         outcomes[verdict] = outcomes.get(verdict, 0) + 1
         if result.failed:
@@ -129,11 +174,12 @@ def run_scenario(canary_errors: float, canary_latency: float, options: dict, see
 
 def summarise(name: str, healthy: bool, mode: str, seeds: int, found: dict) -> dict:
     rolled_back = found["outcomes"]["fail"] + found["outcomes"]["inconclusive"]
+    promoted = found["outcomes"]["pass"]
     low, high = wilson_interval(rolled_back, seeds, 1.96)
     rounds = found["rounds_to_rollback"]
     return {
         "scenario": name, "healthy": healthy, "mode": mode, "seeds": seeds,
-        "rolled_back": rolled_back, "rolled_back_pct": round(100 * rolled_back / seeds, 1),
+        "rolled_back": rolled_back, "rolled_back_pct": round(100 * rolled_back / seeds, 1), "promoted": promoted,
         "rolled_back_ci95": [round(100 * low, 1), round(100 * high, 1)],
         "caught_within_2_rounds_pct": round(100 * sum(1 for r in rounds if r <= 2) / seeds, 1),
         "mean_rounds_to_rollback": round(sum(rounds) / len(rounds), 2) if rounds else None,
@@ -150,13 +196,17 @@ def markdown(result: dict) -> str:
              "version, status and duration are drawn and counted into Istio's buckets, and the answers handed",
              "to the module's own round loop: the judge is the code users run. A healthy canary rolled back is",
              "a false alarm; a regression not rolled back is a miss.", "",
-             "| scenario | healthy | mode | rolled back | 95% interval | caught within 2 rounds | mean rounds to roll back |",
-             "|---|---|---|---|---|---|---|"]
+             "| scenario | healthy | mode | promoted | rolled back | 95% interval | caught within 2 rounds | mean rounds to roll back |",
+             "|---|---|---|---|---|---|---|---|"]
     for row in result["rows"]:
-        lines.append(f"| {row['scenario']} | {'yes' if row['healthy'] else 'no'} | {row['mode']} | {row['rolled_back_pct']}% | "
+        lines.append(f"| {row['scenario']} | {'yes' if row['healthy'] else 'no'} | {row['mode']} | {row['promoted']} | "
+                     f"{row['rolled_back_pct']}% | "
                      f"{row['rolled_back_ci95'][0]}-{row['rolled_back_ci95'][1]}% | "
                      f"{'' if row['healthy'] else str(row['caught_within_2_rounds_pct']) + '%'} | "
                      f"{row['mean_rounds_to_rollback'] if row['mean_rounds_to_rollback'] is not None else '-'} |")
+    missing = [r for r in result["rows"] if r["scenario"] in MISSING_DATA]
+    lines += ["", f"Promotions on missing data (missing metrics, Guance down, too little traffic), all modes: "
+              f"{sum(r['promoted'] for r in missing)} of {sum(r['seeds'] for r in missing)} steps.", ""]
     lines += ["", "Read it so: with single rates, each round of ~150 canary requests compares one error rate with",
               "baseline + 1 point, and a healthy canary whose few errors bunch up in one round is rolled back.",
               "With `confidence`, the step's rounds are pooled and a bound fails only when the interval shows",
@@ -175,11 +225,11 @@ def markdown(result: dict) -> str:
 def main() -> int:
     seeds = int(os.environ.get("JUDGE_SEEDS", "400"))
     rows = []
-    for name, errors, latency, healthy in SCENARIOS:
+    for scenario in SCENARIOS:
         for mode, options in MODES:
-            rows.append(summarise(name, healthy, mode, seeds, run_scenario(errors, latency, options, seeds)))
+            rows.append(summarise(scenario.name, scenario.healthy, mode, seeds, run_scenario(scenario, options, seeds)))
             row = rows[-1]
-            print(f"{name:24} {mode:26} rolled back {row['rolled_back_pct']:5}% "
+            print(f"{scenario.name:42} {mode:26} rolled back {row['rolled_back_pct']:5}% "
                   f"(95% {row['rolled_back_ci95'][0]}-{row['rolled_back_ci95'][1]}%)", flush=True)
     result = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
               "machine": f"{platform.node()}, {os.cpu_count()} cores, Python {platform.python_version()}",
