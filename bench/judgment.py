@@ -112,7 +112,7 @@ class DrawnRounds:
         rng = self.rng
         counts = {v: {"200": 0, "503": 0} for v in self.profile}
         buckets = {v: [0] * (len(ISTIO_BUCKETS_MS) + 1) for v in self.profile}
-        for _ in range(scenario.rate * ROUND_S):
+        for _request in range(scenario.rate * ROUND_S):
             version = "v2" if rng.random() < scenario.share else "v1"
             errors, median = self.profile[version]
             errors = 1.0 if crashed and version == "v2" else errors

@@ -28,9 +28,9 @@ def test_difference_interval_covers_the_truth_as_often_as_it_says() -> None:
     # about 5% of the time, not much more.
     rng = random.Random(7)
     p_a, p_b, n_a, n_b, misses, trials = 0.02, 0.01, 400, 1600, 0, 2000
-    for _ in range(trials):
-        hits_a = sum(rng.random() < p_a for _ in range(n_a))
-        hits_b = sum(rng.random() < p_b for _ in range(n_b))
+    for _trial in range(trials):
+        hits_a = sum(rng.random() < p_a for _draw in range(n_a))
+        hits_b = sum(rng.random() < p_b for _draw in range(n_b))
         low, high = st.difference_interval(hits_a, n_a, hits_b, n_b, 1.96)
         misses += not low <= p_a - p_b <= high
     assert misses / trials < 0.075
