@@ -47,6 +47,8 @@ BASELINE_MEDIAN_MS, LATENCY_SHAPE = 50.0, 0.4
 ISTIO_BUCKETS_MS = (0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000, 600000)
 CHECKS = [{"metric": "request_success_rate", "min": 95}, {"metric": "request_error_rate", "max_over_baseline": 1},
           {"metric": "request_duration_p99", "max_ratio_to_baseline": 1.3}]
+
+
 @dataclass(frozen=True)
 class Scenario:
     """One kind of canary. ``crash_round``: from this round on every canary request fails;

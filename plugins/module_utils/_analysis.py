@@ -1061,6 +1061,7 @@ def judge(
         if baseline_version in evidence:
             baseline_requests = evidence[baseline_version].requests
     baseline_reliable = baseline_requests is not None and baseline_requests >= min_requests
+
     def evaluate(check: Check) -> CheckResult:
         if pooled and check.metric in RATE_METRICS:
             return evaluate_rate_check(check, evidence.get(canary_version),
