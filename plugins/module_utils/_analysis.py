@@ -860,6 +860,30 @@ class Counts:
         return point, 100.0 * low, 100.0 * high
 
 
+class _BoundVerdicts:
+    """Each bound of a check on counts: failed (the interval lies beyond it), kept (within it), or
+    undecided; at the step's ``final`` look an undecided bound whose estimate is within is kept."""
+
+    def __init__(self, final: bool) -> None:
+        self.final = final
+        self.failures: list[str] = []
+        self.undecided: list[str] = []
+        self.passes: list[str] = []
+
+    def judge(self, broken: bool, kept: bool, estimate_kept: bool, text: str) -> None:
+        if not broken and not kept and self.final and estimate_kept:
+            text += " (kept on the estimate at the step's last look)"
+            kept = True
+        (self.failures if broken else self.passes if kept else self.undecided).append(text)
+
+    def outcome(self, result: t.Callable[..., CheckResult], value: float | None, base: float | None) -> CheckResult:
+        if self.failures:
+            return result(CHECK_FAIL, "; ".join(self.failures), value, base)
+        if self.undecided:
+            return result(CHECK_UNDECIDED, "the sample cannot tell yet: " + "; ".join(self.undecided), value, base)
+        return result(CHECK_PASS, "; ".join(self.passes), value, base)
+
+
 def evaluate_rate_check(check: Check, canary: Counts | None, baseline: Counts | None, z: float,
                         baseline_reliable: bool = True, final: bool = False) -> CheckResult:
     """A success- or error-rate check judged on counts at ``z``: a bound fails only when the
@@ -877,15 +901,8 @@ def evaluate_rate_check(check: Check, canary: Counts | None, baseline: Counts | 
         return result(CHECK_NO_DATA, "no data for the canary", None, None)
     value, low, high = canary.rate_interval(check.metric, z)
     shown = f"{_fmt(round(value, 2))} ({_fmt(round(low, 2))}-{_fmt(round(high, 2))} on {_fmt(canary.requests)} requests)"
-    failures: list[str] = []
-    undecided: list[str] = []
-    passes: list[str] = []
-
-    def judge_bound(broken: bool, kept: bool, estimate_kept: bool, text: str) -> None:
-        if not broken and not kept and final and estimate_kept:
-            text += " (kept on the estimate at the step's last look)"
-            kept = True
-        (failures if broken else passes if kept else undecided).append(text)
+    bounds = _BoundVerdicts(final)
+    judge_bound = bounds.judge
 
     if check.min is not None:
         judge_bound(high < check.min, low >= check.min, value >= check.min, f"{shown} vs min {_fmt(check.min)}")
@@ -913,13 +930,11 @@ def evaluate_rate_check(check: Check, canary: Counts | None, baseline: Counts | 
                 limit_high = base_high * check.max_ratio_to_baseline
                 judge_bound(low > limit_high, high <= limit_high, value <= base_value * check.max_ratio_to_baseline,
                             f"{shown} vs baseline {_fmt(round(base_value, 2))} x {_fmt(check.max_ratio_to_baseline)}")
-    if failures:
-        return result(CHECK_FAIL, "; ".join(failures), value, base_value)
+    if bounds.failures:
+        return result(CHECK_FAIL, "; ".join(bounds.failures), value, base_value)
     if missing_baseline:
         return result(CHECK_NO_DATA, missing_baseline, value, base_value)
-    if undecided:
-        return result(CHECK_UNDECIDED, "the sample cannot tell yet: " + "; ".join(undecided), value, base_value)
-    return result(CHECK_PASS, "; ".join(passes), value, base_value)
+    return bounds.outcome(result, value, base_value)
 
 
 def evaluate_latency_check(check: Check, canary: t.Mapping[float, float], baseline: t.Mapping[float, float] | None,
@@ -941,15 +956,8 @@ def evaluate_latency_check(check: Check, canary: t.Mapping[float, float], baseli
         return result(CHECK_NO_DATA, "no data for the canary", None, None)
     shown = f"p99 {_fmt(round(value, 1))} ms (rank interval {_fmt(round(low, 1))}-{_fmt(round(high, 1))} ms on {_fmt(total)} " \
             "requests, from the duration histogram)"
-    failures: list[str] = []
-    undecided: list[str] = []
-    passes: list[str] = []
-
-    def judge_bound(broken: bool, kept: bool, estimate_kept: bool, text: str) -> None:
-        if not broken and not kept and final and estimate_kept:
-            text += " (kept on the estimate at the step's last look)"
-            kept = True
-        (failures if broken else passes if kept else undecided).append(text)
+    bounds = _BoundVerdicts(final)
+    judge_bound = bounds.judge
 
     if check.min is not None:
         judge_bound(high < check.min, low >= check.min, value >= check.min, f"{shown} vs min {_fmt(check.min)}")
@@ -968,11 +976,7 @@ def evaluate_latency_check(check: Check, canary: t.Mapping[float, float], baseli
             ratio = check.max_ratio_to_baseline
             judge_bound(low > base_high * ratio, high <= base_low * ratio, value <= base_value * ratio,
                         f"{shown} vs baseline {_fmt(round(base_value, 1))} x {_fmt(ratio)}")
-    if failures:
-        return result(CHECK_FAIL, "; ".join(failures), value, base_value)
-    if undecided:
-        return result(CHECK_UNDECIDED, "the sample cannot tell yet: " + "; ".join(undecided), value, base_value)
-    return result(CHECK_PASS, "; ".join(passes), value, base_value)
+    return bounds.outcome(result, value, base_value)
 
 
 # The observed share of requests per version against the configured weights. A mesh that ignores
