@@ -57,7 +57,7 @@ from ansible_collections.canary.istio.plugins.module_utils._analysis import (
     step_decision,
 )
 from ansible_collections.canary.istio.plugins.module_utils._analysis_stats import look_z
-from ansible_collections.canary.istio.plugins.module_utils._guance import GuanceError, Query
+from ansible_collections.canary.istio.plugins.module_utils._guance import GuanceError, GuanceRateLimitError, Query
 from ansible_collections.canary.istio.plugins.module_utils._prometheus import PrometheusError
 
 INCONCLUSIVE_FAIL = "fail"
@@ -256,10 +256,13 @@ def plan_from_params(params: t.Mapping[str, t.Any]) -> AnalysisPlan:
 class RoundQueryError(Exception):
     """A round's queries could not be answered. The message is plain and holds no secret."""
 
-    def __init__(self, message: str, status: int | None = None, error_code: str = "") -> None:
+    def __init__(self, message: str, status: int | None = None, error_code: str = "", rate_limited: bool = False) -> None:
         super().__init__(message)
         self.status = status
         self.error_code = error_code
+        # The provider refused for the pace of requests, not for the request: asking again later
+        # is the answer, so a step with an interval takes the round as not answered yet.
+        self.rate_limited = rate_limited
 
 
 class RoundSource(t.Protocol):
@@ -286,6 +289,7 @@ class RoundReport:
     verdict: Verdict
     numbers: dict[str, dict[str, float | None]]
     http_requests: int
+    answered: bool = True  # False: the provider rate-limited the round; it decides nothing
 
     def as_dict(self) -> dict[str, t.Any]:
         checks = [c.as_dict() for c in self.verdict.checks]
@@ -295,7 +299,7 @@ class RoundReport:
             "round": self.number, "start_ms": self.start_ms, "end_ms": self.end_ms,
             "verdict": self.verdict.verdict, "reason": self.verdict.reason, "checks": checks,
             "numbers": {v: {m: _jsonable(x) for m, x in metrics.items()} for v, metrics in self.numbers.items()},
-            "http_requests": self.http_requests,
+            "http_requests": self.http_requests, "answered": self.answered,
         }
 
 
@@ -419,29 +423,48 @@ def run_step(
     rounds: list[RoundReport] = []
     pooled: dict[str, Counts] = {}
     decision = StepDecision(CONTINUE, "no round yet", 0, 0)
-    for number in range(1, (1 if check_mode else step.max_rounds) + 1):
+    looks = 1 if check_mode else step.max_rounds
+    answered = unanswered = 0
+    number = 0
+    while answered < looks:
+        number += 1
         if not check_mode:
             wait = started + number * step.interval_s - monotonic()
             if wait > 0:
                 sleep(wait)
+        who = f"analysis of {plan.target.service} {plan.target.canary_version}, round {number}"
+        before = source.requests_made
         try:
-            report, pooled = run_round(plan, source, number, wall_ms(), pooled,
-                                       final=check_mode or number == step.max_rounds)
-            rounds.append(report)
+            report, pooled = run_round(plan, source, number, wall_ms(), pooled, final=check_mode or answered + 1 == looks)
         except RoundQueryError as exc:
-            raise StepError(f"analysis of {plan.target.service} {plan.target.canary_version}, round {number}: {exc}",
-                            rounds, status=exc.status, error_code=exc.error_code) from None
+            if exc.rate_limited and step.interval_s > 0 and not check_mode and unanswered < step.max_rounds:
+                unanswered += 1
+                rounds.append(unanswered_round(number, wall_ms(), plan, exc, source.requests_made - before))
+                continue
+            more = f" ({unanswered} earlier rounds were rate-limited too)" if exc.rate_limited and unanswered else ""
+            raise StepError(f"{who}: {exc}{more}", rounds, status=exc.status, error_code=exc.error_code) from None
         except AnalysisError as exc:
-            raise StepError(f"analysis of {plan.target.service} {plan.target.canary_version}, round {number}: {exc}",
-                            rounds, option=exc.option) from None
-        decision = step_decision([r.verdict.verdict for r in rounds], step.iterations, step.threshold,
+            raise StepError(f"{who}: {exc}", rounds, option=exc.option) from None
+        rounds.append(report)
+        answered += 1
+        decision = step_decision([r.verdict.verdict for r in rounds if r.answered], step.iterations, step.threshold,
                                  inconclusive_is_failure=step.inconclusive == INCONCLUSIVE_FAIL)
-        critical = rounds[-1].verdict.critical_failure
+        critical = report.verdict.critical_failure
         if critical and decision.decision != FAIL:
             decision = StepDecision(FAIL, f"critical check {critical} failed", decision.rounds, decision.failed_checks)
         if decision.decision != CONTINUE:
             break
     return StepResult(plan, tuple(rounds), decision, check_mode)
+
+
+def unanswered_round(number: int, end_ms: int, plan: AnalysisPlan, error: RoundQueryError,
+                     http_requests: int) -> RoundReport:
+    """A round the provider rate-limited through its whole retry budget: not a failure of the
+    canary (a key shared by many clusters runs out of requests while every canary is healthy), so
+    it decides nothing and the step asks again at the next round. ``run_step`` bounds how many."""
+    verdict = Verdict(INCONCLUSIVE, f"not answered, asked again next round: {error}", (), None, None,
+                      plan.step.min_requests)
+    return RoundReport(number, end_ms - plan.step.window_s * 1000, end_ms, verdict, {}, http_requests, answered=False)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -462,7 +485,7 @@ class GuanceRounds:
                                        start_ms, end_ms)
         except GuanceError as exc:
             raise RoundQueryError(f"querying Guance: {exc}", getattr(exc, "status", None),
-                                  getattr(exc, "error_code", "")) from None
+                                  getattr(exc, "error_code", ""), isinstance(exc, GuanceRateLimitError)) from None
         finally:
             self.requests_made = self.client.requests_made
         return {query.key: series for query, series in zip(queries, result.series)}
@@ -486,7 +509,7 @@ class PrometheusRounds:
                 answers[query.key] = self.client.query(query.query, at_ms=end_ms).series
         except PrometheusError as exc:
             raise RoundQueryError(f"querying Prometheus: {exc}", getattr(exc, "status", None),
-                                  getattr(exc, "error_type", "")) from None
+                                  getattr(exc, "error_type", ""), getattr(exc, "status", None) == 429) from None
         finally:
             self.requests_made = self.client.requests_made
         return answers

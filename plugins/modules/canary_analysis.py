@@ -434,6 +434,13 @@ rounds:
       description: HTTP requests the round sent (retries included).
       type: int
       sample: 1
+    answered:
+      description:
+        - V(false) for a round the provider rate-limited through its whole retry budget. Such a round
+          decides nothing (its verdict is V(inconclusive), its checks empty) and the step asks again
+          at the next round; see the module's notes.
+      type: bool
+      sample: true
 checks:
   description: The last round's check results.
   returned: unless the options were refused

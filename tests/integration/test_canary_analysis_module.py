@@ -292,6 +292,31 @@ def test_guance_faults_fail_with_a_plain_message(local_sim, faults, switches, ex
     assert result["rounds"] == [] and result["http_requests"] == 1  # retry_budget 0: one attempt
 
 
+def test_a_rate_limited_round_is_asked_again_not_failed(local_sim, faults) -> None:
+    # The key is refused for its pace during the first round only (as when other clusters' rounds
+    # used the key's 20 requests of the minute): the step asks again at the next round and passes.
+    faults.rate_limit = 0
+    lifted = threading.Timer(5.0, lambda: setattr(faults, "rate_limit", 10_000))
+    lifted.start()
+    try:
+        result = analysis(local_params(local_sim, "healthy", "v6", interval=3, iterations=1))
+    finally:
+        lifted.cancel()
+    assert result.get("failed") is not True, result.get("msg")
+    assert result["verdict"] == "pass"
+    assert [r["answered"] for r in result["rounds"]] == [False, True]
+    assert "rate limited (401 ft.TriggerApiAkCurrentLimiting" in result["rounds"][0]["reason"]
+
+
+def test_a_key_rate_limited_for_every_round_ends_the_step_with_the_reason(local_sim, faults) -> None:
+    faults.rate_limit = 0
+    result = analysis(local_params(local_sim, "healthy", "v6", interval=1, iterations=2))
+    assert_plain_failure(result, KEY)
+    assert result["msg"].startswith("analysis of reviews v6, round 3: querying Guance: POST "), result["msg"]
+    assert result["msg"].endswith("(2 earlier rounds were rate-limited too)")
+    assert [r["answered"] for r in result["rounds"]] == [False, False]
+
+
 def test_server_errors_are_retried_within_the_budget(local_sim, faults) -> None:
     faults.status = 503
     result, elapsed = timed_analysis(local_params(local_sim, "healthy", "v6", retry_budget=2.5))

@@ -69,6 +69,9 @@ class ScriptedSource:
         step = self.script.pop(0)
         if step == "error":
             raise run.RoundQueryError("querying Guance: server error 500 (InternalError)", 500, "InternalError")
+        if step == "limited":
+            raise run.RoundQueryError("querying Guance: rate limited (401 ft.TriggerApiAkCurrentLimiting)", 401,
+                                      "ft.TriggerApiAkCurrentLimiting", rate_limited=True)
         return answers_for(step)
 
 
@@ -174,6 +177,36 @@ def test_a_query_error_stops_the_step_with_the_rounds_so_far() -> None:
     assert str(info.value) == ("analysis of reviews v2, round 2: querying Guance: server error 500 (InternalError)")
     assert [r.number for r in info.value.rounds] == [1]
     assert info.value.status == 500 and info.value.error_code == "InternalError"
+
+
+def test_a_rate_limited_round_is_not_answered_and_the_next_round_asks_again() -> None:
+    result, clock, source = run_script(["limited", "pass", "pass"], interval=5, iterations=2)
+    assert result.verdict == "pass" and not result.failed
+    assert [(r.number, r.answered) for r in result.rounds] == [(1, False), (2, True), (3, True)]
+    assert result.rounds[0].verdict.reason.startswith("not answered, asked again next round: querying Guance: rate limited")
+    assert result.rounds[0].as_dict()["answered"] is False and result.rounds[0].as_dict()["checks"] == []
+    # The rounds keep their pace: round n at n intervals.
+    assert [call[0] for call in source.calls] == [5.0, 10.0, 15.0] and clock.now == 15.0
+
+
+def test_rate_limited_rounds_are_bounded_by_the_steps_rounds() -> None:
+    # iterations 2, threshold 1: at most 2 rounds, so at most 2 unanswered ones; the third is an error.
+    with pytest.raises(run.StepError) as info:
+        run_script(["limited", "pass", "limited", "limited"], interval=5, iterations=2)
+    assert str(info.value).startswith("analysis of reviews v2, round 4: querying Guance: rate limited")
+    assert str(info.value).endswith("(2 earlier rounds were rate-limited too)")
+    assert [(r.number, r.answered) for r in info.value.rounds] == [(1, False), (2, True), (3, False)]
+
+
+def test_a_rate_limited_round_without_an_interval_is_an_error() -> None:
+    # Nothing to wait for: the retry budget was the only chance to be answered.
+    with pytest.raises(run.StepError, match="round 1: querying Guance: rate limited"):
+        run_script(["limited", "pass"], iterations=2)
+
+
+def test_a_rate_limited_failure_still_counts_the_answered_rounds_only() -> None:
+    result = step_of(["pass", "limited", "fail"], interval=5, iterations=3)
+    assert result.verdict == "fail" and result.decision.rounds == 2
 
 
 def test_round_report_is_json_ready() -> None:
@@ -314,7 +347,12 @@ def test_guance_errors_become_round_errors() -> None:
         source.query_round(run.plan_from_params(BASE).queries, 1000, 2000)
     assert str(info.value) == "querying Guance: POST x: the API key was refused (403 ft.InvalidAPIKey)"
     assert info.value.status == 403 and info.value.error_code == "ft.InvalidAPIKey"
-    assert source.requests_made == 1
+    assert source.requests_made == 1 and not info.value.rate_limited
+    limited = run.GuanceRounds(FakeGuance(g.GuanceRateLimitError("POST x: rate limited (401 ft.TriggerApiAkCurrentLimiting)",
+                                                                 401, "ft.TriggerApiAkCurrentLimiting")))
+    with pytest.raises(run.RoundQueryError) as info:
+        limited.query_round(run.plan_from_params(BASE).queries, 1000, 2000)
+    assert info.value.rate_limited
 
 
 class FakePrometheus:
