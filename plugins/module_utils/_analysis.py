@@ -29,7 +29,7 @@ import typing as t
 from dataclasses import dataclass, field, replace
 
 from ansible_collections.canary.istio.plugins.module_utils._analysis_stats import (
-    difference_interval, quantile_rank_interval, wilson_interval)
+    difference_interval, quantile_rank_interval, rank_test_binned, wilson_interval)
 
 PASS = "pass"
 FAIL = "fail"
@@ -48,6 +48,8 @@ REQUEST_COUNT = "request_count"
 REQUEST_SUCCESS_RATE = "request_success_rate"
 REQUEST_ERROR_RATE = "request_error_rate"
 REQUEST_DURATION_P99 = "request_duration_p99"
+# The whole duration distribution, compared with the baseline's by a rank test (``confidence``).
+REQUEST_DURATION = "request_duration"
 TRACE_ERROR_RATE = "trace_error_rate"
 ERROR_LOG_COUNT = "error_log_count"
 BUILTIN_METRICS: dict[str, str] = {
@@ -55,6 +57,7 @@ BUILTIN_METRICS: dict[str, str] = {
     REQUEST_SUCCESS_RATE: "%",
     REQUEST_ERROR_RATE: "%",
     REQUEST_DURATION_P99: "ms",
+    REQUEST_DURATION: "ms",
     TRACE_ERROR_RATE: "%",
     ERROR_LOG_COUNT: "logs",
 }
@@ -210,6 +213,7 @@ METRIC_QUERY: dict[str, str] = {
     REQUEST_SUCCESS_RATE: Q_REQUESTS,
     REQUEST_ERROR_RATE: Q_REQUESTS,
     REQUEST_DURATION_P99: Q_LATENCY,
+    REQUEST_DURATION: Q_LATENCY,
     TRACE_ERROR_RATE: Q_TRACES,
     ERROR_LOG_COUNT: Q_LOGS,
 }
@@ -504,6 +508,51 @@ def histogram_quantile(quantile: float, buckets: t.Mapping[float, float]) -> flo
     return lower + (upper - lower) * (rank - below) / in_bucket
 
 
+def _monotonic_counts(buckets: t.Mapping[float, float]) -> list[tuple[float, float]]:
+    """(bound, cumulative count) sorted by bound, counts made monotonic (buckets of one scrape
+    are not read atomically)."""
+    out: list[tuple[float, float]] = []
+    for bound in sorted(b for b in buckets if b is not None and not math.isnan(b)):
+        count = buckets[bound]
+        out.append((bound, max(count, out[-1][1]) if out else count))
+    return out
+
+
+def histogram_bins(*histograms: t.Mapping[float, float]) -> tuple[list[float], list[list[float]]]:
+    """Cumulative histograms -> (upper bounds, each histogram's count per bin) over the union of
+    their bounds, so two versions' histograms can be compared bin by bin. A bound one histogram
+    lacks gets the cumulative count of its nearest bound below (no observation is invented)."""
+    readings = [_monotonic_counts(h) for h in histograms]
+    bounds = sorted({bound for reading in readings for bound, _count in reading})
+    bins: list[list[float]] = []
+    for reading in readings:
+        cumulative, index, counts, before = 0.0, 0, [], 0.0
+        for bound in bounds:
+            while index < len(reading) and reading[index][0] <= bound:
+                cumulative = reading[index][1]
+                index += 1
+            counts.append(max(0.0, cumulative - before))
+            before = max(before, cumulative)
+        bins.append(counts)
+    return bounds, bins
+
+
+def histogram_mean(buckets: t.Mapping[float, float]) -> float | None:
+    """The mean of a cumulative histogram, each observation at its bucket's middle (the first
+    bucket starting at 0, the ``+Inf`` one at the highest finite bound). None without ``+Inf``
+    or observations. Coarse, but equally coarse for two versions on the same buckets, which is
+    what a ratio of their means needs."""
+    reading = _monotonic_counts(buckets)
+    if len(reading) < 2 or reading[-1][0] != math.inf or reading[-1][1] <= 0:
+        return None
+    total, weighted, lower, before = reading[-1][1], 0.0, 0.0, 0.0
+    for bound, cumulative in reading:
+        middle = lower if bound == math.inf else (max(lower, 0.0) + bound) / 2.0
+        weighted += (cumulative - before) * middle
+        lower, before = bound, cumulative
+    return weighted / total
+
+
 @dataclass
 class VersionNumbers:
     """Per-version values of one round; None = no data."""
@@ -649,6 +698,8 @@ def builtin_numbers(
                 # Buckets: counters over time (DQL), or each bucket's increase (PromQL with confidence).
                 numbers.buckets = latency_buckets(series, versions, query.qtype == QTYPE_DQL, lookback)
                 latencies = {v: histogram_quantile(0.99, b) for v, b in numbers.buckets.items()}
+                for version, buckets in numbers.buckets.items():
+                    numbers.set(version, REQUEST_DURATION, histogram_mean(buckets))
             else:
                 latencies = parse_latency_promql(series, versions)
             for version, value in latencies.items():
@@ -737,6 +788,11 @@ class Check:
             raise AnalysisError(f"check {self.metric!r}: min {self.min} is above max {self.max}", "checks")
         if self.max_ratio_to_baseline is not None and self.max_ratio_to_baseline < 0:
             raise AnalysisError(f"check {self.metric!r}: max_ratio_to_baseline must be >= 0", "checks")
+        if self.metric == REQUEST_DURATION and (self.max_ratio_to_baseline is None or any(
+                value is not None for value in (self.min, self.max, self.max_over_baseline))):
+            raise AnalysisError(f"check {self.metric!r} compares the canary's durations with the baseline's by rank: give "
+                                "max_ratio_to_baseline (the increase allowed, for example 1.2) and no min, max or "
+                                "max_over_baseline", "checks")
         if self.dry_run and (self.critical or self.must_have_data):
             raise AnalysisError(f"check {self.metric!r}: a dry_run check decides nothing, so it cannot be critical or "
                                 "must_have_data; drop one of them", "checks")
@@ -979,6 +1035,40 @@ def evaluate_latency_check(check: Check, canary: t.Mapping[float, float], baseli
     return bounds.outcome(result, value, base_value)
 
 
+def evaluate_duration_check(check: Check, canary: t.Mapping[float, float], baseline: t.Mapping[float, float] | None,
+                            z: float, final: bool = False) -> CheckResult:
+    """The canary's whole duration distribution against the baseline's, like Kayenta's
+    Mann-Whitney judge: a rank test on the two duration histograms (``rank_test_binned``) says
+    whether the canary is slower at ``z``, and the ratio of their means is the effect, with
+    ``max_ratio_to_baseline`` the increase allowed (Kayenta's ``allowedIncrease``, a dead zone).
+
+    Failed when the test shows the canary slower and the effect is beyond the allowed ratio;
+    kept when the effect is within it (a small, even a significant, slowdown inside the dead zone
+    passes); undecided when the effect is beyond but the sample cannot show it yet. The last look
+    keeps nothing undecided: an unconfirmed slowdown beyond the ratio stays inconclusive."""
+    def result(outcome: str, reason: str, value: float | None, base: float | None) -> CheckResult:
+        return CheckResult(check.metric, outcome, reason, value, base, check.min, check.max, check.max_over_baseline,
+                           check.max_ratio_to_baseline, check.query, check.unit or BUILTIN_METRICS.get(check.metric))
+
+    value = histogram_mean(canary)
+    if value is None:
+        return result(CHECK_NO_DATA, "no data for the canary", None, None)
+    base = histogram_mean(baseline or {})
+    if base is None or base <= 0:
+        return result(CHECK_NO_DATA, "no data for the baseline", value, None)
+    _bounds, (canary_bins, baseline_bins) = histogram_bins(canary, baseline or {})
+    theta, shift_z = rank_test_binned(canary_bins, baseline_bins)
+    ratio = value / base
+    allowed = check.max_ratio_to_baseline
+    shown = (f"mean {_fmt(round(value, 1))} ms vs baseline {_fmt(round(base, 1))} ms (x{_fmt(round(ratio, 2))}, allowed "
+             f"x{_fmt(allowed)}); rank test: P(canary slower) {_fmt(round(theta, 3))}, z {_fmt(round(shift_z, 2))} vs "
+             f"{_fmt(round(z, 2))} on {_fmt(sum(canary_bins))}/{_fmt(sum(baseline_bins))} requests (Mann-Whitney U on the "
+             "duration histogram's buckets)")
+    bounds = _BoundVerdicts(final)
+    bounds.judge(shift_z > z and ratio > allowed, ratio <= allowed, ratio <= allowed, shown)
+    return bounds.outcome(result, value, base)
+
+
 # The observed share of requests per version against the configured weights. A mesh that ignores
 # the VirtualService (no sidecar on the canary, an istiod that rejected the rule) leaves the
 # canary at 0% or at its pods' share while the weights say 10%: the round judged the wrong
@@ -1070,6 +1160,10 @@ def judge(
         if pooled and check.metric in RATE_METRICS:
             return evaluate_rate_check(check, evidence.get(canary_version),
                                        evidence.get(baseline_version) if baseline_version else None, z, baseline_reliable, final)
+        if pooled and check.metric == REQUEST_DURATION:
+            base = evidence[baseline_version].latency if baseline_version in evidence and baseline_reliable else None
+            latency = evidence[canary_version].latency if canary_version in evidence else {}
+            return evaluate_duration_check(check, latency, base, z, final)
         if pooled and check.metric == REQUEST_DURATION_P99 and canary_version in evidence and evidence[canary_version].latency:
             base = evidence[baseline_version].latency if baseline_version in evidence and baseline_reliable else None
             return evaluate_latency_check(check, evidence[canary_version].latency, base, z, final)

@@ -37,6 +37,7 @@ from ansible_collections.canary.istio.plugins.module_utils._analysis import (
     QTYPE_DQL,
     QTYPE_PROMQL,
     REQUEST_COUNT,
+    REQUEST_DURATION,
     REQUEST_DURATION_P99,
     REQUEST_ERROR_RATE,
     REQUEST_SUCCESS_RATE,
@@ -224,6 +225,9 @@ def plan_from_params(params: t.Mapping[str, t.Any]) -> AnalysisPlan:
     for check in checks:
         if check.relative and target.baseline_version is None:
             raise AnalysisError(f"check {check.metric!r} compares with the baseline: set baseline_version", "baseline_version")
+    if params.get("confidence") is None and any(check.metric == REQUEST_DURATION for check in checks):
+        raise AnalysisError(f"check {REQUEST_DURATION!r} is a rank test at a confidence: set confidence (for example "
+                            "0.95)", "confidence")
     custom = custom_from_params(params.get("metrics"), provider)
     queries = plan_round(target, checks, provider, custom, language, latency_buckets=params.get("confidence") is not None)
     if provider == PROVIDER_GUANCE and params.get("api") == "datakit":

@@ -203,7 +203,9 @@ options:
     description:
       - The checks of each round; all must hold. Each names a metric and at least one bound.
       - "Built-in metrics: V(request_count) (requests), V(request_success_rate) (%),
-        V(request_error_rate) (%, 5xx), V(request_duration_p99) (ms), V(trace_error_rate) (%,
+        V(request_error_rate) (%, 5xx), V(request_duration_p99) (ms), V(request_duration) (ms, the
+        whole duration distribution against the baseline's by a rank test; needs O(confidence) and takes
+        only O(checks[].max_ratio_to_baseline), the increase allowed), V(trace_error_rate) (%,
         C(T::), Guance only), V(error_log_count) (C(L::), Guance only); or the O(metrics[].name)
         of a custom metric."
       - "Default: V(request_success_rate) C(min: 99) and V(request_duration_p99) C(max: 500)."

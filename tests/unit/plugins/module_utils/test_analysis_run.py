@@ -488,3 +488,48 @@ def test_with_a_confidence_the_p99_is_judged_on_the_steps_histogram() -> None:
         p99 = next(c for c in result.rounds[-1].verdict.checks if c.metric == "request_duration_p99")
         assert "from the duration histogram" in p99.reason
         assert result.rounds[-1].numbers["v2"]["request_duration_p99"] == p99.canary
+
+
+class TwoVersionSource:
+    """Each round: v1 and v2 with ``per_round`` requests, each version's durations spread over
+    the buckets by ``shares`` (fractions per bucket ending at 25, 50, 100, 250 ms)."""
+
+    BOUNDS = ("25", "50", "100", "250", "+Inf")
+
+    def __init__(self, per_round: dict[str, int], shares: dict[str, list[float]]) -> None:
+        self.per_round, self.shares = per_round, shares
+        self.requests_made = 0
+
+    def query_round(self, queries, start_ms: int, end_ms: int) -> dict:
+        self.requests_made += 1
+
+        def one(tags: dict, value: float) -> dict:
+            return {"name": "", "tags": tags, "columns": ["time", "value"], "rows": [[end_ms, value]]}
+
+        requests = [one({"destination_version": v, "response_code": "200"}, n) for v, n in self.per_round.items()]
+        latency = []
+        for version, n in self.per_round.items():
+            cumulative = 0.0
+            for le, share in zip(self.BOUNDS, self.shares[version] + [0.0]):
+                cumulative += round(n * share)
+                latency.append(one({"destination_version": version, "le": le}, cumulative))
+        return {"requests": requests, "latency": latency}
+
+
+def test_the_duration_check_is_a_rank_test_on_the_steps_pooled_histograms() -> None:
+    checks = [{"metric": "request_duration", "max_ratio_to_baseline": 1.3}]
+    with pytest.raises(an.AnalysisError, match="is a rank test at a confidence: set confidence") as info:
+        run.plan_from_params(dict(BASE, baseline_version="v1", checks=checks))
+    assert info.value.option == "confidence"
+    plan = run.plan_from_params(dict(BASE, baseline_version="v1", checks=checks, interval=30, iterations=2, confidence=0.95))
+    assert [q.key for q in plan.queries] == ["requests", "latency"]
+    assert next(q for q in plan.queries if q.key == "latency").query.startswith("sum by (le, destination_version)")
+    baseline = [0.3, 0.4, 0.25, 0.05]
+    for canary, verdict in (([0.3, 0.4, 0.25, 0.05], "pass"), ([0.05, 0.25, 0.5, 0.2], "fail")):
+        clock = FakeClock()
+        source = TwoVersionSource({"v1": 900, "v2": 100}, {"v1": baseline, "v2": canary})
+        result = run.run_step(plan, source, clock.wall_ms, clock.monotonic, clock.sleep)
+        assert result.verdict == verdict, result.reason
+        check = result.rounds[-1].verdict.checks[0]
+        assert "on 200/1800 requests" in check.reason or "on 100/900 requests" in check.reason
+        assert result.rounds[-1].numbers["v2"]["request_duration"] == check.canary

@@ -7,6 +7,7 @@ judge's confidence mode on pooled counts."""
 
 from __future__ import annotations
 
+import math
 import random
 
 import pytest
@@ -126,3 +127,99 @@ def test_a_p99_against_the_baseline_on_the_duration_histogram() -> None:
     failed = an.evaluate_latency_check(P99_RATIO, doubled, base, 1.645)
     assert failed.result == an.CHECK_FAIL and "vs baseline" in failed.reason
     assert an.evaluate_latency_check(P99_RATIO, same, None, 1.645).result == an.CHECK_NO_DATA
+
+
+def _observations(counts: list[int]) -> list[int]:
+    return [index for index, n in enumerate(counts) for _trial in range(n)]
+
+
+def test_rank_test_on_bins_is_mann_whitney_with_ties_by_bin() -> None:
+    a, b = [0, 3, 10, 20, 5, 1], [2, 10, 30, 25, 3, 0]
+    xa, xb = _observations(a), _observations(b)
+    u_pairs = sum((x > y) + 0.5 * (x == y) for x in xa for y in xb)
+    # The tie-corrected variance written out from its definition.
+    n_a, n_b = len(xa), len(xb)
+    total = n_a + n_b
+    ties = sum((i + j) ** 3 - (i + j) for i, j in zip(a, b))
+    sd = (n_a * n_b / 12 * ((total + 1) - ties / (total * (total - 1)))) ** 0.5
+    theta, z = st.rank_test_binned(a, b)
+    assert theta == pytest.approx(u_pairs / (n_a * n_b))
+    assert z == pytest.approx((u_pairs - n_a * n_b / 2) / sd)
+    assert st.rank_test_binned(b, a)[1] == pytest.approx(-z)
+    assert st.rank_test_binned([0, 0], [3, 4]) == (0.5, 0.0)
+    assert st.rank_test_binned([5, 0], [7, 0]) == (0.5, 0.0)  # all in one bin: nothing to rank
+    with pytest.raises(ValueError):
+        st.rank_test_binned([1], [1, 2])
+
+
+def test_rank_test_on_alike_samples_alarms_as_often_as_its_level() -> None:
+    rng = random.Random(3)
+    bounds = (5, 10, 25, 50, 100, 250, 500)
+    alarms, trials = 0, 2000
+    for _trial in range(trials):
+        a, b = [0] * (len(bounds) + 1), [0] * (len(bounds) + 1)
+        for counts, n in ((a, 150), (b, 1350)):
+            for _draw in range(n):
+                duration = rng.lognormvariate(3.9, 0.4)
+                counts[next((i for i, bound in enumerate(bounds) if duration <= bound), len(bounds))] += 1
+        alarms += st.rank_test_binned(a, b)[1] > 1.645
+    assert 0.03 <= alarms / trials <= 0.07
+
+
+def test_histogram_bins_and_mean() -> None:
+    canary = {10.0: 2.0, 100.0: 6.0, float("inf"): 8.0}
+    baseline = {10.0: 1.0, 50.0: 3.0, 100.0: 3.0, float("inf"): 4.0}
+    bounds, (c_bins, b_bins) = an.histogram_bins(canary, baseline)
+    assert bounds == [10.0, 50.0, 100.0, float("inf")]
+    assert c_bins == [2.0, 0.0, 4.0, 2.0]  # no 50 bound in the canary's: its 10-100 count stays in the 100 bin
+    assert b_bins == [1.0, 2.0, 0.0, 1.0]
+    # Each observation at its bucket's middle, the +Inf ones at the highest finite bound.
+    assert an.histogram_mean(canary) == pytest.approx((2 * 5 + 4 * 55 + 2 * 100) / 8)
+    assert an.histogram_mean({10.0: 1.0}) is None and an.histogram_mean({10.0: 0.0, float("inf"): 0.0}) is None
+    # Counts that dip (buckets not read atomically) are made monotonic, never negative bins.
+    assert an.histogram_bins({10.0: 5.0, 20.0: 4.0, float("inf"): 6.0})[1][0] == [5.0, 0.0, 1.0]
+
+
+def _lognormal_histogram(rng: random.Random, n: int, median_ms: float) -> dict[float, float]:
+    bounds = (0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
+    per_bin = [0] * (len(bounds) + 1)
+    for _draw in range(n):
+        duration = rng.lognormvariate(math.log(median_ms), 0.4)
+        per_bin[next((i for i, bound in enumerate(bounds) if duration <= bound), len(bounds))] += 1
+    cumulative, out = 0, {}
+    for bound, count in zip((*bounds, float("inf")), per_bin):
+        cumulative += count
+        out[float(bound)] = float(cumulative)
+    return out
+
+
+@pytest.mark.parametrize("canary_median, outcome", [(50, "pass"), (55, "pass"), (75, "fail"), (100, "fail")])
+def test_a_duration_check_fails_a_slowdown_beyond_the_allowed_ratio(canary_median, outcome) -> None:
+    rng = random.Random(canary_median)
+    check = an.Check("request_duration", max_ratio_to_baseline=1.3)
+    result = an.evaluate_duration_check(check, _lognormal_histogram(rng, 300, canary_median),
+                                        _lognormal_histogram(rng, 2700, 50), z=2.33)
+    assert result.result == outcome, result.reason
+    assert "Mann-Whitney U on the duration histogram's buckets" in result.reason
+    assert result.canary == pytest.approx(an.histogram_mean(_lognormal_histogram(random.Random(canary_median), 300,
+                                                                                  canary_median)))
+
+
+def test_a_duration_check_waits_when_the_sample_cannot_show_a_slowdown() -> None:
+    # 3 canary requests all slow: the means say x2 but the rank test cannot show it yet.
+    check = an.Check("request_duration", max_ratio_to_baseline=1.3)
+    canary = {50.0: 0.0, 100.0: 0.0, 250.0: 3.0, float("inf"): 3.0}
+    baseline = {50.0: 500.0, 100.0: 900.0, 250.0: 1000.0, float("inf"): 1000.0}
+    result = an.evaluate_duration_check(check, canary, baseline, z=3.0)
+    assert result.result == "undecided" and result.reason.startswith("the sample cannot tell yet: mean 175 ms")
+    assert an.evaluate_duration_check(check, canary, baseline, z=3.0, final=True).result == "undecided"
+    assert an.evaluate_duration_check(check, {}, baseline, z=3.0).result == "no_data"
+    assert an.evaluate_duration_check(check, canary, None, z=3.0).reason == "no data for the baseline"
+
+
+@pytest.mark.parametrize("bounds", [{"max": 500}, {"max_ratio_to_baseline": 1.2, "min": 1},
+                                    {"max_ratio_to_baseline": 1.2, "max_over_baseline": 5}])
+def test_a_duration_check_takes_only_an_allowed_ratio(bounds) -> None:
+    with pytest.raises(an.AnalysisError, match="give max_ratio_to_baseline") as info:
+        an.Check("request_duration", **bounds)
+    assert info.value.option == "checks"
