@@ -34,7 +34,9 @@ from ansible_collections.canary.istio.plugins.module_utils._analysis_stats impor
 PASS = "pass"
 FAIL = "fail"
 INCONCLUSIVE = "inconclusive"
-VERDICTS: tuple[str, ...] = (PASS, FAIL, INCONCLUSIVE)
+# A round whose checks' score is below ``scoring.pass`` but not below ``scoring.marginal``.
+MARGINAL = "marginal"
+VERDICTS: tuple[str, ...] = (PASS, FAIL, INCONCLUSIVE, MARGINAL)
 
 # Per-check results. NO_DATA makes the verdict inconclusive unless another check failed.
 CHECK_PASS = "pass"
@@ -773,6 +775,7 @@ class Check:
     critical: bool = False
     must_have_data: bool = False
     dry_run: bool = False
+    weight: float = 1.0  # its share of the round's score (see ``Scoring``)
 
     def __post_init__(self) -> None:
         if not isinstance(self.metric, str) or not self.metric:
@@ -793,6 +796,9 @@ class Check:
             raise AnalysisError(f"check {self.metric!r} compares the canary's durations with the baseline's by rank: give "
                                 "max_ratio_to_baseline (the increase allowed, for example 1.2) and no min, max or "
                                 "max_over_baseline", "checks")
+        if isinstance(self.weight, bool) or not isinstance(self.weight, (int, float)) or not 0 < self.weight < math.inf:
+            raise AnalysisError(f"check {self.metric!r}: weight must be a number above 0, got {self.weight!r} (a check that "
+                                "should not count is a dry_run check)", "checks")
         if self.dry_run and (self.critical or self.must_have_data):
             raise AnalysisError(f"check {self.metric!r}: a dry_run check decides nothing, so it cannot be critical or "
                                 "must_have_data; drop one of them", "checks")
@@ -816,10 +822,12 @@ class CheckResult:
     query: str | None
     unit: str | None
     policy: tuple[str, ...] = ()  # the check's policy flags that apply (critical, must_have_data, dry_run)
+    weight: float = 1.0
 
     def as_dict(self) -> dict[str, t.Any]:
         return {
             "metric": self.metric, "result": self.result, "reason": self.reason, "policy": list(self.policy),
+            "weight": self.weight,
             "canary": self.canary, "baseline": self.baseline, "unit": self.unit, "query": self.query,
             "bounds": {
                 "min": self.min, "max": self.max, "max_over_baseline": self.max_over_baseline,
@@ -837,10 +845,11 @@ class Verdict:
     baseline_requests: float | None
     min_requests: int
     critical_failure: str | None = None  # the metric of a critical check that failed: the step fails at once
+    score: float | None = None  # percent of the deciding checks' weight that passed
 
     def as_dict(self) -> dict[str, t.Any]:
         return {
-            "verdict": self.verdict, "reason": self.reason, "critical_failure": self.critical_failure,
+            "verdict": self.verdict, "reason": self.reason, "critical_failure": self.critical_failure, "score": self.score,
             "requests": {"canary": self.canary_requests, "baseline": self.baseline_requests, "min": self.min_requests},
             "checks": [c.as_dict() for c in self.checks],
         }
@@ -1111,6 +1120,45 @@ def check_traffic_share(canary: float | None, baseline: float | None, expected_p
     return result(CHECK_PASS, shown, observed)
 
 
+@dataclass(frozen=True)
+class Scoring:
+    """How a round's checks add up, in Keptn's and Kayenta's words.
+
+    The round's score is the percent of the deciding checks' ``weight`` that passed (a check
+    without data or undecided does not pass). With failed checks, a score at or above ``pass``
+    tolerates them; at or above ``marginal`` the round is ``marginal`` (``on_marginal``: a failed
+    round, or one more round; a step never passes on it); below, the round fails. The defaults
+    (both 100) are the plain rule: any failed check fails the round.
+
+    ``no_data_fail_percent``: when at least this percent of the deciding checks have no data, the
+    round fails instead of being inconclusive (Kayenta scores a run 0 when half its metrics have
+    no data); unset, no data is inconclusive."""
+
+    pass_score: float = 100.0
+    marginal_score: float | None = None
+    on_marginal: str = "fail"
+    no_data_fail_percent: float | None = None
+
+    def __post_init__(self) -> None:
+        for name, value in (("pass", self.pass_score), ("marginal", self.marginal_score),
+                            ("no_data_fail_percent", self.no_data_fail_percent)):
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 100:
+                raise AnalysisError(f"scoring.{name} must be a percentage from 0 to 100, got {value!r}", "scoring")
+        if self.marginal_score is not None and self.marginal_score > self.pass_score:
+            raise AnalysisError(f"scoring.marginal {self.marginal_score:g} is above scoring.pass {self.pass_score:g}: the "
+                                "marginal band lies below the pass score", "scoring")
+        if self.no_data_fail_percent == 0:
+            raise AnalysisError("scoring.no_data_fail_percent must be above 0 (0 would fail every round)", "scoring")
+        if self.on_marginal not in ("fail", "wait"):
+            raise AnalysisError(f"scoring.on_marginal must be fail or wait, got {self.on_marginal!r}", "scoring")
+
+    @property
+    def marginal_floor(self) -> float:
+        return self.pass_score if self.marginal_score is None else self.marginal_score
+
+
 def judge(
     numbers: VersionNumbers | t.Mapping[str, t.Mapping[str, float | None]],
     checks: t.Sequence[Check],
@@ -1121,6 +1169,7 @@ def judge(
     evidence: t.Mapping[str, Counts] | None = None,
     z: float | None = None,
     final: bool = False,
+    scoring: Scoring | None = None,
 ) -> Verdict:
     """The verdict of one round.
 
@@ -1141,6 +1190,9 @@ def judge(
     (``evaluate_rate_check``; ``final``: the step's last look), ``min_requests`` applies to the
     pooled canary requests, and a check the sample cannot decide yet makes the round
     inconclusive ("the sample cannot tell yet").
+
+    ``scoring`` (``Scoring``) turns step 2 into a score and adds the no-data rule; a critical
+    check's failure fails the round whatever the score.
     """
     if isinstance(min_requests, bool) or not isinstance(min_requests, int) or min_requests < 1:
         raise AnalysisError(f"min_requests must be a whole number >= 1, got {min_requests!r}", "min_requests")
@@ -1176,29 +1228,47 @@ def judge(
     if expected_weight is not None and baseline_version is not None and expected_weight > 0:
         share = check_traffic_share(canary_requests, baseline_requests, float(expected_weight))
         results += (share,)
+    scoring = scoring or Scoring()
     deciding = [r for r in results if POLICY_DRY_RUN not in r.policy]
+    scored = [r for r in deciding if r is not share]
     failed = [r for r in deciding if r.result == CHECK_FAIL]
-    no_data = [r for r in deciding if r.result == CHECK_NO_DATA and r is not share]
+    no_data = [r for r in scored if r.result == CHECK_NO_DATA]
     undecided = [r for r in deciding if r.result == CHECK_UNDECIDED]
     critical = next((r.metric for r in failed if POLICY_CRITICAL in r.policy), None)
+    weight = sum(r.weight for r in scored)
+    score = round(100.0 * sum(r.weight for r in scored if r.result == CHECK_PASS) / weight, 1) if weight else None
+    no_data_pct = 100.0 * len(no_data) / len(scored) if scored else 0.0
+    failed_text = "; ".join(f"{r.metric}: {r.reason}" for r in failed)
+    score_text = f"score {_fmt(score)} (pass {_fmt(scoring.pass_score)}, marginal {_fmt(scoring.marginal_floor)})"
+    tolerated = ""
     if share is not None and share.result == CHECK_FAIL:
         verdict, reason = FAIL, f"{TRAFFIC_SHARE}: {share.reason}"
     elif canary_requests is None:
         verdict, reason = INCONCLUSIVE, "no request count for the canary"
     elif canary_requests < min_requests:
         verdict, reason = INCONCLUSIVE, f"too few canary requests: {_fmt(canary_requests)} < min_requests {min_requests}"
-    elif failed:
-        verdict, reason = FAIL, "; ".join(f"{r.metric}: {r.reason}" for r in failed)
+    elif critical:
+        verdict, reason = FAIL, failed_text
+    elif scoring.no_data_fail_percent is not None and no_data and no_data_pct >= scoring.no_data_fail_percent:
+        verdict, reason = FAIL, (f"{len(no_data)} of {len(scored)} checks without data ({_fmt(round(no_data_pct, 1))}% >= "
+                                 f"no_data_fail_percent {_fmt(scoring.no_data_fail_percent)}): "
+                                 + "; ".join(f"{r.metric}: {r.reason}" for r in no_data))
+    elif failed and (score is None or score < scoring.marginal_floor):
+        verdict, reason = FAIL, failed_text if scoring == Scoring() else f"{score_text}: {failed_text}"
+    elif failed and score < scoring.pass_score:
+        verdict, reason = MARGINAL, f"{score_text}: {failed_text}"
     elif no_data:
         verdict, reason = INCONCLUSIVE, "; ".join(f"{r.metric}: {r.reason}" for r in no_data)
     elif undecided:
         verdict, reason = INCONCLUSIVE, "; ".join(f"{r.metric}: {r.reason}" for r in undecided)
     else:
-        verdict, reason = PASS, f"{len(deciding)} checks passed on {_fmt(canary_requests)} canary requests" + (
-            " (pooled over the step's rounds)" if pooled else "")
+        if failed:
+            tolerated = f"; {score_text} tolerates {failed_text}"
+        verdict, reason = PASS, f"{len(deciding) - len(failed)} checks passed on {_fmt(canary_requests)} canary requests" + (
+            " (pooled over the step's rounds)" if pooled else "") + tolerated
     if verdict != FAIL:
         critical = None  # a critical check counts only when its failure is the round's verdict
-    return Verdict(verdict, reason, results, canary_requests, baseline_requests, min_requests, critical)
+    return Verdict(verdict, reason, results, canary_requests, baseline_requests, min_requests, critical, score)
 
 
 POLICY_CRITICAL = "critical"
@@ -1211,8 +1281,9 @@ def with_policy(check: Check, result: CheckResult) -> CheckResult:
     for a check that must have data."""
     policy = tuple(name for name in (POLICY_CRITICAL, POLICY_MUST_HAVE_DATA, POLICY_DRY_RUN) if getattr(check, name))
     if check.must_have_data and result.result == CHECK_NO_DATA:
-        return replace(result, result=CHECK_FAIL, reason=f"{result.reason}, and it must have data", policy=policy)
-    return replace(result, policy=policy)
+        return replace(result, result=CHECK_FAIL, reason=f"{result.reason}, and it must have data", policy=policy,
+                       weight=float(check.weight))
+    return replace(result, policy=policy, weight=float(check.weight))
 
 
 def with_queries(checks: t.Sequence[Check], queries: t.Iterable[MetricQuery]) -> list[Check]:
@@ -1325,9 +1396,10 @@ def judge_round(
     evidence: t.Mapping[str, Counts] | None = None,
     z: float | None = None,
     final: bool = False,
+    scoring: Scoring | None = None,
 ) -> Verdict:
     """The verdict of one round from the answers to ``plan_round``'s queries, every check
-    carrying the text of the query behind its value (``evidence``, ``z``: see ``judge``)."""
+    carrying the text of the query behind its value (``evidence``, ``z``, ``scoring``: see ``judge``)."""
     numbers = round_numbers(target, queries, answers, custom)
     texts = {query.key: query.query for query in queries}
     described = []
@@ -1336,7 +1408,7 @@ def judge_round(
             check = replace(check, query=texts[CUSTOM_PREFIX + check.metric])
         described.append(check)
     return judge(numbers, described, target.canary_version, target.baseline_version, min_requests, expected_weight,
-                 evidence, z, final)
+                 evidence, z, final, scoring)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1363,11 +1435,13 @@ def max_rounds(checks: int, threshold: int) -> int:
 
 
 def step_decision(
-    verdicts: t.Sequence[str], checks: int, threshold: int = 1, inconclusive_is_failure: bool = True
+    verdicts: t.Sequence[str], checks: int, threshold: int = 1, inconclusive_is_failure: bool = True,
+    marginal_is_failure: bool = True,
 ) -> StepDecision:
     """What to do after the rounds of a step so far (like Flagger's interval/iterations/threshold).
 
-    - Each ``fail`` (and each ``inconclusive`` when ``inconclusive_is_failure``) is a failed check;
+    - Each ``fail`` (and each ``inconclusive`` when ``inconclusive_is_failure``, each ``marginal``
+      when ``marginal_is_failure``) is a failed check;
       at ``threshold`` failed checks the step fails at once: roll back now, not after the step.
     - The step passes after at least ``checks`` rounds when the latest round passed: a step never
       advances on a failed or inconclusive last look.
@@ -1380,7 +1454,8 @@ def step_decision(
         if verdict not in VERDICTS:
             raise AnalysisError(f"unknown verdict {verdict!r}; expected one of {', '.join(VERDICTS)}", "verdicts")
     rounds = len(verdicts)
-    failed = sum(1 for v in verdicts if v == FAIL or (inconclusive_is_failure and v == INCONCLUSIVE))
+    failed = sum(1 for v in verdicts if v == FAIL or (inconclusive_is_failure and v == INCONCLUSIVE)
+                 or (marginal_is_failure and v == MARGINAL))
     if failed >= threshold:
         return StepDecision(FAIL, f"{failed} failed checks reached the threshold {threshold}", rounds, failed)
     if rounds >= checks and verdicts[-1] == PASS:

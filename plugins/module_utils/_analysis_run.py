@@ -47,6 +47,7 @@ from ansible_collections.canary.istio.plugins.module_utils._analysis import (
     Counts,
     CustomMetric,
     MetricQuery,
+    Scoring,
     Series,
     StepDecision,
     VersionNumbers,
@@ -158,6 +159,7 @@ class AnalysisPlan:
     queries: tuple[MetricQuery, ...]
     step: StepSettings
     expected_weight: int | None = None  # the canary's configured weight: checks the observed share
+    scoring: Scoring = field(default_factory=Scoring)
 
 
 def checks_from_params(items: t.Sequence[t.Mapping[str, t.Any]] | None) -> list[Check]:
@@ -169,8 +171,9 @@ def checks_from_params(items: t.Sequence[t.Mapping[str, t.Any]] | None) -> list[
             raise AnalysisError(f"checks[{index}] has no metric", "checks")
         bounds = {name: item.get(name) for name in BOUNDS if item.get(name) is not None}
         policy = {name: bool(item.get(name)) for name in POLICY_FLAGS}
+        weight = 1.0 if item.get("weight") is None else item["weight"]
         try:
-            out.append(Check(metric.strip(), **bounds, **policy))
+            out.append(Check(metric.strip(), **bounds, **policy, weight=weight))
         except AnalysisError as exc:
             raise AnalysisError(f"checks[{index}]: {exc}", "checks") from None
     return out
@@ -249,7 +252,15 @@ def plan_from_params(params: t.Mapping[str, t.Any]) -> AnalysisPlan:
         if target.baseline_version is None:
             raise AnalysisError("expected_weight compares the canary's share with the baseline's: set baseline_version",
                                 "baseline_version")
-    return AnalysisPlan(provider, target, tuple(checks), tuple(custom), tuple(queries), step, expected)
+    return AnalysisPlan(provider, target, tuple(checks), tuple(custom), tuple(queries), step, expected,
+                        scoring_from_params(params.get("scoring")))
+
+
+def scoring_from_params(value: t.Mapping[str, t.Any] | None) -> Scoring:
+    """Option ``scoring`` (pass, marginal, on_marginal, no_data_fail_percent) -> ``Scoring``."""
+    value = value or {}
+    return Scoring(pass_score=_param(value, "pass", 100.0), marginal_score=value.get("marginal"),
+                   on_marginal=_param(value, "on_marginal", "fail"), no_data_fail_percent=value.get("no_data_fail_percent"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -301,7 +312,7 @@ class RoundReport:
             check["canary"], check["baseline"] = _jsonable(check["canary"]), _jsonable(check["baseline"])
         return {
             "round": self.number, "start_ms": self.start_ms, "end_ms": self.end_ms,
-            "verdict": self.verdict.verdict, "reason": self.verdict.reason, "checks": checks,
+            "verdict": self.verdict.verdict, "reason": self.verdict.reason, "score": self.verdict.score, "checks": checks,
             "numbers": {v: {m: _jsonable(x) for m, x in metrics.items()} for v, metrics in self.numbers.items()},
             "http_requests": self.http_requests, "answered": self.answered,
         }
@@ -350,7 +361,7 @@ class StepResult:
             if last.verdict.verdict == FAIL:
                 detail = _failed_checks_text(last.verdict)
             else:
-                detail = f"inconclusive: {last.verdict.reason}"
+                detail = f"{last.verdict.verdict}: {last.verdict.reason}"
             text = f"{who} failed in round {last.number}: {detail}"
         else:
             text = f"{who} inconclusive after round {last.number}: {last.verdict.reason}"
@@ -404,7 +415,7 @@ def run_round(plan: AnalysisPlan, source: RoundSource, number: int, end_ms: int,
     numbers = round_numbers(plan.target, plan.queries, answers, plan.custom)
     evidence = pool_counts(pooled or {}, numbers) if plan.step.confidence is not None else None
     verdict = judge_round(plan.target, plan.checks, plan.queries, answers, plan.custom, plan.step.min_requests,
-                          plan.expected_weight, evidence, plan.step.look_z, final)
+                          plan.expected_weight, evidence, plan.step.look_z, final, plan.scoring)
     return RoundReport(number, start_ms, end_ms, verdict, numbers.values, source.requests_made - before), evidence or {}
 
 
@@ -452,7 +463,8 @@ def run_step(
         rounds.append(report)
         answered += 1
         decision = step_decision([r.verdict.verdict for r in rounds if r.answered], step.iterations, step.threshold,
-                                 inconclusive_is_failure=step.inconclusive == INCONCLUSIVE_FAIL)
+                                 inconclusive_is_failure=step.inconclusive == INCONCLUSIVE_FAIL,
+                                 marginal_is_failure=plan.scoring.on_marginal == "fail")
         critical = report.verdict.critical_failure
         if critical and decision.decision != FAIL:
             decision = StepDecision(FAIL, f"critical check {critical} failed", decision.rounds, decision.failed_checks)

@@ -26,9 +26,10 @@ from ansible_collections.canary.istio.plugins.module_utils._report import (
 
 OUTCOME_CLASSES = {"promoted": "good", "rolled_back": "bad", "failed": "bad", "running": "neutral"}
 RESULT_CLASSES = {"pass": "good", "fail": "bad", "no_data": "neutral", "undecided": "neutral", "inconclusive": "neutral",
-                  "error": "bad"}
+                  "marginal": "neutral", "error": "bad"}
 FAILED_ROW = ' class="failed"'
-RESULT_TEXT = {"pass": "pass", "fail": "fail", "no_data": "no data", "undecided": "undecided", "inconclusive": "inconclusive"}
+RESULT_TEXT = {"pass": "pass", "fail": "fail", "no_data": "no data", "undecided": "undecided", "inconclusive": "inconclusive",
+               "marginal": "marginal"}
 
 CSS = """
 body { font-family: "DejaVu Sans", Arial, Helvetica, sans-serif; margin: 2em auto; max-width: 1100px;

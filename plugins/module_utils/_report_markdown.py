@@ -29,7 +29,7 @@ class Markup(str):
 
 
 RESULT_SIGNS: dict[str, str] = {
-    "pass": "pass", "fail": Markup("**FAIL**"), "no_data": "no data", "undecided": "undecided", "inconclusive": "inconclusive",
+    "pass": "pass", "fail": Markup("**FAIL**"), "no_data": "no data", "undecided": "undecided", "inconclusive": "inconclusive", "marginal": "marginal",
     "error": Markup("**ERROR**"),
 }
 

@@ -40,7 +40,7 @@ FINAL_EVENTS: tuple[str, ...] = (EVENT_PROMOTED, EVENT_ROLLED_BACK, EVENT_FAILED
 OUTCOME_RUNNING = "running"
 OUTCOMES: tuple[str, ...] = (OUTCOME_RUNNING, EVENT_PROMOTED, EVENT_ROLLED_BACK, EVENT_FAILED)
 
-VERDICTS: tuple[str, ...] = ("pass", "fail", "inconclusive")
+VERDICTS: tuple[str, ...] = ("pass", "fail", "inconclusive", "marginal")
 CHECK_RESULTS: tuple[str, ...] = ("pass", "fail", "no_data", "undecided")
 BOUND_NAMES: tuple[str, ...] = ("min", "max", "max_over_baseline", "max_ratio_to_baseline")
 

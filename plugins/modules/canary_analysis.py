@@ -247,6 +247,44 @@ options:
           - Cannot be combined with O(checks[].critical) or O(checks[].must_have_data).
         type: bool
         default: false
+      weight:
+        description:
+          - The check's share of the round's score (O(scoring)). Above 0; a check that should not
+            count is a O(checks[].dry_run) check.
+        type: float
+        default: 1
+  scoring:
+    description:
+      - How a round's checks add up, like Keptn's total score - the round's B(score) is the percent
+        of the deciding checks' O(checks[].weight) that passed (a check without data, or undecided,
+        does not pass).
+      - Unset, any failed check fails the round (both scores 100).
+      - A O(checks[].critical) check's failure fails the round whatever the score; the observed
+        traffic share (O(expected_weight)) is not scored and fails the round on its own.
+    type: dict
+    suboptions:
+      pass:
+        description: With failed checks, a score at least this tolerates them (the round can pass).
+        type: float
+        default: 100
+      marginal:
+        description:
+          - A score from this up to O(scoring.pass) makes the round V(marginal) rather than failed.
+            Defaults to O(scoring.pass) (no marginal band).
+        type: float
+      on_marginal:
+        description:
+          - What a V(marginal) round does - V(fail) counts it as a failed round, V(wait) looks again
+            next round. A step never passes on a marginal last round; out of rounds it is inconclusive.
+        type: str
+        choices: [fail, wait]
+        default: fail
+      no_data_fail_percent:
+        description:
+          - When at least this percent of the deciding checks have no data, the round fails instead of
+            being inconclusive (Kayenta scores a run 0 when half its metrics have no data).
+          - Unset, a round with checks without data is inconclusive.
+        type: float
   metrics:
     description:
       - Custom metrics, any DQL or PromQL query, for O(checks) to refer to by name.
@@ -393,7 +431,7 @@ RETURN = r"""
 verdict:
   description:
     - The step's decision - V(pass), V(fail) or V(inconclusive).
-    - In check mode, the verdict of the one round that ran.
+    - In check mode, the verdict of the one round that ran (which can also be V(marginal), see O(scoring)).
     - Not returned when a query failed (the step did not come to a decision) or the options were refused.
   returned: when the rounds ran, also when the task fails on the verdict
   type: str
@@ -419,8 +457,11 @@ rounds:
       description: End of the round's window (when it was queried), epoch milliseconds.
       type: int
     verdict:
-      description: The round's verdict, V(pass), V(fail) or V(inconclusive).
+      description: The round's verdict, V(pass), V(fail), V(inconclusive) or V(marginal) (O(scoring)).
       type: str
+    score:
+      description: The percent of the deciding checks' weight that passed (O(scoring)); V(null) without checks to score.
+      type: float
     reason:
       description: Why, in one line.
       type: str
@@ -603,7 +644,14 @@ CHECK_SPEC: dict[str, t.Any] = dict(
     critical=dict(type="bool", default=False),
     must_have_data=dict(type="bool", default=False),
     dry_run=dict(type="bool", default=False),
+    weight=dict(type="float", default=1.0),
 )
+SCORING_SPEC: dict[str, t.Any] = {
+    "pass": dict(type="float", default=100.0),
+    "marginal": dict(type="float"),
+    "on_marginal": dict(type="str", choices=["fail", "wait"], default="fail"),
+    "no_data_fail_percent": dict(type="float"),
+}
 METRIC_SPEC: dict[str, t.Any] = dict(
     name=dict(type="str", required=True),
     query=dict(type="str", required=True),
@@ -644,6 +692,7 @@ OWN_OPTIONS: dict[str, dict[str, t.Any]] = dict(
     confidence=dict(type="float"),
     fail_on_inconclusive=dict(type="bool", default=True),
     checks=dict(type="list", elements="dict", options=CHECK_SPEC),
+    scoring=dict(type="dict", options=SCORING_SPEC),
     metrics=dict(type="list", elements="dict", options=METRIC_SPEC),
     istio_query_language=dict(type="str", choices=["promql", "dql"], default="promql"),
     rollback=dict(type="dict", options=ROLLBACK_SPEC),

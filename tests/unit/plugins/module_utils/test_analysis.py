@@ -230,15 +230,17 @@ def test_step_decision_refuses_bad_input() -> None:
 
 @settings(max_examples=300, deadline=None)
 @given(verdicts=st.lists(st.sampled_from(an.VERDICTS), max_size=12), checks=st.integers(1, 5), threshold=st.integers(1, 4),
-       tolerate=st.booleans())
-def test_step_decision_properties(verdicts, checks, threshold, tolerate) -> None:
-    result = an.step_decision(verdicts, checks, threshold, inconclusive_is_failure=not tolerate)
+       tolerate=st.booleans(), wait_on_marginal=st.booleans())
+def test_step_decision_properties(verdicts, checks, threshold, tolerate, wait_on_marginal) -> None:
+    result = an.step_decision(verdicts, checks, threshold, inconclusive_is_failure=not tolerate,
+                              marginal_is_failure=not wait_on_marginal)
     if result.decision == an.PASS:
         assert verdicts[-1] == an.PASS and len(verdicts) >= checks
         assert result.failed_checks < threshold
     if result.decision == an.CONTINUE:
         assert len(verdicts) < an.max_rounds(checks, threshold)
-    failed = sum(1 for v in verdicts if v == an.FAIL or (not tolerate and v == an.INCONCLUSIVE))
+    failed = sum(1 for v in verdicts if v == an.FAIL or (not tolerate and v == an.INCONCLUSIVE)
+                 or (not wait_on_marginal and v == an.MARGINAL))
     assert (result.decision == an.FAIL) == (failed >= threshold)
     assert result.failed_checks == failed
 

@@ -533,3 +533,105 @@ def test_the_duration_check_is_a_rank_test_on_the_steps_pooled_histograms() -> N
         check = result.rounds[-1].verdict.checks[0]
         assert "on 200/1800 requests" in check.reason or "on 100/900 requests" in check.reason
         assert result.rounds[-1].numbers["v2"]["request_duration"] == check.canary
+
+
+# ---------------------------------------------------------------------------------------------
+# Scoring: weights, a pass and a marginal score, no data as a failure
+# ---------------------------------------------------------------------------------------------
+
+WEIGHED = [{"metric": "request_success_rate", "min": 99, "weight": 3}, {"metric": "request_duration_p99", "max": 500}]
+
+
+def judged(scoring: dict | None, numbers: dict, checks=None) -> an.Verdict:
+    plan = run.plan_from_params(dict(BASE, checks=checks or WEIGHED, scoring=scoring))
+    return an.judge(numbers, list(plan.checks), "v2", scoring=plan.scoring)
+
+
+SLOW = {"v2": {"request_count": 200, "request_success_rate": 100.0, "request_duration_p99": 900.0}}
+FAILING = {"v2": {"request_count": 200, "request_success_rate": 90.0, "request_duration_p99": 100.0}}
+
+
+def test_without_scoring_any_failed_check_fails_the_round() -> None:
+    verdict = judged(None, SLOW)
+    assert verdict.verdict == "fail" and verdict.score == 75.0
+    assert verdict.reason == "request_duration_p99: 900 > max 500"  # the plain rule says nothing of scores
+
+
+def test_a_score_at_the_pass_score_tolerates_a_light_check() -> None:
+    verdict = judged({"pass": 70}, SLOW)
+    assert verdict.verdict == "pass", verdict.reason
+    assert verdict.reason.endswith("; score 75 (pass 70, marginal 70) tolerates request_duration_p99: 900 > max 500")
+    assert [c.weight for c in verdict.checks] == [3.0, 1.0]
+    # The heavy check failing leaves 25: below the pass score.
+    assert judged({"pass": 70}, FAILING).verdict == "fail"
+
+
+def test_a_score_in_the_marginal_band_is_marginal() -> None:
+    verdict = judged({"pass": 90, "marginal": 70}, SLOW)
+    assert verdict.verdict == "marginal" and verdict.reason.startswith("score 75 (pass 90, marginal 70): request_duration_p99")
+    assert judged({"pass": 90, "marginal": 70}, FAILING).verdict == "fail"
+
+
+def test_a_critical_check_fails_whatever_the_score() -> None:
+    checks = [dict(WEIGHED[0], critical=False), dict(WEIGHED[1], critical=True)]
+    verdict = judged({"pass": 50}, SLOW, checks)
+    assert verdict.verdict == "fail" and verdict.critical_failure == "request_duration_p99"
+
+
+def test_no_data_fails_the_round_from_a_share_of_the_checks() -> None:
+    partial = {"v2": {"request_count": 200, "request_success_rate": 100.0}}
+    assert judged(None, partial).verdict == "inconclusive"
+    verdict = judged({"no_data_fail_percent": 50}, partial)
+    assert verdict.verdict == "fail"
+    assert verdict.reason.startswith("1 of 2 checks without data (50% >= no_data_fail_percent 50): request_duration_p99")
+    assert judged({"no_data_fail_percent": 60}, partial).verdict == "inconclusive"
+
+
+class VerdictSource(ScriptedSource):
+    """Rounds answered with SLOW ('marginal' under the scoring below) or all well ('pass')."""
+
+    def query_round(self, queries, start_ms: int, end_ms: int) -> dict:
+        self.requests_made += 1
+        step = self.script.pop(0)
+
+        def one(tags: dict, value: float) -> dict:
+            return {"name": "", "tags": dict(tags, destination_version="v2"), "columns": ["time", "value"],
+                    "rows": [[end_ms, value]]}
+
+        return {"requests": [one({"response_code": "200"}, 200)],
+                "latency": [one({}, 900.0 if step == "marginal" else 100.0)]}
+
+
+@pytest.mark.parametrize("on_marginal, script, verdict, rounds", [
+    ("fail", ["marginal", "pass"], "fail", 1),
+    ("wait", ["marginal", "pass"], "pass", 2),
+    ("wait", ["marginal", "marginal"], "inconclusive", 2),
+])
+def test_what_a_marginal_round_does(on_marginal, script, verdict, rounds) -> None:
+    plan = run.plan_from_params(dict(BASE, checks=WEIGHED, interval=5, iterations=1, threshold=2 if on_marginal == "wait" else 1,
+                                     scoring={"pass": 90, "marginal": 70, "on_marginal": on_marginal}))
+    clock = FakeClock()
+    result = run.run_step(plan, VerdictSource(clock, script), clock.wall_ms, clock.monotonic, clock.sleep)
+    assert (result.verdict, len(result.rounds)) == (verdict, rounds), result.reason
+    assert result.rounds[0].as_dict()["score"] == (75.0 if script[0] == "marginal" else 100.0)
+    if verdict == "fail":
+        assert "failed in round 1: marginal: score 75" in result.reason
+
+
+@pytest.mark.parametrize("scoring, text", [
+    ({"pass": 120}, "scoring.pass must be a percentage from 0 to 100, got 120"),
+    ({"pass": 60, "marginal": 80}, "scoring.marginal 80 is above scoring.pass 60"),
+    ({"no_data_fail_percent": 0}, "scoring.no_data_fail_percent must be above 0"),
+    ({"on_marginal": "pause"}, "scoring.on_marginal must be fail or wait, got 'pause'"),
+])
+def test_bad_scoring_names_the_option(scoring, text) -> None:
+    with pytest.raises(an.AnalysisError, match=text.replace(".", r"\.")) as info:
+        run.plan_from_params(dict(BASE, scoring=scoring))
+    assert info.value.option == "scoring"
+
+
+@pytest.mark.parametrize("weight", [0, -1, float("inf"), True, "heavy"])
+def test_a_check_weight_must_be_positive(weight) -> None:
+    with pytest.raises(an.AnalysisError, match="weight must be a number above 0") as info:
+        run.plan_from_params(dict(BASE, checks=[{"metric": "request_count", "min": 1, "weight": weight}]))
+    assert info.value.option == "checks"

@@ -191,5 +191,5 @@ def test_an_analysis_that_stopped_with_an_error_is_kept_with_its_message() -> No
               "provider": "guance", "canary_version": "v2"}
     out = rr.normalise_analysis(failed, "a")
     assert out["verdict"] is None and out["reason"] == "querying Guance: connection refused" and out["rounds"] == []
-    with pytest.raises(rr.RecordError, match=r"^a\.verdict: expected one of pass, fail, inconclusive, or a failed"):
+    with pytest.raises(rr.RecordError, match=r"^a\.verdict: expected one of pass, fail, inconclusive, marginal, or a failed"):
         rr.normalise_analysis({"rounds": []}, "a")
