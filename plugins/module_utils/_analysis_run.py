@@ -58,6 +58,7 @@ from ansible_collections.canary.istio.plugins.module_utils._analysis import (
     round_numbers,
     step_decision,
 )
+from ansible_collections.canary.istio.plugins.module_utils._analysis_sample import observed_rates, sample_plan
 from ansible_collections.canary.istio.plugins.module_utils._analysis_stats import look_z
 from ansible_collections.canary.istio.plugins.module_utils._guance import GuanceError, GuanceRateLimitError, Query
 from ansible_collections.canary.istio.plugins.module_utils._prometheus import PrometheusError
@@ -160,6 +161,10 @@ class AnalysisPlan:
     step: StepSettings
     expected_weight: int | None = None  # the canary's configured weight: checks the observed share
     scoring: Scoring = field(default_factory=Scoring)
+    # The smallest error regression to catch (points over the baseline) and the weights of the
+    # steps to plan for: the result then says whether such steps hold the sample it needs.
+    detect_error_points: float | None = None
+    plan_weights: tuple[int, ...] = ()
 
 
 def checks_from_params(items: t.Sequence[t.Mapping[str, t.Any]] | None) -> list[Check]:
@@ -252,8 +257,33 @@ def plan_from_params(params: t.Mapping[str, t.Any]) -> AnalysisPlan:
         if target.baseline_version is None:
             raise AnalysisError("expected_weight compares the canary's share with the baseline's: set baseline_version",
                                 "baseline_version")
+    detect = params.get("detect_error_points")
+    weights = tuple(params.get("plan_weights") or ([expected] if expected else []))
+    if detect is not None:
+        if isinstance(detect, bool) or not isinstance(detect, (int, float)) or not 0 < detect <= 100:
+            raise AnalysisError(f"detect_error_points must be percentage points above 0, got {detect!r}", "detect_error_points")
+        if step.confidence is None:
+            raise AnalysisError("detect_error_points plans the sample of the judge on counts: set confidence (for example "
+                                "0.95)", "confidence")
+        for weight in weights:
+            if isinstance(weight, bool) or not isinstance(weight, int) or not 0 <= weight <= 100:
+                raise AnalysisError(f"plan_weights must be whole percentages from 0 to 100, got {weight!r}", "plan_weights")
+        if not any(0 < weight < 100 for weight in weights):
+            raise AnalysisError("detect_error_points needs the weights to plan for: set expected_weight (the step's) or "
+                                "plan_weights (a release's steps)", "plan_weights")
     return AnalysisPlan(provider, target, tuple(checks), tuple(custom), tuple(queries), step, expected,
-                        scoring_from_params(params.get("scoring")))
+                        scoring_from_params(params.get("scoring")), detect, weights)
+
+
+def step_sample_plan(plan: AnalysisPlan, rounds: t.Sequence[RoundReport]) -> dict[str, t.Any] | None:
+    """``sample_plan`` for the plan's weights at the rate and baseline errors its answered rounds
+    saw (None without ``detect_error_points``)."""
+    if plan.detect_error_points is None or plan.step.look_z is None:
+        return None
+    per_s, baseline_errors = observed_rates([r.numbers for r in rounds if r.answered], plan.target.baseline_version,
+                                            plan.step.window_s)
+    return sample_plan(plan.checks, plan.detect_error_points, plan.step.look_z, plan.plan_weights, per_s, baseline_errors,
+                       plan.step.window_s * plan.step.max_rounds)
 
 
 def scoring_from_params(value: t.Mapping[str, t.Any] | None) -> Scoring:

@@ -104,3 +104,23 @@ def rank_test_binned(counts_a: list[float], counts_b: list[float]) -> tuple[floa
     if variance <= 0:
         return theta, 0.0
     return theta, (u_a - n_a * n_b / 2.0) / math.sqrt(variance)
+
+
+# z of the power a sample plan asks for: a regression of the size asked is caught in 80% of steps.
+PLAN_POWER_Z = NormalDist().inv_cdf(0.8)
+
+
+def requests_to_show(canary_rate: float, limit: float, z: float, baseline_rate: float | None = None,
+                     baseline_per_canary: float = 0.0) -> float | None:
+    """Canary requests for a canary whose error rate is ``canary_rate`` (a fraction) to be shown
+    above ``limit`` at ``z`` in 80% of steps (normal approximation of the interval the judge uses;
+    a plan, not a promise). With ``baseline_rate``, the limit is relative to the baseline, whose
+    own noise shrinks with ``baseline_per_canary`` baseline requests per canary request (9 at a 10%
+    weight). None when the rate does not exceed the limit: no sample can show it."""
+    gap = canary_rate - limit
+    if gap <= 0:
+        return None
+    variance = canary_rate * (1 - canary_rate)
+    if baseline_rate is not None and baseline_per_canary > 0:
+        variance += baseline_rate * (1 - baseline_rate) / baseline_per_canary
+    return math.ceil((z + PLAN_POWER_Z) ** 2 * max(variance, 1e-9) / (gap * gap))

@@ -172,6 +172,25 @@ options:
         failure (a new canary's series counts from its first scrape).
       - Needs O(baseline_version). V(0) checks nothing.
     type: int
+  detect_error_points:
+    description:
+      - The smallest error regression to catch, in percentage points over the baseline's error rate
+        (for example V(2)). Needs O(confidence) and the weights to plan for (O(expected_weight) or
+        O(plan_weights)).
+      - The result's RV(sample_plan) then says how many canary requests the success- and error-rate
+        checks need to show such a canary (at the step's confidence, in 80% of steps), and, at the
+        request rate and baseline errors the rounds saw, whether a step at each weight pools them
+        within its rounds (O(window) x (O(iterations) + O(threshold) - 1)). A step too short for it,
+        or checks that cannot show it at all, are warnings.
+      - In check mode (a release's preview, before anything changed) this is how a release learns up
+        front that its steps are too short.
+    type: float
+  plan_weights:
+    description:
+      - The canary weights of the steps to plan for with O(detect_error_points), for example a
+        release's V([10, 25, 50]). Defaults to O(expected_weight). Weights of 0 and 100 are skipped.
+    type: list
+    elements: int
   inconclusive:
     description:
       - What an inconclusive round counts as.
@@ -484,6 +503,39 @@ rounds:
           at the next round; see the module's notes.
       type: bool
       sample: true
+sample_plan:
+  description:
+    - With O(detect_error_points), the sample the step's rate checks need to show that regression,
+      and whether a step at each weight pools it. A plan (normal approximation, caught in 80% of steps), not a promise.
+  returned: when O(detect_error_points) is set and the rounds ran
+  type: dict
+  contains:
+    detect_error_points:
+      description: The regression planned for, percentage points of errors over the baseline's.
+      type: float
+    service_requests_per_s:
+      description: Requests a second to the service (all versions) in the answered rounds.
+      type: float
+    baseline_error_rate:
+      description: The baseline's error rate (%) in those rounds; 0 without baseline requests.
+      type: float
+    bounds:
+      description: Each rate check's bound and the canary requests it needs (V(null) - it cannot show the regression), at the first planned weight.
+      type: list
+      elements: dict
+    steps:
+      description:
+        - Per weight - C(canary_requests_per_s), C(pooled_seconds) (window x rounds), C(canary_requests_needed)
+          (the easiest bound's), C(seconds_needed), C(long_enough) (V(null) when no bound can show it).
+      type: list
+      elements: dict
+  sample:
+    detect_error_points: 2
+    service_requests_per_s: 50.1
+    baseline_error_rate: 0.5
+    bounds: [{metric: request_error_rate, bound: max_over_baseline 1, canary_requests: 1240}]
+    steps: [{weight: 10, canary_requests_per_s: 5.01, pooled_seconds: 90, canary_requests_needed: 1240,
+             seconds_needed: 248, long_enough: false}]
 checks:
   description: The last round's check results.
   returned: unless the options were refused
@@ -617,7 +669,9 @@ from ansible_collections.canary.istio.plugins.module_utils._analysis_run import 
     StepError,
     plan_from_params,
     run_step,
+    step_sample_plan,
 )
+from ansible_collections.canary.istio.plugins.module_utils._analysis_sample import plan_warnings
 from ansible_collections.canary.istio.plugins.module_utils._guance import (
     GuanceClient,
     GuanceConfigError,
@@ -690,6 +744,8 @@ OWN_OPTIONS: dict[str, dict[str, t.Any]] = dict(
     expected_weight=dict(type="int"),
     inconclusive=dict(type="str", choices=["fail", "wait"]),
     confidence=dict(type="float"),
+    detect_error_points=dict(type="float"),
+    plan_weights=dict(type="list", elements="int"),
     fail_on_inconclusive=dict(type="bool", default=True),
     checks=dict(type="list", elements="dict", options=CHECK_SPEC),
     scoring=dict(type="dict", options=SCORING_SPEC),
@@ -758,6 +814,11 @@ def main() -> None:
     rounds = [r.as_dict() for r in result.rounds]
     outcome = dict(facts, verdict=result.verdict, reason=result.reason, rounds=rounds, checks=rounds[-1]["checks"],
                    http_requests=source.requests_made)
+    sample = step_sample_plan(plan, result.rounds)
+    if sample is not None:
+        outcome["sample_plan"] = sample
+        for warning in plan_warnings(sample, plan.step.confidence):
+            module.warn(warning)
     if result.failed:
         fail_step(module, dict(outcome, msg=result.reason))
     module.exit_json(**outcome)

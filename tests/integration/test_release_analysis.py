@@ -302,9 +302,11 @@ def test_confidence_judges_the_steps_pooled_counts_in_a_release(admin, namespace
     stable, canary = versions_of_test
     rel = Release(admin, endpoints, namespace, stable, canary)
     rel.wait_ready().traffic(RATE)
-    checks = [{"metric": "request_success_rate", "min": 95}, {"metric": "request_error_rate", "max_over_baseline": 1},
-              {"metric": "request_duration_p99", "max": 500}]
-    run = rel.start(release_kubeconfig, rel.analysis("guance", confidence=0.95, checks=checks))
+    checks = [{"metric": "request_success_rate", "min": 95, "weight": 3}, {"metric": "request_error_rate", "max_over_baseline": 1},
+              {"metric": "request_duration_p99", "max": 500},
+              {"metric": "request_duration", "max_ratio_to_baseline": 1.5, "weight": 2}]
+    scoring = {"pass": 90, "marginal": 70, "on_marginal": "wait"}
+    run = rel.start(release_kubeconfig, rel.analysis("guance", confidence=0.95, checks=checks, scoring=scoring))
     run.finish()
     run.assert_promoted()
     _preview, *results = run.analysis_results()
@@ -318,6 +320,14 @@ def test_confidence_judges_the_steps_pooled_counts_in_a_release(admin, namespace
         p99 = next(c for c in last["checks"] if c["metric"] == "request_duration_p99")
         assert "from the duration histogram" in p99["reason"] and p99["canary"] < 500, p99
         assert "sum by (le, destination_version)" in p99["query"]
+        # The weights and the score came through the release; the rank test ran at 50% only (at 100%
+        # the stable version has no traffic to compare with, so relative-only checks are dropped).
+        assert [c["weight"] for c in last["checks"] if c["metric"] != "traffic_share"] == (
+            [3.0, 1.0, 1.0, 2.0] if result["step_weight"] == 50 else [3.0, 1.0])
+        assert last["score"] == 100.0
+        if result["step_weight"] == 50:
+            durations = next(c for c in last["checks"] if c["metric"] == "request_duration")
+            assert durations["result"] == "pass" and "Mann-Whitney U" in durations["reason"], durations
 
 
 def test_canary_with_errors_rolls_back_within_one_interval(admin, namespace, other_namespace, endpoints,
