@@ -111,16 +111,20 @@ PLAN_POWER_Z = NormalDist().inv_cdf(0.8)
 
 
 def requests_to_show(canary_rate: float, limit: float, z: float, baseline_rate: float | None = None,
-                     baseline_per_canary: float = 0.0) -> float | None:
+                     baseline_per_canary: float = 0.0) -> int | None:
     """Canary requests for a canary whose error rate is ``canary_rate`` (a fraction) to be shown
-    above ``limit`` at ``z`` in 80% of steps (normal approximation of the interval the judge uses;
-    a plan, not a promise). With ``baseline_rate``, the limit is relative to the baseline, whose
-    own noise shrinks with ``baseline_per_canary`` baseline requests per canary request (9 at a 10%
-    weight). None when the rate does not exceed the limit: no sample can show it."""
+    above ``limit`` at ``z`` in about 80% of steps: the sample size of a one-sided test of a
+    proportion, its confidence part with the variance at the limit, its power part with the
+    variance at the canary's rate (a plan, not a promise). With ``baseline_rate`` the limit is
+    relative to the baseline, whose own noise shrinks with ``baseline_per_canary`` baseline
+    requests per canary request (9 at a 10% weight). None when the rate does not exceed the limit:
+    no sample can show it."""
     gap = canary_rate - limit
     if gap <= 0:
         return None
-    variance = canary_rate * (1 - canary_rate)
+    extra = 0.0
     if baseline_rate is not None and baseline_per_canary > 0:
-        variance += baseline_rate * (1 - baseline_rate) / baseline_per_canary
-    return math.ceil((z + PLAN_POWER_Z) ** 2 * max(variance, 1e-9) / (gap * gap))
+        extra = baseline_rate * (1 - baseline_rate) / baseline_per_canary
+    at_limit = math.sqrt(max(limit * (1 - limit) + extra, 1e-12))
+    at_canary = math.sqrt(max(canary_rate * (1 - canary_rate) + extra, 1e-12))
+    return math.ceil(((z * at_limit + PLAN_POWER_Z * at_canary) / gap) ** 2)

@@ -306,9 +306,17 @@ def test_confidence_judges_the_steps_pooled_counts_in_a_release(admin, namespace
               {"metric": "request_duration_p99", "max": 500},
               {"metric": "request_duration", "max_ratio_to_baseline": 1.5, "weight": 2}]
     scoring = {"pass": 90, "marginal": 70, "on_marginal": "wait"}
-    run = rel.start(release_kubeconfig, rel.analysis("guance", confidence=0.95, checks=checks, scoring=scoring))
+    run = rel.start(release_kubeconfig, rel.analysis("guance", confidence=0.95, checks=checks, scoring=scoring,
+                                                     detect_error_points=2))
     run.finish()
     run.assert_promoted()
+    # The preview planned the release's 50% step before any change: 8 s windows of ~RATE/2 canary
+    # requests a second cannot show +2 points of errors, and the release said so up front.
+    preview, *_steps = run.analysis_results()
+    assert [s["weight"] for s in preview["sample_plan"]["steps"]] == [50], preview["sample_plan"]
+    assert preview["sample_plan"]["steps"][0]["long_enough"] is False
+    said = " ".join(run.out.split())  # Ansible wraps a long warning
+    assert "at 50% a step pools about" in said and "of errors at confidence 0.95 needs about" in said
     _preview, *results = run.analysis_results()
     assert [r["step_weight"] for r in results] == [50, 100]
     for result in results:

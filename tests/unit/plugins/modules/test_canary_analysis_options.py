@@ -55,7 +55,7 @@ def test_examples_and_return_parse() -> None:
     assert all("canary.istio.canary_analysis" in task or "ansible.builtin.debug" in task for task in examples)
     returned = yaml.safe_load(ca.RETURN)
     assert set(returned) == {"verdict", "reason", "rounds", "checks", "queries", "http_requests", "provider", "service",
-                             "canary_version", "baseline_version", "window_s", "interval_s", "rollback"}
+                             "canary_version", "baseline_version", "window_s", "interval_s", "rollback", "sample_plan"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -163,6 +163,30 @@ def test_a_passing_canary(server, monkeypatch, capsys) -> None:
     sent = json.loads(guance.seen[0]["body"])["queries"][0]["query"]
     assert sent["timeRange"][1] - sent["timeRange"][0] == 45_000
     assert result["provider"] == "guance" and result["baseline_version"] is None
+
+
+def test_a_preview_with_a_regression_to_detect_warns_about_short_steps(server, monkeypatch, capsys) -> None:
+    # The service before a release: v1 answers 50 requests/s with 0.5% errors, no canary yet.
+    def answer(path, body):
+        requests = [series({"destination_version": "v1", "response_code": "200"}, 2985),
+                    series({"destination_version": "v1", "response_code": "503"}, 15)]
+        return 200, {"code": 200, "success": True, "errorCode": "", "message": "", "traceId": "1",
+                     "content": {"data": [{"series": requests}]}}
+
+    guance = server(answer)
+    checks = [{"metric": "request_success_rate", "min": 95}, {"metric": "request_error_rate", "max_over_baseline": 1}]
+    result = run_module(dict(BASE, url=guance.url, api_key=KEY, baseline_version="v1", checks=checks, confidence=0.95,
+                             interval=60, iterations=3, detect_error_points=2, plan_weights=[10, 50, 100]),
+                        monkeypatch, capsys, check_mode=True)
+    assert result.get("failed") is not True, result
+    plan = result["sample_plan"]
+    assert plan["service_requests_per_s"] == 50.0 and plan["baseline_error_rate"] == 0.5
+    ten, fifty = plan["steps"]
+    assert (ten["weight"], ten["canary_requests_per_s"], ten["pooled_seconds"]) == (10, 5.0, 180)
+    assert ten["long_enough"] is False and fifty["long_enough"] is True
+    warned = json.dumps(result.get("warnings"))  # plain strings or warning events, by ansible-core version
+    assert "at 10% a step pools about 900 canary requests (5/s over 180s of windows); showing +2 points" in warned
+    assert "make the step's rounds cover 315s" in warned and "at 50%" not in warned
 
 
 def test_a_refused_key_fails_plainly(server, monkeypatch, capsys) -> None:
