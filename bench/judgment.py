@@ -41,7 +41,6 @@ sys.path.insert(0, str(REPO))
 from ansible_collections.canary.istio.plugins.module_utils import _analysis_run as run  # noqa: E402
 from ansible_collections.canary.istio.plugins.module_utils._analysis import histogram_quantile  # noqa: E402
 from ansible_collections.canary.istio.plugins.module_utils._analysis_stats import wilson_interval  # noqa: E402
-from bench import judgment_sim  # noqa: E402
 
 RATE_PER_S, CANARY_WEIGHT, ROUND_S, ROUNDS = 50, 10, 30, 3
 BASELINE_ERRORS = 0.005
@@ -264,6 +263,8 @@ def main() -> int:
             row = rows[-1]
             print(f"{scenario.name:42} {mode:26} rolled back {row['rolled_back_pct']:5}% "
                   f"(95% {row['rolled_back_ci95'][0]}-{row['rolled_back_ci95'][1]}%)", flush=True)
+    from bench import judgment_sim  # pylint: disable=import-outside-toplevel (it takes this file's settings)
+
     sim_seeds = int(os.environ.get("JUDGE_SIM_SEEDS", "40"))
     sim_rows = []
     for scenario in judgment_sim.SCENARIOS:

@@ -26,6 +26,8 @@ sys.path.insert(0, str(REPO))
 # pylint: disable=wrong-import-position
 from ansible_collections.canary.istio.plugins.module_utils import _analysis_run as run  # noqa: E402
 from ansible_collections.canary.istio.plugins.modules.canary_analysis import round_source  # noqa: E402
+from bench.judgment import (  # noqa: E402
+    BASELINE_ERRORS, BASELINE_MEDIAN_MS, CANARY_WEIGHT, CHECKS, RANK_CHECKS, RATE_PER_S, ROUND_S, ROUNDS)
 from sandbox.sim import bookinfo  # noqa: E402
 from sandbox.sim.record import ManualClock, Recorder  # noqa: E402
 from sandbox.sim.routing import Mesh  # noqa: E402
@@ -35,9 +37,8 @@ from sandbox.sim.traffic import Profiles, Simulator, TrafficSpec  # noqa: E402
 KEY = "judgment-bench-key-7f3a9c"
 NAMESPACE = "bench"
 BASELINE, CANARY = "v1", "v6"
-RATE_PER_S, CANARY_WEIGHT, ROUND_S, ROUNDS, SCRAPE_S = 50, 10, 30, 3, 10
+SCRAPE_S = 10  # DataKit's scrape of the sidecars, as on the sandbox
 HISTORY_S = 60  # traffic before the step, so the DQL lookback buckets hold the baseline's counters
-BASELINE_ERRORS, BASELINE_MEDIAN_MS = 0.005, 50.0
 T0_MS = 1_764_000_000_000
 
 
@@ -75,9 +76,6 @@ SCENARIOS = [
     SimScenario("Guance down", False, down=True),
     SimScenario("too little traffic (1 request/s)", False, rate=1),
 ]
-CHECKS = [{"metric": "request_success_rate", "min": 95}, {"metric": "request_error_rate", "max_over_baseline": 1},
-          {"metric": "request_duration_p99", "max_ratio_to_baseline": 1.3}]
-RANK_CHECKS = CHECKS[:2] + [{"metric": "request_duration", "max_ratio_to_baseline": 1.3}]
 MODES = [("single rates (default)", {}),
          ("confidence 0.95, rank test on durations", {"confidence": 0.95, "checks": RANK_CHECKS})]
 

@@ -12,10 +12,12 @@ The provider tests run a Guance and a Prometheus release side by side, in two na
 from __future__ import annotations
 
 import calendar
+import fcntl
 import json
 import os
 import re
 import subprocess
+import termios
 import threading
 import time
 import uuid
@@ -121,8 +123,8 @@ class Release:
         extra.update(overrides)
         return json.dumps(extra)
 
-    def start(self, release_kubeconfig: str, analysis: dict, **overrides) -> Run:
-        return Run(self, release_kubeconfig, analysis, **overrides)
+    def start(self, release_kubeconfig: str, analysis: dict, terminal: bool = False, **overrides) -> Run:
+        return Run(self, release_kubeconfig, analysis, terminal, **overrides)
 
 
 def _service() -> dict:
@@ -150,11 +152,16 @@ def weights(admin, ns) -> dict:
     return {d["destination"]["subset"]: d.get("weight", 0) for d in route}
 
 
+def _take_terminal() -> None:
+    # In the child, before exec: make the pty on stdin the session's controlling terminal.
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+
 class Run:
     """ansible-playbook canary.istio.canary_release -v in the background, and a thread that polls the
     VirtualService meanwhile, noting when each canary weight was first seen (wall time)."""
 
-    def __init__(self, rel: Release, release_kubeconfig: str, analysis: dict, **overrides):
+    def __init__(self, rel: Release, release_kubeconfig: str, analysis: dict, terminal: bool = False, **overrides):
         self.rel = rel
         self.seen: list[tuple[float, int]] = []
         self._stop = threading.Event()
@@ -162,17 +169,47 @@ class Run:
         self._thread.start()
         env = {**os.environ, "ANSIBLE_COLLECTIONS_PATH": str(REPO / ".collections"), "ANSIBLE_NOCOLOR": "1",
                "ANSIBLE_FORCE_COLOR": "0"}
-        self.proc = subprocess.Popen(
-            [str(VENV_BIN / "ansible-playbook"), "canary.istio.canary_release", "-v", "-e",
-             rel.extra(release_kubeconfig, analysis, **overrides)],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        command = [str(VENV_BIN / "ansible-playbook"), "canary.istio.canary_release", "-v", "-e",
+                   rel.extra(release_kubeconfig, analysis, **overrides)]
         self.code: int | None = None
         self.out = ""
         # Read the output as it comes: a full pipe (-v prints every result) would block the play in
         # the middle of a step while the test waits on another release side by side.
         self._lines: list[str] = []
-        self._reader = threading.Thread(target=lambda: self._lines.extend(self.proc.stdout), daemon=True)
+        self._terminal: int | None = None
+        if terminal:
+            # A person at a terminal: the play's own controlling terminal, so that pause prompts.
+            self._terminal, person = os.openpty()
+            self.proc = subprocess.Popen(command, env=env, stdin=person, stdout=person, stderr=person,
+                                         start_new_session=True, preexec_fn=_take_terminal)
+            os.close(person)
+            self._reader = threading.Thread(target=self._read_terminal, daemon=True)
+        else:
+            # No terminal, as under AWX: stdin is not interactive.
+            self.proc = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                         stderr=subprocess.STDOUT, text=True)
+            self._reader = threading.Thread(target=lambda: self._lines.extend(self.proc.stdout), daemon=True)
         self._reader.start()
+
+    def _read_terminal(self) -> None:
+        while True:
+            try:
+                data = os.read(self._terminal, 65536)
+            except OSError:  # the play ended and closed its side
+                return
+            if not data:
+                return
+            self._lines.append(data.decode(errors="replace").replace("\r\n", "\n"))
+
+    def answer(self, text: str, times: int, timeout: float = 240) -> None:
+        """Type ``text`` at each of ``times`` prompts of the release, as they come."""
+        deadline = time.monotonic() + timeout
+        for answered in range(times):
+            while "".join(self._lines).count('Type "continue"') <= answered:
+                assert self.proc.poll() is None, f"the release ended before prompt {answered + 1}:\n{''.join(self._lines)[-3000:]}"
+                assert time.monotonic() < deadline, "no prompt came"
+                time.sleep(0.1)
+            os.write(self._terminal, text.encode() + b"\r")
 
     def _watch(self) -> None:
         while not self._stop.is_set():
@@ -202,6 +239,8 @@ class Run:
             self._stop.set()
             self._thread.join()
         self.code = self.proc.returncode
+        if self._terminal is not None:
+            os.close(self._terminal)
         # Even with -v, which prints every task's result and every fact, the key never shows.
         assert self.rel.endpoints["guance_api_key"] not in self.out
         return self
@@ -336,6 +375,37 @@ def test_confidence_judges_the_steps_pooled_counts_in_a_release(admin, namespace
         if result["step_weight"] == 50:
             durations = next(c for c in last["checks"] if c["metric"] == "request_duration")
             assert durations["result"] == "pass" and "Mann-Whitney U" in durations["reason"], durations
+
+
+# A step that cannot decide (far too few requests for min_requests, waited out): with
+# on_inconclusive pause, a person at the terminal decides; without one, the release rolls back.
+UNDECIDABLE = {"min_requests": 1_000_000, "inconclusive": "wait", "iterations": 1, "on_inconclusive": "pause"}
+
+
+def test_an_inconclusive_step_goes_on_when_a_person_says_continue(admin, namespace, endpoints, versions_of_test,
+                                                                   release_kubeconfig):
+    stable, canary = versions_of_test
+    rel = Release(admin, endpoints, namespace, stable, canary)
+    rel.wait_ready().traffic(RATE)
+    run = rel.start(release_kubeconfig, rel.analysis("guance", **UNDECIDABLE), terminal=True)
+    run.answer("continue", times=2)  # at 50% and at 100%
+    run.finish()
+    run.assert_promoted()
+    assert run.out.count('Type "continue" to go on to the next step') == 2
+    assert "too few canary requests" in run.out
+
+
+def test_an_inconclusive_step_rolls_back_when_nobody_can_answer(admin, namespace, endpoints, versions_of_test,
+                                                                release_kubeconfig):
+    stable, canary = versions_of_test
+    rel = Release(admin, endpoints, namespace, stable, canary)
+    rel.wait_ready().traffic(RATE)
+    run = rel.start(release_kubeconfig, rel.analysis("guance", **UNDECIDABLE))
+    run.finish()
+    run.assert_rolled_back_at_first_step()
+    said = " ".join(run.out.split())
+    assert "Not waiting for response to prompt as stdin is not interactive" in said
+    assert "the analysis was inconclusive" in said and "and nobody said continue (answer '';" in said
 
 
 def test_canary_with_errors_rolls_back_within_one_interval(admin, namespace, other_namespace, endpoints,
