@@ -229,6 +229,17 @@ def _version_of(labels: dict, version_label: str) -> str | None:
     return str(value) if value is not None else None
 
 
+def deployments_by_version(deployments: list[dict], version_label: str) -> dict[str, list[str]]:
+    """version -> the names of the Deployments whose pods carry it (by ``version_label``), for
+    the Deployments the host's Service selects; a Deployment without the label is left out."""
+    out: dict[str, list[str]] = {}
+    for deployment in deployments:
+        version = _version_of(_template_labels(deployment), version_label)
+        if version is not None:
+            out.setdefault(version, []).append(_meta(deployment).get("name"))
+    return {version: sorted(names) for version, names in sorted(out.items())}
+
+
 def describe_subsets(destination_rule: dict | None, pods: list[dict], deployments: list[dict],
                      version_label: str) -> dict[str, dict]:
     """name -> {labels, ready_pods, versions, deployments} for each subset of the rule."""

@@ -241,6 +241,13 @@ serving:
   returned: success
   type: dict
   sample: {"v1": ["VirtualService 'reviews' route #0 to subset 'v1' (90%)"]}
+version_deployments:
+  description:
+    - Version (the value of O(version_label) on their pod templates) to the names of the Deployments
+      the host's Service selects.
+  returned: success
+  type: dict
+  sample: {"v1": ["reviews-v1"], "v2": ["reviews-v2"]}
 serving_deployments:
   description: Deployment name to every route, fault rule or mirror that sends its pods requests.
   returned: success
@@ -329,7 +336,7 @@ import typing as t
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.canary.istio.plugins.module_utils._istio import fault_rules
-from ansible_collections.canary.istio.plugins.module_utils._istio_routing import host_routing, release_state
+from ansible_collections.canary.istio.plugins.module_utils._istio_routing import deployments_by_version, host_routing, release_state
 from ansible_collections.canary.istio.plugins.module_utils._k8s import (
     ISTIO_API_ARG_SPEC,
     K8sError,
@@ -389,6 +396,7 @@ def main() -> None:
     faults = [dict(rule, vs=model["virtual_service"]) for rule in fault_rules((winner[0].get("spec") or {}) if winner else {})]
     result = dict(model, service_host=model.pop("host"), faults=faults)
     result["problems"] = model["problems"] + state.problems
+    result["version_deployments"] = deployments_by_version(state.deployments, params["version_label"])
     if params["release"]:
         release = params["release"]
         result["release"] = release_state(model, release["stable"], release["canary"], release["steps"],

@@ -15,6 +15,7 @@ from sandbox import versions
 from sandbox.api import collection_path
 from sandbox.audit import WRITE_VERBS
 
+from _users_deployment import IMAGE_V2, LABEL, users_deployment  # pylint: disable=import-error
 from runners import REPO, VENV_BIN, run_playbook  # pylint: disable=import-error
 
 BOOKINFO = versions.BOOKINFO_DIR
@@ -98,16 +99,18 @@ def test_reference_flow_step_by_step(admin, bookinfo, release_kubeconfig, audit)
     assert "custom_tags" in annotations["proxy.istio.io/config"]
 
     # The same play again changes nothing. Our modules write only the lock (taken and released);
-    # kubernetes.core.k8s sends its Deployment patch anyway, which the server finds to be a no-op.
+    # the canary's Deployment is sent as a dry run only, which shows it would stay the same.
     audit.mark()
     version_before = deployment["metadata"]["resourceVersion"]
     second = _play("canary_release", ns, release_kubeconfig, canary_steps=[10])
     assert "changed=0" in second.stdout.split("PLAY RECAP")[-1], second.stdout[-3000:]
+    events = [e for e in audit.events("canary-release") if e["verb"] in WRITE_VERBS]
     writes = [(e["verb"], e["objectRef"]["resource"], e["userAgent"].split("/")[0])
-              for e in audit.events("canary-release") if e["verb"] in WRITE_VERBS]
-    assert sorted(writes) == [("patch", "deployments", "OpenAPI-Generator"),
-                              ("update", "virtualservices", "canary.istio"),
+              for e in events if "dryRun" not in e["requestURI"]]
+    assert sorted(writes) == [("update", "virtualservices", "canary.istio"),
                               ("update", "virtualservices", "canary.istio")], writes
+    dry = [(e["verb"], e["objectRef"]["resource"]) for e in events if "dryRun" in e["requestURI"]]
+    assert dry == [("update", "deployments")], dry
     assert admin.get(f"{collection_path('Deployment', ns)}/reviews-v2")["metadata"]["resourceVersion"] == version_before
 
     # Step 8: resume to 100% and promote: v1 gone, its subset dropped, all traffic on v2.
@@ -335,3 +338,43 @@ def test_a_version_the_api_server_would_refuse_is_refused_before_any_write(admin
     assert "canary_version is 71 characters long; a label value holds at most 63" in proc.stdout
     writes = [e for e in audit.events() if e["verb"] in WRITE_VERBS and (e.get("objectRef") or {}).get("namespace") == namespace]
     assert writes == []
+
+
+def test_a_release_of_the_users_own_deployment_keeps_it_whole(admin, namespace, release_kubeconfig):
+    # The user's Deployment: probes, affinity, two containers and more, versions told apart by
+    # app.kubernetes.io/version, Deployments named <app>-server-<version>.
+    ns = namespace
+    pattern = "{app}-server-{version}"
+    service = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "reviews", "labels": {"app": "reviews"}},
+               "spec": {"selector": {"app": "reviews"}, "ports": [{"name": "http", "port": 9080}]}}
+    admin.apply_manifest([service, users_deployment("1.0.0", name="reviews-server-1.0.0")], ns)
+    stable_path = f"{collection_path('Deployment', ns)}/reviews-server-1.0.0"
+    admin.wait_for("reviews-server-1.0.0 Ready", lambda: admin.get(stable_path).get("status", {}).get("readyReplicas") == 2, 90)
+    stable = admin.get(stable_path)
+
+    # Stop at 50%: both versions serve, each by its own subset on app.kubernetes.io/version.
+    half = _play("canary_release", ns, release_kubeconfig, canary_steps=[50], canary_stable_version="1.0.0",
+                 canary_version="2.0.0", canary_image=IMAGE_V2, canary_version_label=LABEL,
+                 canary_deployment_name_pattern=pattern)
+    assert "stopped at 50% on 2.0.0; traffic now: 1.0.0 50%, 2.0.0 50%" in half.stdout, half.stdout[-2000:]
+    rule = admin.get(f"{collection_path('DestinationRule', ns)}/reviews")
+    assert [(s["name"], s["labels"]) for s in rule["spec"]["subsets"]] == [("1.0.0", {LABEL: "1.0.0"}),
+                                                                          ("2.0.0", {LABEL: "2.0.0"})]
+    canary = admin.get(f"{collection_path('Deployment', ns)}/reviews-server-2.0.0")
+    pod, was = canary["spec"]["template"], stable["spec"]["template"]
+    assert pod["metadata"]["labels"][LABEL] == "2.0.0" and canary["spec"]["replicas"] == 2
+    assert [c["image"] for c in pod["spec"]["containers"]] == [IMAGE_V2, "fluent/fluent-bit:3.1"]
+    for key in ("affinity", "tolerations", "imagePullSecrets", "securityContext", "initContainers"):
+        assert pod["spec"][key] == was["spec"][key], key
+    for key in ("readinessProbe", "livenessProbe", "envFrom"):
+        assert pod["spec"]["containers"][0][key] == was["spec"]["containers"][0][key], key
+    annotations = pod["metadata"]["annotations"]
+    assert annotations["sidecar.istio.io/proxyCPU"] == "100m" and 'value: "2.0.0"' in annotations["proxy.istio.io/config"]
+
+    # Promote: the stable version's Deployment and subset go, found by the same label and pattern.
+    done = _play("canary_release", ns, release_kubeconfig, canary_steps=[50, 100], canary_stable_version="1.0.0",
+                 canary_version="2.0.0", canary_image=IMAGE_V2, canary_version_label=LABEL,
+                 canary_deployment_name_pattern=pattern)
+    assert "promoted; traffic now: 2.0.0 100%" in done.stdout, done.stdout[-2000:]
+    assert _deployments(admin, ns) == {"reviews-server-2.0.0"}
+    assert _subsets(admin, ns) == ["2.0.0"]
