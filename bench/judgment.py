@@ -9,8 +9,9 @@ about 150 canary and 1350 baseline requests a round), handed to the module's own
 not under test here is the query path (the integration and simulator tests hold that).
 
 Checks, as a careful user would write them: success >= 95%, error rate <= baseline + 1 point, p99
-<= 1.3 x baseline (or, in the last mode, the duration distribution by a rank test, allowed x1.3). Durations are log-normal (baseline median 50 ms, shape 0.4) counted into Istio's
-duration buckets; with single rates the module gets the p99 per version (as PromQL's
+<= 1.3 x baseline (or, in the last mode, the duration distribution by a rank test, allowed x1.3).
+Durations are log-normal (baseline median 50 ms, shape 0.4) counted into Istio's duration
+buckets; with single rates the module gets the p99 per version (as PromQL's
 histogram_quantile gives it), with ``confidence`` the buckets themselves.
 
 Scenarios: healthy canaries (identical, a little more errors or latency) and regressions (more
@@ -263,7 +264,8 @@ def main() -> int:
             row = rows[-1]
             print(f"{scenario.name:42} {mode:26} rolled back {row['rolled_back_pct']:5}% "
                   f"(95% {row['rolled_back_ci95'][0]}-{row['rolled_back_ci95'][1]}%)", flush=True)
-    from bench import judgment_sim  # pylint: disable=import-outside-toplevel (it takes this file's settings)
+    # Imported here: judgment_sim takes this file's settings, so it cannot be imported above.
+    from bench import judgment_sim  # pylint: disable=import-outside-toplevel
 
     sim_seeds = int(os.environ.get("JUDGE_SIM_SEEDS", "40"))
     sim_rows = []

@@ -701,7 +701,8 @@ CHECK_SPEC: dict[str, t.Any] = dict(
     weight=dict(type="float", default=1.0),
 )
 SCORING_SPEC: dict[str, t.Any] = {
-    "pass": dict(type="float", default=100.0),
+    # A score, not a password: validate-modules reads "pass" as a secret's name.
+    "pass": dict(type="float", default=100.0, no_log=False),
     "marginal": dict(type="float"),
     "on_marginal": dict(type="str", choices=["fail", "wait"], default="fail"),
     "no_data_fail_percent": dict(type="float"),

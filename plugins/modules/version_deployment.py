@@ -139,7 +139,6 @@ not_ready:
 import time
 import typing as t
 
-import yaml
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.canary.istio.plugins.module_utils._k8s import (
     K8sError,
@@ -190,6 +189,9 @@ def wanted_deployment(client: t.Any, params: t.Mapping[str, t.Any]) -> tuple[dic
     else:
         manifest = params["manifest"]
         if isinstance(manifest, str):
+            # Here, not at the top: client_from_module has checked that PyYAML is installed.
+            import yaml  # pylint: disable=import-outside-toplevel
+
             try:
                 manifest = yaml.safe_load(manifest)
             except yaml.YAMLError as exc:

@@ -383,7 +383,7 @@ UNDECIDABLE = {"min_requests": 1_000_000, "inconclusive": "wait", "iterations": 
 
 
 def test_an_inconclusive_step_goes_on_when_a_person_says_continue(admin, namespace, endpoints, versions_of_test,
-                                                                   release_kubeconfig):
+                                                                  release_kubeconfig):
     stable, canary = versions_of_test
     rel = Release(admin, endpoints, namespace, stable, canary)
     rel.wait_ready().traffic(RATE)

@@ -358,8 +358,8 @@ def test_a_release_of_the_users_own_deployment_keeps_it_whole(admin, namespace, 
                  canary_deployment_name_pattern=pattern)
     assert "stopped at 50% on 2.0.0; traffic now: 1.0.0 50%, 2.0.0 50%" in half.stdout, half.stdout[-2000:]
     rule = admin.get(f"{collection_path('DestinationRule', ns)}/reviews")
-    assert [(s["name"], s["labels"]) for s in rule["spec"]["subsets"]] == [("1.0.0", {LABEL: "1.0.0"}),
-                                                                          ("2.0.0", {LABEL: "2.0.0"})]
+    subsets = [(s["name"], s["labels"]) for s in rule["spec"]["subsets"]]
+    assert subsets == [("1.0.0", {LABEL: "1.0.0"}), ("2.0.0", {LABEL: "2.0.0"})]
     canary = admin.get(f"{collection_path('Deployment', ns)}/reviews-server-2.0.0")
     pod, was = canary["spec"]["template"], stable["spec"]["template"]
     assert pod["metadata"]["labels"][LABEL] == "2.0.0" and canary["spec"]["replicas"] == 2

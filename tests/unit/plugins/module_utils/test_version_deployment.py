@@ -168,8 +168,8 @@ def test_readiness_and_reasons() -> None:
                   "status": {"observedGeneration": 2, "replicas": 2, "updatedReplicas": 2, "availableReplicas": 2}}
     assert vd.is_ready(deployment) == (True, None)
     assert vd.is_ready(dict(deployment, status=dict(deployment["status"], observedGeneration=1))) == (False, None)
-    stuck = dict(deployment, status={"conditions": [{"type": "Progressing", "status": "False",
-                                                      "reason": "ProgressDeadlineExceeded", "message": "too slow"}]})
+    condition = {"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded", "message": "too slow"}
+    stuck = dict(deployment, status={"conditions": [condition]})
     assert vd.is_ready(stuck) == (False, "ProgressDeadlineExceeded: too slow")
     pods = [
         {"metadata": {"name": "p1"}, "status": {"phase": "Pending", "conditions": [
