@@ -144,13 +144,20 @@ def run_playbook(playbook: str | Path | list, *args: str, env: dict | None = Non
     return PlaybookRun(proc, started_at, seconds, tasks)
 
 
+def is_dry_run(event: dict) -> bool:
+    return event["verb"] in WRITE_VERBS and "dryRun=" in event.get("requestURI", "")
+
+
 def is_write(event: dict) -> bool:
-    return event["verb"] in WRITE_VERBS
+    """A write that can change the cluster: a dry run (how version_deployment asks whether an
+    update would change anything) is counted on its own."""
+    return event["verb"] in WRITE_VERBS and not is_dry_run(event)
 
 
 def reads_writes(events: list[dict]) -> dict:
     writes = sum(1 for e in events if is_write(e))
-    return {"reads": len(events) - writes, "writes": writes}
+    dry = sum(1 for e in events if is_dry_run(e))
+    return {"reads": len(events) - writes - dry, "writes": writes, "dry_runs": dry}
 
 
 def epoch(stamp: str) -> float:

@@ -203,9 +203,11 @@ def notes(measured: dict) -> list[str]:
     if held["second"]["writes"]:
         found.append(f"{HELD} run again writes {held['second']['writes']}: {', '.join(held['second']['writes_list'])}. "
                      "The VirtualService updates are the release lock, taken and released: a run must hold it before it "
-                     "knows that nothing will change (it also guards the canary's Deployment). The Deployment patch is "
-                     "kubernetes.core.k8s's, which always patches; the objects whose resourceVersion changed are "
-                     f"{', '.join(held['second']['objects_changed']) or 'none'}, so the server did not rewrite the Deployment.")
+                     "knows that nothing will change (it also guards the canary's Deployment); the objects whose "
+                     f"resourceVersion changed are {', '.join(held['second']['objects_changed']) or 'none'}.")
+    found.append(f"{HELD} run again sends the canary's Deployment as {held['second'].get('dry_runs', 0)} dry run(s), not "
+                 "as a write: canary.istio.version_deployment asks the server whether its update would change anything "
+                 "(defaults filled in) and writes nothing when it would not. Dry runs are not in the reads or writes above.")
     refused = release["second"]["failure"] or ""
     if "does not exist" in refused:
         found.append(f"{RELEASE} run again after its promotion stops at validation with {release['second']['writes']} writes: "

@@ -342,9 +342,13 @@ def test_a_version_the_api_server_would_refuse_is_refused_before_any_write(admin
 
 def test_a_release_of_the_users_own_deployment_keeps_it_whole(admin, namespace, release_kubeconfig):
     # The user's Deployment: probes, affinity, two containers and more, versions told apart by
-    # app.kubernetes.io/version, Deployments named <app>-server-<version>.
+    # app.kubernetes.io/version, Deployments named <app>-server-<version>; the user's names for the
+    # routing objects, and a VirtualService for the mesh and an ingress gateway at once.
     ns = namespace
     pattern = "{app}-server-{version}"
+    names = {"canary_virtual_service": "reviews-routes", "canary_destination_rule": "reviews-subsets",
+             "canary_gateways": ["mesh", "istio-system/edge-gateway"], "canary_version_label": LABEL,
+             "canary_deployment_name_pattern": pattern}
     service = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "reviews", "labels": {"app": "reviews"}},
                "spec": {"selector": {"app": "reviews"}, "ports": [{"name": "http", "port": 9080}]}}
     admin.apply_manifest([service, users_deployment("1.0.0", name="reviews-server-1.0.0")], ns)
@@ -354,10 +358,11 @@ def test_a_release_of_the_users_own_deployment_keeps_it_whole(admin, namespace, 
 
     # Stop at 50%: both versions serve, each by its own subset on app.kubernetes.io/version.
     half = _play("canary_release", ns, release_kubeconfig, canary_steps=[50], canary_stable_version="1.0.0",
-                 canary_version="2.0.0", canary_image=IMAGE_V2, canary_version_label=LABEL,
-                 canary_deployment_name_pattern=pattern)
-    assert "stopped at 50% on 2.0.0; traffic now: 1.0.0 50%, 2.0.0 50%" in half.stdout, half.stdout[-2000:]
-    rule = admin.get(f"{collection_path('DestinationRule', ns)}/reviews")
+                 canary_version="2.0.0", canary_image=IMAGE_V2, **names)
+    assert ("stopped at 50% on 2.0.0; traffic now: 1.0.0 50%, 2.0.0 50% (VirtualService 'reviews-routes' route #0)"
+            in half.stdout), half.stdout[-2000:]
+    assert _vs(admin, ns, "reviews-routes")["spec"]["gateways"] == ["mesh", "istio-system/edge-gateway"]
+    rule = admin.get(f"{collection_path('DestinationRule', ns)}/reviews-subsets")
     subsets = [(s["name"], s["labels"]) for s in rule["spec"]["subsets"]]
     assert subsets == [("1.0.0", {LABEL: "1.0.0"}), ("2.0.0", {LABEL: "2.0.0"})]
     canary = admin.get(f"{collection_path('Deployment', ns)}/reviews-server-2.0.0")
@@ -373,8 +378,9 @@ def test_a_release_of_the_users_own_deployment_keeps_it_whole(admin, namespace, 
 
     # Promote: the stable version's Deployment and subset go, found by the same label and pattern.
     done = _play("canary_release", ns, release_kubeconfig, canary_steps=[50, 100], canary_stable_version="1.0.0",
-                 canary_version="2.0.0", canary_image=IMAGE_V2, canary_version_label=LABEL,
-                 canary_deployment_name_pattern=pattern)
+                 canary_version="2.0.0", canary_image=IMAGE_V2, **names)
     assert "promoted; traffic now: 2.0.0 100%" in done.stdout, done.stdout[-2000:]
     assert _deployments(admin, ns) == {"reviews-server-2.0.0"}
-    assert _subsets(admin, ns) == ["2.0.0"]
+    rule = admin.get(f"{collection_path('DestinationRule', ns)}/reviews-subsets")
+    assert [s["name"] for s in rule["spec"]["subsets"]] == ["2.0.0"]
+    assert "canary.istio/release-lock" not in (_vs(admin, ns, "reviews-routes")["metadata"].get("annotations") or {})
