@@ -925,6 +925,14 @@ class Counts:
         return point, 100.0 * low, 100.0 * high
 
 
+def _result_of(check: Check) -> t.Callable[[str, str, float | None, float | None], CheckResult]:
+    """``result(outcome, reason, canary value, baseline value)`` for ``check`` (the judges on counts)."""
+    def result(outcome: str, reason: str, value: float | None, base: float | None) -> CheckResult:
+        return CheckResult(check.metric, outcome, reason, value, base, check.min, check.max, check.max_over_baseline,
+                           check.max_ratio_to_baseline, check.query, check.unit or BUILTIN_METRICS.get(check.metric))
+    return result
+
+
 class _BoundVerdicts:
     """Each bound of a check on counts: failed (the interval lies beyond it), kept (within it), or
     undecided; at the step's ``final`` look an undecided bound whose estimate is within is kept."""
@@ -958,10 +966,7 @@ def evaluate_rate_check(check: Check, canary: Counts | None, baseline: Counts | 
     At the step's ``final`` look, a bound still undecided is kept when the estimate itself is
     within it: the data did not show a breach at the confidence asked, and waiting is over. Only
     an estimate beyond the bound that the sample cannot confirm stays undecided (inconclusive)."""
-    def result(outcome: str, reason: str, value: float | None, base: float | None) -> CheckResult:
-        return CheckResult(check.metric, outcome, reason, value, base, check.min, check.max, check.max_over_baseline,
-                           check.max_ratio_to_baseline, check.query, check.unit or BUILTIN_METRICS.get(check.metric))
-
+    result = _result_of(check)
     if canary is None or canary.requests <= 0:
         return result(CHECK_NO_DATA, "no data for the canary", None, None)
     value, low, high = canary.rate_interval(check.metric, z)
@@ -1007,10 +1012,7 @@ def evaluate_latency_check(check: Check, canary: t.Mapping[float, float], baseli
     """A p99 check judged on the duration histogram: the p99 and the interval of its rank
     (``quantile_rank_interval``) read off the buckets, each bound failed, kept or undecided as in
     ``evaluate_rate_check`` (the last look keeping a bound whose estimate is within it)."""
-    def result(outcome: str, reason: str, value: float | None, base: float | None) -> CheckResult:
-        return CheckResult(check.metric, outcome, reason, value, base, check.min, check.max, check.max_over_baseline,
-                           check.max_ratio_to_baseline, check.query, check.unit or BUILTIN_METRICS.get(check.metric))
-
+    result = _result_of(check)
     def read(buckets: t.Mapping[float, float]) -> tuple[float | None, float | None, float | None, float]:
         total = max(buckets.values(), default=0.0)
         low_q, high_q = quantile_rank_interval(0.99, total, z)
@@ -1055,10 +1057,7 @@ def evaluate_duration_check(check: Check, canary: t.Mapping[float, float], basel
     kept when the effect is within it (a small, even a significant, slowdown inside the dead zone
     passes); undecided when the effect is beyond but the sample cannot show it yet. The last look
     keeps nothing undecided: an unconfirmed slowdown beyond the ratio stays inconclusive."""
-    def result(outcome: str, reason: str, value: float | None, base: float | None) -> CheckResult:
-        return CheckResult(check.metric, outcome, reason, value, base, check.min, check.max, check.max_over_baseline,
-                           check.max_ratio_to_baseline, check.query, check.unit or BUILTIN_METRICS.get(check.metric))
-
+    result = _result_of(check)
     value = histogram_mean(canary)
     if value is None:
         return result(CHECK_NO_DATA, "no data for the canary", None, None)
