@@ -1013,6 +1013,7 @@ def evaluate_latency_check(check: Check, canary: t.Mapping[float, float], baseli
     (``quantile_rank_interval``) read off the buckets, each bound failed, kept or undecided as in
     ``evaluate_rate_check`` (the last look keeping a bound whose estimate is within it)."""
     result = _result_of(check)
+
     def read(buckets: t.Mapping[float, float]) -> tuple[float | None, float | None, float | None, float]:
         total = max(buckets.values(), default=0.0)
         low_q, high_q = quantile_rank_interval(0.99, total, z)
