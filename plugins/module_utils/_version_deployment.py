@@ -13,7 +13,7 @@ annotations). Flagger and Argo Rollouts reuse the real pod template; so does thi
 everything and changes the name, the version label (Deployment labels, selector, pod labels), the
 images of the containers named, and the Guance scrape and tracing annotations.
 
-- ``clone_for_version``: the stable Deployment -> the canary's.
+- ``for_version``: a version's Deployment made from another's (the stable one cloned for the canary).
 - ``own_manifest``: the user's Deployment, checked and labelled for the version.
 - ``not_ready_reasons``: why a version's pods are not Ready, from their status and events.
 - ``put_body`` / ``same_deployment``: the update, and idempotency judged on the server's
@@ -26,8 +26,6 @@ import copy
 import re
 import typing as t
 
-DEFAULT_NAME_PATTERN = "{app}-{version}"
-DEFAULT_VERSION_LABEL = "version"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "canary.istio"}
 # What the API server owns: never copied from one Deployment to another.
 _SERVER_METADATA = ("uid", "resourceVersion", "creationTimestamp", "generation", "managedFields", "selfLink",
@@ -128,11 +126,6 @@ def for_version(deployment: t.Mapping[str, t.Any], *, name: str, namespace: str,
     if replicas is not None:
         spec["replicas"] = replicas
     return out
-
-
-def clone_for_version(stable: t.Mapping[str, t.Any], **settings: t.Any) -> dict[str, t.Any]:
-    """The canary's Deployment from the stable version's (see ``for_version``)."""
-    return for_version(stable, **settings)
 
 
 def own_manifest(manifest: t.Any, *, app: str, **settings: t.Any) -> dict[str, t.Any]:

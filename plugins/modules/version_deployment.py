@@ -153,8 +153,8 @@ from ansible_collections.canary.istio.plugins.module_utils._required import fail
 from ansible_collections.canary.istio.plugins.module_utils._version_deployment import (
     DeploymentSpecError,
     check_version_label,
-    clone_for_version,
     deployment_name,
+    for_version,
     is_ready,
     not_ready_reasons,
     own_manifest,
@@ -185,7 +185,7 @@ def wanted_deployment(client: t.Any, params: t.Mapping[str, t.Any]) -> tuple[dic
                                           f"(name_pattern {params['name_pattern']!r}); give the stable version that runs, "
                                           "or a manifest", "from_version") from None
     if stable is not None:
-        wanted, source = clone_for_version(stable, **settings), f"from {params['from_version']}'s Deployment {source_name}"
+        wanted, source = for_version(stable, **settings), f"from {params['from_version']}'s Deployment {source_name}"
     else:
         manifest = params["manifest"]
         if isinstance(manifest, str):

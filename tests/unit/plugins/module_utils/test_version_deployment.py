@@ -53,7 +53,7 @@ def clone(**changes) -> dict:
     settings = dict(name="reviews-2.0.0", namespace="prod", version="2.0.0", version_label=LABEL,
                     images={"reviews": "reviews:2.0.0"}, pod_annotations={"datakit/prom.instances": "x"})
     settings.update(changes)
-    return vd.clone_for_version(stable(), **settings)
+    return vd.for_version(stable(), **settings)
 
 
 def test_a_clone_changes_only_what_makes_it_the_version() -> None:
@@ -98,7 +98,7 @@ def test_a_selector_with_expressions_is_refused() -> None:
     source = stable()
     source["spec"]["selector"]["matchExpressions"] = [{"key": "tier", "operator": "In", "values": ["web"]}]
     with pytest.raises(vd.DeploymentSpecError, match="matchExpressions"):
-        vd.clone_for_version(source, name="n", namespace="prod", version="2", version_label=LABEL, images={})
+        vd.for_version(source, name="n", namespace="prod", version="2", version_label=LABEL, images={})
 
 
 def test_own_manifest_gets_the_app_and_the_version() -> None:
