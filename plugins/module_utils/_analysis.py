@@ -473,6 +473,16 @@ def window_increase(series: t.Sequence[Series], lookback_buckets: int = 0) -> li
     return out
 
 
+def _monotonic_counts(buckets: t.Mapping[float, float]) -> list[tuple[float, float]]:
+    """(bound, cumulative count) sorted by bound, counts made monotonic (buckets of one scrape
+    are not read atomically)."""
+    out: list[tuple[float, float]] = []
+    for bound in sorted(b for b in buckets if b is not None and not math.isnan(b)):
+        count = buckets[bound]
+        out.append((bound, max(count, out[-1][1]) if out else count))
+    return out
+
+
 def histogram_quantile(quantile: float, buckets: t.Mapping[float, float]) -> float | None:
     """The ``quantile`` (0..1) of a histogram given as upper bound -> cumulative count.
 
@@ -483,13 +493,11 @@ def histogram_quantile(quantile: float, buckets: t.Mapping[float, float]) -> flo
     """
     if not 0.0 <= quantile <= 1.0 or math.isnan(quantile):
         raise AnalysisError(f"quantile must be between 0 and 1, got {quantile!r}", "quantile")
-    bounds = sorted(b for b in buckets if b is not None and not math.isnan(b))
-    if not bounds or bounds[-1] != math.inf:
+    reading = _monotonic_counts(buckets)
+    if not reading or reading[-1][0] != math.inf:
         return None
-    counts: list[float] = []
-    for bound in bounds:
-        count = buckets[bound]
-        counts.append(max(count, counts[-1]) if counts else count)
+    bounds = [bound for bound, _count in reading]
+    counts = [count for _bound, count in reading]
     total = counts[-1]
     if total <= 0:
         return None
@@ -508,16 +516,6 @@ def histogram_quantile(quantile: float, buckets: t.Mapping[float, float]) -> flo
     if in_bucket <= 0:
         return upper
     return lower + (upper - lower) * (rank - below) / in_bucket
-
-
-def _monotonic_counts(buckets: t.Mapping[float, float]) -> list[tuple[float, float]]:
-    """(bound, cumulative count) sorted by bound, counts made monotonic (buckets of one scrape
-    are not read atomically)."""
-    out: list[tuple[float, float]] = []
-    for bound in sorted(b for b in buckets if b is not None and not math.isnan(b)):
-        count = buckets[bound]
-        out.append((bound, max(count, out[-1][1]) if out else count))
-    return out
 
 
 def histogram_bins(*histograms: t.Mapping[float, float]) -> tuple[list[float], list[list[float]]]:
@@ -1155,6 +1153,11 @@ class Scoring:
             raise AnalysisError(f"scoring.on_marginal must be fail or wait, got {self.on_marginal!r}", "scoring")
 
     @property
+    def scored(self) -> bool:
+        """Whether failed checks are weighed at all (else any failed check fails the round)."""
+        return self.marginal_floor < 100
+
+    @property
     def marginal_floor(self) -> float:
         return self.pass_score if self.marginal_score is None else self.marginal_score
 
@@ -1254,7 +1257,7 @@ def judge(
                                  f"no_data_fail_percent {_fmt(scoring.no_data_fail_percent)}): "
                                  + "; ".join(f"{r.metric}: {r.reason}" for r in no_data))
     elif failed and (score is None or score < scoring.marginal_floor):
-        verdict, reason = FAIL, failed_text if scoring == Scoring() else f"{score_text}: {failed_text}"
+        verdict, reason = FAIL, f"{score_text}: {failed_text}" if scoring.scored else failed_text
     elif failed and score < scoring.pass_score:
         verdict, reason = MARGINAL, f"{score_text}: {failed_text}"
     elif no_data:
