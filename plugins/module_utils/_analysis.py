@@ -193,7 +193,7 @@ class MetricQuery:
     """One query of a round. ``key`` ties the answer back to its parser.
 
     ``lookback_s``: how much earlier than the round's window this query's time range starts
-    (the DQL counters' extra bucket, see ``build_dql``)."""
+    (the DQL counters' extra buckets, see ``build_dql``)."""
 
     key: str
     qtype: str
@@ -310,7 +310,8 @@ def build_dql(target: AnalysisTarget) -> dict[str, MetricQuery]:
     the last of them holds the counters at the window's start, so the increase spans the whole
     window, and a series absent from them (a response code first seen in the window) counts from
     zero (``window_increase``). The range goes in the statement and is also sent as the request's
-    time range (which wins in Guance).
+    time range (which wins in Guance), with ``align_time``: the buckets sit on multiples of the
+    step, each labelled at its start (``window_increase`` reads them so).
     """
     lookback = DQL_LOOKBACK_BUCKETS * target.step_seconds
     window = f"[{target.window_seconds + lookback}s::{target.step_seconds}s:last]"
@@ -447,7 +448,7 @@ def counter_increase(values: t.Sequence[float]) -> float:
     return total
 
 
-def window_increase(series: t.Sequence[Series], lookback_buckets: int = 0) -> list[float]:
+def window_increase(series: t.Sequence[Series], lookback_buckets: int = 0, window_start_ms: int | None = None) -> list[float]:
     """Each counter series' increase (``counter_increase``) over the window after the lookback.
 
     The answer's first ``lookback_buckets`` buckets (distinct times, oldest first, over all its
@@ -457,10 +458,20 @@ def window_increase(series: t.Sequence[Series], lookback_buckets: int = 0) -> li
     not make a long-lived series look new and count its whole lifetime. If no series reached
     back that far the buckets are taken from the window instead: an undercount, which can make
     a round inconclusive but never pass it. Points without a time are taken as before the window.
+
+    Counting buckets, not comparing times, is what finds the last scrape before the window
+    when a bucket holds one scrape: the lookback's first bucket is cut by the range's start, and
+    it is empty exactly when the bucket holding the window's start had its scrape before it.
+    ``window_start_ms`` guards the count: the query asks for ``align_time``, so a bucket is
+    labelled at its start, and one labelled at or after the window's start holds only scrapes in
+    the window. It is never the base, even when a scrape was missed by every series.
     """
     points = [series_points(one) for one in series]
     stamps = sorted({point[0] for one in points for point in one if point[0] is not None})
     boundary = stamps[min(lookback_buckets, len(stamps)) - 1] if lookback_buckets and stamps else None
+    if boundary is not None and window_start_ms is not None and boundary >= window_start_ms:
+        earlier = [stamp for stamp in stamps if stamp < window_start_ms]
+        boundary = earlier[-1] if earlier else stamps[0]
     out = []
     for one in points:
         if boundary is None:
@@ -576,19 +587,22 @@ def _is_5xx(code: str | None) -> bool:
 
 
 def parse_requests(
-    series: t.Iterable[Series], versions: t.Sequence[str], counter: bool, lookback_buckets: int = 0
+    series: t.Iterable[Series], versions: t.Sequence[str], counter: bool, lookback_buckets: int = 0,
+    window_start_ms: int | None = None,
 ) -> dict[str, dict[str, float | None]]:
     """Request count, 5xx count and rates per version from the requests query.
 
     ``counter``: rows are cumulative counter values over time (DQL), the first
-    ``lookback_buckets`` before the window (``window_increase``); else each series holds the
+    ``lookback_buckets`` (or those ending by ``window_start_ms``) before the window
+    (``window_increase``); else each series holds the
     increase already (PromQL ``increase``) and its newest value is taken.
     A version without any series had no requests: count 0 and no rate (never 100%).
     """
     totals = {v: 0.0 for v in versions}
     errors = {v: 0.0 for v in versions}
     series = list(series)
-    amounts = window_increase(series, lookback_buckets) if counter else [latest_value(one) or 0.0 for one in series]
+    amounts = (window_increase(series, lookback_buckets, window_start_ms) if counter
+               else [latest_value(one) or 0.0 for one in series])
     for one, amount in zip(series, amounts):
         version = series_tag(one, "destination_version")
         if version not in totals:
@@ -620,26 +634,29 @@ def parse_latency_promql(series: t.Iterable[Series], versions: t.Sequence[str]) 
 
 
 def parse_latency_buckets(
-    series: t.Iterable[Series], versions: t.Sequence[str], quantile: float = 0.99, lookback_buckets: int = 0
+    series: t.Iterable[Series], versions: t.Sequence[str], quantile: float = 0.99, lookback_buckets: int = 0,
+    window_start_ms: int | None = None,
 ) -> dict[str, float | None]:
     """p-quantile per version from cumulative bucket counters grouped by version and ``le`` (DQL).
 
     Each bucket's increase over the window is computed first, so old observations from before
     the window do not count; then ``histogram_quantile`` runs on the increases.
     """
-    per_version = latency_buckets(series, versions, counter=True, lookback_buckets=lookback_buckets)
+    per_version = latency_buckets(series, versions, True, lookback_buckets, window_start_ms)
     return {v: histogram_quantile(quantile, buckets) for v, buckets in per_version.items()}
 
 
 def latency_buckets(
-    series: t.Iterable[Series], versions: t.Sequence[str], counter: bool, lookback_buckets: int = 0
+    series: t.Iterable[Series], versions: t.Sequence[str], counter: bool, lookback_buckets: int = 0,
+    window_start_ms: int | None = None,
 ) -> dict[str, dict[float, float]]:
     """Per version, the window's requests per duration bucket (upper bound -> cumulative count)
     from series grouped by version and ``le``: counter values over time (DQL, see
     ``window_increase``), or each series' increase already (PromQL ``increase``)."""
     per_version: dict[str, dict[float, float]] = {v: {} for v in versions}
     series = list(series)
-    amounts = window_increase(series, lookback_buckets) if counter else [latest_value(one) or 0.0 for one in series]
+    amounts = (window_increase(series, lookback_buckets, window_start_ms) if counter
+               else [latest_value(one) or 0.0 for one in series])
     for one, grown in zip(series, amounts):
         version = series_tag(one, "destination_version")
         bound = parse_le(series_tag(one, "le"))
@@ -675,11 +692,14 @@ def parse_logs(series: t.Iterable[Series], versions: t.Sequence[str], version_ta
 
 
 def builtin_numbers(
-    target: AnalysisTarget, answers: t.Mapping[str, t.Sequence[Series] | None], queries: t.Mapping[str, MetricQuery]
+    target: AnalysisTarget, answers: t.Mapping[str, t.Sequence[Series] | None], queries: t.Mapping[str, MetricQuery],
+    window_start_ms: int | None = None,
 ) -> VersionNumbers:
     """Per-version built-in metrics from the answers of ``builtin_queries`` (key -> series).
 
     A key missing from ``answers`` (or None) was not answered: every metric it feeds is no data.
+    ``window_start_ms``: the round's window start, which tells the DQL counters' buckets before
+    the window from those in it (``window_increase``).
     """
     numbers = VersionNumbers()
     versions = target.versions
@@ -689,14 +709,14 @@ def builtin_numbers(
             continue
         lookback = query.lookback_s // target.step_seconds
         if key == Q_REQUESTS:
-            for version, metrics in parse_requests(series, versions, query.qtype == QTYPE_DQL, lookback).items():
+            for version, metrics in parse_requests(series, versions, query.qtype == QTYPE_DQL, lookback, window_start_ms).items():
                 for metric, value in metrics.items():
                     numbers.set(version, metric, value)
         elif key == Q_LATENCY:
             series = list(series)
             if query.qtype == QTYPE_DQL or any(series_tag(one, "le") is not None for one in series):
                 # Buckets: counters over time (DQL), or each bucket's increase (PromQL with confidence).
-                numbers.buckets = latency_buckets(series, versions, query.qtype == QTYPE_DQL, lookback)
+                numbers.buckets = latency_buckets(series, versions, query.qtype == QTYPE_DQL, lookback, window_start_ms)
                 latencies = {v: histogram_quantile(0.99, b) for v, b in numbers.buckets.items()}
                 for version, buckets in numbers.buckets.items():
                     numbers.set(version, REQUEST_DURATION, histogram_mean(buckets))
@@ -1372,10 +1392,11 @@ def round_numbers(
     queries: t.Sequence[MetricQuery],
     answers: t.Mapping[str, t.Sequence[Series] | None],
     custom: t.Sequence[CustomMetric] = (),
+    window_start_ms: int | None = None,
 ) -> VersionNumbers:
     """Per-version numbers from the answers (query key -> series; a missing key = no data)."""
     builtin = {query.key: query for query in queries if not query.key.startswith(CUSTOM_PREFIX)}
-    numbers = builtin_numbers(target, answers, builtin)
+    numbers = builtin_numbers(target, answers, builtin, window_start_ms)
     by_name = {metric.name: metric for metric in custom}
     for query in queries:
         if not query.key.startswith(CUSTOM_PREFIX):
@@ -1400,10 +1421,11 @@ def judge_round(
     z: float | None = None,
     final: bool = False,
     scoring: Scoring | None = None,
+    window_start_ms: int | None = None,
 ) -> Verdict:
     """The verdict of one round from the answers to ``plan_round``'s queries, every check
     carrying the text of the query behind its value (``evidence``, ``z``, ``scoring``: see ``judge``)."""
-    numbers = round_numbers(target, queries, answers, custom)
+    numbers = round_numbers(target, queries, answers, custom, window_start_ms)
     texts = {query.key: query.query for query in queries}
     described = []
     for check in with_queries(checks, queries):

@@ -442,10 +442,10 @@ def run_round(plan: AnalysisPlan, source: RoundSource, number: int, end_ms: int,
     start_ms = end_ms - plan.step.window_s * 1000
     before = source.requests_made
     answers = source.query_round(plan.queries, start_ms, end_ms)
-    numbers = round_numbers(plan.target, plan.queries, answers, plan.custom)
+    numbers = round_numbers(plan.target, plan.queries, answers, plan.custom, start_ms)
     evidence = pool_counts(pooled or {}, numbers) if plan.step.confidence is not None else None
     verdict = judge_round(plan.target, plan.checks, plan.queries, answers, plan.custom, plan.step.min_requests,
-                          plan.expected_weight, evidence, plan.step.look_z, final, plan.scoring)
+                          plan.expected_weight, evidence, plan.step.look_z, final, plan.scoring, start_ms)
     return RoundReport(number, start_ms, end_ms, verdict, numbers.values, source.requests_made - before), evidence or {}
 
 

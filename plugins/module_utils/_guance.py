@@ -320,7 +320,11 @@ def openapi_query_body(queries: t.Sequence[Query], start_ms: int, end_ms: int) -
     DQL answers are capped at 20 series unless the request lifts the cap: a p99 grouped by version
     and ``le`` has ~40, and one version would silently go missing. ``disable_slimit`` lifts it as
     Guance's own clients do (pipeline-go); no request-level ``slimit`` is sent, because it would
-    override a ``SLIMIT`` the statement itself sets."""
+    override a ``SLIMIT`` the statement itself sets.
+
+    ``align_time`` as Guance's own examples send it with interval queries: buckets on multiples of
+    the interval, each labelled at its start, which the analysis's window arithmetic relies on
+    (``_analysis.window_increase``)."""
     body = []
     for query in queries:
         entry: dict[str, t.Any] = {
@@ -333,6 +337,7 @@ def openapi_query_body(queries: t.Sequence[Query], start_ms: int, end_ms: int) -
             entry["promqlType"] = "instantQuery"
         else:
             entry["disable_slimit"] = True
+            entry["align_time"] = True
         entry.update(query.options)
         body.append({"qtype": query.qtype, "query": entry})
     return {"queries": body}
@@ -340,7 +345,7 @@ def openapi_query_body(queries: t.Sequence[Query], start_ms: int, end_ms: int) -
 
 def datakit_query_body(queries: t.Sequence[Query], start_ms: int, end_ms: int) -> dict[str, t.Any]:
     """The body of DataKit's ``/v1/query/raw``. ``disable_slimit``: else the DataKit caps every
-    answer at 20 series."""
+    answer at 20 series; ``align_time``: as ``openapi_query_body``."""
     body = []
     for query in queries:
         if query.qtype != "dql":
@@ -349,6 +354,7 @@ def datakit_query_body(queries: t.Sequence[Query], start_ms: int, end_ms: int) -
             "query": query.q,
             "time_range": [int(start_ms) - query.lookback_ms, int(end_ms)],
             "disable_slimit": True,
+            "align_time": True,
             "disable_multiple_field": False,
         }
         entry.update(query.options)

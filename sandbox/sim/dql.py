@@ -550,10 +550,13 @@ def _source_matches(source, measurement: str) -> bool:
 def evaluate(text: str, rows_of: Callable[[str, int, int], list[Point]], now_ms: int, *, time_range: list | None = None,
              interval_s: float | None = None, limit: int | None = None, offset: int | None = None,
              slimit: int | None = None, soffset: int | None = None, conditions: str | None = None,
-             default_slimit: int | None = None, ascending: bool | None = None) -> Result:
+             default_slimit: int | None = None, ascending: bool | None = None, align_time: bool = False) -> Result:
     """Run one DQL statement. `rows_of(namespace, start_ms, end_ms)` gives the candidate rows.
 
-    Request-level `limit`/`slimit`/`offset`/`soffset` take precedence over the statement's."""
+    Request-level `limit`/`slimit`/`offset`/`soffset` take precedence over the statement's.
+    `align_time`: interval buckets sit on multiples of the interval (as Guance documents for
+    its examples); without it they count from the range's start. Either way a bucket is
+    labelled at its start."""
     query = parse(text)
     start, end = resolve_range(query.time, time_range, now_ms)
     interval = resolve_interval(query.time, interval_s, start, end)
@@ -583,7 +586,7 @@ def evaluate(text: str, rows_of: Callable[[str, int, int], list[Point]], now_ms:
     for key in sorted(groups, key=lambda k: tuple("" if v is None else str(v) for v in k)):
         group_rows = groups[key]
         if query.aggregated:
-            columns, values = _aggregate_rows(query, group_rows, start, end, interval, rollup_func)
+            columns, values = _aggregate_rows(query, group_rows, start, end, interval, rollup_func, align_time)
         else:
             columns, values = _listing(query, [r for r in group_rows if r.time >= start])
             if row_limit is None:
@@ -609,17 +612,20 @@ def evaluate(text: str, rows_of: Callable[[str, int, int], list[Point]], now_ms:
     return Result(series, column_names, NAMESPACE_NAMES[query.namespace], source_text)
 
 
-def _bucket_of(t: int, interval: int | None, start: int) -> int:
-    return (t // interval) * interval if interval else start
+def _bucket_of(t: int, interval: int | None, start: int, align_time: bool) -> int:
+    if not interval:
+        return start
+    origin = 0 if align_time else start
+    return origin + ((t - origin) // interval) * interval
 
 
 def _aggregate_rows(query: Query, rows: list[Point], start: int, end: int, interval: int | None,
-                    rollup_func: str) -> tuple[list, list]:
+                    rollup_func: str, align_time: bool) -> tuple[list, list]:
     columns = ["time"] + [t.column for t in query.targets]
     buckets: dict[int, list[Point]] = {}
     for row in rows:
         if row.time >= start:
-            buckets.setdefault(_bucket_of(row.time, interval, start), []).append(row)
+            buckets.setdefault(_bucket_of(row.time, interval, start, align_time), []).append(row)
     values = []
     for bucket, bucket_rows in buckets.items():
         line = [bucket if (interval or query.namespace == "M") else None]

@@ -127,7 +127,8 @@ def run_queries(sim: Simulation, queries, datakit: bool = False) -> list[dict]:
                                   interval_s=None if datakit else query.get("interval"),
                                   limit=query.get("limit") or None, offset=query.get("offset") or None,
                                   slimit=slimit, soffset=query.get("soffset") or None,
-                                  conditions=query.get("conditions") or None, default_slimit=default_slimit)
+                                  conditions=query.get("conditions") or None, default_slimit=default_slimit,
+                                  align_time=bool(query.get("align_time") or query.get("alignTime")))
             item = _dql_item(result)
         else:
             raise _Fail(400, PARAM_ERROR_CODE, f"queries[{i}].qtype must be dql or promql, got {qtype!r}")

@@ -7,7 +7,8 @@ documentation alone does not say. The bodies and answers here are constructed by
 those facts, not copied:
 
 - requests: the key id in ``DF-API-KEY``; ``timeRange`` in epoch ms; ``disableMultipleField: false``,
-  ``disable_sampling: true``, ``disable_slimit: true`` for DQL; PromQL without ``promqlType`` (a
+  ``disable_sampling: true``, ``disable_slimit: true``, ``align_time: true`` for DQL (interval
+  buckets on the interval's multiples, labelled at their start); PromQL without ``promqlType`` (a
   range query, as Grafana sends it); ``content.data[i]`` answers ``queries[i]``;
 - answers: rows newest-first or oldest-first; ``time`` not always the first column; extra fields
   (``column_names``, ``group_by``, ``query_status``, ``tags.name``); series labels under ``tags``,
@@ -139,3 +140,17 @@ def test_the_simulator_accepts_the_clients_own_bodies(sim) -> None:
     now = sim.clock.now_ms()
     result = client.query([g.Query("T::`reviews`:(count(`*`) AS `spans`) BY `version`")], now - 60_000, now)
     assert {s["tags"]["version"] for s in result.series[0]} == {"v1", "v2"}
+
+
+def test_interval_buckets_come_back_on_the_interval_grid(sim) -> None:
+    # The client asks every DQL query with align_time, as Guance's own examples do: buckets on
+    # multiples of the interval, labelled at their start (what the analysis's counters read).
+    client = g.GuanceClient(g.make_config(url=sim.urls["guance_openapi"], api_key=KEY, retry_budget=0))
+    now = sim.clock.now_ms()
+    start = now - 60_000 - now % 10_000 + 3_000  # not on the 10 s grid
+    text = "T::`reviews`:(count(`*`) AS `spans`) [::10s] BY `version`"
+    stamps = {row[0] for one in client.query([g.Query(text)], start, now).series[0] for row in one["rows"]}
+    assert stamps and all(stamp % 10_000 == 0 for stamp in stamps)
+    plain = _post(sim, {"queries": [{"qtype": "dql", "query": {"q": text, "timeRange": [start, now]}}]}).json()
+    unaligned = {row[0] for one in plain["content"]["data"][0]["series"] for row in one["values"]}
+    assert unaligned and all((stamp - start) % 10_000 == 0 for stamp in unaligned)

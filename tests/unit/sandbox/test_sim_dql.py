@@ -110,6 +110,17 @@ def test_time_range_forms_and_interval_buckets(rec):
     assert spans("T::reviews:(count(*) AS c) [1m]") == []  # all spans are older than NOW - 1m
 
 
+def test_interval_buckets_sit_on_the_interval_grid_with_align_time(rec):
+    """Spans at T0 + 0..6 s, range from T0 + 1 s: with align_time the buckets sit on multiples of
+    2 s (the first one cut by the range), without it they count from the range's start; either
+    way each is labelled at its start."""
+    text = f"T::reviews:(count(*) AS c) [{T0 + 1000}:{T0 + 6999}:2s]"
+    aligned = [[t - T0, n] for t, n in run(rec, text, align_time=True).series[0]["values"]]
+    assert aligned == [[6000, 1], [4000, 2], [2000, 2], [0, 1]]
+    from_start = [[t - T0, n] for t, n in run(rec, text).series[0]["values"]]
+    assert from_start == [[5000, 2], [3000, 2], [1000, 2]]
+
+
 def test_limit_slimit_offset_and_listing(rec):
     listing = run(rec, "T::reviews:(duration, version) LIMIT 2")
     assert listing.series[0]["values"] == [[T0 + 6000, 3000, "v2"], [T0 + 5000, 2000, "v2"]]

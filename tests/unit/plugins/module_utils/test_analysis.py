@@ -457,6 +457,20 @@ def test_dql_lookback_on_an_answer_that_does_not_reach_back_undercounts() -> Non
     assert an.window_increase(series, 2) == [0, 5]
 
 
+def test_dql_lookback_never_takes_a_bucket_inside_the_window_as_the_base() -> None:
+    """Buckets labelled at their start (align_time), step 1000, window from 2500. Every series
+    missed the scrape of bucket 1000: counting two buckets would take 3000, inside the window,
+    as the base; the window's start keeps the base at 2000 (its scrape was before 2500)."""
+    series = [s({"destination_version": "v2", "response_code": "200"}, [[5000, 190], [4000, 150], [3000, 120], [2000, 100]]),
+              s({"destination_version": "v2", "response_code": "503"}, [[5000, 7], [4000, 3]])]
+    assert an.window_increase(series, 2) == [70, 7]  # by count alone: 20 requests lost
+    assert an.window_increase(series, 2, window_start_ms=2500) == [90, 7]
+    out = an.parse_requests(series, ["v2"], counter=True, lookback_buckets=2, window_start_ms=2500)
+    assert out["v2"]["request_count"] == 97
+    # a bucket before the window's start but after the counted lookback is left as it was
+    assert an.window_increase(series, 2, window_start_ms=3500) == [70, 7]
+
+
 def test_latency_from_dql_buckets_with_a_new_canary() -> None:
     """The canary's bucket series all start inside the window: counted from 0, so its p99 is seen."""
     old = [s({"destination_version": "v1", "le": le}, [[3000, 100], [2000, 50], [1000, 40]]) for le in ("10", "+Inf")]

@@ -154,6 +154,7 @@ def test_all_queries_in_one_request_and_simple_series(fake) -> None:
     assert [q["qtype"] for q in sent["body"]["queries"]] == ["dql", "promql"]
     first = sent["body"]["queries"][0]["query"]
     assert first["timeRange"] == [1000, 61000] and first["disableMultipleField"] is False
+    assert first["align_time"] is True and "align_time" not in sent["body"]["queries"][1]["query"]
     lookback = g.openapi_query_body([g.Query("M::x", lookback_ms=20_000)], 30_000, 61_000)
     assert lookback["queries"][0]["query"]["timeRange"] == [10_000, 61_000]
     assert sent["body"]["queries"][1]["query"]["promqlType"] == "instantQuery"
@@ -279,6 +280,7 @@ def test_datakit_query(fake) -> None:
     assert sent["body"]["queries"][0]["time_range"] == [1000, 2000]
     assert sent["body"]["queries"][1]["time_range"] == [500, 2000]  # its own earlier start
     assert sent["body"]["queries"][0]["disable_slimit"] is True
+    assert sent["body"]["queries"][0]["align_time"] is True  # buckets on the interval's multiples, labelled at their start
     assert result.series == [[{"name": "istio_prom", "tags": {}, "columns": ["time", "requests"], "rows": [[1, 5]]}], []]
 
 
