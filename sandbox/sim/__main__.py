@@ -33,7 +33,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--openapi-port", type=int, default=openapi_port)
     parser.add_argument("--datakit-port", type=int, default=datakit_port)
-    parser.add_argument("--prometheus-url", default=None, help="answer qtype=promql through this Prometheus")
+    parser.add_argument("--prometheus-url", default=None, help="the Prometheus beside the simulator (for the prometheus provider)")
+    parser.add_argument("--scrape-interval", type=float, default=10.0,
+                        help="seconds between the simulated DataKit's scrapes, which DQL and Guance's PromQL read")
     parser.add_argument("--endpoints-file", default=str(versions.STATE_DIR / ENDPOINTS_FILE),
                         help="where to write the URLs and API key (default: .sandbox/endpoints.json)")
     parser.add_argument("--poll", type=float, default=1.0, help="seconds between reads of a namespace's routing objects")
@@ -51,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"--traffic names unknown cluster(s) {', '.join(unknown)}; running: {', '.join(sorted(apis))}")
     live = LiveSimulator(apis, speed=args.speed, seed=args.seed, openapi_port=args.openapi_port,
-                         datakit_port=args.datakit_port, poll_s=args.poll, prometheus_url=args.prometheus_url)
+                         datakit_port=args.datakit_port, poll_s=args.poll, prometheus_url=args.prometheus_url,
+                         scrape_interval_ms=int(args.scrape_interval * 1000))
     for spec in specs:
         live.add_traffic(spec)
     try:

@@ -22,9 +22,7 @@ from dataclasses import asdict, dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
-import requests
-
-from . import dql
+from . import dql, metricsql
 from .lineproto import LineError, parse_lines
 from .record import Clock, Point, Recorder
 from .traffic import Simulator, TrafficSpec
@@ -61,6 +59,8 @@ class Simulation:
     simulator: Simulator | None = None
     api_keys: set = field(default_factory=lambda: {"sim-api-key"})
     faults: Faults = field(default_factory=Faults)
+    # The real Prometheus beside the simulator, for the prometheus provider; Guance's own PromQL is
+    # answered here (metricsql), as a MetricsQL engine answers, not by Prometheus.
     prometheus_url: str | None = None
     requests_seen: list = field(default_factory=list)  # (path, body) of OpenAPI calls, for assertions
     events: dict = field(default_factory=dict)  # __docid -> event object
@@ -151,33 +151,19 @@ def _dql_item(result: dql.Result) -> dict:
 
 
 def promql(sim: Simulation, text: str, query: dict, time_range, now: int) -> dict:
-    """Ask the real Prometheus, with Guance's `measurement:field` names turned back into metric names."""
-    if not sim.prometheus_url:
-        raise _Fail(400, QUERY_ERROR_CODE, "promql: no Prometheus is configured for this simulator")
-    expr = re.sub(r"\b[A-Za-z_][A-Za-z0-9_]*:(?=[A-Za-z_])", "", text)
-    start, end = (time_range + [now])[:2] if time_range else (now - dql.DEFAULT_RANGE_MS, now)
-    instant = query.get("promqlType") == "instantQuery"
-    if instant:
-        params = {"query": expr, "time": end / 1000}
-        path = "/api/v1/query"
+    """Guance's PromQL, MetricsQL-compatible (sandbox/sim/metricsql.py), over the recorded scrapes:
+    an instant query at the range's end, else a range query every `interval` seconds (default:
+    the range in at most `maxPointCount` points, 360)."""
+    start, end = (list(time_range) + [now])[:2] if time_range else (now - dql.DEFAULT_RANGE_MS, now)
+    if query.get("promqlType") == "instantQuery":
+        times = [int(end)]
     else:
-        step = query.get("interval") or max(1, (end - start) // 1000 // int(query.get("maxPointCount") or 360))
-        params = {"query": expr, "start": start / 1000, "end": end / 1000, "step": step}
-        path = "/api/v1/query_range"
+        step_ms = int(float(query.get("interval") or max(1, (end - start) // 1000 // int(query.get("maxPointCount") or 360))) * 1000)
+        times = list(range(int(start), int(end) + 1, max(step_ms, 1000)))[-11_000:]
     try:
-        resp = requests.get(sim.prometheus_url.rstrip("/") + path, params=params, timeout=10)
-        body = resp.json()
-    except (requests.RequestException, ValueError) as exc:
-        raise _Fail(503, "InternalError", f"promql: Prometheus unreachable: {exc}") from exc
-    if body.get("status") != "success":
-        raise _Fail(400, QUERY_ERROR_CODE, f"promql: {body.get('errorType')}: {body.get('error')}")
-    series = []
-    for entry in body["data"]["result"]:
-        metric = dict(entry.get("metric", {}))
-        name = metric.pop("__name__", "")
-        pairs = entry.get("values") or ([entry["value"]] if "value" in entry else [])
-        values = [[int(float(t) * 1000), float(v)] for t, v in reversed(pairs)]
-        series.append({"name": name, "columns": ["time", "value"], "tags": metric, "values": values})
+        series = metricsql.query(text, sim.recorder.rows_between, times)
+    except metricsql.PromqlError as exc:
+        raise _Fail(400, QUERY_ERROR_CODE, f"promql: {exc}") from exc
     return {"async_id": "", "column_names": ["value"], "is_running": False, "next_cursor_time": -1, "points": None,
             "query_type": "promql", "series": series}
 

@@ -17,6 +17,9 @@ from .. import cluster as sandbox_cluster, procs, versions
 from . import prometheus
 
 START_TIMEOUT = 30
+# The simulated DataKit (what DQL and Guance's PromQL read) and the real Prometheus scrape alike,
+# so that the sandbox's short analysis windows hold several scrapes whichever the language.
+SCRAPE_INTERVAL_S = 2
 
 
 def ports() -> dict[str, int]:
@@ -48,7 +51,7 @@ def start(state_dir: Path, traffic: tuple[str, ...] = (), speed: float = 1.0) ->
     bootstrap = f"import sys; sys.path.insert(0, {str(versions.REPO_ROOT)!r}); from sandbox.sim.__main__ import main; sys.exit(main())"
     argv = [sys.executable, "-c", bootstrap, "--openapi-port", str(port["openapi"]), "--datakit-port", str(port["datakit"]),
             "--endpoints-file", str(endpoints_file), "--speed", str(speed),
-            "--prometheus-url", f"http://127.0.0.1:{port['prometheus']}"]
+            "--prometheus-url", f"http://127.0.0.1:{port['prometheus']}", "--scrape-interval", str(SCRAPE_INTERVAL_S)]
     for spec in traffic:
         argv += ["--traffic", spec]
     log = sim_dir / "sim.log"
@@ -59,7 +62,7 @@ def start(state_dir: Path, traffic: tuple[str, ...] = (), speed: float = 1.0) ->
     procs.wait_until("the simulator's DataKit /v1/ping", lambda: endpoints_file.exists()
                      and requests.get(datakit + "/v1/ping", timeout=1).status_code == 200, START_TIMEOUT, pid, "sandbox.sim", log)
     endpoints = json.loads(endpoints_file.read_text())
-    pids["prometheus"] = prometheus.start(sim_dir / "prometheus", endpoints["metrics"], port["prometheus"], scrape_interval_s=2)
+    pids["prometheus"] = prometheus.start(sim_dir / "prometheus", endpoints["metrics"], port["prometheus"], scrape_interval_s=SCRAPE_INTERVAL_S)
     _pids_file(state_dir).write_text(json.dumps(pids))
     return endpoints
 

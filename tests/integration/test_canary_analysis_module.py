@@ -30,6 +30,7 @@ from sandbox.sim import bookinfo
 from sandbox.sim.record import Clock, Recorder
 from sandbox.sim.routing import Mesh
 from sandbox.sim.server import Faults, GuanceServer, Simulation
+from sandbox.sim.service import SCRAPE_INTERVAL_S
 from sandbox.sim.traffic import Simulator, TrafficSpec
 
 from _routing_fixtures import bookinfo_object, object_path  # pylint: disable=import-error
@@ -331,7 +332,7 @@ def test_server_errors_are_retried_within_the_budget(local_sim, faults) -> None:
 # ---------------------------------------------------------------------------------------------
 
 SANDBOX_WINDOW_S = 30
-SANDBOX_SCRAPE_S = 10  # the simulator's DataKit scrape interval (sandbox/sim/live.py)
+SANDBOX_SCRAPE_S = SCRAPE_INTERVAL_S  # the sandbox's DataKit and Prometheus scrape interval
 SANDBOX_RATE = 20  # requests per second per namespace, half of them to the canary
 
 
@@ -408,7 +409,7 @@ def canaries_on_the_sandbox(sandbox):
         for scenario in made.values():
             _control(endpoints, "traffic", {"cluster": sandbox[0].name, "namespace": scenario["namespace"],
                                             "service": "reviews", "rate": SANDBOX_RATE})
-        # Prometheus (scrapes every 2 s) needs the whole window. DQL counters need the window and its
+        # PromQL needs the whole window. DQL counters need the window and its
         # lookback buckets: both versions here are born with the traffic, so until the service is older
         # than that, no series reaches back and the DQL round undercounts by design (window_increase);
         # CI once saw 92 of ~290 canary requests when the traffic started late on a loaded machine.

@@ -135,10 +135,13 @@ def test_unsupported_dql_is_an_error_envelope(sim, text):
     assert body["errorCode"] == "ft.QueryError" and body["message"].startswith("dql:")
 
 
-def test_promql_without_prometheus_is_an_error_envelope(sim):
-    body = {"queries": [{"qtype": "promql", "query": {"q": "sum(rate(node:network_receive_bytes_total[5m])) by (instance)"}}]}
+@pytest.mark.parametrize("text", ["topk(3, node:network_receive_bytes_total)", "rate(node:bytes_total[5m:1m])",
+                                  "a:b * on(x) group_left c:d", "sum(rate(node:bytes_total[5m])"])
+def test_unsupported_promql_is_an_error_envelope(sim, text):
+    body = {"queries": [{"qtype": "promql", "query": {"q": text}}]}
     resp = openapi(sim, "POST", "/api/v1/df/query_data_v1", json=body)
     assert resp.status_code == 400 and resp.json()["errorCode"] == "ft.QueryError"
+    assert resp.json()["message"].startswith("promql:")
 
 
 def test_event_create_and_get(sim):
