@@ -35,8 +35,8 @@ JASON_SHARE = 0.2  # share of those requests signed in as jason
 # Analysis of each step: 2 rounds of 10 s, each over the last 10 s; 99% success and p99 <= 500 ms,
 # and no worse than the stable version by more than 1 point of errors. At the first step the canary
 # gets 10% of 40 req/s: a 10 s round holds ~40 of its requests, well over min_requests. (Rounds of
-# 5 s held ~20, and PromQL's increase() of a series born in the window counts only from its first
-# scrape, so on a quick machine the first round fell under min_requests and v2 was rolled back.)
+# 5 s held ~20: too close to min_requests, and on a quick machine the first round fell under it
+# and v2 was rolled back.)
 ANALYSIS = {
     "provider": "guance",
     "interval": 10,
