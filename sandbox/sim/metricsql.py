@@ -312,8 +312,8 @@ class Store:
 def _metric_name(name: str | None) -> tuple[str | None, str]:
     if not name:
         raise PromqlError("name the metric as measurement:field, e.g. istio_prom:istio_requests_total")
-    measurement, _, field_name = name.partition(":")
-    return (measurement, field_name) if field_name else (None, measurement)
+    measurement, colon, field_name = name.partition(":")
+    return (measurement, field_name) if colon else (None, measurement)
 
 
 def _matches(actual: str, op: str, wanted: str) -> bool:
