@@ -443,6 +443,27 @@ def test_launch_extra_vars_precedence():
     assert extra == {"a": 5, "b": 2, "t": [1], "c": "x"}
 
 
+@pytest.mark.parametrize("survey_id", [*TEMPLATE_IDS, "release_with_approval"])
+def test_a_wave_list_in_the_template_reaches_the_playbook(survey_id):
+    """Survey answers and defaults win over a template's extra vars in AWX, and a survey cannot
+    give a list: the wave size is no survey question, so the template's wave list (or one given at
+    launch) is what the play's serial gets."""
+    template_vars = {"canary_wave_size": [1, "100%"], "canary_steps": [10, 50, 100]}
+    survey = survey_of(survey_id)
+    assert "canary_wave_size" not in {question["variable"] for question in survey["spec"]}
+    answers = {q["variable"]: "x" for q in survey["spec"] if q["required"] and q["type"] == "text"}
+    assert launch_extra_vars(template_vars, survey, answers)["canary_wave_size"] == [1, "100%"]
+    assert launch_extra_vars(template_vars, survey, {**answers, "canary_wave_size": 1})["canary_wave_size"] == 1
+
+
+@pytest.mark.parametrize("template_id", TEMPLATE_IDS)
+def test_no_template_variable_is_also_a_survey_question(template_id):
+    """A template's extra variable that its survey also asks would be overridden by the survey's
+    default at every launch (configure.yml refuses such extra variables too)."""
+    asked = {question["variable"] for question in survey_of(template_id)["spec"]}
+    assert not asked & set(template_by_id(template_id).get("extra_vars", {}))
+
+
 GOOD_TYPE = {
     "name": "t", "kind": "cloud",
     "inputs": {"fields": [{"id": "token", "label": "Token", "type": "string", "secret": True}], "required": ["token"]},

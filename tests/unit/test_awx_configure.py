@@ -14,31 +14,16 @@ what ``test_awx.py`` checks with AWX's rules; the surveys are checked again here
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from awx_controller import make_stub_collection, run_configure, sent
 from test_awx import (CREDENTIAL_TYPE_FILES, JOB_TEMPLATES, WORKFLOW, load_json, survey_of,
                       survey_spec_errors)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-VENV_BIN = Path(sys.executable).parent
-MODULES = ("credential_type", "credential", "execution_environment", "project", "inventory", "inventory_source",
-           "job_template", "workflow_job_template")
-STUB = '''
-from ansible.plugins.action import ActionBase
-
-
-class ActionModule(ActionBase):
-    """Stand-in for an awx.awx module: sends nothing, returns the arguments it was given."""
-
-    def run(self, tmp=None, task_vars=None):
-        return {"changed": True, "sent": self._task.args}
-'''
 SETTINGS = ["-e", "canary_awx_scm_url=https://git.example.com/canary.istio.git",
             "-e", "canary_awx_ee_image=registry.example.com/canary-istio-ee:0.1.0"]
 SECRETS = {"canary_awx_kubeconfig": "apiVersion: v1\nkind: Config\n", "canary_awx_guance_url": "https://us1-openapi.guance.com",
@@ -47,36 +32,7 @@ SECRETS = {"canary_awx_kubeconfig": "apiVersion: v1\nkind: Config\n", "canary_aw
 
 @pytest.fixture(scope="module")
 def stub_collections(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("stub")
-    collection = root / "ansible_collections" / "awx" / "awx"
-    (collection / "plugins" / "action").mkdir(parents=True)
-    (collection / "meta").mkdir()
-    (collection / "meta" / "runtime.yml").write_text("requires_ansible: '>=2.15.0'\n", encoding="utf-8")
-    (collection / "galaxy.yml").write_text("namespace: awx\nname: awx\nversion: 24.6.1\n", encoding="utf-8")
-    for module in MODULES:
-        (collection / "plugins" / "action" / f"{module}.py").write_text(STUB, encoding="utf-8")
-    return root
-
-
-def configure(stub_collections: Path, *extra: str) -> dict[str, Any]:
-    """Run awx/configure.yml; each task's results on localhost in order, and the return code."""
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(stub_collections), ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
-               ANSIBLE_NOCOLOR="1", ANSIBLE_LOCALHOST_WARNING="0")
-    run = subprocess.run([str(VENV_BIN / "ansible-playbook"), "awx/configure.yml", *extra], cwd=REPO_ROOT,
-                         capture_output=True, text=True, env=env, check=False, timeout=300)
-    tasks = []
-    for play in json.loads(run.stdout)["plays"]:
-        for task in play["tasks"]:
-            result = task["hosts"]["localhost"]
-            items = result.get("results", [result])
-            tasks.append({"name": task["task"]["name"], "action": result.get("action", ""), "items": items,
-                          "skipped": bool(result.get("skipped"))})
-    return {"rc": run.returncode, "tasks": tasks, "output": run.stdout + run.stderr}
-
-
-def sent(outcome: dict[str, Any], module: str) -> list[dict[str, Any]]:
-    return [item["sent"] for task in outcome["tasks"] if task["action"] == f"awx.awx.{module}"
-            for item in task["items"] if "sent" in item]
+    return make_stub_collection(tmp_path_factory.mktemp("stub"))
 
 
 @pytest.fixture(scope="module")
@@ -84,9 +40,8 @@ def with_secrets(stub_collections, tmp_path_factory) -> dict[str, Any]:
     tmp = tmp_path_factory.mktemp("configure")
     secrets = tmp / "secrets.json"
     secrets.write_text(json.dumps(SECRETS), encoding="utf-8")
-    return configure(stub_collections, *SETTINGS, "-e", f"@{secrets}",
-                     "-e", json.dumps({"canary_awx_extra_vars": {"canary_release": {"canary_steps": [5, 100],
-                                                                                    "canary_analysis": {"provider": "guance"}}}}))
+    overrides = {"canary_awx_extra_vars": {"canary_release": {"canary_steps": [5, 100], "canary_analysis": {"provider": "guance"}}}}
+    return run_configure(stub_collections, *SETTINGS, "-e", f"@{secrets}", "-e", json.dumps(overrides))
 
 
 def test_credential_types_reach_awx_unchanged(with_secrets):
@@ -120,7 +75,8 @@ def test_job_templates_get_survey_playbook_credentials_and_variables(with_secret
         assert got["ask_variables_on_launch"] is True and got["project"] == "canary.istio"
         expected_vars = dict(template.get("extra_vars", {}))
         if template["id"] == "canary_release":
-            expected_vars.update(canary_steps=[5, 100], canary_analysis={"provider": "guance"})
+            expected_vars.update(canary_steps=[5, 100], canary_analysis={"provider": "guance"},
+                                 canary_report_dir="/var/lib/canary-istio/reports")
         assert got["extra_vars"] == expected_vars
 
 
@@ -145,14 +101,43 @@ def test_project_inventory_and_ee(with_secrets):
 
 
 def test_without_secrets_no_credential_is_made_or_attached(stub_collections):
-    outcome = configure(stub_collections, *SETTINGS)
+    outcome = run_configure(stub_collections, *SETTINGS)
     assert outcome["rc"] == 0, outcome["output"]
     assert all(task["skipped"] for task in outcome["tasks"] if task["action"] == "awx.awx.credential")
     assert {tuple(template["credentials"]) for template in sent(outcome, "job_template")} == {()}
+    # no Guance to ask: no template is gated (an analysis would fail every release)
+    assert not any("canary_analysis" in template["extra_vars"] for template in sent(outcome, "job_template"))
+
+
+def test_with_the_guance_credential_a_release_is_gated_by_default(stub_collections, tmp_path):
+    secrets = tmp_path / "secrets.json"
+    secrets.write_text(json.dumps(SECRETS), encoding="utf-8")
+    outcome = run_configure(stub_collections, *SETTINGS, "-e", f"@{secrets}")
+    assert outcome["rc"] == 0, outcome["output"]
+    by_name = {template["name"]: template for template in sent(outcome, "job_template")}
+    release = by_name["canary.istio: canary release"]
+    assert "canary.istio Guance" in release["credentials"]
+    analysis = release["extra_vars"]["canary_analysis"]
+    assert analysis["provider"] == "guance"
+    assert {check["metric"] for check in analysis["checks"]} == {"request_success_rate", "request_error_rate",
+                                                                 "request_duration_p99"}
+    # only the templates that analyse
+    assert [name for name, template in by_name.items() if "canary_analysis" in template["extra_vars"]] == [release["name"]]
+
+
+def test_a_template_variable_its_survey_also_asks_is_refused(stub_collections):
+    outcome = run_configure(stub_collections, *SETTINGS, "-e", json.dumps({"canary_awx_extra_vars": {
+        "rollback": {"canary_app": "reviews", "canary_scale_down": True}}}))
+    assert outcome["rc"] != 0
+    (guard,) = [task for task in outcome["tasks"] if task["name"].startswith("No extra variable of a template")]
+    refused = [item for item in guard["items"] if item.get("failed")]
+    assert len(refused) == 1 and "canary_awx_extra_vars.rollback" in refused[0]["msg"]
+    assert "canary_app" in refused[0]["msg"] and "surveys/rollback.json" in refused[0]["msg"]
+    assert not sent(outcome, "job_template"), "nothing is sent to AWX"
 
 
 def test_settings_are_required(stub_collections):
-    outcome = configure(stub_collections)
+    outcome = run_configure(stub_collections)
     assert outcome["rc"] != 0
     (check,) = [task for task in outcome["tasks"] if task["name"] == "Check the settings"]
     assert "canary_awx_scm_url" in check["items"][0]["msg"] and "canary_awx_ee_image" in check["items"][0]["msg"]

@@ -18,6 +18,7 @@ import json
 import os
 import subprocess
 import sys
+import textwrap
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -100,6 +101,33 @@ _bad("canary_release", "steps-as-text", canary_steps="10,100")
 _bad("shift_traffic", "weight-not-a-number", canary_weight="half")
 _bad("rollback", "unknown-action", rollback_canary_action="shred")
 _bad("fault_injection", "unknown-state", fault_injection_state="maybe")
+
+
+def _docs_extra_vars() -> dict[str, Any]:
+    """The canary_awx_extra_vars example of docs/awx.md, as written there."""
+    import re
+
+    import yaml
+
+    text = (REPO_ROOT / "docs" / "awx.md").read_text(encoding="utf-8")
+    (block,) = [b for b in re.findall(r"```yaml\n(.*?)```", text, re.S) if "canary_awx_extra_vars:" in b]
+    return yaml.safe_load(textwrap.dedent(block))["canary_awx_extra_vars"]
+
+
+def _settings() -> dict[str, Any]:
+    import yaml
+
+    return yaml.safe_load((REPO_ROOT / "awx" / "vars" / "settings.yml").read_text(encoding="utf-8"))
+
+
+# The release as configure.yml makes it with the Guance credential (gated by canary_awx_analysis),
+# and with docs/awx.md's example variables: both must pass the playbook's validation as written.
+_release_template = template_by_id("canary_release")
+for _label, _vars in (("gated-default", {"canary_analysis": _settings()["canary_awx_analysis"]}),
+                      ("docs-example", _docs_extra_vars()["canary_release"])):
+    CASES.append((f"canary_release-{_label}", _release_template["playbook"],
+                  launch_extra_vars(dict(_release_template.get("extra_vars", {}), **_vars), survey_of("canary_release"),
+                                    answers_for("canary_release")), "valid"))
 
 # The workflow's release node: the template's vars, the node's extra_data, the workflow's answers.
 _release_node = next(node for node in WORKFLOW["nodes"] if node["identifier"] == "release")
