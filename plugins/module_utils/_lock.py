@@ -70,6 +70,16 @@ def read_lock(obj: dict[str, t.Any]) -> dict[str, t.Any] | None:
     return lock
 
 
+def lock_view(obj: dict[str, t.Any], now: datetime.datetime) -> dict[str, t.Any] | None:
+    """Who holds the lock on an object and whether it has expired (None: no lock), for readers
+    that wait on a release without taking part in it (a watch while a person decides)."""
+    lock = read_lock(obj)
+    if lock is None:
+        return None
+    return {"owner": lock.get("owner"), "run": lock.get("run"), "acquired": lock.get("acquired"),
+            "expires": lock.get("expires"), "expired": is_expired(lock, now)}
+
+
 def is_expired(lock: dict[str, t.Any], now: datetime.datetime) -> bool:
     expires = _parse(lock.get("expires"))
     return expires is None or expires <= now

@@ -139,6 +139,14 @@ virtual_service:
   returned: success
   type: str
   sample: reviews
+locks:
+  description:
+    - The release lock (C(canary.istio.release_lock)) on each VirtualService naming the host that
+      carries one, by VirtualService name. Read only; a lock past its expiry says C(expired=true).
+  returned: success
+  type: dict
+  sample: {"reviews": {"owner": "reviews/v2 by admin@awx", "run": "1042", "acquired": "2026-12-04T02:00:00Z",
+                       "expires": "2026-12-04T06:00:00Z", "expired": false}}
 virtual_services:
   description: Names of the mesh VirtualServices of O(namespace) that name the host, oldest first.
   returned: success
@@ -332,6 +340,7 @@ problems:
   sample: ["subset 'v2' has no Ready pods but receives traffic from VirtualService 'reviews' route #0"]
 """
 
+import datetime
 import typing as t
 
 from ansible.module_utils.basic import AnsibleModule
@@ -344,6 +353,7 @@ from ansible_collections.canary.istio.plugins.module_utils._k8s import (
     client_from_module,
     fail_from_k8s_error,
 )
+from ansible_collections.canary.istio.plugins.module_utils._lock import lock_view
 from ansible_collections.canary.istio.plugins.module_utils._mesh_reads import read_host
 from ansible_collections.canary.istio.plugins.module_utils._required import fail_on_blank_required
 
@@ -397,6 +407,11 @@ def main() -> None:
     result = dict(model, service_host=model.pop("host"), faults=faults)
     result["problems"] = model["problems"] + state.problems
     result["version_deployments"] = deployments_by_version(state.deployments, params["version_label"])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    naming = set(model["virtual_services"]) | set(model.get("gateway_virtual_services") or [])
+    views = {name: lock_view(vs, now) for vs in state.virtual_services
+             for name in [(vs.get("metadata") or {}).get("name")] if name in naming}
+    result["locks"] = {name: view for name, view in views.items() if view is not None}
     if params["release"]:
         release = params["release"]
         result["release"] = release_state(model, release["stable"], release["canary"], release["steps"],

@@ -16,7 +16,9 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -59,7 +61,9 @@ def awx(sandbox, tmp_path_factory):
         "canary.istio clusters": (types["Kubeconfig (multi-context)"], {"kubeconfig": kubeconfig}),
         "canary.istio Guance": (types["Guance API"], {"url": endpoints["guance_openapi"], "api_key": endpoints["guance_api_key"]}),
     }
+    (workflow,) = sent(outcome, "workflow_job_template")
     return {"templates": {t["name"]: t for t in sent(outcome, "job_template")}, "credentials": credentials,
+            "workflow": {node["identifier"]: node for node in workflow["workflow_nodes"]},
             "reports": reports, "root": tmp, "endpoints": endpoints, "jobs": iter(range(1001, 2000))}
 
 
@@ -229,3 +233,64 @@ def test_a_release_through_an_execution_node_then_every_other_template(awx, admi
     deployments = admin.get(collection_path("Deployment", namespace), params={"labelSelector": f"app={APP}"})["items"]
     assert {d["metadata"]["name"] for d in deployments} == {f"{APP}-{canary}"}
     assert run_job(awx, "delete old versions", people)["rc"] == 0
+
+
+def lock_on(admin, namespace: str) -> dict | None:
+    vs = admin.get(f"{collection_path('VirtualService', namespace)}/{APP}")
+    raw = (vs["metadata"].get("annotations") or {}).get("canary.istio/release-lock")
+    return json.loads(raw) if raw else None
+
+
+def held_release(awx, admin, namespace: str, stable: str, canary: str) -> tuple[dict, dict]:
+    """The workflow's release node: steps below 100, the lock kept for the decision. Returns the job
+    and the artifacts AWX hands the later nodes as extra variables."""
+    node = awx["workflow"]["release"]
+    job = run_job(awx, "canary release", answers(namespace, stable, canary, canary_interval=8), **node["extra_data"])
+    assert job["rc"] == 0, job["stdout"][-3000:]
+    assert weights(admin, namespace) == {stable: 50, canary: 50}
+    artifacts = job["artifact_data"]
+    held = lock_on(admin, namespace)
+    assert held and held["run"] == artifacts["canary_release_lock"]["run"], (held, artifacts)  # kept for the decision
+    return job, artifacts
+
+
+def test_a_regression_while_the_approval_waits_rolls_back_and_the_late_approval_is_refused(awx, admin, service):
+    namespace, stable, canary = service
+    _job, artifacts = held_release(awx, admin, namespace, stable, canary)
+    # another release of the service is refused while the decision is pending
+    other = run_job(awx, "canary release", answers(namespace, stable, "d-" + canary, canary_interval=0), canary_steps=[10])
+    assert other["rc"] != 0 and "another release holds the lock" in other["stdout"], other["stdout"][-2000:]
+    # the workflow's answers (canary_interval) and the release's artifacts reach the watch
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        watching = pool.submit(run_job, awx, "watch the canary", answers(namespace, stable, canary), canary_interval=8,
+                               canary_watch_seconds=300, **artifacts)
+        time.sleep(20)  # a round or two pass on the healthy canary
+        assert not watching.done(), "the watch keeps going while the decision is pending"
+        _sim(awx, "profiles", {"service": APP, "version": canary, "error_rate": 0.5, "error_code": 503})
+        watch = watching.result(timeout=300)
+    assert watch["rc"] != 0 and "regressed while the release waited" in watch["stdout"], watch["stdout"][-3000:]
+    assert weights(admin, namespace) == {stable: 100, canary: 0}
+    assert lock_on(admin, namespace) is None
+    canary_deployment = admin.get(f"{collection_path('Deployment', namespace)}/{APP}-{canary}")
+    assert canary_deployment["spec"]["replicas"] == 0
+    # The approval comes after all: the promotion re-checks the canary and refuses.
+    promote = run_job(awx, "promote", answers(namespace, stable, canary), canary_interval=8, **artifacts)
+    assert promote["rc"] != 0 and "Not promoted" in promote["stdout"], promote["stdout"][-3000:]
+    assert weights(admin, namespace) == {stable: 100, canary: 0}
+    assert admin.get(f"{collection_path('Deployment', namespace)}/{APP}-{stable}", ok_missing=True), "stable kept"
+    assert lock_on(admin, namespace) is None
+
+
+def test_an_approval_ends_the_watch_and_the_promotion_takes_the_lock_over(awx, admin, service):
+    namespace, stable, canary = service
+    _job, artifacts = held_release(awx, admin, namespace, stable, canary)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        watching = pool.submit(run_job, awx, "watch the canary", answers(namespace, stable, canary), canary_interval=8,
+                               canary_watch_seconds=300, **artifacts)
+        time.sleep(12)
+        promote = run_job(awx, "promote", answers(namespace, stable, canary), canary_interval=8, **artifacts)
+        watch = watching.result(timeout=300)
+    assert promote["rc"] == 0, promote["stdout"][-3000:]
+    assert weights(admin, namespace) == {canary: 100}
+    assert watch["rc"] == 0 and "the decision was made" in watch["stdout"], watch["stdout"][-3000:]
+    assert lock_on(admin, namespace) is None

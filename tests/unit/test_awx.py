@@ -679,8 +679,10 @@ def test_workflow_gates_promotion_behind_an_approval():
     approvals = [ident for ident, kind in kinds.items() if kind == "workflow_approval"]
     assert len(approvals) == 1
     approval = approvals[0]
-    # release -> approval -> promote; the only way into promote is the approval's success.
-    assert edges[(release, "success_nodes")] == [approval]
+    watch = next(i for i, n in by_template.items() if template_by_name(n)["id"] == "watch")
+    # release -> approval -> promote, and the watch beside the approval; the only way into promote
+    # is the approval's success.
+    assert edges[(release, "success_nodes")] == [approval, watch]
     assert edges[(approval, "success_nodes")] == [promote]
     into_promote = [edge for edge, targets in edges.items() if promote in targets]
     assert into_promote == [(approval, "success_nodes")]
@@ -691,6 +693,13 @@ def test_workflow_gates_promotion_behind_an_approval():
     # The release stops below 100%: promotion is the approval's job.
     steps = nodes[release]["extra_data"]["canary_steps"]
     assert steps == sorted(steps) and 0 <= min(steps) and max(steps) < 100
+    # It keeps its lock for the whole wait, and the watch never outlives the wait.
+    assert nodes[release]["extra_data"]["canary_hold_lock"] is True
+    assert nodes[release]["extra_data"]["canary_lock_ttl"] > nodes[approval]["unified_job_template"]["timeout"]
+    assert template_by_id("watch")["extra_vars"]["canary_watch_seconds"] <= nodes[approval]["unified_job_template"]["timeout"]
+    # The watch rolls back by itself; nothing follows it (a node after it would wait for it).
+    assert not any(edges[(watch, kind)] for kind in ("success_nodes", "failure_nodes", "always_nodes"))
+    assert "guance" in template_by_id("watch") and "guance" in template_by_id("promote")
 
 
 def test_workflow_survey_answers_every_required_question_of_its_templates():

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from awx_controller import make_stub_collection, run_configure, sent
 from test_awx import (CREDENTIAL_TYPE_FILES, JOB_TEMPLATES, WORKFLOW, load_json, survey_of,
@@ -28,6 +29,10 @@ SETTINGS = ["-e", "canary_awx_scm_url=https://git.example.com/canary.istio.git",
             "-e", "canary_awx_ee_image=registry.example.com/canary-istio-ee:0.1.0"]
 SECRETS = {"canary_awx_kubeconfig": "apiVersion: v1\nkind: Config\n", "canary_awx_guance_url": "https://us1-openapi.guance.com",
            "canary_awx_guance_api_key": "tkn_do_not_show"}
+
+
+def settings() -> dict[str, Any]:
+    return yaml.safe_load((REPO_ROOT / "awx" / "vars" / "settings.yml").read_text(encoding="utf-8"))
 
 
 @pytest.fixture(scope="module")
@@ -74,6 +79,8 @@ def test_job_templates_get_survey_playbook_credentials_and_variables(with_secret
         assert got["credentials"] == wanted
         assert got["ask_variables_on_launch"] is True and got["project"] == "canary.istio"
         expected_vars = dict(template.get("extra_vars", {}))
+        if template.get("guance"):  # the default analysis of settings.yml
+            expected_vars.update(canary_analysis=settings()["canary_awx_analysis"])
         if template["id"] == "canary_release":
             expected_vars.update(canary_steps=[5, 100], canary_analysis={"provider": "guance"},
                                  canary_report_dir="/var/lib/canary-istio/reports")
@@ -121,8 +128,9 @@ def test_with_the_guance_credential_a_release_is_gated_by_default(stub_collectio
     assert analysis["provider"] == "guance"
     assert {check["metric"] for check in analysis["checks"]} == {"request_success_rate", "request_error_rate",
                                                                  "request_duration_p99"}
-    # only the templates that analyse
-    assert [name for name, template in by_name.items() if "canary_analysis" in template["extra_vars"]] == [release["name"]]
+    # only the templates that analyse: the release, the watch while a person decides, the promotion's re-check
+    assert sorted(name for name, template in by_name.items() if "canary_analysis" in template["extra_vars"]) == [
+        "canary.istio: canary release", "canary.istio: promote", "canary.istio: watch the canary"]
 
 
 def test_a_template_variable_its_survey_also_asks_is_refused(stub_collections):

@@ -67,10 +67,23 @@ def other_choices(template_id: str) -> dict[str, Any]:
             for q in survey_of(template_id)["spec"] if q["type"] == "multiplechoice"}
 
 
+def _settings() -> dict[str, Any]:
+    import yaml
+
+    return yaml.safe_load((REPO_ROOT / "awx" / "vars" / "settings.yml").read_text(encoding="utf-8"))
+
+
+# What the release job's artifacts give the workflow's later jobs (set_stats): the watch needs the
+# lock the release holds while a person decides.
+ARTIFACTS = {"watch": {"canary_release_lock": {"name": "reviews", "owner": "reviews/v2 by admin@awx", "run": "1042"}}}
+
 # (case id, playbook, extra vars, expected): "valid", or the variables the refusal must name.
 CASES: list[tuple[str, str, dict[str, Any], Any]] = []
 for _template in JOB_TEMPLATES:
-    _id, _survey, _template_vars = _template["id"], survey_of(_template["id"]), _template.get("extra_vars", {})
+    _id, _survey = _template["id"], survey_of(_template["id"])
+    # As configure.yml makes the template with the Guance credential: the default analysis.
+    _configured = {"canary_analysis": _settings()["canary_awx_analysis"]} if _template.get("guance") else {}
+    _template_vars = dict(_template.get("extra_vars", {}), **_configured, **ARTIFACTS.get(_template["id"], {}))
     CASES.append((f"{_id}-defaults", _template["playbook"],
                   launch_extra_vars(_template_vars, _survey, answers_for(_id)), "valid"))
     if other_choices(_id):
@@ -112,12 +125,6 @@ def _docs_extra_vars() -> dict[str, Any]:
     text = (REPO_ROOT / "docs" / "awx.md").read_text(encoding="utf-8")
     (block,) = [b for b in re.findall(r"```yaml\n(.*?)```", text, re.S) if "canary_awx_extra_vars:" in b]
     return yaml.safe_load(textwrap.dedent(block))["canary_awx_extra_vars"]
-
-
-def _settings() -> dict[str, Any]:
-    import yaml
-
-    return yaml.safe_load((REPO_ROOT / "awx" / "vars" / "settings.yml").read_text(encoding="utf-8"))
 
 
 # The release as configure.yml makes it with the Guance credential (gated by canary_awx_analysis),
@@ -176,6 +183,10 @@ def outcomes(request, tmp_path_factory) -> dict[str, dict[str, Any]]:
         return {case_id: future.result() for case_id, future in futures.items()}
 
 
+def reached_nowhere(task: dict[str, Any]) -> bool:
+    return NOWHERE in task["msg"] or "Connection refused" in task["msg"]
+
+
 def first_failure(outcome: dict[str, Any]) -> dict[str, Any] | None:
     return next((task for task in outcome["tasks"] if task["failed"]), None)
 
@@ -190,11 +201,13 @@ def test_awx_accepts_and_the_playbook_validates(outcomes, case_id, extra_vars):
     assert outcome["error"] is None, outcome["error"]
     checks = [task for task in outcome["tasks"] if task["action"] in VALIDATION_ACTIONS and not task["skipped"]]
     assert checks, "no validation ran"
-    assert [task for task in checks if task["failed"]] == []
+    # A fail task that reports the unreachable cluster (promote's refusal after its re-check could
+    # not reach it) is no refused answer.
+    assert [task for task in checks if task["failed"] and not reached_nowhere(task)] == []
     failure = first_failure(outcome)
     # The run gets past every check and stops at the first request to the (absent) cluster or Guance.
     assert failure is not None and failure["action"] not in VALIDATION_ACTIONS, outcome["tasks"]
-    assert NOWHERE in failure["msg"] or "Connection refused" in failure["msg"], failure
+    assert reached_nowhere(failure), failure
 
 
 # Refusals that are not yet clean, each with what goes wrong (strict: the test says when it is fixed).

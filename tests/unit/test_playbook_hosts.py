@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-PLAYBOOKS = ["canary_release", "delete_old_versions", "fault_injection", "promote", "rollback", "shift_traffic"]
+PLAYBOOKS = ["canary_release", "delete_old_versions", "fault_injection", "promote", "rollback", "shift_traffic", "watch"]
 INVENTORY = REPO / "inventories" / "example" / "hosts.yml"
 
 

@@ -12,6 +12,7 @@ from ansible_collections.canary.istio.plugins.module_utils._lock import (
     LOCK_ANNOTATION,
     LockHeldError,
     acquire,
+    lock_view,
     read_lock,
     release,
 )
@@ -100,3 +101,11 @@ def test_a_lock_without_a_run_keeps_the_owner_only_rule():
     assert "run" not in read_lock(locked)
     assert acquire(locked, "job-1", 600, _later(5), run="run-9")[1] == "held"
     assert release(locked, "job-1", run="run-9")[1] == "released"
+
+
+def test_lock_view_says_who_holds_it_and_whether_it_expired():
+    assert lock_view(VS, NOW) is None
+    held, _outcome, _previous = acquire(VS, "reviews/v2 by admin", 600, NOW, run="1042")
+    assert lock_view(held, _later(60)) == {"owner": "reviews/v2 by admin", "run": "1042", "acquired": "2026-11-26T05:00:00Z",
+                                          "expires": "2026-11-26T05:10:00Z", "expired": False}
+    assert lock_view(held, _later(600))["expired"] is True
