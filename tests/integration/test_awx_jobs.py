@@ -271,6 +271,11 @@ def test_a_regression_while_the_approval_waits_rolls_back_and_the_late_approval_
     assert watch["rc"] != 0 and "regressed while the release waited" in watch["stdout"], watch["stdout"][-3000:]
     assert weights(admin, namespace) == {stable: 100, canary: 0}
     assert lock_on(admin, namespace) is None
+    # the release's report, on the persistent volume, holds the watch's rounds and its rollback
+    records = json.loads((report_dir(awx, namespace, canary) / "records.json").read_text())["records"]
+    rounds = [r for r in records if r["event"] == "analysis" and r.get("message", "").startswith("watch round")]
+    assert rounds and rounds[0]["analysis"]["verdict"] == "pass" and rounds[-1]["analysis"]["verdict"] == "fail"
+    assert records[-1]["event"] == "rolled_back"
     canary_deployment = admin.get(f"{collection_path('Deployment', namespace)}/{APP}-{canary}")
     assert canary_deployment["spec"]["replicas"] == 0
     # The approval comes after all: the promotion re-checks the canary and refuses.

@@ -81,9 +81,10 @@ def test_job_templates_get_survey_playbook_credentials_and_variables(with_secret
         expected_vars = dict(template.get("extra_vars", {}))
         if template.get("guance"):  # the default analysis of settings.yml
             expected_vars.update(canary_analysis=settings()["canary_awx_analysis"])
+        if template.get("report"):  # the persistent volume of settings.yml
+            expected_vars.update(canary_report_dir=settings()["canary_awx_report_dir"])
         if template["id"] == "canary_release":
-            expected_vars.update(canary_steps=[5, 100], canary_analysis={"provider": "guance"},
-                                 canary_report_dir="/var/lib/canary-istio/reports")
+            expected_vars.update(canary_steps=[5, 100], canary_analysis={"provider": "guance"})
         assert got["extra_vars"] == expected_vars
 
 
