@@ -106,6 +106,7 @@ def test_a_lock_without_a_run_keeps_the_owner_only_rule():
 def test_lock_view_says_who_holds_it_and_whether_it_expired():
     assert lock_view(VS, NOW) is None
     held, _outcome, _previous = acquire(VS, "reviews/v2 by admin", 600, NOW, run="1042")
-    assert lock_view(held, _later(60)) == {"owner": "reviews/v2 by admin", "run": "1042", "acquired": "2026-11-26T05:00:00Z",
-                                          "expires": "2026-11-26T05:10:00Z", "expired": False}
+    expected = {"owner": "reviews/v2 by admin", "run": "1042", "acquired": "2026-11-26T05:00:00Z",
+                "expires": "2026-11-26T05:10:00Z", "expired": False}
+    assert lock_view(held, _later(60)) == expected
     assert lock_view(held, _later(600))["expired"] is True
