@@ -333,8 +333,8 @@ Vector = dict  # Labels -> (labels dict, value)
 Value = Union[float, Vector]
 
 
-def _key(labels: dict, drop_name: bool = False) -> Labels:
-    return tuple(sorted((k, v) for k, v in labels.items() if not (drop_name and k == NAME)))
+def _key(labels: dict) -> Labels:
+    return tuple(sorted(labels.items()))
 
 
 def _counter_growth(prev: Sample | None, samples: list[Sample]) -> tuple[float, Sample] | None:
@@ -359,7 +359,7 @@ class _Evaluator:
         if isinstance(node, Number):
             return node.value
         if isinstance(node, Negate):
-            return _apply_scalar(self.eval(node.arg), lambda v: -v, drop_name=True)
+            return _apply_scalar(self.eval(node.arg), lambda v: -v)
         if isinstance(node, Selector):
             if node.range_ms is not None:
                 raise PromqlError("a range vector needs a function around it, e.g. increase(m[5m])")
@@ -406,11 +406,11 @@ class _Evaluator:
                 raise PromqlError("histogram_quantile(phi, buckets) takes a number and a vector")
             return _histogram_quantile(args[0], args[1])
         if node.func == "abs" and len(args) == 1:
-            return _apply_scalar(args[0], abs, drop_name=True)
+            return _apply_scalar(args[0], abs)
         if node.func in ("clamp_min", "clamp_max") and len(args) == 2 and isinstance(args[1], float):
             bound = args[1]
             pick = max if node.func == "clamp_min" else min
-            return _apply_scalar(args[0], lambda v: pick(v, bound), drop_name=True)
+            return _apply_scalar(args[0], lambda v: pick(v, bound))
         raise PromqlError(f"bad arguments to {node.func}()")
 
     def aggregate(self, node: Aggregate) -> Vector:
@@ -508,12 +508,13 @@ def _vector_op(node: Binary, func: Callable, comparison: bool, lhs: Vector, rhs:
     return out
 
 
-def _apply_scalar(value: Value, func: Callable, drop_name: bool) -> Value:
+def _apply_scalar(value: Value, func: Callable) -> Value:
+    """A function of each value; as in PromQL, the result has no metric name."""
     if isinstance(value, float):
         return float(func(value))
     out: Vector = {}
     for labels, number in value.values():
-        kept = {k: v for k, v in labels.items() if not (drop_name and k == NAME)}
+        kept = {k: v for k, v in labels.items() if k != NAME}
         out[_key(kept)] = (kept, float(func(number)))
     return out
 
