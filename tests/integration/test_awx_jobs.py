@@ -192,6 +192,9 @@ def test_the_release_template_is_gated_and_rolls_back_a_faulty_canary(awx, admin
     summary = job["artifact_data"]["canary_release"]["localhost"]
     assert summary["outcome"].startswith("rolled back") and summary["weights"] == {stable: 100, canary: 0}
     assert summary["verdicts"] and summary["verdicts"][-1]["verdict"] == "fail"
+    # the credential's key reaches the modules through the environment, never the job's output or artifacts
+    key = awx["endpoints"]["guance_api_key"]
+    assert key not in job["stdout"] and key not in json.dumps(job["events"])
     # The job's directory is gone; its report and records are on the persistent volume.
     kept = report_dir(awx, namespace, canary)
     assert summary["report"] == str(kept / "report.html")
@@ -199,6 +202,7 @@ def test_the_release_template_is_gated_and_rolls_back_a_faulty_canary(awx, admin
     assert records["outcome"]["status"] == "rolled_back", records["outcome"]
     assert [r["event"] for r in records["records"]][-1] == "rolled_back"
     assert (kept / "report.html").is_file()
+    assert key not in (kept / "records.json").read_text() and key not in (kept / "report.html").read_text()
     # The rollback template on a service already rolled back changes nothing and succeeds.
     again = run_job(awx, "rollback", answers(namespace, stable, canary))
     assert again["rc"] == 0, again["stdout"][-3000:]
