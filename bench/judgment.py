@@ -39,9 +39,9 @@ sys.path.insert(0, str(REPO / ".collections"))
 sys.path.insert(0, str(REPO))
 
 # pylint: disable=wrong-import-position
-from ansible_collections.canary.istio.plugins.module_utils import _analysis_run as run  # noqa: E402
-from ansible_collections.canary.istio.plugins.module_utils._analysis import histogram_quantile  # noqa: E402
-from ansible_collections.canary.istio.plugins.module_utils._analysis_stats import wilson_interval  # noqa: E402
+from ansible_collections.canary.istio.plugins.module_utils._analysis import rounds as run  # noqa: E402
+from ansible_collections.canary.istio.plugins.module_utils._analysis.judge import histogram_quantile  # noqa: E402
+from ansible_collections.canary.istio.plugins.module_utils._analysis.stats import wilson_interval  # noqa: E402
 
 RATE_PER_S, CANARY_WEIGHT, ROUND_S, ROUNDS = 50, 10, 30, 3
 BASELINE_ERRORS = 0.005

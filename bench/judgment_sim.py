@@ -24,7 +24,7 @@ sys.path.insert(0, str(REPO / ".collections"))
 sys.path.insert(0, str(REPO))
 
 # pylint: disable=wrong-import-position
-from ansible_collections.canary.istio.plugins.module_utils import _analysis_run as run  # noqa: E402
+from ansible_collections.canary.istio.plugins.module_utils._analysis import rounds as run  # noqa: E402
 from ansible_collections.canary.istio.plugins.modules.canary_analysis import round_source  # noqa: E402
 from bench.judgment import (  # noqa: E402
     BASELINE_ERRORS, BASELINE_MEDIAN_MS, CANARY_WEIGHT, CHECKS, RANK_CHECKS, RATE_PER_S, ROUND_S, ROUNDS)

@@ -285,7 +285,11 @@ def request_queries(run: dict) -> dict[str, str]:
     """The analysis' own request query (Prometheus provider, as Guance's PromQL has it less the
     prefix), which counts a series new in the window in full, and increase() alone, which does not."""
     # Imported here: the collection is importable only once .collections is on sys.path.
-    from ansible_collections.canary.istio.plugins.module_utils._analysis import Q_REQUESTS, AnalysisTarget, build_promql
+    from ansible_collections.canary.istio.plugins.module_utils._analysis.judge import (
+        Q_REQUESTS,
+        AnalysisTarget,
+        build_promql,
+    )
 
     target = AnalysisTarget(service=APP, canary_version=run["canary"], baseline_version=run["stable"],
                             namespace=run["namespace"], window_seconds=WINDOW_S, step_seconds=WINDOW_S)

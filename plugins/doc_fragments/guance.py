@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 
 # Connection options of the modules that talk to Guance. Keep in step with GUANCE_ARG_SPEC in
-# plugins/module_utils/_guance.py (tests/unit compares the two).
+# plugins/module_utils/_analysis/guance.py (tests/unit compares the two).
 
 from __future__ import annotations
 

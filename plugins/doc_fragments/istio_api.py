@@ -2,7 +2,7 @@
 # Copyright: contributors to the canary.istio collection
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 
-# The Istio API version option. Keep in step with ISTIO_API_ARG_SPEC in plugins/module_utils/_k8s.py.
+# The Istio API version option. Keep in step with ISTIO_API_ARG_SPEC in plugins/module_utils/_istio/api.py.
 
 from __future__ import annotations
 

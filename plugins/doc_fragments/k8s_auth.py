@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 
 # Kubernetes connection options, named as kubernetes.core names them. Keep in step with
-# AUTH_ARG_SPEC in plugins/module_utils/_k8s.py (tests/unit compares the two).
+# AUTH_ARG_SPEC in plugins/module_utils/_k8s/options.py (tests/unit compares the two).
 
 from __future__ import annotations
 

@@ -662,8 +662,8 @@ import time
 import typing as t
 
 from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
-from ansible_collections.canary.istio.plugins.module_utils._analysis import AnalysisError
-from ansible_collections.canary.istio.plugins.module_utils._analysis_run import (
+from ansible_collections.canary.istio.plugins.module_utils._analysis.judge import AnalysisError
+from ansible_collections.canary.istio.plugins.module_utils._analysis.rounds import (
     GuanceRounds,
     PrometheusRounds,
     StepError,
@@ -671,22 +671,22 @@ from ansible_collections.canary.istio.plugins.module_utils._analysis_run import 
     run_step,
     step_sample_plan,
 )
-from ansible_collections.canary.istio.plugins.module_utils._analysis_sample import plan_warnings
-from ansible_collections.canary.istio.plugins.module_utils._guance import (
+from ansible_collections.canary.istio.plugins.module_utils._analysis.sample import plan_warnings
+from ansible_collections.canary.istio.plugins.module_utils._analysis.guance import (
     GuanceClient,
     GuanceConfigError,
     config_from_params,
     guance_argument_spec,
 )
-from ansible_collections.canary.istio.plugins.module_utils._prometheus import (
+from ansible_collections.canary.istio.plugins.module_utils._analysis.prometheus import (
     PrometheusClient,
     PrometheusConfigError,
 )
-from ansible_collections.canary.istio.plugins.module_utils._prometheus import make_config as prometheus_config
-from ansible_collections.canary.istio.plugins.module_utils._k8s import ISTIO_API_ARG_SPEC
-from ansible_collections.canary.istio.plugins.module_utils._objects import vs_diff
-from ansible_collections.canary.istio.plugins.module_utils._route_writes import route_back
-from ansible_collections.canary.istio.plugins.module_utils._redact import mask_secrets
+from ansible_collections.canary.istio.plugins.module_utils._analysis.prometheus import make_config as prometheus_config
+from ansible_collections.canary.istio.plugins.module_utils._istio.api import ISTIO_API_ARG_SPEC
+from ansible_collections.canary.istio.plugins.module_utils._istio.owned_objects import vs_diff
+from ansible_collections.canary.istio.plugins.module_utils._istio.route_writes import route_back
+from ansible_collections.canary.istio.plugins.module_utils._http.redact import mask_secrets
 from ansible_collections.canary.istio.plugins.module_utils._required import fail_on_blank_required
 
 CHECK_SPEC: dict[str, t.Any] = dict(

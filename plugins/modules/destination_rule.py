@@ -202,16 +202,11 @@ import typing as t
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.canary.istio.plugins.module_utils._istio import (
-    IstioSpecError,
-    build_destination_rule_spec,
-)
-from ansible_collections.canary.istio.plugins.module_utils._k8s import (
-    DESTINATION_RULES,
-    ISTIO_API_ARG_SPEC,
-    auth_argument_spec,
-)
-from ansible_collections.canary.istio.plugins.module_utils._objects import apply_object, wanted_object
+from ansible_collections.canary.istio.plugins.module_utils._istio.common import IstioSpecError
+from ansible_collections.canary.istio.plugins.module_utils._istio.destination_rule import build_destination_rule_spec
+from ansible_collections.canary.istio.plugins.module_utils._istio.api import DESTINATION_RULES, ISTIO_API_ARG_SPEC
+from ansible_collections.canary.istio.plugins.module_utils._k8s.options import auth_argument_spec
+from ansible_collections.canary.istio.plugins.module_utils._istio.owned_objects import apply_object, wanted_object
 from ansible_collections.canary.istio.plugins.module_utils._required import fail_on_blank_required
 
 KIND = "DestinationRule"

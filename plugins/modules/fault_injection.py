@@ -193,29 +193,25 @@ diff:
 import typing as t
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.canary.istio.plugins.module_utils._istio import (
-    IstioSpecError,
-    find_catch_all_index,
-    http_route_from_options,
-    http_routes,
+from ansible_collections.canary.istio.plugins.module_utils._istio.common import IstioSpecError, specs_equal
+from ansible_collections.canary.istio.plugins.module_utils._istio.fault import (
     remove_fault_rule,
-    specs_equal,
     upsert_fault_rule,
     validate_fault,
 )
-from ansible_collections.canary.istio.plugins.module_utils._istio_fault import fault_rule_overlaps
-from ansible_collections.canary.istio.plugins.module_utils._objects import vs_diff
-from ansible_collections.canary.istio.plugins.module_utils._k8s import (
+from ansible_collections.canary.istio.plugins.module_utils._istio.traffic import find_catch_all_index, http_routes
+from ansible_collections.canary.istio.plugins.module_utils._istio.virtual_service import http_route_from_options
+from ansible_collections.canary.istio.plugins.module_utils._istio.fault import fault_rule_overlaps
+from ansible_collections.canary.istio.plugins.module_utils._istio.owned_objects import vs_diff
+from ansible_collections.canary.istio.plugins.module_utils._istio.api import (
     ISTIO_API_ARG_SPEC,
     VIRTUAL_SERVICES,
-    K8sError,
-    K8sNotFoundError,
-    auth_argument_spec,
-    client_from_module,
-    fail_from_k8s_error,
     istio_path,
-    update_with_retry,
 )
+from ansible_collections.canary.istio.plugins.module_utils._k8s.errors import K8sError, K8sNotFoundError
+from ansible_collections.canary.istio.plugins.module_utils._k8s.module import client_from_module, fail_from_k8s_error
+from ansible_collections.canary.istio.plugins.module_utils._k8s.options import auth_argument_spec
+from ansible_collections.canary.istio.plugins.module_utils._k8s.writes import update_with_retry
 from ansible_collections.canary.istio.plugins.module_utils._required import fail_on_blank_required
 
 _STRING_MATCH = dict(exact=dict(type="str"), prefix=dict(type="str"), regex=dict(type="str"))

@@ -176,7 +176,7 @@ import importlib.util
 import typing as t
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible_collections.canary.istio.plugins.module_utils._guance import (
+from ansible_collections.canary.istio.plugins.module_utils._analysis.guance import (
     DEFAULT_EVENT_SOURCE,
     EVENT_STATUSES,
     EventRequest,
@@ -188,7 +188,7 @@ from ansible_collections.canary.istio.plugins.module_utils._guance import (
     event_request,
     guance_argument_spec,
 )
-from ansible_collections.canary.istio.plugins.module_utils._redact import mask_secrets
+from ansible_collections.canary.istio.plugins.module_utils._http.redact import mask_secrets
 from ansible_collections.canary.istio.plugins.module_utils._required import fail_on_blank_required
 
 OWN_OPTIONS: dict[str, dict[str, t.Any]] = dict(

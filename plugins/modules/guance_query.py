@@ -198,7 +198,7 @@ import time
 import typing as t
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible_collections.canary.istio.plugins.module_utils._guance import (
+from ansible_collections.canary.istio.plugins.module_utils._analysis.guance import (
     GuanceClient,
     GuanceConfigError,
     GuanceError,
@@ -207,7 +207,7 @@ from ansible_collections.canary.istio.plugins.module_utils._guance import (
     epoch_ms,
     guance_argument_spec,
 )
-from ansible_collections.canary.istio.plugins.module_utils._redact import mask_secrets
+from ansible_collections.canary.istio.plugins.module_utils._http.redact import mask_secrets
 from ansible_collections.canary.istio.plugins.module_utils._required import fail_on_blank_required
 
 QUERY_SPEC: dict[str, t.Any] = dict(

@@ -344,17 +344,18 @@ import datetime
 import typing as t
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.canary.istio.plugins.module_utils._istio import fault_rules
-from ansible_collections.canary.istio.plugins.module_utils._istio_routing import deployments_by_version, host_routing, release_state
-from ansible_collections.canary.istio.plugins.module_utils._k8s import (
-    ISTIO_API_ARG_SPEC,
-    K8sError,
-    auth_argument_spec,
-    client_from_module,
-    fail_from_k8s_error,
+from ansible_collections.canary.istio.plugins.module_utils._istio.fault import fault_rules
+from ansible_collections.canary.istio.plugins.module_utils._istio.routing import (
+    deployments_by_version,
+    host_routing,
+    release_state,
 )
-from ansible_collections.canary.istio.plugins.module_utils._lock import lock_view
-from ansible_collections.canary.istio.plugins.module_utils._mesh_reads import read_host
+from ansible_collections.canary.istio.plugins.module_utils._istio.api import ISTIO_API_ARG_SPEC
+from ansible_collections.canary.istio.plugins.module_utils._k8s.errors import K8sError
+from ansible_collections.canary.istio.plugins.module_utils._k8s.module import client_from_module, fail_from_k8s_error
+from ansible_collections.canary.istio.plugins.module_utils._k8s.options import auth_argument_spec
+from ansible_collections.canary.istio.plugins.module_utils._istio.release_lock import lock_view
+from ansible_collections.canary.istio.plugins.module_utils._istio.mesh_reads import read_host
 from ansible_collections.canary.istio.plugins.module_utils._required import fail_on_blank_required
 
 OWN_OPTIONS: dict[str, dict[str, t.Any]] = dict(

@@ -107,18 +107,16 @@ previous:
 import datetime
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.canary.istio.plugins.module_utils._k8s import (
+from ansible_collections.canary.istio.plugins.module_utils._istio.api import (
     ISTIO_API_ARG_SPEC,
     VIRTUAL_SERVICES,
-    K8sError,
-    K8sNotFoundError,
-    auth_argument_spec,
-    client_from_module,
-    fail_from_k8s_error,
     istio_path,
-    update_with_retry,
 )
-from ansible_collections.canary.istio.plugins.module_utils._lock import (
+from ansible_collections.canary.istio.plugins.module_utils._k8s.errors import K8sError, K8sNotFoundError
+from ansible_collections.canary.istio.plugins.module_utils._k8s.module import client_from_module, fail_from_k8s_error
+from ansible_collections.canary.istio.plugins.module_utils._k8s.options import auth_argument_spec
+from ansible_collections.canary.istio.plugins.module_utils._k8s.writes import update_with_retry
+from ansible_collections.canary.istio.plugins.module_utils._istio.release_lock import (
     LOCK_ANNOTATION,
     LockHeldError,
     acquire,

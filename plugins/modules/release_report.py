@@ -254,15 +254,15 @@ import typing as t
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
-from ansible_collections.canary.istio.plugins.module_utils._report import build_report
-from ansible_collections.canary.istio.plugins.module_utils._report_charts import (
+from ansible_collections.canary.istio.plugins.module_utils._report.content import build_report
+from ansible_collections.canary.istio.plugins.module_utils._report.charts import (
     chart_captions,
     missing_library,
     render_svgs,
 )
-from ansible_collections.canary.istio.plugins.module_utils._report_html import render_html
-from ansible_collections.canary.istio.plugins.module_utils._report_markdown import render_markdown
-from ansible_collections.canary.istio.plugins.module_utils._report_records import (
+from ansible_collections.canary.istio.plugins.module_utils._report.html_page import render_html
+from ansible_collections.canary.istio.plugins.module_utils._report.markdown_page import render_markdown
+from ansible_collections.canary.istio.plugins.module_utils._report.records import (
     OUTCOMES,
     RecordError,
     check_canary_weight,

@@ -175,38 +175,44 @@ diff:
 import typing as t
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.canary.istio.plugins.module_utils._istio import (
+from ansible_collections.canary.istio.plugins.module_utils._istio.common import (
     IstioSpecError,
-    find_route_index,
     qualify_host,
-    route_weights,
     same_host,
-    set_route_weights,
     specs_equal,
-    subset_labels,
-    subset_names,
+)
+from ansible_collections.canary.istio.plugins.module_utils._istio.destination_rule import subset_labels, subset_names
+from ansible_collections.canary.istio.plugins.module_utils._istio.traffic import (
+    find_route_index,
+    route_weights,
+    set_route_weights,
     subsets_with_traffic,
     validate_weights,
     weights_from_canary,
 )
-from ansible_collections.canary.istio.plugins.module_utils._istio_routing import merge_destination_rules, virtual_services_for_host
-from ansible_collections.canary.istio.plugins.module_utils._objects import vs_diff
-from ansible_collections.canary.istio.plugins.module_utils._k8s import (
+from ansible_collections.canary.istio.plugins.module_utils._istio.routing import (
+    merge_destination_rules,
+    virtual_services_for_host,
+)
+from ansible_collections.canary.istio.plugins.module_utils._istio.owned_objects import vs_diff
+from ansible_collections.canary.istio.plugins.module_utils._istio.api import (
     ISTIO_API_ARG_SPEC,
     VIRTUAL_SERVICES,
-    K8sError,
-    auth_argument_spec,
-    client_from_module,
-    fail_from_k8s_error,
-    format_label_selector,
     istio_path,
 )
-from ansible_collections.canary.istio.plugins.module_utils._mesh_reads import (
+from ansible_collections.canary.istio.plugins.module_utils._k8s.errors import K8sError
+from ansible_collections.canary.istio.plugins.module_utils._k8s.module import client_from_module, fail_from_k8s_error
+from ansible_collections.canary.istio.plugins.module_utils._k8s.options import auth_argument_spec
+from ansible_collections.canary.istio.plugins.module_utils._k8s.transport import format_label_selector
+from ansible_collections.canary.istio.plugins.module_utils._istio.mesh_reads import (
     find_destination_rules,
     ready_pods_by_subset,
     service_of_host,
 )
-from ansible_collections.canary.istio.plugins.module_utils._route_writes import route_weights_of, write_route_weights
+from ansible_collections.canary.istio.plugins.module_utils._istio.route_writes import (
+    route_weights_of,
+    write_route_weights,
+)
 from ansible_collections.canary.istio.plugins.module_utils._required import fail_on_blank_required
 
 OWN_OPTIONS: dict[str, dict[str, t.Any]] = dict(

@@ -140,15 +140,10 @@ import time
 import typing as t
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.canary.istio.plugins.module_utils._k8s import (
-    K8sError,
-    K8sNotFoundError,
-    auth_argument_spec,
-    client_from_module,
-    deployments_path,
-    fail_from_k8s_error,
-    pods_path,
-)
+from ansible_collections.canary.istio.plugins.module_utils._k8s.errors import K8sError, K8sNotFoundError
+from ansible_collections.canary.istio.plugins.module_utils._k8s.module import client_from_module, fail_from_k8s_error
+from ansible_collections.canary.istio.plugins.module_utils._k8s.options import auth_argument_spec
+from ansible_collections.canary.istio.plugins.module_utils._k8s.paths import deployments_path, pods_path
 from ansible_collections.canary.istio.plugins.module_utils._required import fail_on_blank_required
 from ansible_collections.canary.istio.plugins.module_utils._version_deployment import (
     DeploymentSpecError,

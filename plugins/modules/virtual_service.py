@@ -379,18 +379,15 @@ import typing as t
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.canary.istio.plugins.module_utils._istio import (
-    IstioSpecError,
+from ansible_collections.canary.istio.plugins.module_utils._istio.common import IstioSpecError
+from ansible_collections.canary.istio.plugins.module_utils._istio.traffic import validate_weights
+from ansible_collections.canary.istio.plugins.module_utils._istio.virtual_service import (
     build_virtual_service_spec,
     http_route_from_options,
-    validate_weights,
 )
-from ansible_collections.canary.istio.plugins.module_utils._k8s import (
-    ISTIO_API_ARG_SPEC,
-    VIRTUAL_SERVICES,
-    auth_argument_spec,
-)
-from ansible_collections.canary.istio.plugins.module_utils._objects import apply_object, wanted_object
+from ansible_collections.canary.istio.plugins.module_utils._istio.api import ISTIO_API_ARG_SPEC, VIRTUAL_SERVICES
+from ansible_collections.canary.istio.plugins.module_utils._k8s.options import auth_argument_spec
+from ansible_collections.canary.istio.plugins.module_utils._istio.owned_objects import apply_object, wanted_object
 from ansible_collections.canary.istio.plugins.module_utils._required import fail_on_blank_required
 
 KIND = "VirtualService"

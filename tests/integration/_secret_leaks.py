@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from ansible_collections.canary.istio.plugins.module_utils._redact import secret_forms
+from ansible_collections.canary.istio.plugins.module_utils._http.redact import secret_forms
 
 from runners import REPO, VENV_BIN  # pylint: disable=import-error
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.canary.istio.plugins.module_utils import _k8s
+from ansible_collections.canary.istio.plugins.module_utils._k8s.transport import K8sClient
 from sandbox.api import ApiError, collection_path
 from sandbox.audit import WRITE_VERBS
 
@@ -204,7 +204,7 @@ def test_the_api_servers_validation_error_is_reported_and_nothing_changes(run, a
 def test_a_concurrent_writer_between_read_and_write_keeps_both_changes(run, admin, namespace, audit, monkeypatch):
     run(name="reviews", namespace=namespace, service_host="reviews", subsets=[V1])
     path = _path(namespace)
-    real_get = _k8s.K8sClient.get
+    real_get = K8sClient.get
     raced = []
 
     def get_then_someone_else_writes(self, api_path):
@@ -217,7 +217,7 @@ def test_a_concurrent_writer_between_read_and_write_keeps_both_changes(run, admi
             raced.append(admin.request("PUT", path, other)["metadata"]["resourceVersion"])
         return obj
 
-    monkeypatch.setattr(_k8s.K8sClient, "get", get_then_someone_else_writes)
+    monkeypatch.setattr(K8sClient, "get", get_then_someone_else_writes)
     audit.mark()
     result = run(name="reviews", namespace=namespace, service_host="reviews", subsets=[V2], labels={"app": "reviews"})
     assert raced and result["changed"] is True

@@ -202,10 +202,10 @@ def test_present_on_a_missing_virtual_service_fails(namespace, audit, module_run
 
 def test_concurrent_writer_between_our_read_and_our_write_keeps_both_changes(
         admin, namespace, audit, ratings, module_runner, monkeypatch):
-    from ansible_collections.canary.istio.plugins.module_utils import _k8s
+    from ansible_collections.canary.istio.plugins.module_utils._k8s.transport import K8sClient
 
     vs_path = object_path("VirtualService", namespace, "ratings")
-    original_get = _k8s.K8sClient.get
+    original_get = K8sClient.get
     interfered = []
 
     def get_then_someone_writes(self, path):
@@ -216,7 +216,7 @@ def test_concurrent_writer_between_our_read_and_our_write_keeps_both_changes(
             interfered.append(admin.request("PUT", vs_path, theirs))
         return obj
 
-    monkeypatch.setattr(_k8s.K8sClient, "get", get_then_someone_writes)
+    monkeypatch.setattr(K8sClient, "get", get_then_someone_writes)
     audit.mark()
     result = module_runner("fault_injection", namespace=namespace, **JASON_DELAY)
     requests = Requests(audit, namespace)

@@ -15,7 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import requests
 
-from ansible_collections.canary.istio.plugins.module_utils import _analysis as an
+from ansible_collections.canary.istio.plugins.module_utils._analysis import judge as an
 from sandbox.sim import prometheus
 
 pytestmark = pytest.mark.integration

@@ -8,7 +8,7 @@ import json
 import pytest
 import yaml
 
-from ansible_collections.canary.istio.plugins.module_utils._redact import secret_forms
+from ansible_collections.canary.istio.plugins.module_utils._http.redact import secret_forms
 from sandbox import versions
 
 from _routing_fixtures import bookinfo_object, create, deploy_app  # pylint: disable=import-error

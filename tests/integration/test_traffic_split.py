@@ -281,10 +281,10 @@ def test_pods_of_another_app_with_the_subset_labels_do_not_count(admin, namespac
 
 def test_concurrent_writer_between_our_read_and_our_write_keeps_both_changes(
         admin, namespace, audit, reviews, module_runner, monkeypatch):
-    from ansible_collections.canary.istio.plugins.module_utils import _k8s
+    from ansible_collections.canary.istio.plugins.module_utils._k8s.transport import K8sClient
 
     vs_path = object_path("VirtualService", namespace, "reviews")
-    original_list = _k8s.K8sClient.list
+    original_list = K8sClient.list
     interfered = []
 
     def list_then_someone_writes(self, path, **kwargs):
@@ -297,7 +297,7 @@ def test_concurrent_writer_between_our_read_and_our_write_keeps_both_changes(
             interfered.append(admin.request("PUT", vs_path, theirs))
         return obj
 
-    monkeypatch.setattr(_k8s.K8sClient, "list", list_then_someone_writes)
+    monkeypatch.setattr(K8sClient, "list", list_then_someone_writes)
     audit.mark()
     result = module_runner("traffic_split", namespace=namespace, **CANARY_10)
     requests = Requests(audit, namespace)

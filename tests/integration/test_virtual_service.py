@@ -7,7 +7,7 @@ import copy
 
 import pytest
 
-from ansible_collections.canary.istio.plugins.module_utils import _k8s
+from ansible_collections.canary.istio.plugins.module_utils._k8s.transport import K8sClient
 from sandbox.api import ApiError, collection_path
 from sandbox.audit import WRITE_VERBS
 
@@ -258,7 +258,7 @@ def test_a_concurrent_writer_between_read_and_write_keeps_both_changes(run, admi
     base = dict(name="reviews", namespace=namespace, hosts=["reviews"])
     run(default_subset="v1", **base)
     path = _path(namespace)
-    real_get = _k8s.K8sClient.get
+    real_get = K8sClient.get
     raced = []
 
     def get_then_someone_else_writes(self, api_path):
@@ -271,7 +271,7 @@ def test_a_concurrent_writer_between_read_and_write_keeps_both_changes(run, admi
             raced.append(admin.request("PUT", path, other)["metadata"]["resourceVersion"])
         return obj
 
-    monkeypatch.setattr(_k8s.K8sClient, "get", get_then_someone_else_writes)
+    monkeypatch.setattr(K8sClient, "get", get_then_someone_else_writes)
     audit.mark()
     result = run(http=copy.deepcopy(ROUTES), **base)
     assert raced and result["changed"] is True

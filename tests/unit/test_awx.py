@@ -26,7 +26,8 @@ from typing import Any
 import pytest
 import yaml
 
-from ansible_collections.canary.istio.plugins.module_utils import _guance, _k8s
+from ansible_collections.canary.istio.plugins.module_utils._analysis import guance as _guance
+from ansible_collections.canary.istio.plugins.module_utils._k8s.options import AUTH_ENV_VARS, resolve_auth_params
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 AWX_DIR = REPO_ROOT / "awx"
@@ -762,10 +763,10 @@ def test_kubeconfig_credential_writes_a_file_named_by_k8s_auth_kubeconfig():
     given = inject(ctype, {"kubeconfig": kubeconfig})
     (path, content), = given["files"].items()
     assert content == kubeconfig
-    assert given["env"] == {_k8s.AUTH_ENV_VARS["kubeconfig"][0]: path}
+    assert given["env"] == {AUTH_ENV_VARS["kubeconfig"][0]: path}
     assert given["extra_vars"] == {}
     # The modules read it when a task sets no kubeconfig; a host's canary_context picks the cluster.
-    auth = _k8s.resolve_auth_params({"context": "us"}, environ=given["env"])
+    auth = resolve_auth_params({"context": "us"}, environ=given["env"])
     assert auth["kubeconfig"] == path and auth["context"] == "us"
 
 
@@ -773,12 +774,12 @@ def test_awx_kubernetes_credential_is_read_by_the_modules():
     """AWX's own "OpenShift or Kubernetes API Bearer Token" credential injects these variables."""
     awx_env = {"K8S_AUTH_HOST": "https://k8s.example.com:6443", "K8S_AUTH_API_KEY": "sha256~token",
                "K8S_AUTH_VERIFY_SSL": "True", "K8S_AUTH_SSL_CA_CERT": "/runner/env/tmp_ca"}
-    auth = _k8s.resolve_auth_params({}, environ=awx_env)
+    auth = resolve_auth_params({}, environ=awx_env)
     assert auth["host"] == "https://k8s.example.com:6443"
     assert auth["api_key"] == "sha256~token"
     assert auth["validate_certs"] is True
     assert auth["ca_cert"] == "/runner/env/tmp_ca"
-    assert _k8s.resolve_auth_params({}, environ=dict(awx_env, K8S_AUTH_VERIFY_SSL="False"))["validate_certs"] is False
+    assert resolve_auth_params({}, environ=dict(awx_env, K8S_AUTH_VERIFY_SSL="False"))["validate_certs"] is False
 
 
 # ---------------------------------------------------------------------------------------------

@@ -64,7 +64,7 @@ def _call_name(call: ast.Call) -> str:
 def python_messages() -> list[tuple[str, str]]:
     """(where, fragment) for fail_json msgs and error constructors in plugins/."""
     found = []
-    for path in sorted((REPO_ROOT / "plugins").glob("*/*.py")):
+    for path in sorted((REPO_ROOT / "plugins").glob("**/*.py")):
         if path.parent.name == "doc_fragments":
             continue
         tree = ast.parse(path.read_text(encoding="utf-8"))

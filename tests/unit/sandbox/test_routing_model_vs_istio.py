@@ -1,4 +1,4 @@
-"""The routing model (plugins/module_utils/_istio_routing.py) against Istio's own route computation.
+"""The routing model (plugins/module_utils/_istio/routing.py) against Istio's own route computation.
 
 Hypothesis generates sets of VirtualServices for one host (one or two of them, short, `name.ns` and
 FQDN hosts, creation times that tie or not, routes with header, uri, port and name-only matches,
@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from ansible_collections.canary.istio.plugins.module_utils._istio_routing import host_routing
+from ansible_collections.canary.istio.plugins.module_utils._istio.routing import host_routing
 from sandbox import route_oracle
 
 NS = "prod"

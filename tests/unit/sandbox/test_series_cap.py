@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 import requests
 
-from ansible_collections.canary.istio.plugins.module_utils import _analysis as an
-from ansible_collections.canary.istio.plugins.module_utils import _guance as g
+from ansible_collections.canary.istio.plugins.module_utils._analysis import judge as an
+from ansible_collections.canary.istio.plugins.module_utils._analysis import guance as g
 from sandbox.sim.server import GuanceServer, Simulation
 
 KEY = "sim-key-series-cap-0123"

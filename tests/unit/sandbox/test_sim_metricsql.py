@@ -8,8 +8,8 @@ import math
 
 import pytest
 
-from ansible_collections.canary.istio.plugins.module_utils import _analysis as an
-from ansible_collections.canary.istio.plugins.module_utils import _guance as g
+from ansible_collections.canary.istio.plugins.module_utils._analysis import judge as an
+from ansible_collections.canary.istio.plugins.module_utils._analysis import guance as g
 from sandbox.sim import metricsql
 from sandbox.sim.record import ManualClock, Point, Recorder
 from sandbox.sim.server import GuanceServer, Simulation

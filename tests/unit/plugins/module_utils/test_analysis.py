@@ -2,7 +2,7 @@
 # Copyright: contributors to the canary.istio collection
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 
-"""Tests of plugins/module_utils/_analysis.py: the judge, the step decision, the query builders
+"""Tests of plugins/module_utils/_analysis/judge.py: the judge, the step decision, the query builders
 and the parsers from series to per-version numbers."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ansible_collections.canary.istio.plugins.module_utils import _analysis as an
+from ansible_collections.canary.istio.plugins.module_utils._analysis import judge as an
 
 TARGET = an.AnalysisTarget(service="reviews", canary_version="v2", baseline_version="v1", window_seconds=600)
 
@@ -672,7 +672,7 @@ def test_no_share_check_without_a_weight_or_at_0():
 
 def test_expected_weight_is_validated():
     with pytest.raises(an.AnalysisError) as err:
-        from ansible_collections.canary.istio.plugins.module_utils._analysis_run import plan_from_params
+        from ansible_collections.canary.istio.plugins.module_utils._analysis.rounds import plan_from_params
         plan_from_params({"service": "reviews", "canary_version": "v2", "baseline_version": "v1", "expected_weight": 101})
     assert err.value.option == "expected_weight"
 

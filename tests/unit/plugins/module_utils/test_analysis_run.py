@@ -2,17 +2,17 @@
 # Copyright: contributors to the canary.istio collection
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 
-"""Tests of plugins/module_utils/_analysis_run.py: options -> plan, and the round loop on a fake
+"""Tests of plugins/module_utils/_analysis/rounds.py: options -> plan, and the round loop on a fake
 clock with a scripted query source (no waiting, no server)."""
 
 from __future__ import annotations
 
 import pytest
 
-from ansible_collections.canary.istio.plugins.module_utils import _analysis as an
-from ansible_collections.canary.istio.plugins.module_utils import _analysis_run as run
-from ansible_collections.canary.istio.plugins.module_utils import _guance as g
-from ansible_collections.canary.istio.plugins.module_utils import _prometheus as p
+from ansible_collections.canary.istio.plugins.module_utils._analysis import judge as an
+from ansible_collections.canary.istio.plugins.module_utils._analysis import rounds as run
+from ansible_collections.canary.istio.plugins.module_utils._analysis import guance as g
+from ansible_collections.canary.istio.plugins.module_utils._analysis import prometheus as p
 
 T0_MS = 1_764_136_800_000
 BASE = {"service": "reviews", "namespace": "prod", "canary_version": "v2"}

@@ -2,7 +2,7 @@
 # Copyright: contributors to the canary.istio collection
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 
-"""_analysis_sample: the sample a step needs, checked against the judge it plans for by simulation."""
+"""_analysis/sample.py: the sample a step needs, checked against the judge it plans for by simulation."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import random
 
 import pytest
 
-from ansible_collections.canary.istio.plugins.module_utils import _analysis as an
-from ansible_collections.canary.istio.plugins.module_utils import _analysis_run as run
-from ansible_collections.canary.istio.plugins.module_utils import _analysis_sample as sp
-from ansible_collections.canary.istio.plugins.module_utils import _analysis_stats as st
+from ansible_collections.canary.istio.plugins.module_utils._analysis import judge as an
+from ansible_collections.canary.istio.plugins.module_utils._analysis import rounds as run
+from ansible_collections.canary.istio.plugins.module_utils._analysis import sample as sp
+from ansible_collections.canary.istio.plugins.module_utils._analysis import stats as st
 
 BASE = {"service": "reviews", "namespace": "prod", "canary_version": "v2", "baseline_version": "v1"}
 CHECKS = [{"metric": "request_success_rate", "min": 95}, {"metric": "request_error_rate", "max_over_baseline": 1}]

@@ -2,7 +2,7 @@
 # Copyright: contributors to the canary.istio collection
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 
-"""_analysis_stats: intervals on counts checked against known values and by simulation, and the
+"""_analysis/stats.py: intervals on counts checked against known values and by simulation, and the
 judge's confidence mode on pooled counts."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import random
 
 import pytest
 
-from ansible_collections.canary.istio.plugins.module_utils import _analysis as an
-from ansible_collections.canary.istio.plugins.module_utils import _analysis_stats as st
+from ansible_collections.canary.istio.plugins.module_utils._analysis import judge as an
+from ansible_collections.canary.istio.plugins.module_utils._analysis import stats as st
 
 
 def test_wilson_known_values() -> None:

@@ -2,7 +2,7 @@
 # Copyright: contributors to the canary.istio collection
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 
-"""Tests of plugins/module_utils/_guance.py against a real HTTP server in a thread that answers
+"""Tests of plugins/module_utils/_analysis/guance.py against a real HTTP server in a thread that answers
 with the documented Guance OpenAPI and DataKit shapes, errors included."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from ansible_collections.canary.istio.plugins.module_utils import _guance as g
+from ansible_collections.canary.istio.plugins.module_utils._analysis import guance as g
 
 KEY = "tkn_0f9e8d7c6b5a4321secretKEY"
 

@@ -2,7 +2,7 @@
 # Copyright: contributors to the canary.istio collection
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 
-"""The pure part of release events in plugins/module_utils/_guance.py: building the event for
+"""The pure part of release events in plugins/module_utils/_analysis/guance.py: building the event for
 each API, tag and date rules. (Sending is tested against HTTP servers: test_guance.py, and
 tests/unit/sandbox/test_guance_modules_sim.py against the simulator.)"""
 
@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from ansible_collections.canary.istio.plugins.module_utils import _guance as g
+from ansible_collections.canary.istio.plugins.module_utils._analysis import guance as g
 
 DATE = 1_764_136_800_000  # 2025-11-26T06:00:00Z
 

@@ -16,16 +16,22 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from ansible_collections.canary.istio.plugins.module_utils import _guance as g
-from ansible_collections.canary.istio.plugins.module_utils import _k8s as k8s
-from ansible_collections.canary.istio.plugins.module_utils import _prometheus as p
-from ansible_collections.canary.istio.plugins.module_utils._http_safety import (
+from ansible_collections.canary.istio.plugins.module_utils._analysis import guance as g
+from ansible_collections.canary.istio.plugins.module_utils._k8s.errors import K8sConfigError, K8sConnectionError
+from ansible_collections.canary.istio.plugins.module_utils._k8s.module import client_from_params
+from ansible_collections.canary.istio.plugins.module_utils._analysis import prometheus as p
+from ansible_collections.canary.istio.plugins.module_utils._http.safety import (
     header_problem,
     redirect_message,
     split_userinfo,
     transport_warnings,
 )
-from ansible_collections.canary.istio.plugins.module_utils._redact import REDACTED, basic_auth_token, redact, secret_forms
+from ansible_collections.canary.istio.plugins.module_utils._http.redact import (
+    REDACTED,
+    basic_auth_token,
+    redact,
+    secret_forms,
+)
 
 KEY = "df-key-8c1d2e3f4a5b6c7d"
 PASSWORD = "pw-0a9b8c7d6e5f"
@@ -157,8 +163,8 @@ def test_prometheus_credentials_with_a_line_break_are_refused_by_name(option) ->
 
 
 def test_kubernetes_token_with_a_line_break_is_refused_by_name() -> None:
-    with pytest.raises(k8s.K8sConfigError) as info:
-        k8s.client_from_params({"host": "https://k.example:6443", "api_key": KEY[:6] + "\n" + KEY[6:]}, environ={})
+    with pytest.raises(K8sConfigError) as info:
+        client_from_params({"host": "https://k.example:6443", "api_key": KEY[:6] + "\n" + KEY[6:]}, environ={})
     assert info.value.option == "api_key" and "a line break" in str(info.value)
     assert KEY[:6] not in str(info.value)
 
@@ -190,8 +196,8 @@ def test_prometheus_does_not_follow_a_redirect(redirect_pair) -> None:
 
 def test_kubernetes_does_not_resend_headers_or_body_on_a_307(redirect_pair) -> None:
     redirector, target = redirect_pair
-    client = k8s.client_from_params({"host": redirector.url, "api_key": KEY, "impersonate_user": "alice"}, environ={})
-    with pytest.raises(k8s.K8sConnectionError) as info:
+    client = client_from_params({"host": redirector.url, "api_key": KEY, "impersonate_user": "alice"}, environ={})
+    with pytest.raises(K8sConnectionError) as info:
         client.replace("/api/v1/namespaces/default/configmaps/x", {"kind": "ConfigMap", "data": {"secret": "s3cr3t"}})
     client.close()
     assert "307, a redirect to localhost" in str(info.value)
@@ -226,8 +232,8 @@ def test_guance_url_credentials_stay_out_of_connection_errors() -> None:
 
 
 def test_kubernetes_server_credentials_stay_out_of_messages_and_describe() -> None:
-    client = k8s.client_from_params({"host": f"http://u:{PASSWORD}@127.0.0.1:9", "api_key": KEY}, environ={})
-    with pytest.raises(k8s.K8sConnectionError) as info:
+    client = client_from_params({"host": f"http://u:{PASSWORD}@127.0.0.1:9", "api_key": KEY}, environ={})
+    with pytest.raises(K8sConnectionError) as info:
         client.get("/api")
     assert PASSWORD not in str(info.value)
     assert client.config.describe()["server"] == "http://127.0.0.1:9"

@@ -16,23 +16,26 @@ import json
 import pytest
 import yaml
 
-from ansible_collections.canary.istio.plugins.module_utils._istio import (
-    IstioSpecError,
+from ansible_collections.canary.istio.plugins.module_utils._istio.common import IstioSpecError, specs_equal
+from ansible_collections.canary.istio.plugins.module_utils._istio.destination_rule import (
     build_destination_rule_spec,
-    build_virtual_service_spec,
-    fault_rules,
-    find_catch_all_index,
-    find_route_index,
-    remove_fault_rule,
-    route_weights,
-    set_route_weights,
-    specs_equal,
     subset_labels,
     subset_names,
+)
+from ansible_collections.canary.istio.plugins.module_utils._istio.fault import (
+    fault_rules,
+    remove_fault_rule,
     upsert_fault_rule,
     validate_fault,
 )
-from ansible_collections.canary.istio.plugins.module_utils._istio_routing import host_routing
+from ansible_collections.canary.istio.plugins.module_utils._istio.traffic import (
+    find_catch_all_index,
+    find_route_index,
+    route_weights,
+    set_route_weights,
+)
+from ansible_collections.canary.istio.plugins.module_utils._istio.virtual_service import build_virtual_service_spec
+from ansible_collections.canary.istio.plugins.module_utils._istio.routing import host_routing
 
 
 def _catch_all(spec):

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ansible_collections.canary.istio.plugins.module_utils._istio import (
+from ansible_collections.canary.istio.plugins.module_utils._istio.common import (
     IstioSpecError,
     parse_duration,
     qualify_host,

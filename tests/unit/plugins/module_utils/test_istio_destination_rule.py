@@ -10,10 +10,9 @@ import json
 
 import pytest
 
-from ansible_collections.canary.istio.plugins.module_utils._istio import (
-    IstioSpecError,
+from ansible_collections.canary.istio.plugins.module_utils._istio.common import IstioSpecError, specs_equal
+from ansible_collections.canary.istio.plugins.module_utils._istio.destination_rule import (
     build_destination_rule_spec,
-    specs_equal,
     subset_labels,
     subset_names,
 )

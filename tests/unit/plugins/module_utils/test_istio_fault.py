@@ -12,16 +12,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ansible_collections.canary.istio.plugins.module_utils._istio_fault import fault_rule_overlaps
-from ansible_collections.canary.istio.plugins.module_utils._istio_matches import conditions, implies, route_conditions
-from ansible_collections.canary.istio.plugins.module_utils._istio import (
-    IstioSpecError,
+from ansible_collections.canary.istio.plugins.module_utils._istio.fault import fault_rule_overlaps
+from ansible_collections.canary.istio.plugins.module_utils._istio.matches import conditions, implies, route_conditions
+from ansible_collections.canary.istio.plugins.module_utils._istio.common import IstioSpecError
+from ansible_collections.canary.istio.plugins.module_utils._istio.fault import (
     fault_rules,
-    find_catch_all_index,
     remove_fault_rule,
     upsert_fault_rule,
     validate_fault,
 )
+from ansible_collections.canary.istio.plugins.module_utils._istio.traffic import find_catch_all_index
 
 # Shared with the weight properties; imported by FQCN so it also works under ansible-test units.
 from ansible_collections.canary.istio.tests.unit.plugins.module_utils.test_istio_traffic import virtual_service_specs

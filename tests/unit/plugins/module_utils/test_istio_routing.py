@@ -10,7 +10,7 @@ import copy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ansible_collections.canary.istio.plugins.module_utils._istio_routing import host_routing, release_state
+from ansible_collections.canary.istio.plugins.module_utils._istio.routing import host_routing, release_state
 
 
 def _vs(name, spec, namespace="prod", created="2026-01-01T00:00:00Z"):

@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ansible_collections.canary.istio.plugins.module_utils._istio import (
-    IstioSpecError,
+from ansible_collections.canary.istio.plugins.module_utils._istio.common import IstioSpecError
+from ansible_collections.canary.istio.plugins.module_utils._istio.traffic import (
     find_route_index,
     route_weights,
     set_route_weights,

@@ -9,11 +9,11 @@ import copy
 
 import pytest
 
-from ansible_collections.canary.istio.plugins.module_utils._istio import (
-    IstioSpecError,
+from ansible_collections.canary.istio.plugins.module_utils._istio.common import IstioSpecError
+from ansible_collections.canary.istio.plugins.module_utils._istio.traffic import route_weights
+from ansible_collections.canary.istio.plugins.module_utils._istio.virtual_service import (
     build_virtual_service_spec,
     http_route_from_options,
-    route_weights,
 )
 
 

@@ -2,7 +2,7 @@
 # Copyright: contributors to the canary.istio collection
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 
-"""Tests of plugins/module_utils/_k8s.py: option resolution, kubeconfig reading, REST paths, and the
+"""Tests of plugins/module_utils/_k8s/: option resolution, kubeconfig reading, REST paths, and the
 HTTP layer against a small Kubernetes-like API server running in a thread (real HTTP and TLS)."""
 
 from __future__ import annotations
@@ -27,7 +27,38 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import yaml
 
-from ansible_collections.canary.istio.plugins.module_utils import _k8s as k8s
+from ansible_collections.canary.istio.plugins.module_utils._istio.api import (
+    DESTINATION_RULES,
+    ISTIO_API_ARG_SPEC,
+    VIRTUAL_SERVICES,
+    istio_path,
+)
+from ansible_collections.canary.istio.plugins.module_utils._k8s.config import ClientConfig
+from ansible_collections.canary.istio.plugins.module_utils._k8s.connection import in_cluster_config, load_client_config
+from ansible_collections.canary.istio.plugins.module_utils._k8s.errors import (
+    K8sApiError,
+    K8sConfigError,
+    K8sConflictError,
+    K8sConnectionError,
+    K8sForbiddenError,
+    K8sInvalidError,
+    K8sNotFoundError,
+    K8sUnauthorizedError,
+)
+from ansible_collections.canary.istio.plugins.module_utils._k8s.module import (
+    client_from_module,
+    client_from_params,
+    fail_from_k8s_error,
+)
+from ansible_collections.canary.istio.plugins.module_utils._k8s.options import (
+    AUTH_ARG_SPEC,
+    AUTH_ENV_VARS,
+    auth_argument_spec,
+    resolve_auth_params,
+)
+from ansible_collections.canary.istio.plugins.module_utils._k8s.paths import deployments_path, pods_path, services_path
+from ansible_collections.canary.istio.plugins.module_utils._k8s.transport import K8sClient, format_label_selector
+from ansible_collections.canary.istio.plugins.module_utils._k8s.writes import ensure, ensure_absent, update_with_retry
 from ansible_collections.canary.istio.tests.unit.plugins.modules.module_main import module_args
 
 REPO = Path(__file__).resolve().parents[4]
@@ -184,13 +215,13 @@ class _Handler(BaseHTTPRequestHandler):
         return status(405, "MethodNotAllowed", "no")
 
 
-def client_for(server: FakeApiServer, **params) -> k8s.K8sClient:
+def client_for(server: FakeApiServer, **params) -> K8sClient:
     params.setdefault("host", server.url)
     params.setdefault("api_key", TOKEN)
-    return k8s.client_from_params(params, environ={})
+    return client_from_params(params, environ={})
 
 
-VS_PATH = k8s.istio_path(None, k8s.VIRTUAL_SERVICES, "prod", "reviews")
+VS_PATH = istio_path(None, VIRTUAL_SERVICES, "prod", "reviews")
 
 
 def virtual_service(weights: dict[str, int]) -> dict:
@@ -244,7 +275,7 @@ def _normalized(spec: dict) -> dict:
 
 def test_auth_arg_spec_is_kubernetes_core_s():
     theirs = _kubernetes_core_args_common().AUTH_ARG_SPEC
-    assert _normalized(k8s.AUTH_ARG_SPEC) == _normalized(theirs)
+    assert _normalized(AUTH_ARG_SPEC) == _normalized(theirs)
 
 
 def test_env_var_names_are_kubernetes_core_s():
@@ -256,7 +287,7 @@ def test_env_var_names_are_kubernetes_core_s():
         expected = [f"K8S_AUTH_{option.upper()}"]
         if attribute != option:
             expected.append(f"K8S_AUTH_{attribute.upper()}")
-        assert list(k8s.AUTH_ENV_VARS[option]) == expected
+        assert list(AUTH_ENV_VARS[option]) == expected
 
 
 def _fragment_options(name: str) -> dict:
@@ -296,30 +327,30 @@ def _spec_for_doc(spec: dict) -> dict:
 
 def test_k8s_auth_fragment_documents_the_arg_spec():
     options = _fragment_options("k8s_auth")
-    assert _doc_normalized(options) == _spec_for_doc(k8s.AUTH_ARG_SPEC)
-    for name, env_vars in k8s.AUTH_ENV_VARS.items():
+    assert _doc_normalized(options) == _spec_for_doc(AUTH_ARG_SPEC)
+    for name, env_vars in AUTH_ENV_VARS.items():
         text = " ".join(options[name]["description"])
         for var in env_vars:
             assert f"E({var})" in text, f"{name} does not document {var}"
 
 
 def test_istio_api_fragment_documents_the_arg_spec():
-    assert _doc_normalized(_fragment_options("istio_api")) == _spec_for_doc(k8s.ISTIO_API_ARG_SPEC)
+    assert _doc_normalized(_fragment_options("istio_api")) == _spec_for_doc(ISTIO_API_ARG_SPEC)
 
 
 def test_auth_argument_spec_copies_and_merges():
-    spec = k8s.auth_argument_spec({"name": {"type": "str", "required": True}})
+    spec = auth_argument_spec({"name": {"type": "str", "required": True}})
     assert spec["name"] == {"type": "str", "required": True}
-    assert set(spec) == set(k8s.AUTH_ARG_SPEC) | {"name"}
+    assert set(spec) == set(AUTH_ARG_SPEC) | {"name"}
     spec["validate_certs"]["aliases"].append("oops")
-    assert k8s.AUTH_ARG_SPEC["validate_certs"]["aliases"] == ["verify_ssl"]
+    assert AUTH_ARG_SPEC["validate_certs"]["aliases"] == ["verify_ssl"]
     with pytest.raises(ValueError, match="'context' is already"):
-        k8s.auth_argument_spec({"context": {"type": "str"}})
+        auth_argument_spec({"context": {"type": "str"}})
 
 
 def test_params_win_over_environment():
     env = {"K8S_AUTH_HOST": "https://env:6443", "K8S_AUTH_VERIFY_SSL": "true", "K8S_AUTH_CONTEXT": "env"}
-    auth = k8s.resolve_auth_params({"host": "https://param:6443", "validate_certs": False}, env)
+    auth = resolve_auth_params({"host": "https://param:6443", "validate_certs": False}, env)
     assert auth["host"] == "https://param:6443"
     assert auth["validate_certs"] is False  # an explicit false is not "unset"
     assert auth["context"] == "env"
@@ -331,13 +362,13 @@ def test_environment_names_are_read_in_kubernetes_core_order():
         "K8S_AUTH_CA_CERT": "/first/ca.pem", "K8S_AUTH_SSL_CA_CERT": "/second/ca.pem",
         "K8S_AUTH_CERT_FILE": "/c.pem", "K8S_AUTH_KEY_FILE": "/k.pem",
     }
-    auth = k8s.resolve_auth_params({}, env)
+    auth = resolve_auth_params({}, env)
     assert auth["validate_certs"] is False
     assert auth["ca_cert"] == "/first/ca.pem"
     assert (auth["client_cert"], auth["client_key"]) == ("/c.pem", "/k.pem")
     env.pop("K8S_AUTH_VALIDATE_CERTS")
     env.pop("K8S_AUTH_CA_CERT")
-    auth = k8s.resolve_auth_params({}, env)
+    auth = resolve_auth_params({}, env)
     assert auth["validate_certs"] is True
     assert auth["ca_cert"] == "/second/ca.pem"
 
@@ -347,7 +378,7 @@ def test_environment_names_are_read_in_kubernetes_core_order():
     ("1", True), ("true", True), ("yes", True), ("anything", True),
 ])
 def test_boolean_environment_values(raw, expected):
-    assert k8s.resolve_auth_params({}, {"K8S_AUTH_PERSIST_CONFIG": raw})["persist_config"] is expected
+    assert resolve_auth_params({}, {"K8S_AUTH_PERSIST_CONFIG": raw})["persist_config"] is expected
 
 
 def test_list_and_dict_options_from_environment():
@@ -356,10 +387,10 @@ def test_list_and_dict_options_from_environment():
         "K8S_AUTH_PROXY_HEADERS_PROXY_BASIC_AUTH": "u:p",
         "K8S_AUTH_PROXY_HEADERS_USER_AGENT": "ua/1",
     }
-    auth = k8s.resolve_auth_params({}, env)
+    auth = resolve_auth_params({}, env)
     assert auth["impersonate_groups"] == ["ops", "release"]
     assert auth["proxy_headers"] == {"proxy_basic_auth": "u:p", "user_agent": "ua/1"}
-    assert k8s.resolve_auth_params({}, {})["proxy_headers"] is None
+    assert resolve_auth_params({}, {})["proxy_headers"] is None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -385,9 +416,9 @@ def two_contexts(server_a: str = "https://a.example:6443", server_b: str = "http
     }
 
 
-def config_for(params: dict, environ: dict | None = None) -> k8s.ClientConfig:
+def config_for(params: dict, environ: dict | None = None) -> ClientConfig:
     env = {} if environ is None else environ
-    return k8s.load_client_config(k8s.resolve_auth_params(params, env), env)
+    return load_client_config(resolve_auth_params(params, env), env)
 
 
 def test_current_context_with_token(tmp_path):
@@ -409,7 +440,7 @@ def test_context_option_selects_another_context(tmp_path):
 
 def test_missing_context_names_the_option_and_the_choices(tmp_path):
     kc = write_kubeconfig(tmp_path / "kc", two_contexts())
-    with pytest.raises(k8s.K8sConfigError) as err:
+    with pytest.raises(K8sConfigError) as err:
         config_for({"kubeconfig": str(kc), "context": "prod-eu"})
     assert err.value.option == "context"
     assert "'prod-eu' not found" in str(err.value) and "one of: a, b" in str(err.value)
@@ -420,14 +451,14 @@ def test_no_current_context_asks_for_the_context_option(tmp_path):
     doc = two_contexts()
     del doc["current-context"]
     kc = write_kubeconfig(tmp_path / "kc", doc)
-    with pytest.raises(k8s.K8sConfigError, match="no current-context") as err:
+    with pytest.raises(K8sConfigError, match="no current-context") as err:
         config_for({"kubeconfig": str(kc)})
     assert err.value.option == "context"
 
 
 def test_missing_kubeconfig_names_option_and_path(tmp_path):
     missing = tmp_path / "nowhere" / "kubeconfig-x"
-    with pytest.raises(k8s.K8sConfigError) as err:
+    with pytest.raises(K8sConfigError) as err:
         config_for({"kubeconfig": str(missing)})
     assert err.value.option == "kubeconfig"
     assert "'kubeconfig-x'" in str(err.value) and str(missing.parent) in str(err.value)
@@ -452,7 +483,7 @@ def test_missing_file_named_in_kubeconfig_is_reported(tmp_path):
     doc = two_contexts()
     doc["clusters"][0]["cluster"]["certificate-authority"] = "gone.pem"
     kc = write_kubeconfig(tmp_path / "kc", doc)
-    with pytest.raises(k8s.K8sConfigError, match="certificate-authority of cluster 'ca' file .*gone.pem") as err:
+    with pytest.raises(K8sConfigError, match="certificate-authority of cluster 'ca' file .*gone.pem") as err:
         config_for({"kubeconfig": str(kc)})
     assert err.value.option == "kubeconfig"
 
@@ -477,7 +508,7 @@ def test_data_fields_become_private_temp_files_removed_on_cleanup(tmp_path):
 def test_bad_base64_names_the_field_not_the_data():
     doc = two_contexts()
     doc["users"][0]["user"]["client-key-data"] = "not*base64!"
-    with pytest.raises(k8s.K8sConfigError, match="client-key-data of user 'ua' is not valid base64") as err:
+    with pytest.raises(K8sConfigError, match="client-key-data of user 'ua' is not valid base64") as err:
         config_for({"kubeconfig": doc})
     assert "not*base64!" not in str(err.value)
 
@@ -485,7 +516,7 @@ def test_bad_base64_names_the_field_not_the_data():
 def test_unreadable_yaml_does_not_quote_the_file(tmp_path):
     kc = tmp_path / "kc"
     kc.write_text(f"users:\n- name: u\n  user: {{token: {TOKEN}\n")  # unbalanced brace
-    with pytest.raises(k8s.K8sConfigError) as err:
+    with pytest.raises(K8sConfigError) as err:
         config_for({"kubeconfig": str(kc)})
     assert "cannot be read" in str(err.value) and TOKEN not in str(err.value)
 
@@ -518,7 +549,7 @@ def test_default_kubeconfig_locations(tmp_path):
 
 
 def test_nothing_configured_says_what_to_set(tmp_path):
-    with pytest.raises(k8s.K8sConfigError, match="no Kubernetes cluster configured") as err:
+    with pytest.raises(K8sConfigError, match="no Kubernetes cluster configured") as err:
         config_for({}, {"HOME": str(tmp_path)})
     assert err.value.option == "kubeconfig"
 
@@ -553,7 +584,7 @@ def test_kubeconfig_impersonation_fields(tmp_path):
     ({"host": "https://h:1", "client_cert": "/no/cert.pem", "client_key": "/no/key.pem"}, "client_cert", "client_cert: file /no/cert.pem"),
 ])
 def test_bad_options_name_the_option(params, option, text):
-    with pytest.raises(k8s.K8sConfigError) as err:
+    with pytest.raises(K8sConfigError) as err:
         config_for(params)
     assert err.value.option == option and text in str(err.value)
 
@@ -561,7 +592,7 @@ def test_bad_options_name_the_option(params, option, text):
 def test_client_cert_needs_client_key(tmp_path):
     cert = tmp_path / "c.pem"
     cert.write_text("C")
-    with pytest.raises(k8s.K8sConfigError, match="client_cert and client_key must be given together"):
+    with pytest.raises(K8sConfigError, match="client_cert and client_key must be given together"):
         config_for({"host": "https://h:1", "api_key": "x", "client_cert": str(cert)})
 
 
@@ -570,10 +601,10 @@ def test_in_cluster_service_account(tmp_path):
     (tmp_path / "ca.crt").write_text("CA")
     (tmp_path / "namespace").write_text("awx\n")
     env = {"KUBERNETES_SERVICE_HOST": "10.96.0.1", "KUBERNETES_SERVICE_PORT": "443"}
-    config = k8s.in_cluster_config(env, sa_dir=str(tmp_path))
+    config = in_cluster_config(env, sa_dir=str(tmp_path))
     assert (config.server, config.token, config.ca_file, config.namespace) == (
         "https://10.96.0.1:443", TOKEN, str(tmp_path / "ca.crt"), "awx")
-    assert k8s.in_cluster_config({}, sa_dir=str(tmp_path)) is None
+    assert in_cluster_config({}, sa_dir=str(tmp_path)) is None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -588,35 +619,35 @@ def test_in_cluster_service_account(tmp_path):
     ("networking.istio.io/v1alpha3", "networking.istio.io/v1alpha3"),
 ])
 def test_istio_path(api_version, expected):
-    assert k8s.istio_path(api_version, k8s.VIRTUAL_SERVICES, "prod", "reviews") == f"/apis/{expected}/namespaces/prod/virtualservices/reviews"
-    assert k8s.istio_path(api_version, k8s.DESTINATION_RULES, "prod") == f"/apis/{expected}/namespaces/prod/destinationrules"
+    assert istio_path(api_version, VIRTUAL_SERVICES, "prod", "reviews") == f"/apis/{expected}/namespaces/prod/virtualservices/reviews"
+    assert istio_path(api_version, DESTINATION_RULES, "prod") == f"/apis/{expected}/namespaces/prod/destinationrules"
 
 
 def test_unknown_istio_version_names_the_option():
     with pytest.raises(ValueError, match="api_version must be one of"):
-        k8s.istio_path("networking.istio.io/v2", k8s.VIRTUAL_SERVICES, "prod")
+        istio_path("networking.istio.io/v2", VIRTUAL_SERVICES, "prod")
 
 
 def test_core_and_apps_paths():
-    assert k8s.deployments_path("prod") == "/apis/apps/v1/namespaces/prod/deployments"
-    assert k8s.deployments_path("prod", "reviews-v2") == "/apis/apps/v1/namespaces/prod/deployments/reviews-v2"
-    assert k8s.pods_path("prod") == "/api/v1/namespaces/prod/pods"
-    assert k8s.services_path("prod", "reviews") == "/api/v1/namespaces/prod/services/reviews"
-    assert k8s.services_path("prod") == "/api/v1/namespaces/prod/services"
+    assert deployments_path("prod") == "/apis/apps/v1/namespaces/prod/deployments"
+    assert deployments_path("prod", "reviews-v2") == "/apis/apps/v1/namespaces/prod/deployments/reviews-v2"
+    assert pods_path("prod") == "/api/v1/namespaces/prod/pods"
+    assert services_path("prod", "reviews") == "/api/v1/namespaces/prod/services/reviews"
+    assert services_path("prod") == "/api/v1/namespaces/prod/services"
 
 
 @pytest.mark.parametrize("bad", ["", "a/b", "..", "."])
 def test_names_cannot_escape_their_path(bad):
     with pytest.raises(ValueError, match="name"):
-        k8s.services_path("prod", bad)
+        services_path("prod", bad)
     with pytest.raises(ValueError, match="namespace"):
-        k8s.pods_path(bad)
+        pods_path(bad)
 
 
 def test_label_selector_format():
-    assert k8s.format_label_selector({"version": "v2", "app": "reviews"}) == "app=reviews,version=v2"
-    assert k8s.format_label_selector("app=reviews") == "app=reviews"
-    assert k8s.format_label_selector(None) is None
+    assert format_label_selector({"version": "v2", "app": "reviews"}) == "app=reviews,version=v2"
+    assert format_label_selector("app=reviews") == "app=reviews"
+    assert format_label_selector(None) is None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -632,7 +663,7 @@ def api():
 
 def test_requests_carry_token_json_and_dry_run(api):
     client = client_for(api)
-    created = client.create(k8s.istio_path(None, k8s.VIRTUAL_SERVICES, "prod"), virtual_service({"v1": 100}))
+    created = client.create(istio_path(None, VIRTUAL_SERVICES, "prod"), virtual_service({"v1": 100}))
     assert created["metadata"]["resourceVersion"]
     assert client.get(VS_PATH)["spec"]["hosts"] == ["reviews"]
     client.replace(VS_PATH, client.get(VS_PATH), dry_run=True)
@@ -650,7 +681,7 @@ def test_requests_carry_token_json_and_dry_run(api):
 
 
 def test_list_with_label_selector(api):
-    pods = k8s.pods_path("prod")
+    pods = pods_path("prod")
     for name, version in (("r1", "v1"), ("r2", "v2"), ("r3", "v2")):
         api.put_object(f"{pods}/{name}", {"metadata": {"name": name, "labels": {"app": "reviews", "version": version}}})
     client = client_for(api)
@@ -662,34 +693,34 @@ def test_list_with_label_selector(api):
 
 def test_api_errors_carry_the_status_message(api):
     client = client_for(api)
-    with pytest.raises(k8s.K8sNotFoundError) as err:
+    with pytest.raises(K8sNotFoundError) as err:
         client.get(VS_PATH)
     assert (err.value.status, err.value.reason, err.value.message) == (404, "NotFound", 'reviews "reviews" not found')
     assert str(err.value) == f'GET {VS_PATH}: 404 NotFound: reviews "reviews" not found'
     body = virtual_service({"v1": 100})
     body["spec"] = "invalid"
-    with pytest.raises(k8s.K8sInvalidError) as err:
-        client.create(k8s.istio_path(None, k8s.VIRTUAL_SERVICES, "prod"), body)
+    with pytest.raises(K8sInvalidError) as err:
+        client.create(istio_path(None, VIRTUAL_SERVICES, "prod"), body)
     assert err.value.details["causes"] == [{"field": "spec", "message": "bad"}]
-    with pytest.raises(k8s.K8sApiError) as err:
+    with pytest.raises(K8sApiError) as err:
         client.get("/not-json")
     assert err.value.status == 502 and "bad gateway" in err.value.message
 
 
 def test_wrong_token_is_401_without_the_token(api):
     client = client_for(api, api_key="wrong-token-abcdef")
-    with pytest.raises(k8s.K8sUnauthorizedError) as err:
+    with pytest.raises(K8sUnauthorizedError) as err:
         client.get(VS_PATH)
     assert "wrong-token-abcdef" not in str(err.value)
 
 
 def test_secrets_quoted_back_by_the_server_are_redacted(api):
-    with pytest.raises(k8s.K8sForbiddenError) as err:
+    with pytest.raises(K8sForbiddenError) as err:
         client_for(api).get("/echo-authorization")
     assert TOKEN not in str(err.value) and TOKEN not in err.value.message
     assert "********" in err.value.message
-    basic = k8s.client_from_params({"host": api.url, "username": "bob", "password": PASSWORD}, environ={})
-    with pytest.raises(k8s.K8sForbiddenError) as err:
+    basic = client_from_params({"host": api.url, "username": "bob", "password": PASSWORD}, environ={})
+    with pytest.raises(K8sForbiddenError) as err:
         basic.get("/echo-authorization")
     encoded = base64.b64encode(f"bob:{PASSWORD}".encode()).decode()
     # The server saw the encoded pair, quoted it back, and the message hides that spelling too.
@@ -699,9 +730,9 @@ def test_secrets_quoted_back_by_the_server_are_redacted(api):
 
 
 def test_connection_errors_do_not_show_proxy_credentials():
-    client = k8s.client_from_params(
+    client = client_from_params(
         {"host": "http://127.0.0.1:9", "api_key": TOKEN, "proxy": f"http://user:{PASSWORD}@127.0.0.1:9"}, environ={})
-    with pytest.raises(k8s.K8sConnectionError) as err:
+    with pytest.raises(K8sConnectionError) as err:
         client.get("/api")
     assert PASSWORD not in str(err.value) and TOKEN not in str(err.value)
 
@@ -727,7 +758,7 @@ def test_proxy_and_proxy_headers(api):
 
 def test_impersonation_headers(api):
     client = client_for(api, impersonate_user="alice", impersonate_groups=["release", "ops"])
-    with pytest.raises(k8s.K8sNotFoundError):
+    with pytest.raises(K8sNotFoundError):
         client.get(VS_PATH)
     request = api.requests[-1]
     assert request["headers"]["impersonate-user"] == "alice"
@@ -811,10 +842,10 @@ def test_tls_with_ca_and_client_certificate_data(tmp_path):
             "users": [{"name": "alice", "user": alice}],
             "contexts": [{"name": "c", "context": {"cluster": "k", "user": "alice"}}],
         }
-        client = k8s.client_from_params({"kubeconfig": kubeconfig}, environ={})
+        client = client_from_params({"kubeconfig": kubeconfig}, environ={})
         temp_files = list(client.config.temp_files)
         with client:
-            with pytest.raises(k8s.K8sNotFoundError):
+            with pytest.raises(K8sNotFoundError):
                 client.get(VS_PATH)
         assert server.requests[-1]["client_cn"] == "alice"
         assert not any(os.path.exists(p) for p in temp_files)  # close() removed them
@@ -823,15 +854,15 @@ def test_tls_with_ca_and_client_certificate_data(tmp_path):
 def test_tls_ca_file_option_and_unknown_ca(tmp_path):
     pki = _pki(tmp_path)
     with _tls_server(pki, require_client_cert=False) as server:
-        with pytest.raises(k8s.K8sNotFoundError):
-            k8s.client_from_params({"host": server.url, "api_key": TOKEN, "ca_cert": pki["ca_file"]}, environ={}).get(VS_PATH)
-        with pytest.raises(k8s.K8sConnectionError) as err:
-            k8s.client_from_params({"host": server.url, "api_key": TOKEN}, environ={}).get(VS_PATH)
+        with pytest.raises(K8sNotFoundError):
+            client_from_params({"host": server.url, "api_key": TOKEN, "ca_cert": pki["ca_file"]}, environ={}).get(VS_PATH)
+        with pytest.raises(K8sConnectionError) as err:
+            client_from_params({"host": server.url, "api_key": TOKEN}, environ={}).get(VS_PATH)
         assert "ca_cert" in str(err.value) and TOKEN not in str(err.value)
-        insecure = k8s.client_from_params({"host": server.url, "api_key": TOKEN, "validate_certs": False}, environ={})
+        insecure = client_from_params({"host": server.url, "api_key": TOKEN, "validate_certs": False}, environ={})
         with warnings.catch_warnings():
             warnings.simplefilter("error")  # the InsecureRequestWarning stays inside the client
-            with pytest.raises(k8s.K8sNotFoundError):
+            with pytest.raises(K8sNotFoundError):
                 insecure.get(VS_PATH)
 
 
@@ -858,7 +889,7 @@ def test_exec_plugin_token_reaches_the_server(tmp_path, api):
             "apiVersion": "client.authentication.k8s.io/v1", "command": "bin/get-token", "interactiveMode": "Never"}}}],
         "contexts": [{"name": "c", "context": {"cluster": "k", "user": "u"}}],
     })
-    client = k8s.client_from_params({"kubeconfig": str(kc)}, environ={})
+    client = client_from_params({"kubeconfig": str(kc)}, environ={})
     api.put_object(VS_PATH, virtual_service({"v1": 100}))
     assert client.get(VS_PATH)["metadata"]["name"] == "reviews"
     assert api.requests[-1]["headers"]["authorization"] == f"Bearer {TOKEN}"
@@ -869,7 +900,7 @@ def test_failing_exec_plugin_is_a_config_error(tmp_path):
     doc = two_contexts()
     doc["users"][0]["user"] = {"exec": {"apiVersion": "client.authentication.k8s.io/v1",
                                         "command": str(tmp_path / "missing-plugin"), "interactiveMode": "Never"}}
-    with pytest.raises(k8s.K8sConfigError, match="exec plugin or auth-provider did not return credentials") as err:
+    with pytest.raises(K8sConfigError, match="exec plugin or auth-provider did not return credentials") as err:
         config_for({"kubeconfig": doc})
     assert err.value.option == "kubeconfig"
 
@@ -888,7 +919,7 @@ def test_failing_exec_plugin_output_is_shown_without_secrets(tmp_path):
     doc = two_contexts()
     doc["users"][0]["user"] = {"exec": {"apiVersion": "client.authentication.k8s.io/v1", "command": str(plugin),
                                         "interactiveMode": "Never", "env": [{"name": "PLUGIN_SECRET", "value": "env-pass-42"}]}}
-    with pytest.raises(k8s.K8sConfigError) as err:
+    with pytest.raises(K8sConfigError) as err:
         config_for({"kubeconfig": doc})
     message = str(err.value)
     assert "refresh failed for ******** with ********" in message  # the plugin's own words stay
@@ -899,8 +930,8 @@ def test_failing_exec_plugin_output_is_shown_without_secrets(tmp_path):
 def test_insecure_skip_tls_verify_must_be_a_real_boolean(value):
     doc = two_contexts()
     doc["clusters"][0]["cluster"]["insecure-skip-tls-verify"] = value
-    with pytest.raises(k8s.K8sConfigError, match="insecure-skip-tls-verify of cluster 'ca' in .* must be true or false "
-                                                 "without quotes") as err:
+    with pytest.raises(K8sConfigError, match="insecure-skip-tls-verify of cluster 'ca' in .* must be true or false "
+                                             "without quotes") as err:
         config_for({"kubeconfig": doc})
     assert err.value.option == "kubeconfig"
 
@@ -909,7 +940,7 @@ def test_insecure_skip_tls_verify_with_a_ca_is_refused():
     doc = two_contexts()
     doc["clusters"][0]["cluster"].update({"insecure-skip-tls-verify": True,
                                           "certificate-authority-data": base64.b64encode(b"CA").decode()})
-    with pytest.raises(k8s.K8sConfigError, match="sets both insecure-skip-tls-verify and a certificate authority"):
+    with pytest.raises(K8sConfigError, match="sets both insecure-skip-tls-verify and a certificate authority"):
         config_for({"kubeconfig": doc})
     doc["clusters"][0]["cluster"]["insecure-skip-tls-verify"] = False
     assert config_for({"kubeconfig": doc}).verify_ssl is True
@@ -920,7 +951,7 @@ def test_kubeconfig_temp_files_go_to_the_given_directory(tmp_path):
     doc["clusters"][0]["cluster"]["certificate-authority-data"] = base64.b64encode(b"CA").decode()
     own = tmp_path / "module-tmp"
     own.mkdir()
-    config = k8s.load_client_config(k8s.resolve_auth_params({"kubeconfig": doc}, {}), {}, temp_dir=str(own))
+    config = load_client_config(resolve_auth_params({"kubeconfig": doc}, {}), {}, temp_dir=str(own))
     assert config.ca_file and config.ca_file.startswith(str(own) + "/")
     config.cleanup()
     assert list(own.iterdir()) == []
@@ -944,7 +975,7 @@ def test_update_reapplies_the_change_after_a_conflict(api):
             server.put_object(path, obj)
 
     api.before_write = concurrent_writer
-    result = k8s.update_with_retry(client_for(api), VS_PATH, set_weights({"v1": 90, "v2": 10}))
+    result = update_with_retry(client_for(api), VS_PATH, set_weights({"v1": 90, "v2": 10}))
     assert (result.changed, result.attempts) == (True, 2)
     stored = api.objects[VS_PATH]
     assert stored["metadata"]["labels"] == {"team": "other"}  # their change survived
@@ -964,7 +995,7 @@ def test_update_sends_the_version_it_read(api):
     def rebuild(live):  # builds a new object instead of editing the read one
         return virtual_service({"v1": 50, "v2": 50})
 
-    result = k8s.update_with_retry(client_for(api), VS_PATH, rebuild)
+    result = update_with_retry(client_for(api), VS_PATH, rebuild)
     put = api.writes()[0]
     assert put["body"]["metadata"]["resourceVersion"] == result.before["metadata"]["resourceVersion"]
     assert result.changed and result.attempts == 1
@@ -972,14 +1003,14 @@ def test_update_sends_the_version_it_read(api):
 
 def test_update_without_change_writes_nothing(api):
     api.put_object(VS_PATH, virtual_service({"v1": 90, "v2": 10}))
-    result = k8s.update_with_retry(client_for(api), VS_PATH, set_weights({"v1": 90, "v2": 10}))
+    result = update_with_retry(client_for(api), VS_PATH, set_weights({"v1": 90, "v2": 10}))
     assert (result.changed, result.attempts, result.before, result.after) == (False, 1, api.objects[VS_PATH], api.objects[VS_PATH])
     assert api.writes() == []
 
 
 def test_update_dry_run_stores_nothing(api):
     stored = api.put_object(VS_PATH, virtual_service({"v1": 100, "v2": 0}))
-    result = k8s.update_with_retry(client_for(api), VS_PATH, set_weights({"v1": 50, "v2": 50}), dry_run=True)
+    result = update_with_retry(client_for(api), VS_PATH, set_weights({"v1": 50, "v2": 50}), dry_run=True)
     assert result.changed and [r["weight"] for r in result.after["spec"]["http"][0]["route"]] == [50, 50]
     assert api.objects[VS_PATH] == stored
     assert api.writes()[0]["query"] == {"dryRun": "All"}
@@ -992,8 +1023,8 @@ def test_update_gives_up_after_the_retries(api):
         server.put_object(path, server.objects[path])  # a new resourceVersion every time
 
     api.before_write = always_first
-    with pytest.raises(k8s.K8sConflictError, match="the object has been modified"):
-        k8s.update_with_retry(client_for(api), VS_PATH, set_weights({"v1": 0, "v2": 100}), retries=3)
+    with pytest.raises(K8sConflictError, match="the object has been modified"):
+        update_with_retry(client_for(api), VS_PATH, set_weights({"v1": 0, "v2": 100}), retries=3)
     assert len(api.writes()) == 3
 
 
@@ -1004,10 +1035,10 @@ def test_update_refusal_writes_nothing(api):
         raise ValueError("subset v3 is not in the DestinationRule")
 
     with pytest.raises(ValueError, match="subset v3"):
-        k8s.update_with_retry(client_for(api), VS_PATH, refuse)
+        update_with_retry(client_for(api), VS_PATH, refuse)
     assert api.writes() == []
-    with pytest.raises(k8s.K8sNotFoundError):
-        k8s.update_with_retry(client_for(api), k8s.istio_path(None, k8s.VIRTUAL_SERVICES, "prod", "ratings"), refuse)
+    with pytest.raises(K8sNotFoundError):
+        update_with_retry(client_for(api), istio_path(None, VIRTUAL_SERVICES, "prod", "ratings"), refuse)
 
 
 def build_vs(weights):
@@ -1022,20 +1053,20 @@ def build_vs(weights):
 
 def test_ensure_creates_then_updates_then_leaves_alone(api):
     client = client_for(api)
-    collection = k8s.istio_path(None, k8s.VIRTUAL_SERVICES, "prod")
-    created = k8s.ensure(client, collection, "reviews", build_vs({"v1": 100}))
+    collection = istio_path(None, VIRTUAL_SERVICES, "prod")
+    created = ensure(client, collection, "reviews", build_vs({"v1": 100}))
     assert created.changed and created.before is None and api.writes()[-1]["method"] == "POST"
-    updated = k8s.ensure(client, collection, "reviews", build_vs({"v1": 80, "v2": 20}))
+    updated = ensure(client, collection, "reviews", build_vs({"v1": 80, "v2": 20}))
     assert updated.changed and api.writes()[-1]["method"] == "PUT"
     writes = len(api.writes())
-    again = k8s.ensure(client, collection, "reviews", build_vs({"v1": 80, "v2": 20}))
+    again = ensure(client, collection, "reviews", build_vs({"v1": 80, "v2": 20}))
     assert not again.changed and len(api.writes()) == writes
-    nothing = k8s.ensure(client, collection, "ratings", lambda live: None)
+    nothing = ensure(client, collection, "ratings", lambda live: None)
     assert (nothing.before, nothing.changed) == (None, False)
 
 
 def test_ensure_create_race_becomes_an_update(api):
-    collection = k8s.istio_path(None, k8s.VIRTUAL_SERVICES, "prod")
+    collection = istio_path(None, VIRTUAL_SERVICES, "prod")
 
     def someone_creates_first(server, method, path):
         if method == "POST" and VS_PATH not in server.objects:
@@ -1044,7 +1075,7 @@ def test_ensure_create_race_becomes_an_update(api):
             server.put_object(VS_PATH, obj)
 
     api.before_write = someone_creates_first
-    result = k8s.ensure(client_for(api), collection, "reviews", build_vs({"v1": 70, "v2": 30}))
+    result = ensure(client_for(api), collection, "reviews", build_vs({"v1": 70, "v2": 30}))
     assert (result.changed, result.attempts) == (True, 2)
     assert [r["method"] for r in api.writes()] == ["POST", "PUT"]
     assert api.objects[VS_PATH]["metadata"]["annotations"] == {"owner": "them"}
@@ -1052,8 +1083,8 @@ def test_ensure_create_race_becomes_an_update(api):
 
 
 def test_ensure_create_dry_run(api):
-    result = k8s.ensure(client_for(api), k8s.istio_path(None, k8s.VIRTUAL_SERVICES, "prod"), "reviews",
-                        build_vs({"v1": 100}), dry_run=True)
+    result = ensure(client_for(api), istio_path(None, VIRTUAL_SERVICES, "prod"), "reviews",
+                    build_vs({"v1": 100}), dry_run=True)
     assert result.changed and result.after["metadata"]["name"] == "reviews"
     assert api.objects == {} and api.writes()[0]["query"] == {"dryRun": "All"}
 
@@ -1061,11 +1092,11 @@ def test_ensure_create_dry_run(api):
 def test_ensure_absent(api):
     api.put_object(VS_PATH, virtual_service({"v1": 100}))
     client = client_for(api)
-    assert k8s.ensure_absent(client, VS_PATH, dry_run=True).changed
+    assert ensure_absent(client, VS_PATH, dry_run=True).changed
     assert VS_PATH in api.objects
-    result = k8s.ensure_absent(client, VS_PATH)
+    result = ensure_absent(client, VS_PATH)
     assert result.changed and result.before["metadata"]["name"] == "reviews" and VS_PATH not in api.objects
-    assert not k8s.ensure_absent(client, VS_PATH).changed
+    assert not ensure_absent(client, VS_PATH).changed
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1083,7 +1114,7 @@ def ansible_module(args: dict, monkeypatch):
             monkeypatch.delenv(var)
     args = dict(args, _ansible_remote_tmp="/tmp", _ansible_keep_remote_files=False)
     with module_args(args, monkeypatch):
-        yield basic.AnsibleModule(argument_spec=k8s.auth_argument_spec(), supports_check_mode=True)
+        yield basic.AnsibleModule(argument_spec=auth_argument_spec(), supports_check_mode=True)
 
 
 def module_output(call, capsys) -> dict:
@@ -1098,13 +1129,13 @@ def module_output(call, capsys) -> dict:
 
 def test_client_from_module_fails_with_the_option_and_no_secret(tmp_path, capsys, monkeypatch):
     with ansible_module({"kubeconfig": two_contexts(), "context": "nope"}, monkeypatch) as module:
-        result = module_output(lambda: k8s.client_from_module(module), capsys)
+        result = module_output(lambda: client_from_module(module), capsys)
     assert result["failed"] and result["option"] == "context"
     assert "context 'nope' not found" in result["msg"]
     assert TOKEN not in json.dumps(result) and PASSWORD not in json.dumps(result)
     missing = tmp_path / "dir" / "kc-missing"
     with ansible_module({"kubeconfig": str(missing)}, monkeypatch) as module:
-        result = module_output(lambda: k8s.client_from_module(module), capsys)
+        result = module_output(lambda: client_from_module(module), capsys)
     assert result["option"] == "kubeconfig"
     assert "'kc-missing'" in result["msg"] and str(missing.parent) in result["msg"]  # readable despite no_log
 
@@ -1112,7 +1143,7 @@ def test_client_from_module_fails_with_the_option_and_no_secret(tmp_path, capsys
 def test_client_from_module_masks_secrets_read_from_files(tmp_path, capsys, monkeypatch):
     kc = write_kubeconfig(tmp_path / "kc", two_contexts())
     with ansible_module({"kubeconfig": str(kc), "context": "b"}, monkeypatch) as module:
-        client = k8s.client_from_module(module)
+        client = client_from_module(module)
         assert client.server == "https://b.example:6443"
         # The password came from a file, not from a no_log option: it is masked all the same.
         warned = capsys.readouterr().err  # in a controller process (pytest) warnings are displayed at once
@@ -1127,10 +1158,10 @@ def test_client_from_module_masks_secrets_read_from_files(tmp_path, capsys, monk
 def test_fail_from_k8s_error_reports_status_and_causes(capsys, monkeypatch, api):
     body = virtual_service({"v1": 100})
     body["spec"] = "invalid"
-    with pytest.raises(k8s.K8sInvalidError) as err:
-        client_for(api).create(k8s.istio_path(None, k8s.VIRTUAL_SERVICES, "prod"), body)
+    with pytest.raises(K8sInvalidError) as err:
+        client_for(api).create(istio_path(None, VIRTUAL_SERVICES, "prod"), body)
     with ansible_module({"host": api.url, "api_key": TOKEN}, monkeypatch) as module:
-        result = module_output(lambda: k8s.fail_from_k8s_error(module, err.value, "create VirtualService prod/reviews"), capsys)
+        result = module_output(lambda: fail_from_k8s_error(module, err.value, "create VirtualService prod/reviews"), capsys)
     assert result["msg"].startswith("create VirtualService prod/reviews: POST /apis/networking.istio.io/v1/")
     assert (result["status"], result["reason"]) == (422, "Invalid")
     assert result["causes"] == [{"field": "spec", "message": "bad"}]
@@ -1158,7 +1189,7 @@ def _broken(change) -> dict:
 def test_malformed_kubeconfig_is_a_clear_error_without_the_secret(tmp_path, change, option, words):
     doc = _broken(change)
     for given in (doc, str(write_kubeconfig(tmp_path / "kc", doc))):
-        with pytest.raises(k8s.K8sConfigError) as err:
+        with pytest.raises(K8sConfigError) as err:
             config_for({"kubeconfig": given})
         message = str(err.value)
         assert words in message and err.value.option == option
@@ -1167,6 +1198,6 @@ def test_malformed_kubeconfig_is_a_clear_error_without_the_secret(tmp_path, chan
 
 
 def test_an_api_key_with_a_line_break_names_the_option_not_the_value():
-    with pytest.raises(k8s.K8sConfigError) as err:
+    with pytest.raises(K8sConfigError) as err:
         config_for({"host": "https://a.example:6443", "api_key": "s3cr3t\n"})
     assert err.value.option == "api_key" and "s3cr3t" not in str(err.value)

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import copy
 
-from ansible_collections.canary.istio.plugins.module_utils import _k8s as k8s
+from ansible_collections.canary.istio.plugins.module_utils._k8s.errors import K8sConflictError
+from ansible_collections.canary.istio.plugins.module_utils._k8s import writes
+from ansible_collections.canary.istio.plugins.module_utils._k8s.writes import update_with_retry
 
 PATH = "/apis/networking.istio.io/v1/namespaces/prod/virtualservices/reviews"
 
@@ -26,7 +28,7 @@ class RecordingClient:
     def replace(self, path: str, body: dict, dry_run: bool = False) -> dict:
         self.calls.append(("PUT", path))
         if body["metadata"]["resourceVersion"] != self.obj["metadata"]["resourceVersion"]:
-            raise k8s.K8sConflictError(409, "Conflict", "the object has been modified", "PUT", path)
+            raise K8sConflictError(409, "Conflict", "the object has been modified", "PUT", path)
         stored = copy.deepcopy(body)
         stored["metadata"]["resourceVersion"] = str(int(body["metadata"]["resourceVersion"]) + 1)
         if not dry_run:
@@ -47,18 +49,18 @@ def _set_weight(weight):
 
 def test_first_attempt_uses_the_callers_read():
     client = RecordingClient(_vs("7", 100))
-    result = k8s.update_with_retry(client, PATH, _set_weight(90), live=client.get(PATH))
+    result = update_with_retry(client, PATH, _set_weight(90), live=client.get(PATH))
     assert client.calls == [("GET", PATH), ("PUT", PATH)]  # the caller's GET only
     assert (result.changed, result.attempts, client.obj["spec"]["weight"]) == (True, 1, 90)
 
 
 def test_a_stale_first_read_is_read_again_after_the_conflict(monkeypatch):
-    monkeypatch.setattr(k8s, "_backoff", lambda attempt: 0)
+    monkeypatch.setattr(writes, "_backoff", lambda attempt: 0)
     client = RecordingClient(_vs("7", 100))
     stale = client.get(PATH)
     client.obj = _vs("8", 100)  # someone wrote after our read
     client.obj["metadata"]["labels"] = {"team": "other"}
-    result = k8s.update_with_retry(client, PATH, _set_weight(90), live=stale)
+    result = update_with_retry(client, PATH, _set_weight(90), live=stale)
     assert client.calls == [("GET", PATH), ("PUT", PATH), ("GET", PATH), ("PUT", PATH)]
     assert result.attempts == 2
     assert client.obj["metadata"]["labels"] == {"team": "other"} and client.obj["spec"]["weight"] == 90
@@ -67,17 +69,17 @@ def test_a_stale_first_read_is_read_again_after_the_conflict(monkeypatch):
 def test_no_change_on_the_callers_read_makes_no_request():
     client = RecordingClient(_vs("7", 90))
     live = client.get(PATH)
-    result = k8s.update_with_retry(client, PATH, _set_weight(90), live=live)
+    result = update_with_retry(client, PATH, _set_weight(90), live=live)
     assert client.calls == [("GET", PATH)] and not result.changed
 
 
 def test_without_live_it_reads_first():
     client = RecordingClient(_vs("7", 100))
-    k8s.update_with_retry(client, PATH, _set_weight(50))
+    update_with_retry(client, PATH, _set_weight(50))
     assert client.calls == [("GET", PATH), ("PUT", PATH)]
 
 
 def test_dry_run_with_live_stores_nothing():
     client = RecordingClient(_vs("7", 100))
-    result = k8s.update_with_retry(client, PATH, _set_weight(10), dry_run=True, live=client.get(PATH))
+    result = update_with_retry(client, PATH, _set_weight(10), dry_run=True, live=client.get(PATH))
     assert result.after["spec"]["weight"] == 10 and client.obj["spec"]["weight"] == 100

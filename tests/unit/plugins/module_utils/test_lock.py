@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from ansible_collections.canary.istio.plugins.module_utils._lock import (
+from ansible_collections.canary.istio.plugins.module_utils._istio.release_lock import (
     LOCK_ANNOTATION,
     LockHeldError,
     acquire,

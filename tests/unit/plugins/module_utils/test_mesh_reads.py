@@ -1,15 +1,15 @@
 # Copyright (c) canary.istio contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""_mesh_reads: which DestinationRule, which Service, which pods count as Ready per subset."""
+"""_istio/mesh_reads.py: which DestinationRule, which Service, which pods count as Ready per subset."""
 
 from __future__ import annotations
 
 import pytest
 
-from ansible_collections.canary.istio.plugins.module_utils import _mesh_reads as reads
-from ansible_collections.canary.istio.plugins.module_utils._istio_routing import merge_destination_rules
-from ansible_collections.canary.istio.plugins.module_utils._k8s import K8sNotFoundError
+from ansible_collections.canary.istio.plugins.module_utils._istio import mesh_reads as reads
+from ansible_collections.canary.istio.plugins.module_utils._istio.routing import merge_destination_rules
+from ansible_collections.canary.istio.plugins.module_utils._k8s.errors import K8sNotFoundError
 
 
 def dr(name, host, subsets, namespace="prod", created="2026-01-01T00:00:00Z", **spec):

@@ -5,8 +5,13 @@ import copy
 
 import pytest
 
-from ansible_collections.canary.istio.plugins.module_utils._istio import IstioSpecError
-from ansible_collections.canary.istio.plugins.module_utils._objects import result_object, spec_diff, vs_diff, wanted_object
+from ansible_collections.canary.istio.plugins.module_utils._istio.common import IstioSpecError
+from ansible_collections.canary.istio.plugins.module_utils._istio.owned_objects import (
+    result_object,
+    spec_diff,
+    vs_diff,
+    wanted_object,
+)
 
 PARAMS = {"name": "reviews", "namespace": "prod", "api_version": "networking.istio.io/v1beta1",
           "labels": {"team": "books"}, "annotations": None}

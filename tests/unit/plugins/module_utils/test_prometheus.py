@@ -2,7 +2,7 @@
 # Copyright: contributors to the canary.istio collection
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 
-"""Tests of plugins/module_utils/_prometheus.py against a real HTTP server in a thread that answers
+"""Tests of plugins/module_utils/_analysis/prometheus.py against a real HTTP server in a thread that answers
 like Prometheus' /api/v1/query, errors included."""
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from urllib.parse import parse_qs
 
 import pytest
 
-from ansible_collections.canary.istio.plugins.module_utils import _analysis as an
-from ansible_collections.canary.istio.plugins.module_utils import _prometheus as p
+from ansible_collections.canary.istio.plugins.module_utils._analysis import judge as an
+from ansible_collections.canary.istio.plugins.module_utils._analysis import prometheus as p
 
 TOKEN = "prom-token-7a6b5c4d3e2f1"
 

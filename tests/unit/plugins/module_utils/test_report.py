@@ -11,8 +11,8 @@ import datetime
 
 import pytest
 
-from ansible_collections.canary.istio.plugins.module_utils import _report as r
-from ansible_collections.canary.istio.plugins.module_utils import _report_records as rr
+from ansible_collections.canary.istio.plugins.module_utils._report import content as r
+from ansible_collections.canary.istio.plugins.module_utils._report import records as rr
 from ansible_collections.canary.istio.tests.unit.plugins.module_utils.test_report_samples import (
     T0,
     header,
@@ -134,7 +134,7 @@ def test_fmt_duration_and_weights() -> None:
 
 
 def test_traffic_share_charts_observed_beside_configured():
-    from ansible_collections.canary.istio.plugins.module_utils import _report as rp
+    from ansible_collections.canary.istio.plugins.module_utils._report import content as rp
     bounds = {"min": None, "max": None, "max_over_baseline": None, "max_ratio_to_baseline": None}
     check = {"metric": "traffic_share", "result": "fail", "reason": "observed 0% ...", "canary": 0.0, "baseline": 10.0,
              "unit": "%", "query": None, "bounds": bounds}

@@ -2,7 +2,7 @@
 # Copyright: contributors to the canary.istio collection
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 
-"""_report_charts: the SVG of each chart holds the versions' series and labels, the bounds, the
+"""_report/charts.py: the SVG of each chart holds the versions' series and labels, the bounds, the
 check results and the promotion or rollback; the output is deterministic; ids do not collide."""
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from ansible_collections.canary.istio.plugins.module_utils import _report as r
-from ansible_collections.canary.istio.plugins.module_utils import _report_charts as rc
-from ansible_collections.canary.istio.plugins.module_utils import _report_records as rr
+from ansible_collections.canary.istio.plugins.module_utils._report import content as r
+from ansible_collections.canary.istio.plugins.module_utils._report import charts as rc
+from ansible_collections.canary.istio.plugins.module_utils._report import records as rr
 from ansible_collections.canary.istio.tests.unit.plugins.module_utils.test_report_samples import (
     header,
     promoted_release,

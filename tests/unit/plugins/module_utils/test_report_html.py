@@ -2,16 +2,16 @@
 # Copyright: contributors to the canary.istio collection
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 
-"""_report_html: the page around the charts (given here as plain SVG text, so these tests need
+"""_report/html_page.py: the page around the charts (given here as plain SVG text, so these tests need
 no matplotlib): outcome, summary, charts in order, tables, escaping, the missing-charts note."""
 
 from __future__ import annotations
 
 import re
 
-from ansible_collections.canary.istio.plugins.module_utils import _report as r
-from ansible_collections.canary.istio.plugins.module_utils import _report_records as rr
-from ansible_collections.canary.istio.plugins.module_utils._report_html import render_html
+from ansible_collections.canary.istio.plugins.module_utils._report import content as r
+from ansible_collections.canary.istio.plugins.module_utils._report import records as rr
+from ansible_collections.canary.istio.plugins.module_utils._report.html_page import render_html
 from ansible_collections.canary.istio.tests.unit.plugins.module_utils.test_report_samples import (
     header,
     promoted_release,

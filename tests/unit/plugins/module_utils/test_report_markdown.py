@@ -2,13 +2,13 @@
 # Copyright: contributors to the canary.istio collection
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 
-"""_report_markdown: the summary, the step table and the check table, and cells that stay cells."""
+"""_report/markdown_page.py: the summary, the step table and the check table, and cells that stay cells."""
 
 from __future__ import annotations
 
-from ansible_collections.canary.istio.plugins.module_utils import _report as r
-from ansible_collections.canary.istio.plugins.module_utils import _report_records as rr
-from ansible_collections.canary.istio.plugins.module_utils._report_markdown import cell, render_markdown
+from ansible_collections.canary.istio.plugins.module_utils._report import content as r
+from ansible_collections.canary.istio.plugins.module_utils._report import records as rr
+from ansible_collections.canary.istio.plugins.module_utils._report.markdown_page import cell, render_markdown
 from ansible_collections.canary.istio.tests.unit.plugins.module_utils.test_report_samples import (
     header,
     promoted_release,

@@ -2,7 +2,7 @@
 # Copyright: contributors to the canary.istio collection
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 
-"""_report_records: the record schema, its errors (each naming the field), normalisation,
+"""_report/records.py: the record schema, its errors (each naming the field), normalisation,
 merging, outcomes, directory names and the stored document."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import datetime
 
 import pytest
 
-from ansible_collections.canary.istio.plugins.module_utils import _report_records as rr
+from ansible_collections.canary.istio.plugins.module_utils._report import records as rr
 from ansible_collections.canary.istio.tests.unit.plugins.module_utils.test_report_samples import (
     promoted_release,
     rolled_back_release,

@@ -16,8 +16,8 @@ import copy
 import datetime
 import typing as t
 
-from ansible_collections.canary.istio.plugins.module_utils import _analysis as a
-from ansible_collections.canary.istio.plugins.module_utils import _report_records as rr
+from ansible_collections.canary.istio.plugins.module_utils._analysis import judge as a
+from ansible_collections.canary.istio.plugins.module_utils._report import records as rr
 
 T0 = datetime.datetime(2026, 11, 26, 6, 0, 0, tzinfo=datetime.timezone.utc)
 INTERVAL_S = 30

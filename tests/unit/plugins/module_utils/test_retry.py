@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.canary.istio.plugins.module_utils._retry import Retry, with_retries
+from ansible_collections.canary.istio.plugins.module_utils._http.retry import Retry, with_retries
 
 
 class FakeTime:

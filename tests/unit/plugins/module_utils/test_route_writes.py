@@ -2,7 +2,7 @@
 # Copyright: contributors to the canary.istio collection
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 
-"""_route_writes against a local API server: write_route_weights changes only the route's weights
+"""_istio/route_writes.py against a local API server: write_route_weights changes only the route's weights
 (and nothing when they are already so), route_back sends everything to stable at once and never
 raises."""
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.canary.istio.plugins.module_utils._route_writes import route_back, write_route_weights
+from ansible_collections.canary.istio.plugins.module_utils._istio.route_writes import route_back, write_route_weights
 from ansible_collections.canary.istio.tests.unit.plugins.module_utils.test_k8s import (
     TOKEN,
     VS_PATH,

@@ -16,7 +16,7 @@ from urllib.parse import parse_qs
 import pytest
 import yaml
 
-from ansible_collections.canary.istio.plugins.module_utils import _guance as g
+from ansible_collections.canary.istio.plugins.module_utils._analysis import guance as g
 from ansible_collections.canary.istio.plugins.modules import canary_analysis as ca
 from ansible_collections.canary.istio.tests.unit.plugins.modules.module_main import run_main
 

@@ -10,7 +10,7 @@ import copy
 import pytest
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
-from ansible_collections.canary.istio.plugins.module_utils._istio import IstioSpecError
+from ansible_collections.canary.istio.plugins.module_utils._istio.common import IstioSpecError
 from ansible_collections.canary.istio.plugins.modules import destination_rule as dr
 
 LIVE = {

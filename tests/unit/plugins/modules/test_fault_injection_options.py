@@ -9,7 +9,7 @@ import copy
 
 import pytest
 
-from ansible_collections.canary.istio.plugins.module_utils._istio import IstioSpecError
+from ansible_collections.canary.istio.plugins.module_utils._istio.common import IstioSpecError
 from ansible_collections.canary.istio.plugins.modules import fault_injection as fi
 
 # As AnsibleModule hands them over: unset suboptions are None, percentages floats.

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from ansible_collections.canary.istio.plugins.module_utils import _guance as g
+from ansible_collections.canary.istio.plugins.module_utils._analysis import guance as g
 from ansible_collections.canary.istio.plugins.modules import guance_event as ge
 
 DATE = 1_764_136_800_000  # 2025-11-26T06:00:00Z

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from ansible_collections.canary.istio.plugins.doc_fragments.guance import ModuleDocFragment
-from ansible_collections.canary.istio.plugins.module_utils import _guance as g
+from ansible_collections.canary.istio.plugins.module_utils._analysis import guance as g
 from ansible_collections.canary.istio.plugins.modules import guance_query as gq
 from ansible_collections.canary.istio.tests.unit.plugins.modules.module_main import run_main
 

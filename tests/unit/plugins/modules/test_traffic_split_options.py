@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.canary.istio.plugins.module_utils._istio import IstioSpecError
+from ansible_collections.canary.istio.plugins.module_utils._istio.common import IstioSpecError
 from ansible_collections.canary.istio.plugins.modules import traffic_split as ts
 
 CANARY = dict(weights=None, stable="v1", canary="v2", canary_weight=10)

@@ -8,7 +8,7 @@ catch-all at the latest: Envoy takes the first route whose match holds, so a rul
 fires) and sends its requests where that route does, so only the fault differs for them.
 Removing it gives back the VirtualService as it was before the rule was added.
 
-PRIVATE to this collection: may change at any time. Import it through ``_istio``.
+PRIVATE to this collection: may change at any time.
 """
 
 from __future__ import annotations
@@ -16,14 +16,19 @@ from __future__ import annotations
 import copy
 import typing as t
 
-from ansible_collections.canary.istio.plugins.module_utils._istio_common import (
+from ansible_collections.canary.istio.plugins.module_utils._istio.common import (
     IstioSpecError,
     as_int,
     as_number,
     validate_duration,
 )
-from ansible_collections.canary.istio.plugins.module_utils._istio_matches import conditions, implies, may_overlap, route_conditions
-from ansible_collections.canary.istio.plugins.module_utils._istio_traffic import http_routes
+from ansible_collections.canary.istio.plugins.module_utils._istio.matches import (
+    conditions,
+    implies,
+    may_overlap,
+    route_conditions,
+)
+from ansible_collections.canary.istio.plugins.module_utils._istio.traffic import http_routes
 
 STRING_MATCH_KINDS = ("exact", "prefix", "regex")
 DEFAULT_PERCENTAGE = 100

@@ -16,7 +16,7 @@ from __future__ import annotations
 import html
 import typing as t
 
-from ansible_collections.canary.istio.plugins.module_utils._report import (
+from ansible_collections.canary.istio.plugins.module_utils._report.content import (
     Report,
     fmt_duration,
     fmt_number,

@@ -26,7 +26,7 @@ import re
 import typing as t
 from dataclasses import dataclass
 
-from ansible_collections.canary.istio.plugins.module_utils._report import MetricSeries, Report, fmt_number
+from ansible_collections.canary.istio.plugins.module_utils._report.content import MetricSeries, Report, fmt_number
 
 LIBRARY = "matplotlib"
 

@@ -19,18 +19,16 @@ from __future__ import annotations
 
 import typing as t
 
-from ansible_collections.canary.istio.plugins.module_utils._istio import qualify_host, same_host
-from ansible_collections.canary.istio.plugins.module_utils._istio_routing import config_age_key, is_pod_ready
-from ansible_collections.canary.istio.plugins.module_utils._k8s import (
+from ansible_collections.canary.istio.plugins.module_utils._istio.common import qualify_host, same_host
+from ansible_collections.canary.istio.plugins.module_utils._istio.routing import config_age_key, is_pod_ready
+from ansible_collections.canary.istio.plugins.module_utils._istio.api import (
     DESTINATION_RULES,
     VIRTUAL_SERVICES,
-    K8sClient,
-    K8sNotFoundError,
-    deployments_path,
     istio_path,
-    pods_path,
-    services_path,
 )
+from ansible_collections.canary.istio.plugins.module_utils._k8s.errors import K8sNotFoundError
+from ansible_collections.canary.istio.plugins.module_utils._k8s.paths import deployments_path, pods_path, services_path
+from ansible_collections.canary.istio.plugins.module_utils._k8s.transport import K8sClient
 
 _CLUSTER_SUFFIX = ".svc.cluster.local"
 

@@ -18,24 +18,18 @@ from __future__ import annotations
 import time
 import typing as t
 
-from ansible_collections.canary.istio.plugins.module_utils._istio import (
-    IstioSpecError,
+from ansible_collections.canary.istio.plugins.module_utils._istio.common import IstioSpecError, specs_equal
+from ansible_collections.canary.istio.plugins.module_utils._istio.traffic import (
     find_route_index,
     route_weights,
     set_route_weights,
-    specs_equal,
     weights_from_canary,
 )
-from ansible_collections.canary.istio.plugins.module_utils._k8s import (
-    VIRTUAL_SERVICES,
-    K8sClient,
-    K8sError,
-    UpdateResult,
-    client_from_params,
-    connection_warnings,
-    istio_path,
-    update_with_retry,
-)
+from ansible_collections.canary.istio.plugins.module_utils._istio.api import VIRTUAL_SERVICES, istio_path
+from ansible_collections.canary.istio.plugins.module_utils._k8s.errors import K8sError
+from ansible_collections.canary.istio.plugins.module_utils._k8s.module import client_from_params, connection_warnings
+from ansible_collections.canary.istio.plugins.module_utils._k8s.transport import K8sClient
+from ansible_collections.canary.istio.plugins.module_utils._k8s.writes import UpdateResult, update_with_retry
 
 
 def write_route_weights(

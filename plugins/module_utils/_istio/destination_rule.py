@@ -3,7 +3,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """DestinationRule specs: subsets (name, labels, trafficPolicy) merged into the live spec.
 
-PRIVATE to this collection: may change at any time. Import it through ``_istio``.
+PRIVATE to this collection: may change at any time.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import typing as t
 
-from ansible_collections.canary.istio.plugins.module_utils._istio_common import IstioSpecError
+from ansible_collections.canary.istio.plugins.module_utils._istio.common import IstioSpecError
 
 
 def _label_value(value: t.Any, field: str, key: str) -> str:

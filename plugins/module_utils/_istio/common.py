@@ -3,7 +3,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Value helpers shared by the Istio spec transforms: the error type, durations, host names, equality.
 
-PRIVATE to this collection: may change at any time. Import it through ``_istio``.
+PRIVATE to this collection: may change at any time.
 """
 
 from __future__ import annotations

@@ -6,11 +6,11 @@
 
 PRIVATE: this module_util is for the modules of canary.istio only and can change at any time.
 
-``build_report`` turns the records of one release on one cluster (``_report_records``) into a
+``build_report`` turns the records of one release on one cluster (``records``) into a
 ``Report``: the traffic share per version over time, each checked metric per version per
 analysis round with its bounds and each check's verdict, the events that end the release, and
-the rows of the step and check tables. The Markdown (``_report_markdown``), the charts
-(``_report_charts``) and the HTML page (``_report_html``) are all drawn from this one object, so
+the rows of the step and check tables. The Markdown (``markdown_page``), the charts
+(``charts``) and the HTML page (``html_page``) are all drawn from this one object, so
 they cannot disagree.
 """
 
@@ -20,7 +20,7 @@ import datetime
 import typing as t
 from dataclasses import dataclass, field
 
-from ansible_collections.canary.istio.plugins.module_utils._report_records import (
+from ansible_collections.canary.istio.plugins.module_utils._report.records import (
     EVENT_ANALYSIS,
     EVENT_FAILED,
     EVENT_PROMOTED,

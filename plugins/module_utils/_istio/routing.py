@@ -31,9 +31,9 @@ import copy
 import fnmatch
 import typing as t
 
-from ansible_collections.canary.istio.plugins.module_utils._istio_common import qualify_host, same_host
-from ansible_collections.canary.istio.plugins.module_utils._istio_matches import implies, route_conditions
-from ansible_collections.canary.istio.plugins.module_utils._istio_traffic import http_routes, route_weights
+from ansible_collections.canary.istio.plugins.module_utils._istio.common import qualify_host, same_host
+from ansible_collections.canary.istio.plugins.module_utils._istio.matches import implies, route_conditions
+from ansible_collections.canary.istio.plugins.module_utils._istio.traffic import http_routes, route_weights
 
 DEFAULT_VERSION_LABEL = "version"
 

@@ -19,9 +19,9 @@ import math
 import typing as t
 from dataclasses import dataclass
 
-from ansible_collections.canary.istio.plugins.module_utils._analysis import (
+from ansible_collections.canary.istio.plugins.module_utils._analysis.judge import (
     REQUEST_COUNT, REQUEST_ERROR_RATE, REQUEST_SUCCESS_RATE, Check)
-from ansible_collections.canary.istio.plugins.module_utils._analysis_stats import requests_to_show
+from ansible_collections.canary.istio.plugins.module_utils._analysis.stats import requests_to_show
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,8 @@
 # Copyright (c) canary.istio contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""What the three HTTP clients (Kubernetes, Guance, Prometheus) refuse or warn about alike.
+"""What the three HTTP clients (Kubernetes, Guance, Prometheus) share: the User-Agent they send, and
+what they refuse or warn about alike.
 
 - A credential must travel in a header as one line of ASCII: HTTP libraries quote a bad value
   with ``repr()`` in their error, and a line break in a header splits the request.
@@ -21,6 +22,9 @@ from __future__ import annotations
 import ipaddress
 import typing as t
 from urllib.parse import urlsplit, urlunsplit
+
+# What every request of the three clients says it is, so a server's logs tell our calls apart.
+USER_AGENT = "canary.istio"
 
 
 def header_problem(value: str | None) -> str | None:

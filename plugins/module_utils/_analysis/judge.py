@@ -28,7 +28,7 @@ import re
 import typing as t
 from dataclasses import dataclass, field, replace
 
-from ansible_collections.canary.istio.plugins.module_utils._analysis_stats import (
+from ansible_collections.canary.istio.plugins.module_utils._analysis.stats import (
     difference_interval, quantile_rank_interval, rank_test_binned, wilson_interval)
 
 PASS = "pass"

@@ -24,13 +24,12 @@ import time
 import typing as t
 from dataclasses import dataclass, field
 
-from ansible_collections.canary.istio.plugins.module_utils._http_safety import (
-    credential_problem, redirect_refusal, split_userinfo, transport_warnings)
-from ansible_collections.canary.istio.plugins.module_utils._redact import basic_auth_token, redact
-from ansible_collections.canary.istio.plugins.module_utils._retry import Retry, with_retries
+from ansible_collections.canary.istio.plugins.module_utils._http.safety import (
+    USER_AGENT, credential_problem, redirect_refusal, split_userinfo, transport_warnings)
+from ansible_collections.canary.istio.plugins.module_utils._http.redact import basic_auth_token, redact
+from ansible_collections.canary.istio.plugins.module_utils._http.retry import Retry, with_retries
 
 QUERY_PATH = "/api/v1/query"
-USER_AGENT = "canary.istio"
 
 
 class PrometheusError(Exception):

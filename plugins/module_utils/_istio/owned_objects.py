@@ -13,16 +13,11 @@ from __future__ import annotations
 import copy
 import typing as t
 
-from ansible_collections.canary.istio.plugins.module_utils._istio import IstioSpecError, specs_equal
-from ansible_collections.canary.istio.plugins.module_utils._k8s import (
-    K8sError,
-    client_from_module,
-    ensure,
-    ensure_absent,
-    fail_from_k8s_error,
-    istio_path,
-    normalize_istio_api_version,
-)
+from ansible_collections.canary.istio.plugins.module_utils._istio.common import IstioSpecError, specs_equal
+from ansible_collections.canary.istio.plugins.module_utils._istio.api import istio_path, normalize_istio_api_version
+from ansible_collections.canary.istio.plugins.module_utils._k8s.errors import K8sError
+from ansible_collections.canary.istio.plugins.module_utils._k8s.module import client_from_module, fail_from_k8s_error
+from ansible_collections.canary.istio.plugins.module_utils._k8s.writes import ensure, ensure_absent
 
 
 def metadata_strings(values: dict | None, option: str) -> dict[str, str]:

@@ -3,7 +3,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Traffic weights: which HTTP route of a VirtualService to change, and its new destinations.
 
-PRIVATE to this collection: may change at any time. Import it through ``_istio``.
+PRIVATE to this collection: may change at any time.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from __future__ import annotations
 import copy
 import typing as t
 
-from ansible_collections.canary.istio.plugins.module_utils._istio_common import IstioSpecError, as_int
-from ansible_collections.canary.istio.plugins.module_utils._istio_matches import route_conditions
+from ansible_collections.canary.istio.plugins.module_utils._istio.common import IstioSpecError, as_int
+from ansible_collections.canary.istio.plugins.module_utils._istio.matches import route_conditions
 
 
 # --- weights ---------------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """VirtualService specs: typed route options (snake_case) built into Istio HTTPRoutes (camelCase).
 
-PRIVATE to this collection: may change at any time. Import it through ``_istio``.
+PRIVATE to this collection: may change at any time.
 """
 
 from __future__ import annotations
@@ -11,18 +11,18 @@ from __future__ import annotations
 import copy
 import typing as t
 
-from ansible_collections.canary.istio.plugins.module_utils._istio_common import (
+from ansible_collections.canary.istio.plugins.module_utils._istio.common import (
     IstioSpecError,
     as_int,
     validate_duration,
 )
-from ansible_collections.canary.istio.plugins.module_utils._istio_fault import (
+from ansible_collections.canary.istio.plugins.module_utils._istio.fault import (
     fault_to_istio,
     headers_match_to_istio,
     string_match_to_istio,
     validate_percentage,
 )
-from ansible_collections.canary.istio.plugins.module_utils._istio_traffic import (
+from ansible_collections.canary.istio.plugins.module_utils._istio.traffic import (
     find_catch_all_index,
     route_weights,
 )

@@ -37,10 +37,10 @@ from dataclasses import dataclass, field
 
 from ansible.module_utils.basic import env_fallback
 
-from ansible_collections.canary.istio.plugins.module_utils._http_safety import (
-    credential_problem, redirect_refusal, split_userinfo, transport_warnings)
-from ansible_collections.canary.istio.plugins.module_utils._redact import redact
-from ansible_collections.canary.istio.plugins.module_utils._retry import Retry, with_retries
+from ansible_collections.canary.istio.plugins.module_utils._http.safety import (
+    USER_AGENT, credential_problem, redirect_refusal, split_userinfo, transport_warnings)
+from ansible_collections.canary.istio.plugins.module_utils._http.redact import redact
+from ansible_collections.canary.istio.plugins.module_utils._http.retry import Retry, with_retries
 
 # Source: docs.guance.com/open-api (the site -> OpenAPI endpoint table).
 SITES: dict[str, str] = {
@@ -70,7 +70,6 @@ EVENT_STATUSES: tuple[str, ...] = ("critical", "error", "warning", "ok", "info",
 DEFAULT_EVENT_SOURCE = "canary_release"
 RATE_LIMIT_CODES: tuple[str, ...] = ("ft.TriggerApiAkCurrentLimiting", "ft.TriggerApiWorkspaceCurrentLimiting")
 DATAKIT_RATE_LIMIT_CODE = "datakit.reachMaxAPILimit"
-USER_AGENT = "canary.istio"
 
 
 def _rate_limit_hint(code: str) -> str:

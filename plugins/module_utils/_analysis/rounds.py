@@ -26,7 +26,7 @@ import re
 import typing as t
 from dataclasses import dataclass, field
 
-from ansible_collections.canary.istio.plugins.module_utils._analysis import (
+from ansible_collections.canary.istio.plugins.module_utils._analysis.judge import (
     CHECK_FAIL,
     CONTINUE,
     FAIL,
@@ -58,10 +58,14 @@ from ansible_collections.canary.istio.plugins.module_utils._analysis import (
     round_numbers,
     step_decision,
 )
-from ansible_collections.canary.istio.plugins.module_utils._analysis_sample import observed_rates, sample_plan
-from ansible_collections.canary.istio.plugins.module_utils._analysis_stats import look_z
-from ansible_collections.canary.istio.plugins.module_utils._guance import GuanceError, GuanceRateLimitError, Query
-from ansible_collections.canary.istio.plugins.module_utils._prometheus import PrometheusError
+from ansible_collections.canary.istio.plugins.module_utils._analysis.sample import observed_rates, sample_plan
+from ansible_collections.canary.istio.plugins.module_utils._analysis.stats import look_z
+from ansible_collections.canary.istio.plugins.module_utils._analysis.guance import (
+    GuanceError,
+    GuanceRateLimitError,
+    Query,
+)
+from ansible_collections.canary.istio.plugins.module_utils._analysis.prometheus import PrometheusError
 
 INCONCLUSIVE_FAIL = "fail"
 INCONCLUSIVE_WAIT = "wait"
