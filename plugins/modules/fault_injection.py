@@ -208,8 +208,9 @@ from ansible_collections.canary.istio.plugins.module_utils._istio.api import (
     VIRTUAL_SERVICES,
     istio_path,
 )
-from ansible_collections.canary.istio.plugins.module_utils._k8s.errors import K8sError, K8sNotFoundError
-from ansible_collections.canary.istio.plugins.module_utils._k8s.module import client_from_module, fail_from_k8s_error
+from ansible_collections.canary.istio.plugins.module_utils._errors import CanaryError, doing, fail_from_error
+from ansible_collections.canary.istio.plugins.module_utils._k8s.errors import K8sNotFoundError
+from ansible_collections.canary.istio.plugins.module_utils._k8s.module import client_from_module
 from ansible_collections.canary.istio.plugins.module_utils._k8s.options import auth_argument_spec
 from ansible_collections.canary.istio.plugins.module_utils._k8s.writes import update_with_retry
 from ansible_collections.canary.istio.plugins.module_utils._required import fail_on_blank_required
@@ -264,7 +265,7 @@ def istio_destinations(destinations: list[dict] | None, spec: dict) -> list[dict
     try:
         return http_route_from_options({"destinations": destinations}, default_host(spec), field="")["route"]
     except IstioSpecError as exc:
-        raise IstioSpecError(exc.field.lstrip("."), exc.message) from None
+        raise IstioSpecError(exc.option.lstrip("."), exc.message) from None
 
 
 def changed_spec(spec: dict, params: t.Mapping[str, t.Any]) -> dict:
@@ -278,7 +279,7 @@ def changed_spec(spec: dict, params: t.Mapping[str, t.Any]) -> dict:
         )
     except IstioSpecError as exc:
         # The transforms call the rule's name "name"; here that option names the VirtualService.
-        raise IstioSpecError("rule" if exc.field == "name" else exc.field, exc.message) from None
+        raise IstioSpecError("rule" if exc.option == "name" else exc.option, exc.message) from None
 
 
 def find_rule(spec: dict, name: str) -> dict | None:
@@ -286,27 +287,12 @@ def find_rule(spec: dict, name: str) -> dict | None:
     return next((r for r in http_routes(spec) if isinstance(r, dict) and r.get("name") == name), None)
 
 
-def main() -> None:
-    module = AnsibleModule(
-        argument_spec=auth_argument_spec(OWN_OPTIONS),
-        required_if=[
-            ("state", "present", ("headers", "uri"), True),
-            ("state", "present", ("delay", "abort"), True),
-        ],
-        supports_check_mode=True,
-    )
-    fail_on_blank_required(module, module.argument_spec)
+def run(module: AnsibleModule) -> dict[str, t.Any]:
+    """The fault rule after this task; CanaryError for whatever stops it."""
     params = module.params
     if params["state"] == "present":
-        try:
-            validate_fault(params["delay"], params["abort"])
-        except IstioSpecError as exc:
-            module.fail_json(msg=str(exc), option=exc.field)
-
-    try:
-        path = istio_path(params["api_version"], VIRTUAL_SERVICES, params["namespace"], params["name"])
-    except ValueError as exc:  # a name or namespace that cannot be part of a REST path
-        module.fail_json(msg=str(exc))
+        validate_fault(params["delay"], params["abort"])
+    path = istio_path(params["api_version"], VIRTUAL_SERVICES, params["namespace"], params["name"])
     client = client_from_module(module)
 
     def change(obj: dict) -> dict:
@@ -318,19 +304,13 @@ def main() -> None:
         return obj
 
     try:
-        result = update_with_retry(client, path, change, dry_run=module.check_mode)
-    except IstioSpecError as exc:
-        module.fail_json(msg=str(exc), option=exc.field)
+        with doing("updating VirtualService %s/%s" % (params["namespace"], params["name"])):
+            result = update_with_retry(client, path, change, dry_run=module.check_mode)
     except K8sNotFoundError:
         if params["state"] == "absent":
-            module.exit_json(changed=False, rule=None)
-        module.fail_json(
-            msg="name: VirtualService %s/%s not found; create it with canary.istio.virtual_service first"
-                % (params["namespace"], params["name"]),
-            option="name",
-        )
-    except K8sError as exc:
-        fail_from_k8s_error(module, exc, "updating VirtualService %s/%s" % (params["namespace"], params["name"]))
+            return dict(changed=False, rule=None)
+        raise CanaryError("name: VirtualService %s/%s not found; create it with canary.istio.virtual_service first"
+                          % (params["namespace"], params["name"]), "name") from None
 
     after_spec = (result.after or {}).get("spec") or {}
     response: dict[str, t.Any] = dict(changed=result.changed, rule=find_rule(after_spec, params["rule"]))
@@ -343,7 +323,23 @@ def main() -> None:
     if module._diff:
         before_spec = (result.before or {}).get("spec") or {}
         response["diff"] = vs_diff(before_spec, after_spec, params["namespace"], params["name"])
-    module.exit_json(**response)
+    return response
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec=auth_argument_spec(OWN_OPTIONS),
+        required_if=[
+            ("state", "present", ("headers", "uri"), True),
+            ("state", "present", ("delay", "abort"), True),
+        ],
+        supports_check_mode=True,
+    )
+    fail_on_blank_required(module, module.argument_spec)
+    try:
+        module.exit_json(**run(module))
+    except CanaryError as exc:
+        fail_from_error(module, exc)
 
 
 if __name__ == "__main__":

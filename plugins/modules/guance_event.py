@@ -188,6 +188,7 @@ from ansible_collections.canary.istio.plugins.module_utils._analysis.guance impo
     event_request,
     guance_argument_spec,
 )
+from ansible_collections.canary.istio.plugins.module_utils._errors import fail_from_error
 from ansible_collections.canary.istio.plugins.module_utils._http.redact import mask_secrets
 from ansible_collections.canary.istio.plugins.module_utils._required import fail_on_blank_required
 
@@ -218,8 +219,7 @@ def main() -> None:
         config = config_from_params(module.params)
         request = request_from_params(module.params)
     except GuanceConfigError as exc:
-        module.fail_json(msg=f"{exc.option}: {exc}" if exc.option and not str(exc).startswith(exc.option) else str(exc),
-                         option=exc.option)
+        fail_from_error(module, exc)
     mask_secrets(module, config.secrets())
     for warning in config.warnings():
         module.warn(warning)
@@ -231,9 +231,8 @@ def main() -> None:
     try:
         answer = client.send_event(request)
     except GuanceError as exc:
-        module.fail_json(msg=f"writing the event to Guance: {exc}", event=request.event, endpoint=result["endpoint"],
-                         requests=client.requests_made, status=getattr(exc, "status", None),
-                         error_code=getattr(exc, "error_code", None))
+        fail_from_error(module, exc, "writing the event to Guance", event=request.event, endpoint=result["endpoint"],
+                        requests=client.requests_made)
     finally:
         client.close()
     result.update(trace_id=answer["trace_id"], requests=client.requests_made)

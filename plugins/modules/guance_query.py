@@ -207,6 +207,7 @@ from ansible_collections.canary.istio.plugins.module_utils._analysis.guance impo
     epoch_ms,
     guance_argument_spec,
 )
+from ansible_collections.canary.istio.plugins.module_utils._errors import CanaryError, fail_from_error
 from ansible_collections.canary.istio.plugins.module_utils._http.redact import mask_secrets
 from ansible_collections.canary.istio.plugins.module_utils._required import fail_on_blank_required
 
@@ -226,28 +227,17 @@ DEFAULT_LAST_SECONDS = 15 * 60
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
-class OptionError(ValueError):
-    """Bad option value; ``option`` names it."""
-
-    def __init__(self, message: str, option: str) -> None:
-        super().__init__(f"{option}: {message}")
-        self.option = option
-
-
 def parse_duration(value: str, option: str = "last") -> float:
     """``90s``, ``10m``, ``1h``, ``2d``, ``500ms``, or a plain number of seconds -> seconds."""
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*", str(value))
     if not match or float(match.group(1)) <= 0:
-        raise OptionError(f"expected a duration like 90s, 10m, 1h or 2d, got {value!r}", option)
+        raise CanaryError(f"{option}: expected a duration like 90s, 10m, 1h or 2d, got {value!r}", option)
     return float(match.group(1)) * _UNITS[match.group(2) or "s"]
 
 
 def parse_instant(value: t.Any, option: str) -> int:
     """Epoch milliseconds or ISO 8601 (UTC when no zone) -> epoch ms, read as guance_event reads ``date``."""
-    try:
-        return epoch_ms(value, option)
-    except GuanceConfigError as exc:
-        raise OptionError(str(exc).removeprefix(f"{option}: "), option) from None
+    return epoch_ms(value, option)
 
 
 def resolve_time_range(params: t.Mapping[str, t.Any], now_ms: int) -> tuple[int, int]:
@@ -259,8 +249,8 @@ def resolve_time_range(params: t.Mapping[str, t.Any], now_ms: int) -> tuple[int,
         seconds = parse_duration(params["last"]) if params.get("last") else DEFAULT_LAST_SECONDS
         start = end - int(seconds * 1000)
     if start >= end:
-        raise OptionError(f"the time range must start before it ends (start {start}, end {end})",
-                          "start" if params.get("start") is not None else "end")
+        option = "start" if params.get("start") is not None else "end"
+        raise CanaryError(f"{option}: the time range must start before it ends (start {start}, end {end})", option)
     return start, end
 
 
@@ -270,14 +260,14 @@ def queries_from_params(items: t.Sequence[t.Mapping[str, t.Any]]) -> tuple[list[
     names: list[str] = []
     for index, item in enumerate(items or []):
         if not (item.get("query") or "").strip():
-            raise OptionError(f"queries[{index}].query is empty", "queries")
+            raise CanaryError(f"queries: queries[{index}].query is empty", "queries")
         name = item.get("name") or str(index)
         if name in names:
-            raise OptionError(f"two queries are named {name!r}; names must be unique", "queries")
+            raise CanaryError(f"queries: two queries are named {name!r}; names must be unique", "queries")
         names.append(name)
         queries.append(Query(item["query"], item.get("qtype") or "dql", dict(item.get("options") or {})))
     if not queries:
-        raise OptionError("give at least one query", "queries")
+        raise CanaryError("queries: give at least one query", "queries")
     return queries, names
 
 
@@ -295,11 +285,8 @@ def main() -> None:
         queries, names = queries_from_params(params["queries"])
         start, end = resolve_time_range(params, int(time.time() * 1000))
         config = config_from_params(params)
-    except OptionError as exc:
-        module.fail_json(msg=str(exc), option=exc.option)
-    except GuanceConfigError as exc:
-        module.fail_json(msg=f"{exc.option}: {exc}" if exc.option and not str(exc).startswith(exc.option) else str(exc),
-                         option=exc.option)
+    except CanaryError as exc:
+        fail_from_error(module, exc)
     mask_secrets(module, config.secrets())
     for warning in config.warnings():
         module.warn(warning)
@@ -307,10 +294,9 @@ def main() -> None:
     try:
         answer = client.query(queries, start, end)
     except GuanceConfigError as exc:
-        module.fail_json(msg=str(exc), option=exc.option, requests=client.requests_made)
+        fail_from_error(module, exc, requests=client.requests_made)
     except GuanceError as exc:
-        module.fail_json(msg=f"querying Guance: {exc}", requests=client.requests_made,
-                         status=getattr(exc, "status", None), error_code=getattr(exc, "error_code", None))
+        fail_from_error(module, exc, "querying Guance", requests=client.requests_made)
     finally:
         client.close()
     results = [

@@ -351,8 +351,8 @@ from ansible_collections.canary.istio.plugins.module_utils._istio.routing import
     release_state,
 )
 from ansible_collections.canary.istio.plugins.module_utils._istio.api import ISTIO_API_ARG_SPEC
-from ansible_collections.canary.istio.plugins.module_utils._k8s.errors import K8sError
-from ansible_collections.canary.istio.plugins.module_utils._k8s.module import client_from_module, fail_from_k8s_error
+from ansible_collections.canary.istio.plugins.module_utils._errors import CanaryError, doing, fail_from_error
+from ansible_collections.canary.istio.plugins.module_utils._k8s.module import client_from_module
 from ansible_collections.canary.istio.plugins.module_utils._k8s.options import auth_argument_spec
 from ansible_collections.canary.istio.plugins.module_utils._istio.release_lock import lock_view
 from ansible_collections.canary.istio.plugins.module_utils._istio.mesh_reads import read_host
@@ -385,21 +385,17 @@ def check_params(params: t.Mapping[str, t.Any]) -> tuple[str, str] | None:
     return None
 
 
-def main() -> None:
-    module = AnsibleModule(argument_spec=auth_argument_spec(OWN_OPTIONS), supports_check_mode=True)
-    fail_on_blank_required(module, module.argument_spec)
+def run(module: AnsibleModule) -> dict[str, t.Any]:
+    """Where the host's traffic goes, what could change it, and the release's state; CanaryError
+    for whatever stops the reading."""
     params = module.params
     bad = check_params(params)
     if bad:
-        module.fail_json(msg=bad[1], option=bad[0])
+        raise CanaryError(bad[1], bad[0])
     host, namespace = params["service_host"], params["namespace"]
     client = client_from_module(module)
-    try:
+    with doing("reading the routing of %s in namespace %s" % (host, namespace)):
         state = read_host(client, params["api_version"], host, namespace)
-    except ValueError as exc:  # a namespace that cannot be part of a REST path
-        module.fail_json(msg="namespace: %s" % exc, option="namespace")
-    except K8sError as exc:
-        fail_from_k8s_error(module, exc, "reading the routing of %s in namespace %s" % (host, namespace))
 
     model = host_routing(host, namespace, state.virtual_services, state.destination_rules, state.pods,
                          state.deployments, port=state.port, version_label=params["version_label"])
@@ -417,7 +413,16 @@ def main() -> None:
         release = params["release"]
         result["release"] = release_state(model, release["stable"], release["canary"], release["steps"],
                                           release["allow_weight_decrease"])
-    module.exit_json(changed=False, **result)
+    return result
+
+
+def main() -> None:
+    module = AnsibleModule(argument_spec=auth_argument_spec(OWN_OPTIONS), supports_check_mode=True)
+    fail_on_blank_required(module, module.argument_spec)
+    try:
+        module.exit_json(changed=False, **run(module))
+    except CanaryError as exc:
+        fail_from_error(module, exc)
 
 
 if __name__ == "__main__":

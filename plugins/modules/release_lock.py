@@ -105,6 +105,7 @@ previous:
 """
 
 import datetime
+import typing as t
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.canary.istio.plugins.module_utils._istio.api import (
@@ -112,13 +113,13 @@ from ansible_collections.canary.istio.plugins.module_utils._istio.api import (
     VIRTUAL_SERVICES,
     istio_path,
 )
+from ansible_collections.canary.istio.plugins.module_utils._errors import CanaryError, doing, fail_from_error
 from ansible_collections.canary.istio.plugins.module_utils._k8s.errors import K8sError, K8sNotFoundError
-from ansible_collections.canary.istio.plugins.module_utils._k8s.module import client_from_module, fail_from_k8s_error
+from ansible_collections.canary.istio.plugins.module_utils._k8s.module import client_from_module
 from ansible_collections.canary.istio.plugins.module_utils._k8s.options import auth_argument_spec
 from ansible_collections.canary.istio.plugins.module_utils._k8s.writes import update_with_retry
 from ansible_collections.canary.istio.plugins.module_utils._istio.release_lock import (
     LOCK_ANNOTATION,
-    LockHeldError,
     acquire,
     read_lock,
     release,
@@ -127,6 +128,50 @@ from ansible_collections.canary.istio.plugins.module_utils._required import fail
 
 
 MAX_TTL_S = 30 * 24 * 3600
+
+
+def run(module: AnsibleModule) -> dict[str, t.Any]:
+    """The lock after this task; CanaryError for whatever stops it."""
+    params = module.params
+    if not 1 <= params["ttl"] <= MAX_TTL_S:
+        # Python's dates end in year 9999: a huge ttl would be a traceback, not an expiry.
+        raise CanaryError("ttl: must be from 1 second to %d (30 days), got %d" % (MAX_TTL_S, params["ttl"]), "ttl")
+    client = client_from_module(module)
+    path = istio_path(params["api_version"], VIRTUAL_SERVICES, params["namespace"], params["name"])
+    outcome = {}
+
+    def change(live):
+        # Re-run on a fresh read after a 409: the outcome always describes the last attempt.
+        if params["state"] == "present":
+            new, outcome["value"], outcome["previous"] = acquire(
+                live, params["owner"], params["ttl"], datetime.datetime.now(datetime.timezone.utc), params["run"],
+                params["take_over"])
+        else:
+            outcome["previous"] = read_lock(live)
+            new, outcome["value"] = release(live, params["owner"], params["force"], params["run"])
+        return new
+
+    try:
+        with doing("updating the release lock on %s" % path, (K8sError,)):
+            result = update_with_retry(client, path, change, dry_run=module.check_mode)
+    except K8sNotFoundError:
+        raise CanaryError("name: VirtualService %s/%s not found; the lock lives on the service's VirtualService, so "
+                          "create it first" % (params["namespace"], params["name"]), "name") from None
+
+    if outcome["value"] == "taken_over":
+        module.warn("took over an expired release lock from %r (expired %s)"
+                    % (outcome["previous"].get("owner"), outcome["previous"].get("expires")))
+    elif outcome["value"] == "resumed":
+        module.warn("took the release lock over from run %r of the same owner (take_over=true; it would have expired %s)"
+                    % (outcome["previous"].get("run"), outcome["previous"].get("expires")))
+    lock = read_lock(result.after or {})
+    response = dict(changed=result.changed, outcome=outcome["value"], lock=lock, previous=outcome["previous"])
+    if module._diff:
+        response["diff"] = {
+            "before": {LOCK_ANNOTATION: outcome["previous"]},
+            "after": {LOCK_ANNOTATION: lock},
+        }
+    return response
 
 
 def main() -> None:
@@ -145,49 +190,10 @@ def main() -> None:
         supports_check_mode=True,
     )
     fail_on_blank_required(module, module.argument_spec)
-    params = module.params
-    if not 1 <= params["ttl"] <= MAX_TTL_S:
-        # Python's dates end in year 9999: a huge ttl would be a traceback, not an expiry.
-        module.fail_json(msg="ttl: must be from 1 second to %d (30 days), got %d" % (MAX_TTL_S, params["ttl"]), option="ttl")
-    client = client_from_module(module)
-    path = istio_path(params["api_version"], VIRTUAL_SERVICES, params["namespace"], params["name"])
-    outcome = {}
-
-    def change(live):
-        # Re-run on a fresh read after a 409: the outcome always describes the last attempt.
-        if params["state"] == "present":
-            new, outcome["value"], outcome["previous"] = acquire(
-                live, params["owner"], params["ttl"], datetime.datetime.now(datetime.timezone.utc), params["run"],
-                params["take_over"])
-        else:
-            outcome["previous"] = read_lock(live)
-            new, outcome["value"] = release(live, params["owner"], params["force"], params["run"])
-        return new
-
     try:
-        result = update_with_retry(client, path, change, dry_run=module.check_mode)
-    except LockHeldError as exc:
-        module.fail_json(msg=str(exc), holder=exc.holder)
-    except K8sNotFoundError:
-        module.fail_json(msg="name: VirtualService %s/%s not found; the lock lives on the service's "
-                             "VirtualService, so create it first" % (params["namespace"], params["name"]))
-    except K8sError as exc:
-        fail_from_k8s_error(module, exc, "updating the release lock on %s" % path)
-
-    if outcome["value"] == "taken_over":
-        module.warn("took over an expired release lock from %r (expired %s)"
-                    % (outcome["previous"].get("owner"), outcome["previous"].get("expires")))
-    elif outcome["value"] == "resumed":
-        module.warn("took the release lock over from run %r of the same owner (take_over=true; it would have expired %s)"
-                    % (outcome["previous"].get("run"), outcome["previous"].get("expires")))
-    lock = read_lock(result.after or {})
-    response = dict(changed=result.changed, outcome=outcome["value"], lock=lock, previous=outcome["previous"])
-    if module._diff:
-        response["diff"] = {
-            "before": {LOCK_ANNOTATION: outcome["previous"]},
-            "after": {LOCK_ANNOTATION: lock},
-        }
-    module.exit_json(**response)
+        module.exit_json(**run(module))
+    except CanaryError as exc:
+        fail_from_error(module, exc)
 
 
 if __name__ == "__main__":

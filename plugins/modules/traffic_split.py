@@ -200,8 +200,8 @@ from ansible_collections.canary.istio.plugins.module_utils._istio.api import (
     VIRTUAL_SERVICES,
     istio_path,
 )
-from ansible_collections.canary.istio.plugins.module_utils._k8s.errors import K8sError
-from ansible_collections.canary.istio.plugins.module_utils._k8s.module import client_from_module, fail_from_k8s_error
+from ansible_collections.canary.istio.plugins.module_utils._errors import CanaryError, doing, fail_from_error
+from ansible_collections.canary.istio.plugins.module_utils._k8s.module import client_from_module
 from ansible_collections.canary.istio.plugins.module_utils._k8s.options import auth_argument_spec
 from ansible_collections.canary.istio.plugins.module_utils._k8s.transport import format_label_selector
 from ansible_collections.canary.istio.plugins.module_utils._istio.mesh_reads import (
@@ -307,62 +307,49 @@ def missing_subsets(weights: dict[str, int], dr_spec: dict | None) -> list[str]:
     return [subset for subset in weights if subset not in defined]
 
 
-def _check_subsets_defined(module: AnsibleModule, client, plan: Plan, weights: dict[str, int]) -> dict:
-    """The merged DestinationRule of the host; fails the module when a subset is not in it."""
-    params = module.params
+def subsets_defined(client, params: t.Mapping[str, t.Any], plan: Plan, weights: dict[str, int]) -> dict:
+    """The merged DestinationRule of the host; CanaryError when a subset is not in it."""
     service = service_of_host(plan.host, params["namespace"])
     dr_namespace = service.namespace if service else params["namespace"]
-    try:
+    with doing("listing the DestinationRules of namespace %s" % dr_namespace):
         rules = find_destination_rules(client, params["api_version"], dr_namespace, plan.host)
-    except K8sError as exc:
-        fail_from_k8s_error(module, exc, "listing the DestinationRules of namespace %s" % dr_namespace)
     rule = merge_destination_rules(rules)
     if rule is None:
-        module.fail_json(
-            msg="%s: no DestinationRule in namespace %s defines host %r, so its subsets %s do not exist; create it "
-                "with canary.istio.destination_rule first" % (
-                    option_naming(next(iter(weights)), params), dr_namespace, plan.host, ", ".join(weights)),
-            option=option_naming(next(iter(weights)), params),
-        )
+        option = option_naming(next(iter(weights)), params)
+        raise CanaryError(
+            "%s: no DestinationRule in namespace %s defines host %r, so its subsets %s do not exist; create it "
+            "with canary.istio.destination_rule first" % (option, dr_namespace, plan.host, ", ".join(weights)),
+            option)
     missing = missing_subsets(weights, rule["spec"])
     if missing:
         option = option_naming(missing[0], params)
         names = [(r.get("metadata") or {}).get("name") for r in rules]
-        module.fail_json(
-            msg="%s: subset %s is not defined in DestinationRule %s of host %r (it defines: %s); add it with "
-                "canary.istio.destination_rule first" % (
-                    option, ", ".join(repr(s) for s in missing), ", ".join(repr(n) for n in names), plan.host,
-                    ", ".join(subset_names(rule["spec"])) or "no subsets"),
-            option=option,
-            missing_subsets=missing,
-        )
+        raise CanaryError(
+            "%s: subset %s is not defined in DestinationRule %s of host %r (it defines: %s); add it with "
+            "canary.istio.destination_rule first" % (
+                option, ", ".join(repr(s) for s in missing), ", ".join(repr(n) for n in names), plan.host,
+                ", ".join(subset_names(rule["spec"])) or "no subsets"),
+            option, missing_subsets=missing)
     return rule
 
 
-def _check_ready_pods(module: AnsibleModule, client, plan: Plan, weights: dict[str, int], rule: dict) -> None:
-    """Fails the module when a subset that would get traffic has no Ready pod."""
-    params = module.params
+def check_ready_pods(client, params: t.Mapping[str, t.Any], plan: Plan, weights: dict[str, int], rule: dict) -> None:
+    """CanaryError when a subset that would get traffic has no Ready pod."""
     receiving = subsets_with_traffic(weights)
     if not receiving:
         return
     service = service_of_host(plan.host, params["namespace"])
     if service is None:
-        module.fail_json(
-            msg="force: host %r is not a Service of this cluster, so the Ready pods of %s cannot be counted; set "
-                "force=true to route to it anyway" % (plan.host, ", ".join(receiving)),
-            option="force",
-        )
+        raise CanaryError(
+            "force: host %r is not a Service of this cluster, so the Ready pods of %s cannot be counted; set "
+            "force=true to route to it anyway" % (plan.host, ", ".join(receiving)), "force")
     labels = {subset: subset_labels(rule["spec"], subset) or {} for subset in receiving}
-    try:
+    with doing("counting the Ready pods of Service %s/%s" % (service.namespace, service.name)):
         ready = ready_pods_by_subset(client, service, labels)
-    except K8sError as exc:
-        fail_from_k8s_error(module, exc, "counting the Ready pods of Service %s/%s" % (service.namespace, service.name))
     if ready.problem:
-        module.fail_json(
-            msg="force: cannot check that %s have Ready pods: %s; fix the Service, or set force=true to route "
-                "anyway" % (", ".join(receiving), ready.problem),
-            option="force",
-        )
+        raise CanaryError(
+            "force: cannot check that %s have Ready pods: %s; fix the Service, or set force=true to route "
+            "anyway" % (", ".join(receiving), ready.problem), "force")
     empty = [subset for subset in receiving if ready.counts.get(subset, 0) == 0]
     if empty:
         option = option_naming(empty[0], params)
@@ -371,12 +358,56 @@ def _check_ready_pods(module: AnsibleModule, client, plan: Plan, weights: dict[s
             % (subset, weights[subset], service.namespace, service.name, format_label_selector(labels[subset]) or "any labels")
             for subset in empty
         )
-        module.fail_json(
-            msg="%s: subset %s has no Ready pod: %s. Wait until its Deployment is Ready, or set force=true to send "
-                "traffic anyway" % (option, ", ".join(repr(s) for s in empty), details),
-            option=option,
-            ready_pods=ready.counts,
-        )
+        raise CanaryError(
+            "%s: subset %s has no Ready pod: %s. Wait until its Deployment is Ready, or set force=true to send "
+            "traffic anyway" % (option, ", ".join(repr(s) for s in empty), details),
+            option, ready_pods=ready.counts)
+
+
+def run(module: AnsibleModule) -> dict[str, t.Any]:
+    """Where the route's traffic goes after this task; CanaryError for whatever stops it."""
+    params = module.params
+    weights = wanted_weights(params)
+    path = istio_path(params["api_version"], VIRTUAL_SERVICES, params["namespace"], params["name"])
+    client = client_from_module(module)
+    # One LIST, not a GET: the other VirtualServices of the namespace decide whether Istio uses
+    # this one at all for its host.
+    with doing("listing the VirtualServices of namespace %s" % params["namespace"]):
+        listed = client.list(path.rsplit("/", 1)[0]).get("items") or []
+    live = next((vs for vs in listed if (vs.get("metadata") or {}).get("name") == params["name"]), None)
+    if live is None:
+        raise CanaryError("name: VirtualService %s/%s not found; create it with canary.istio.virtual_service first"
+                          % (params["namespace"], params["name"]), "name")
+
+    live_spec = live.get("spec") or {}
+    plan = plan_split(live_spec, weights, params["route"], params["namespace"])
+    problem = several_virtual_services_problem(mesh_virtual_services(listed, plan.host, params["namespace"]),
+                                               params["name"], plan.host, params["force"])
+    if problem:
+        raise CanaryError(problem, "name")
+
+    response: dict[str, t.Any] = dict(changed=False, route=plan.route, previous_weights=plan.previous_weights)
+    if specs_equal(plan.new_spec, live_spec):
+        # Nothing to send anywhere new: no DestinationRule, Service or pod read is needed.
+        response["weights"] = plan.previous_weights
+        if module._diff:
+            response["diff"] = vs_diff(live_spec, live_spec, params["namespace"], params["name"])
+        return response
+
+    rule = subsets_defined(client, params, plan, weights)
+    if not params["force"]:
+        check_ready_pods(client, params, plan, weights, rule)
+
+    # An IstioSpecError here: the route changed under us (e.g. removed) between two attempts.
+    with doing("updating VirtualService %s/%s" % (params["namespace"], params["name"])):
+        result = write_route_weights(client, path, weights, params["route"], dry_run=module.check_mode, live=live)
+
+    previous, now = route_weights_of(result, params["route"])
+    response.update(changed=result.changed, previous_weights=previous, weights=now)
+    if module._diff:
+        response["diff"] = vs_diff((result.before or {}).get("spec") or {}, (result.after or {}).get("spec") or {},
+                                   params["namespace"], params["name"])
+    return response
 
 
 def main() -> None:
@@ -388,67 +419,10 @@ def main() -> None:
         supports_check_mode=True,
     )
     fail_on_blank_required(module, module.argument_spec)
-    params = module.params
     try:
-        weights = wanted_weights(params)
-    except IstioSpecError as exc:
-        module.fail_json(msg=str(exc), option=exc.field)
-
-    try:
-        path = istio_path(params["api_version"], VIRTUAL_SERVICES, params["namespace"], params["name"])
-    except ValueError as exc:  # a name or namespace that cannot be part of a REST path
-        module.fail_json(msg=str(exc))
-    client = client_from_module(module)
-    try:
-        # One LIST, not a GET: the other VirtualServices of the namespace decide whether Istio
-        # uses this one at all for its host.
-        listed = client.list(path.rsplit("/", 1)[0]).get("items") or []
-    except K8sError as exc:
-        fail_from_k8s_error(module, exc, "listing the VirtualServices of namespace %s" % params["namespace"])
-    live = next((vs for vs in listed if (vs.get("metadata") or {}).get("name") == params["name"]), None)
-    if live is None:
-        module.fail_json(
-            msg="name: VirtualService %s/%s not found; create it with canary.istio.virtual_service first"
-                % (params["namespace"], params["name"]),
-            option="name",
-        )
-
-    live_spec = live.get("spec") or {}
-    try:
-        plan = plan_split(live_spec, weights, params["route"], params["namespace"])
-    except IstioSpecError as exc:
-        module.fail_json(msg=str(exc), option=exc.field)
-    problem = several_virtual_services_problem(mesh_virtual_services(listed, plan.host, params["namespace"]),
-                                               params["name"], plan.host, params["force"])
-    if problem:
-        module.fail_json(msg=problem, option="name")
-
-    response: dict[str, t.Any] = dict(changed=False, route=plan.route, previous_weights=plan.previous_weights)
-    if specs_equal(plan.new_spec, live_spec):
-        # Nothing to send anywhere new: no DestinationRule, Service or pod read is needed.
-        response["weights"] = plan.previous_weights
-        if module._diff:
-            response["diff"] = vs_diff(live_spec, live_spec, params["namespace"], params["name"])
-        module.exit_json(**response)
-
-    rule = _check_subsets_defined(module, client, plan, weights)
-    if not params["force"]:
-        _check_ready_pods(module, client, plan, weights, rule)
-
-    try:
-        result = write_route_weights(client, path, weights, params["route"], dry_run=module.check_mode, live=live)
-    except IstioSpecError as exc:
-        # The route changed under us (e.g. removed) between two attempts.
-        module.fail_json(msg=str(exc), option=exc.field)
-    except K8sError as exc:
-        fail_from_k8s_error(module, exc, "updating VirtualService %s/%s" % (params["namespace"], params["name"]))
-
-    previous, now = route_weights_of(result, params["route"])
-    response.update(changed=result.changed, previous_weights=previous, weights=now)
-    if module._diff:
-        response["diff"] = vs_diff((result.before or {}).get("spec") or {}, (result.after or {}).get("spec") or {},
-                                   params["namespace"], params["name"])
-    module.exit_json(**response)
+        module.exit_json(**run(module))
+    except CanaryError as exc:
+        fail_from_error(module, exc)
 
 
 if __name__ == "__main__":

@@ -141,7 +141,8 @@ import typing as t
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.canary.istio.plugins.module_utils._k8s.errors import K8sError, K8sNotFoundError
-from ansible_collections.canary.istio.plugins.module_utils._k8s.module import client_from_module, fail_from_k8s_error
+from ansible_collections.canary.istio.plugins.module_utils._errors import fail_from_error
+from ansible_collections.canary.istio.plugins.module_utils._k8s.module import client_from_module
 from ansible_collections.canary.istio.plugins.module_utils._k8s.options import auth_argument_spec
 from ansible_collections.canary.istio.plugins.module_utils._k8s.paths import deployments_path, pods_path
 from ansible_collections.canary.istio.plugins.module_utils._required import fail_on_blank_required
@@ -261,7 +262,7 @@ def main() -> None:
     except DeploymentSpecError as exc:
         module.fail_json(msg=str(exc) if str(exc).startswith(exc.option) else f"{exc.option}: {exc}", option=exc.option)
     except K8sError as exc:
-        fail_from_k8s_error(module, exc, f"deploying {params['app']} {params['version']} in {params['namespace']}")
+        fail_from_error(module, exc, f"deploying {params['app']} {params['version']} in {params['namespace']}")
     result: dict[str, t.Any] = dict(changed=changed, name=wanted["metadata"]["name"], source=source, deployment=after,
                                     ready=False)
     if module._diff:
@@ -270,7 +271,7 @@ def main() -> None:
         try:
             reasons = wait_ready(client, after, params["progress_deadline"])
         except K8sError as exc:
-            fail_from_k8s_error(module, exc, f"waiting for {wanted['metadata']['name']} to be Ready")
+            fail_from_error(module, exc, f"waiting for {wanted['metadata']['name']} to be Ready")
         if reasons:
             module.fail_json(msg=f"{wanted['metadata']['name']} ({source}) is not Ready: " + "; ".join(reasons),
                              not_ready=reasons, **{k: v for k, v in result.items() if k != "ready"})

@@ -534,7 +534,7 @@ def istio_http_routes(http: list[dict], default_host: str) -> list[dict]:
             routes.append(http_route_from_options(options, default_host, "http[%d]" % index))
         except IstioSpecError as exc:
             # http_route_from_options names the position; add the name, which people recognise.
-            raise IstioSpecError(exc.field.replace("http[%d]" % index, field, 1), exc.message) from None
+            raise IstioSpecError(exc.option.replace("http[%d]" % index, field, 1), exc.message) from None
     return routes
 
 

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 
 from ansible.module_utils.basic import env_fallback
 
+from ansible_collections.canary.istio.plugins.module_utils._errors import CanaryError
 from ansible_collections.canary.istio.plugins.module_utils._http.safety import (
     USER_AGENT, credential_problem, redirect_refusal, split_userinfo, transport_warnings)
 from ansible_collections.canary.istio.plugins.module_utils._http.redact import redact
@@ -84,16 +85,12 @@ def _rate_limit_hint(code: str) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
-class GuanceError(Exception):
+class GuanceError(CanaryError):
     """Base of every error raised here. Messages never contain the API key."""
 
 
 class GuanceConfigError(GuanceError):
     """Unusable settings. ``option`` names the module option to fix."""
-
-    def __init__(self, message: str, option: str | None = None) -> None:
-        super().__init__(message)
-        self.option = option
 
 
 class GuanceConnectionError(GuanceError):
@@ -108,6 +105,9 @@ class GuanceApiError(GuanceError):
         super().__init__(message)
         self.status = status
         self.error_code = error_code
+
+    def result_fields(self) -> dict[str, t.Any]:
+        return {"status": self.status, "error_code": self.error_code}
 
 
 class GuanceAuthError(GuanceApiError):

@@ -24,6 +24,7 @@ import time
 import typing as t
 from dataclasses import dataclass, field
 
+from ansible_collections.canary.istio.plugins.module_utils._errors import CanaryError
 from ansible_collections.canary.istio.plugins.module_utils._http.safety import (
     USER_AGENT, credential_problem, redirect_refusal, split_userinfo, transport_warnings)
 from ansible_collections.canary.istio.plugins.module_utils._http.redact import basic_auth_token, redact
@@ -32,16 +33,12 @@ from ansible_collections.canary.istio.plugins.module_utils._http.retry import Re
 QUERY_PATH = "/api/v1/query"
 
 
-class PrometheusError(Exception):
+class PrometheusError(CanaryError):
     """Base of every error raised here. Messages never contain credentials."""
 
 
 class PrometheusConfigError(PrometheusError):
     """Unusable settings. ``option`` names the module option to fix."""
-
-    def __init__(self, message: str, option: str | None = None) -> None:
-        super().__init__(message)
-        self.option = option
 
 
 class PrometheusConnectionError(PrometheusError):

@@ -12,21 +12,19 @@ import math
 import re
 import typing as t
 
+from ansible_collections.canary.istio.plugins.module_utils._errors import CanaryError
 
-class IstioSpecError(ValueError):
+
+class IstioSpecError(CanaryError, ValueError):
     """Bad input or an impossible change.
 
-    ``field`` names the module option at fault (e.g. ``weights``, ``route``, ``delay.fixed_delay``)
-    so a module can fail with ``msg`` naming it; the message says how to fix it.
+    ``option`` names the module option at fault, down to the field within it (``weights``,
+    ``route``, ``delay.fixed_delay``); ``message`` says how to fix it, without the option.
     """
 
-    def __init__(self, field: str, message: str):
-        super().__init__(message)
-        self.field = field
+    def __init__(self, option: str, message: str) -> None:
+        super().__init__("%s: %s" % (option, message), option)
         self.message = message
-
-    def __str__(self) -> str:
-        return "%s: %s" % (self.field, self.message)
 
 
 # --- durations -------------------------------------------------------------------------------

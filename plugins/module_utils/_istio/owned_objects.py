@@ -16,7 +16,8 @@ import typing as t
 from ansible_collections.canary.istio.plugins.module_utils._istio.common import IstioSpecError, specs_equal
 from ansible_collections.canary.istio.plugins.module_utils._istio.api import istio_path, normalize_istio_api_version
 from ansible_collections.canary.istio.plugins.module_utils._k8s.errors import K8sError
-from ansible_collections.canary.istio.plugins.module_utils._k8s.module import client_from_module, fail_from_k8s_error
+from ansible_collections.canary.istio.plugins.module_utils._errors import fail_from_error
+from ansible_collections.canary.istio.plugins.module_utils._k8s.module import client_from_module
 from ansible_collections.canary.istio.plugins.module_utils._k8s.writes import ensure, ensure_absent
 
 
@@ -113,7 +114,7 @@ def apply_object(
         module.fail_json(msg=str(exc))
     except K8sError as exc:
         action = "cannot delete %s" if state == "absent" else "cannot create or update %s"
-        fail_from_k8s_error(module, exc, action % label)
+        fail_from_error(module, exc, action % label)
 
     result: dict[str, t.Any] = {"changed": outcome.changed, "result": result_object(outcome.after)}
     if module._diff:

@@ -23,11 +23,14 @@ import datetime
 import json
 import typing as t
 
+from ansible_collections.canary.istio.plugins.module_utils._errors import CanaryError
+
 LOCK_ANNOTATION = "canary.istio/release-lock"
 
 
-class LockHeldError(Exception):
-    """Another owner, or another run of the same owner, holds an unexpired lock."""
+class LockHeldError(CanaryError):
+    """Another owner, or another run of the same owner, holds an unexpired lock; the result shows
+    the ``holder``."""
 
     def __init__(self, holder: dict[str, t.Any], same_owner: bool = False):
         if same_owner:
@@ -41,7 +44,7 @@ class LockHeldError(Exception):
                 "another release holds the lock: owner %r, acquired %s, expires %s. Wait for it to finish, "
                 "or release it with state=absent and force=true if that release is gone"
                 % (holder.get("owner"), holder.get("acquired"), holder.get("expires")))
-        super().__init__(message)
+        super().__init__(message, holder=holder)
         self.holder = holder
 
 

@@ -147,7 +147,7 @@ def http_route_from_options(opts: dict, default_host: str, field: str = "http") 
         try:
             route["fault"] = fault_to_istio(fault.get("delay"), fault.get("abort"))
         except IstioSpecError as exc:
-            raise IstioSpecError("%s.fault.%s" % (field, exc.field), exc.message) from None
+            raise IstioSpecError("%s.fault.%s" % (field, exc.option), exc.message) from None
     mirror = opts.get("mirror")
     if mirror is not None:
         if not isinstance(mirror, dict):

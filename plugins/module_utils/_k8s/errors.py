@@ -12,19 +12,21 @@ from __future__ import annotations
 
 import typing as t
 
+from ansible_collections.canary.istio.plugins.module_utils._errors import CanaryError
 from ansible_collections.canary.istio.plugins.module_utils._http.redact import redact
 
 
-class K8sError(Exception):
-    """Base of every error raised here. Messages never contain credentials."""
+class K8sError(CanaryError):
+    """Base of every error of the Kubernetes client."""
 
 
 class K8sConfigError(K8sError):
     """The connection settings are unusable. ``option`` names the module option to fix."""
 
-    def __init__(self, message: str, option: str | None = None) -> None:
-        super().__init__(message)
-        self.option = option
+
+class K8sNameError(K8sError, ValueError):
+    """A name or namespace that cannot be part of a REST path (empty, ``.``, ``..``, with ``/``);
+    ``option`` is what it was given as (``name``, ``namespace``)."""
 
 
 class K8sConnectionError(K8sError):
@@ -55,6 +57,13 @@ class K8sApiError(K8sError):
         self.details = details or {}
         where = f"{method} {path}: " if method and path else ""
         super().__init__(f"{where}{status} {reason}: {message}")
+
+    def result_fields(self) -> dict[str, t.Any]:
+        """The status and reason, and for a 422 the fields the server refused."""
+        fields: dict[str, t.Any] = {"status": self.status, "reason": self.reason}
+        if self.details.get("causes"):
+            fields["causes"] = self.details["causes"]
+        return fields
 
 
 class K8sUnauthorizedError(K8sApiError):

@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 
 """The Kubernetes client of a module: built from its connection options, its secrets masked in
-every output, its warnings shown, its errors turned into a failed task.
+every output, its warnings shown.
 
 PRIVATE: this module_util is for the modules of canary.istio only and can change at any time.
 """
@@ -13,11 +13,12 @@ from __future__ import annotations
 import atexit
 import typing as t
 
+from ansible_collections.canary.istio.plugins.module_utils._errors import fail_from_error
 from ansible_collections.canary.istio.plugins.module_utils._http.redact import mask_secrets
 from ansible_collections.canary.istio.plugins.module_utils._http.safety import transport_warnings
 from ansible_collections.canary.istio.plugins.module_utils._k8s.config import ClientConfig
 from ansible_collections.canary.istio.plugins.module_utils._k8s.connection import load_client_config
-from ansible_collections.canary.istio.plugins.module_utils._k8s.errors import K8sApiError, K8sConfigError, K8sError
+from ansible_collections.canary.istio.plugins.module_utils._k8s.errors import K8sConfigError
 from ansible_collections.canary.istio.plugins.module_utils._k8s.options import resolve_auth_params
 from ansible_collections.canary.istio.plugins.module_utils._k8s.transport import DEFAULT_TIMEOUT, K8sClient
 
@@ -49,7 +50,7 @@ def client_from_module(module: t.Any) -> K8sClient:
     try:
         client = client_from_params(module.params, temp_dir=module.tmpdir)
     except K8sConfigError as exc:
-        module.fail_json(msg=str(exc), option=exc.option)
+        fail_from_error(module, exc)
     # Secrets that came from a kubeconfig or the environment are not no_log options: mask them too.
     mask_secrets(module, client.config.secrets())
     atexit.register(client.close)
@@ -63,13 +64,3 @@ def connection_warnings(config: ClientConfig) -> list[str]:
     has_credential = bool(config.token or config.password)
     return transport_warnings(config.server, "the Kubernetes API server", has_credential, config.verify_ssl)
 
-
-def fail_from_k8s_error(module: t.Any, exc: K8sError, action: str) -> t.NoReturn:
-    """Fail the module with ``action`` and the API server's answer (status, reason, message)."""
-    result: dict[str, t.Any] = {"msg": f"{action}: {exc}"}
-    if isinstance(exc, K8sApiError):
-        result.update(status=exc.status, reason=exc.reason)
-        if exc.details.get("causes"):
-            result["causes"] = exc.details["causes"]
-    module.fail_json(**result)
-    raise AssertionError("unreachable")  # fail_json exits

@@ -12,10 +12,13 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
+from ansible_collections.canary.istio.plugins.module_utils._k8s.errors import K8sNameError
+
 
 def segment(value: str, what: str) -> str:
+    """``value`` as one segment of a REST path; K8sNameError when it cannot be one."""
     if not value or not isinstance(value, str) or value in (".", "..") or "/" in value:
-        raise ValueError(f"{what} must be a non-empty Kubernetes name without '/', got {value!r}")
+        raise K8sNameError(f"{what} must be a non-empty Kubernetes name without '/', got {value!r}", what)
     return quote(value, safe="")
 
 

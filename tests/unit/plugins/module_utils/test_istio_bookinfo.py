@@ -43,7 +43,7 @@ def _catch_all(spec):
     if index is None:
         with pytest.raises(IstioSpecError) as err:
             find_route_index(spec)
-        assert err.value.field == "route"
+        assert err.value.option == "route"
         pytest.skip("not applicable: no catch-all route in this VirtualService (refusal checked)")
     return index
 

@@ -62,7 +62,7 @@ def test_parse_duration_refuses_bad_text(text, fragment):
     with pytest.raises(IstioSpecError) as err:
         parse_duration(text)
     assert fragment in err.value.message
-    assert err.value.field == "duration"
+    assert err.value.option == "duration"
 
 
 @given(st.integers(min_value=0, max_value=10**6), st.sampled_from([("ms", 1e-3), ("s", 1.0), ("m", 60.0), ("h", 3600.0)]))
@@ -83,7 +83,7 @@ def test_validate_duration_accepts_istio_durations(text):
 def test_validate_duration_refuses_what_istiod_refuses(text, fragment):
     with pytest.raises(IstioSpecError) as err:
         validate_duration(text, "retries.per_try_timeout")
-    assert err.value.field == "retries.per_try_timeout"
+    assert err.value.option == "retries.per_try_timeout"
     assert fragment in err.value.message
 
 
@@ -179,6 +179,6 @@ def test_specs_equal_sees_real_differences(a, b):
 def test_istio_spec_error_carries_field_and_message():
     err = IstioSpecError("weights", "weights must sum to exactly 100")
     assert isinstance(err, ValueError)
-    assert err.field == "weights"
+    assert err.option == "weights"
     assert err.message == "weights must sum to exactly 100"
     assert str(err) == "weights: weights must sum to exactly 100"

@@ -107,7 +107,7 @@ def test_refusals(host, subsets, policy, field, fragment):
     before = copy.deepcopy(LIVE)
     with pytest.raises(IstioSpecError) as err:
         build_destination_rule_spec(LIVE, host, subsets, policy, False)
-    assert err.value.field == field
+    assert err.value.option == field
     assert fragment in err.value.message
     assert LIVE == before
 
@@ -140,7 +140,7 @@ def test_an_existing_subset_selector_is_never_widened():
     live = _live({"name": "v1", "labels": {"version": "v1", "track": "stable"}})
     with pytest.raises(IstioSpecError) as error:
         build_destination_rule_spec(live, "reviews", [{"name": "v1", "labels": {"version": "v1"}}], None, False)
-    assert error.value.field == "subsets"
+    assert error.value.option == "subsets"
     assert "subset 'v1' selects track=stable,version=v1 today" in error.value.message and "drop track=stable" in error.value.message
     narrowed = build_destination_rule_spec(live, "reviews", [{"name": "v1", "labels": {"version": "v1", "track": "stable", "zone": "a"}}],
                                            None, False)

@@ -82,7 +82,7 @@ def test_validate_fault_accepts_what_istio_accepts(delay, abort):
 def test_validate_fault_refusals(delay, abort, field, fragment):
     with pytest.raises(IstioSpecError) as err:
         validate_fault(delay, abort)
-    assert err.value.field == field
+    assert err.value.option == field
     assert fragment in err.value.message
 
 
@@ -182,7 +182,7 @@ def test_upsert_without_catch_all_needs_destinations():
     spec = {"http": [{"match": [{"uri": {"prefix": "/a"}}], "route": [{"destination": {"host": "r"}}]}]}
     with pytest.raises(IstioSpecError) as err:
         upsert_fault_rule(spec, "f", JASON, DELAY_7S, None)
-    assert err.value.field == "destinations"
+    assert err.value.option == "destinations"
     assert "no catch-all" in err.value.message
     dests = [{"destination": {"host": "r", "subset": "v1"}}]
     new = upsert_fault_rule(spec, "f", JASON, DELAY_7S, None, destinations=dests)
@@ -225,7 +225,7 @@ def test_upsert_refusals(complex_virtual_service, kwargs, field, fragment):
     before = copy.deepcopy(complex_virtual_service)
     with pytest.raises(IstioSpecError) as err:
         upsert_fault_rule(complex_virtual_service, **args)
-    assert err.value.field == field
+    assert err.value.option == field
     assert fragment in err.value.message
     assert complex_virtual_service == before
 
@@ -239,7 +239,7 @@ def test_remove_missing_rule_returns_an_unchanged_copy(complex_virtual_service):
 def test_remove_refuses_a_route_that_is_not_a_fault_rule(complex_virtual_service):
     with pytest.raises(IstioSpecError) as err:
         remove_fault_rule(complex_virtual_service, "default")
-    assert err.value.field == "name"
+    assert err.value.option == "name"
     assert "not a fault rule" in err.value.message
 
 

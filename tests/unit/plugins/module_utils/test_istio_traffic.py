@@ -57,7 +57,7 @@ def test_validate_weights_converts_int_like_values_in_order():
 def test_validate_weights_refusals(weights, fragment):
     with pytest.raises(IstioSpecError) as err:
         validate_weights(weights)
-    assert err.value.field == "weights"
+    assert err.value.option == "weights"
     assert fragment in err.value.message
 
 
@@ -83,7 +83,7 @@ def test_weights_from_canary_splits_100():
 def test_weights_from_canary_refusals(args, field, fragment):
     with pytest.raises(IstioSpecError) as err:
         weights_from_canary(*args)
-    assert err.value.field == field
+    assert err.value.option == field
     assert fragment in err.value.message
 
 
@@ -118,7 +118,7 @@ def test_find_route_index_refuses_a_named_route_behind_the_catch_all():
     spec = {"http": [{"name": "all", "route": [_dest("v1")]}, {"name": "late", "route": [_dest("v2")]}]}
     with pytest.raises(IstioSpecError) as err:
         find_route_index(spec, "late")
-    assert err.value.field == "route"
+    assert err.value.option == "route"
     assert "'late' is never reached" in str(err.value) and "route 'all'" in str(err.value)
 
 
@@ -144,7 +144,7 @@ def test_find_route_index_without_catch_all_lists_routes():
                      {"match": [{"gateways": ["edge"]}], "route": [_dest("v1")]}]}
     with pytest.raises(IstioSpecError) as err:
         find_route_index(spec)
-    assert err.value.field == "route"
+    assert err.value.option == "route"
     assert "no catch-all" in err.value.message
     assert "api" in err.value.message and "<unnamed #1>" in err.value.message
     with pytest.raises(IstioSpecError) as err:
@@ -155,7 +155,7 @@ def test_find_route_index_without_catch_all_lists_routes():
 def test_find_route_index_unknown_name_lists_named_routes(complex_virtual_service):
     with pytest.raises(IstioSpecError) as err:
         find_route_index(complex_virtual_service, "canary")
-    assert err.value.field == "route"
+    assert err.value.option == "route"
     for name in ("jason-v2", "api-mirror", "chaos", "default"):
         assert repr(name) in err.value.message
     assert "no HTTP route named 'canary'" in err.value.message
@@ -165,7 +165,7 @@ def test_find_route_index_refuses_duplicate_names():
     spec = {"http": [{"name": "a", "route": [_dest("v1")]}, {"name": "a", "route": [_dest("v2")]}]}
     with pytest.raises(IstioSpecError) as err:
         find_route_index(spec, "a")
-    assert err.value.field == "route"
+    assert err.value.option == "route"
     assert "unique" in err.value.message
 
 
@@ -265,7 +265,7 @@ def test_set_route_weights_refusals_leave_the_input_alone(spec, weights, route, 
     before = copy.deepcopy(spec)
     with pytest.raises(IstioSpecError) as err:
         set_route_weights(spec, weights, route)
-    assert err.value.field == field
+    assert err.value.option == field
     assert fragment in err.value.message
     assert spec == before
 

@@ -90,20 +90,20 @@ def test_minimal_route_omits_every_unset_key():
 def test_route_option_refusals(opts, field, fragment):
     with pytest.raises(IstioSpecError) as err:
         http_route_from_options(opts, "reviews")
-    assert err.value.field == field
+    assert err.value.option == field
     assert fragment in err.value.message
 
 
 def test_error_fields_take_the_given_prefix():
     with pytest.raises(IstioSpecError) as err:
         http_route_from_options({"destinations": [{"subset": "v1"}], "timeout": "x"}, "reviews", field="http[2]")
-    assert err.value.field == "http[2].timeout"
+    assert err.value.option == "http[2].timeout"
 
 
 def test_destination_without_any_host_is_refused():
     with pytest.raises(IstioSpecError) as err:
         http_route_from_options({"destinations": [{"subset": "v1"}]}, "")
-    assert err.value.field == "http.destinations"
+    assert err.value.option == "http.destinations"
     assert "needs a host" in err.value.message
 
 
@@ -170,7 +170,7 @@ def test_http_routes_replace_the_list_and_other_keys_stay(complex_virtual_servic
 def test_virtual_service_refusals(hosts, gateways, http, default_subset, field, fragment):
     with pytest.raises(IstioSpecError) as err:
         build_virtual_service_spec(None, hosts, gateways, http, default_subset)
-    assert err.value.field == field
+    assert err.value.option == field
     assert fragment in err.value.message
 
 
@@ -178,5 +178,5 @@ def test_default_subset_refuses_a_redirecting_catch_all():
     live = {"hosts": ["reviews"], "http": [{"redirect": {"uri": "/v2"}}]}
     with pytest.raises(IstioSpecError) as err:
         build_virtual_service_spec(live, ["reviews"], None, None, "v1")
-    assert err.value.field == "default_subset"
+    assert err.value.option == "default_subset"
     assert "redirect" in err.value.message

@@ -27,6 +27,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import yaml
 
+from ansible_collections.canary.istio.plugins.module_utils._errors import fail_from_error
 from ansible_collections.canary.istio.plugins.module_utils._istio.api import (
     DESTINATION_RULES,
     ISTIO_API_ARG_SPEC,
@@ -45,11 +46,7 @@ from ansible_collections.canary.istio.plugins.module_utils._k8s.errors import (
     K8sNotFoundError,
     K8sUnauthorizedError,
 )
-from ansible_collections.canary.istio.plugins.module_utils._k8s.module import (
-    client_from_module,
-    client_from_params,
-    fail_from_k8s_error,
-)
+from ansible_collections.canary.istio.plugins.module_utils._k8s.module import client_from_module, client_from_params
 from ansible_collections.canary.istio.plugins.module_utils._k8s.options import (
     AUTH_ARG_SPEC,
     AUTH_ENV_VARS,
@@ -1161,7 +1158,7 @@ def test_fail_from_k8s_error_reports_status_and_causes(capsys, monkeypatch, api)
     with pytest.raises(K8sInvalidError) as err:
         client_for(api).create(istio_path(None, VIRTUAL_SERVICES, "prod"), body)
     with ansible_module({"host": api.url, "api_key": TOKEN}, monkeypatch) as module:
-        result = module_output(lambda: fail_from_k8s_error(module, err.value, "create VirtualService prod/reviews"), capsys)
+        result = module_output(lambda: fail_from_error(module, err.value, "create VirtualService prod/reviews"), capsys)
     assert result["msg"].startswith("create VirtualService prod/reviews: POST /apis/networking.istio.io/v1/")
     assert (result["status"], result["reason"]) == (422, "Invalid")
     assert result["causes"] == [{"field": "spec", "message": "bad"}]

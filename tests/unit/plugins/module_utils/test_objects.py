@@ -43,7 +43,7 @@ def test_a_live_object_keeps_its_other_metadata_and_is_none_when_nothing_changes
 def test_label_values_that_are_not_text_are_refused_naming_the_option():
     with pytest.raises(IstioSpecError) as error:
         wanted_object(None, dict(PARAMS, annotations={"flag": True}), "VirtualService", {})
-    assert error.value.field == "annotations" and "quote it in YAML" in str(error.value)
+    assert error.value.option == "annotations" and "quote it in YAML" in str(error.value)
     assert wanted_object(None, dict(PARAMS, labels={"tier": 2}), "VirtualService", {})["metadata"]["labels"] == {"tier": "2"}
 
 

@@ -70,4 +70,4 @@ def test_an_update_merges_subsets_and_metadata_and_keeps_the_resource_version():
 def test_bad_options_name_the_option(params, field, words):
     with pytest.raises(IstioSpecError) as error:
         dr.wanted_destination_rule(None, validated(**params))
-    assert error.value.field == field and words in error.value.message
+    assert error.value.option == field and words in error.value.message

@@ -49,7 +49,7 @@ def test_bad_destinations_name_the_option():
                     {"host": None, "subset": "v2", "port": None, "weight": 70}]
     with pytest.raises(IstioSpecError) as err:
         fi.changed_spec(RATINGS, dict(PARAMS, destinations=destinations))
-    assert err.value.field == "destinations"
+    assert err.value.option == "destinations"
 
 
 def test_a_route_that_is_not_a_fault_rule_is_blamed_on_the_rule_option():
@@ -58,7 +58,7 @@ def test_a_route_that_is_not_a_fault_rule_is_blamed_on_the_rule_option():
     for state in ("present", "absent"):
         with pytest.raises(IstioSpecError) as err:
             fi.changed_spec(spec, dict(PARAMS, rule="default", state=state))
-        assert err.value.field == "rule" and "not a fault rule" in str(err.value)
+        assert err.value.option == "rule" and "not a fault rule" in str(err.value)
 
 
 @pytest.mark.parametrize("spec,host", [

@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from ansible_collections.canary.istio.plugins.doc_fragments.guance import ModuleDocFragment
+from ansible_collections.canary.istio.plugins.module_utils._errors import CanaryError
 from ansible_collections.canary.istio.plugins.module_utils._analysis import guance as g
 from ansible_collections.canary.istio.plugins.modules import guance_query as gq
 from ansible_collections.canary.istio.tests.unit.plugins.modules.module_main import run_main
@@ -31,7 +32,7 @@ def test_parse_duration(text, seconds) -> None:
 
 @pytest.mark.parametrize("text", ["", "10 minutes", "-5m", "0s", "m"])
 def test_bad_duration_names_last(text) -> None:
-    with pytest.raises(gq.OptionError, match="expected a duration") as info:
+    with pytest.raises(CanaryError, match="expected a duration") as info:
         gq.parse_duration(text)
     assert info.value.option == "last"
 
@@ -42,12 +43,12 @@ def test_parse_instant() -> None:
     assert gq.parse_instant("2025-11-26T06:00:00Z", "start") == NOW
     assert gq.parse_instant("2025-11-26T06:00:00", "start") == NOW  # no zone: UTC
     assert gq.parse_instant("2025-11-26T14:00:00+08:00", "start") == NOW
-    with pytest.raises(gq.OptionError, match="end: expected epoch milliseconds or ISO 8601"):
+    with pytest.raises(CanaryError, match="end: expected epoch milliseconds or ISO 8601"):
         gq.parse_instant("yesterday", "end")
-    with pytest.raises(gq.OptionError):
+    with pytest.raises(CanaryError):
         gq.parse_instant(True, "end")
     # Seconds would put the range in 1970: refused with the value in milliseconds as the fix.
-    with pytest.raises(gq.OptionError, match=r"^start: 1764136800 looks like seconds; give epoch milliseconds \(for example 1764136800000\)"):
+    with pytest.raises(CanaryError, match=r"^start: 1764136800 looks like seconds; give epoch milliseconds \(for example 1764136800000\)"):
         gq.parse_instant(1764136800, "start")
 
 
@@ -57,7 +58,7 @@ def test_time_range() -> None:
     assert gq.resolve_time_range(dict(base, last="10m"), NOW) == (NOW - 600_000, NOW)
     assert gq.resolve_time_range(dict(base, last="10m", end=NOW - 1000), NOW) == (NOW - 601_000, NOW - 1000)
     assert gq.resolve_time_range(dict(base, start=NOW - 5000, end=NOW), 0) == (NOW - 5000, NOW)
-    with pytest.raises(gq.OptionError, match="must start before it ends") as info:
+    with pytest.raises(CanaryError, match="must start before it ends") as info:
         gq.resolve_time_range(dict(base, start=NOW, end=NOW - 1), 0)
     assert info.value.option == "start"
 
@@ -67,9 +68,9 @@ def test_queries_from_params() -> None:
                                              {"query": "up", "qtype": "promql", "name": "up", "options": {"slimit": 5}}])
     assert names == ["0", "up"]
     assert queries[1] == g.Query("up", "promql", {"slimit": 5})
-    with pytest.raises(gq.OptionError, match="two queries are named 'a'"):
+    with pytest.raises(CanaryError, match="two queries are named 'a'"):
         gq.queries_from_params([{"query": "x", "name": "a"}, {"query": "y", "name": "a"}])
-    with pytest.raises(gq.OptionError, match=r"queries\[0\].query is empty"):
+    with pytest.raises(CanaryError, match=r"queries\[0\].query is empty"):
         gq.queries_from_params([{"query": "  "}])
 
 

@@ -27,7 +27,7 @@ def test_weights_from_either_form():
 def test_bad_weights_name_the_option(params, field):
     with pytest.raises(IstioSpecError) as err:
         ts.wanted_weights(params)
-    assert err.value.field == field
+    assert err.value.option == field
 
 
 def test_option_naming_blames_the_option_the_user_wrote():
@@ -66,7 +66,7 @@ def test_a_route_to_two_hosts_is_refused():
     ]}]}
     with pytest.raises(IstioSpecError, match="'reviews', 'reviews-next'") as err:
         ts.plan_split(spec, {"v1": 90, "v2": 10}, None, "prod")
-    assert err.value.field == "route"
+    assert err.value.option == "route"
 
 
 def test_missing_subsets_in_the_order_given():

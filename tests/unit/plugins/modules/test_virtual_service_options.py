@@ -86,7 +86,7 @@ def test_route_errors_name_the_route_by_position_and_name(http, field, words):
         return
     with pytest.raises(IstioSpecError) as error:
         vs.wanted_virtual_service(None, params)
-    assert error.value.field == field
+    assert error.value.option == field
     assert words in error.value.message
 
 
