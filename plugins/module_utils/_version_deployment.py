@@ -26,6 +26,8 @@ import copy
 import re
 import typing as t
 
+from ansible_collections.canary.istio.plugins.module_utils._errors import CanaryError
+
 MANAGED_BY = {"app.kubernetes.io/managed-by": "canary.istio"}
 # What the API server owns: never copied from one Deployment to another.
 _SERVER_METADATA = ("uid", "resourceVersion", "creationTimestamp", "generation", "managedFields", "selfLink",
@@ -35,12 +37,8 @@ _LABEL_KEY_RE = re.compile(r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9
 _NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 
 
-class DeploymentSpecError(ValueError):
+class DeploymentSpecError(CanaryError, ValueError):
     """Bad input for a version's Deployment; ``option`` names the option to fix."""
-
-    def __init__(self, message: str, option: str) -> None:
-        super().__init__(message)
-        self.option = option
 
 
 def deployment_name(pattern: str, app: str, version: str) -> str:

@@ -662,7 +662,7 @@ import time
 import typing as t
 
 from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
-from ansible_collections.canary.istio.plugins.module_utils._analysis.judge import AnalysisError
+from ansible_collections.canary.istio.plugins.module_utils._errors import CanaryError, fail_from_error
 from ansible_collections.canary.istio.plugins.module_utils._analysis.rounds import (
     GuanceRounds,
     PrometheusRounds,
@@ -674,14 +674,10 @@ from ansible_collections.canary.istio.plugins.module_utils._analysis.rounds impo
 from ansible_collections.canary.istio.plugins.module_utils._analysis.sample import plan_warnings
 from ansible_collections.canary.istio.plugins.module_utils._analysis.guance import (
     GuanceClient,
-    GuanceConfigError,
     config_from_params,
     guance_argument_spec,
 )
-from ansible_collections.canary.istio.plugins.module_utils._analysis.prometheus import (
-    PrometheusClient,
-    PrometheusConfigError,
-)
+from ansible_collections.canary.istio.plugins.module_utils._analysis.prometheus import PrometheusClient
 from ansible_collections.canary.istio.plugins.module_utils._analysis.prometheus import make_config as prometheus_config
 from ansible_collections.canary.istio.plugins.module_utils._istio.api import ISTIO_API_ARG_SPEC
 from ansible_collections.canary.istio.plugins.module_utils._istio.owned_objects import vs_diff
@@ -786,10 +782,8 @@ def main() -> None:
     try:
         plan = plan_from_params(params)
         source = round_source(params, plan.provider, plan.step.interval_s)
-    except (AnalysisError, GuanceConfigError, PrometheusConfigError) as exc:
-        option = getattr(exc, "option", None)
-        message = str(exc)
-        module.fail_json(msg=message if not option or message.startswith(option) else f"{option}: {message}", option=option)
+    except CanaryError as exc:
+        fail_from_error(module, exc)
     mask_secrets(module, source.client.config.secrets())
     for warning in source.client.config.warnings():
         module.warn(warning)

@@ -202,6 +202,7 @@ import typing as t
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.canary.istio.plugins.module_utils._errors import CanaryError, fail_from_error
 from ansible_collections.canary.istio.plugins.module_utils._istio.common import IstioSpecError
 from ansible_collections.canary.istio.plugins.module_utils._istio.destination_rule import build_destination_rule_spec
 from ansible_collections.canary.istio.plugins.module_utils._istio.api import DESTINATION_RULES, ISTIO_API_ARG_SPEC
@@ -268,7 +269,10 @@ def main() -> None:
         supports_check_mode=True,
     )
     fail_on_blank_required(module, module.argument_spec)
-    module.exit_json(**run(module))
+    try:
+        module.exit_json(**run(module))
+    except CanaryError as exc:
+        fail_from_error(module, exc)
 
 
 if __name__ == "__main__":

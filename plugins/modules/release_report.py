@@ -254,6 +254,7 @@ import typing as t
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
+from ansible_collections.canary.istio.plugins.module_utils._errors import CanaryError, fail_from_error
 from ansible_collections.canary.istio.plugins.module_utils._report.content import build_report
 from ansible_collections.canary.istio.plugins.module_utils._report.charts import (
     chart_captions,
@@ -297,14 +298,6 @@ ARGUMENT_SPEC: dict[str, dict[str, t.Any]] = dict(
 )
 
 
-class ReportError(Exception):
-    """A failure to report with ``option`` naming what to fix."""
-
-    def __init__(self, message: str, option: str | None = None) -> None:
-        super().__init__(message)
-        self.option = option
-
-
 def read_stored(path: str) -> dict[str, t.Any] | None:
     """The stored records document, or None when there is none yet."""
     if not os.path.exists(path):
@@ -313,24 +306,24 @@ def read_stored(path: str) -> dict[str, t.Any] | None:
         with open(path, encoding="utf-8") as stream:
             data = json.load(stream)
     except (OSError, ValueError) as exc:
-        raise ReportError(f"cannot read {path}: {to_native(exc)}; move it away to start the records anew", "dir") from None
+        raise CanaryError(f"cannot read {path}: {to_native(exc)}; move it away to start the records anew", "dir") from None
     try:
         return read_document(data, path)
     except RecordError as exc:
-        raise ReportError(str(exc), "dir") from None
+        raise CanaryError(str(exc), "dir") from None
 
 
 def check_same_release(stored: t.Mapping[str, t.Any], header: t.Mapping[str, t.Any], path: str) -> None:
     # Names are sanitised into directory names, so two different names can meet in one directory.
     for key in ("release", "cluster"):
         if stored.get(key) is not None and stored.get(key) != header[key]:
-            raise ReportError(
+            raise CanaryError(
                 f"{path} holds the records of {key} {stored.get(key)!r}, not {header[key]!r}: both names make the same "
                 f"directory name. Give this {key} a name that differs in letters or digits, or move that directory away",
                 key)
     for key in SAME_RELEASE_KEYS:
         if stored.get(key) is not None and stored.get(key) != header[key]:
-            raise ReportError(
+            raise CanaryError(
                 f"{path} holds the records of another release ({key} {stored.get(key)!r}, not {header[key]!r}); "
                 "give this release its own name or move that directory away", "release")
 
@@ -388,19 +381,17 @@ def write_text(module: AnsibleModule, path: str, text: str) -> None:
 
 
 def run(module: AnsibleModule) -> dict[str, t.Any]:
+    """The report's files after this task; CanaryError naming the option for whatever stops it."""
     params = module.params
-    try:
-        release = safe_name(params["release"], "release")
-        cluster = safe_name(params["cluster"], "cluster")
-        new = normalise_records(params["records"] or [])
-        check_canary_weight(new, params["canary_version"])
-    except RecordError as exc:
-        raise ReportError(str(exc), exc.field.split("[")[0].split(".")[0]) from None
+    release = safe_name(params["release"], "release")
+    cluster = safe_name(params["cluster"], "cluster")
+    new = normalise_records(params["records"] or [])
+    check_canary_weight(new, params["canary_version"])
     for option in ("app", "namespace", "stable_version", "canary_version"):
         if not params[option].strip():
-            raise ReportError(f"{option}: must not be empty", option)
+            raise CanaryError(f"{option}: must not be empty", option)
     if params["stable_version"] == params["canary_version"]:
-        raise ReportError("canary_version: must differ from stable_version", "canary_version")
+        raise CanaryError("canary_version: must differ from stable_version", "canary_version")
 
     directory = os.path.join(params["dir"], release, cluster)
     paths = {"dir": directory, "records": os.path.join(directory, RECORDS_FILE),
@@ -432,7 +423,7 @@ def run(module: AnsibleModule) -> dict[str, t.Any]:
                 if key in changed_keys:
                     write_text(module, paths[key], texts[key])
         except OSError as exc:
-            raise ReportError(f"cannot write the report in {directory}: {to_native(exc)}", "dir") from None
+            raise CanaryError(f"cannot write the report in {directory}: {to_native(exc)}", "dir") from None
 
     result: dict[str, t.Any] = dict(
         changed=bool(changed_keys), paths=paths, release=release, cluster=cluster, outcome=outcome,
@@ -450,10 +441,9 @@ def main() -> None:
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     fail_on_blank_required(module, module.argument_spec)
     try:
-        result = run(module)
-    except ReportError as exc:
-        module.fail_json(msg=str(exc), option=exc.option)
-    module.exit_json(**result)
+        module.exit_json(**run(module))
+    except CanaryError as exc:
+        fail_from_error(module, exc)
 
 
 if __name__ == "__main__":

@@ -140,8 +140,8 @@ import time
 import typing as t
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.canary.istio.plugins.module_utils._k8s.errors import K8sError, K8sNotFoundError
-from ansible_collections.canary.istio.plugins.module_utils._errors import fail_from_error
+from ansible_collections.canary.istio.plugins.module_utils._errors import CanaryError, doing, fail_from_error
+from ansible_collections.canary.istio.plugins.module_utils._k8s.errors import K8sNotFoundError
 from ansible_collections.canary.istio.plugins.module_utils._k8s.module import client_from_module
 from ansible_collections.canary.istio.plugins.module_utils._k8s.options import auth_argument_spec
 from ansible_collections.canary.istio.plugins.module_utils._k8s.paths import deployments_path, pods_path
@@ -232,6 +232,31 @@ def wait_ready(client: t.Any, deployment: dict[str, t.Any], deadline_s: int) -> 
     return why + not_ready_reasons(pods, events)
 
 
+def run(module: AnsibleModule) -> dict[str, t.Any]:
+    """The version's Deployment after this task (Ready when waited for); CanaryError for whatever
+    stops it."""
+    params = module.params
+    if params["progress_deadline"] < 1:
+        raise CanaryError(f"progress_deadline: must be at least 1 second, got {params['progress_deadline']}",
+                          "progress_deadline")
+    client = client_from_module(module)
+    with doing(f"deploying {params['app']} {params['version']} in {params['namespace']}"):
+        wanted, source = wanted_deployment(client, params)
+        before, after, changed = write(client, wanted, module.check_mode)
+    result: dict[str, t.Any] = dict(changed=changed, name=wanted["metadata"]["name"], source=source, deployment=after,
+                                    ready=False)
+    if module._diff:
+        result["diff"] = dict(before=before or {}, after=after)
+    if params["wait"] and not module.check_mode:
+        with doing(f"waiting for {wanted['metadata']['name']} to be Ready"):
+            reasons = wait_ready(client, after, params["progress_deadline"])
+        if reasons:
+            raise CanaryError(f"{wanted['metadata']['name']} ({source}) is not Ready: " + "; ".join(reasons),
+                              not_ready=reasons, **{k: v for k, v in result.items() if k != "ready"})
+        result["ready"] = True
+    return result
+
+
 def main() -> None:
     module = AnsibleModule(
         argument_spec=auth_argument_spec(dict(
@@ -251,32 +276,10 @@ def main() -> None:
         supports_check_mode=True,
     )
     fail_on_blank_required(module, module.argument_spec)
-    params = module.params
-    if params["progress_deadline"] < 1:
-        module.fail_json(msg=f"progress_deadline: must be at least 1 second, got {params['progress_deadline']}",
-                         option="progress_deadline")
-    client = client_from_module(module)
     try:
-        wanted, source = wanted_deployment(client, params)
-        before, after, changed = write(client, wanted, module.check_mode)
-    except DeploymentSpecError as exc:
-        module.fail_json(msg=str(exc) if str(exc).startswith(exc.option) else f"{exc.option}: {exc}", option=exc.option)
-    except K8sError as exc:
-        fail_from_error(module, exc, f"deploying {params['app']} {params['version']} in {params['namespace']}")
-    result: dict[str, t.Any] = dict(changed=changed, name=wanted["metadata"]["name"], source=source, deployment=after,
-                                    ready=False)
-    if module._diff:
-        result["diff"] = dict(before=before or {}, after=after)
-    if params["wait"] and not module.check_mode:
-        try:
-            reasons = wait_ready(client, after, params["progress_deadline"])
-        except K8sError as exc:
-            fail_from_error(module, exc, f"waiting for {wanted['metadata']['name']} to be Ready")
-        if reasons:
-            module.fail_json(msg=f"{wanted['metadata']['name']} ({source}) is not Ready: " + "; ".join(reasons),
-                             not_ready=reasons, **{k: v for k, v in result.items() if k != "ready"})
-        result["ready"] = True
-    module.exit_json(**result)
+        module.exit_json(**run(module))
+    except CanaryError as exc:
+        fail_from_error(module, exc)
 
 
 if __name__ == "__main__":

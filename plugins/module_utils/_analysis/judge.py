@@ -28,6 +28,7 @@ import re
 import typing as t
 from dataclasses import dataclass, field, replace
 
+from ansible_collections.canary.istio.plugins.module_utils._errors import CanaryError
 from ansible_collections.canary.istio.plugins.module_utils._analysis.stats import (
     difference_interval, quantile_rank_interval, rank_test_binned, wilson_interval)
 
@@ -72,12 +73,8 @@ QTYPE_PROMQL = "promql"
 Number = t.Union[int, float]
 
 
-class AnalysisError(ValueError):
+class AnalysisError(CanaryError, ValueError):
     """Bad analysis input. ``option`` names the module option to fix."""
-
-    def __init__(self, message: str, option: str | None = None) -> None:
-        super().__init__(message)
-        self.option = option
 
 
 # ---------------------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ import re
 import typing as t
 from dataclasses import dataclass, field
 
+from ansible_collections.canary.istio.plugins.module_utils._errors import CanaryError
 from ansible_collections.canary.istio.plugins.module_utils._analysis.judge import (
     CHECK_FAIL,
     CONTINUE,
@@ -302,7 +303,7 @@ def scoring_from_params(value: t.Mapping[str, t.Any] | None) -> Scoring:
 # ---------------------------------------------------------------------------------------------
 
 
-class RoundQueryError(Exception):
+class RoundQueryError(CanaryError):
     """A round's queries could not be answered. The message is plain and holds no secret."""
 
     def __init__(self, message: str, status: int | None = None, error_code: str = "", rate_limited: bool = False) -> None:
@@ -408,14 +409,13 @@ class StepResult:
         return sum(r.http_requests for r in self.rounds)
 
 
-class StepError(Exception):
+class StepError(CanaryError):
     """A round could not be run or judged. ``rounds``: the rounds finished before it."""
 
     def __init__(self, message: str, rounds: t.Sequence[RoundReport], option: str | None = None,
                  status: int | None = None, error_code: str = "") -> None:
-        super().__init__(message)
+        super().__init__(message, option)
         self.rounds = tuple(rounds)
-        self.option = option
         self.status = status
         self.error_code = error_code
 

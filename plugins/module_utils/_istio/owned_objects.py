@@ -15,8 +15,7 @@ import typing as t
 
 from ansible_collections.canary.istio.plugins.module_utils._istio.common import IstioSpecError, specs_equal
 from ansible_collections.canary.istio.plugins.module_utils._istio.api import istio_path, normalize_istio_api_version
-from ansible_collections.canary.istio.plugins.module_utils._k8s.errors import K8sError
-from ansible_collections.canary.istio.plugins.module_utils._errors import fail_from_error
+from ansible_collections.canary.istio.plugins.module_utils._errors import doing
 from ansible_collections.canary.istio.plugins.module_utils._k8s.module import client_from_module
 from ansible_collections.canary.istio.plugins.module_utils._k8s.writes import ensure, ensure_absent
 
@@ -91,30 +90,23 @@ def apply_object(
     module: t.Any, kind: str, plural: str, wanted: t.Callable[[dict | None, t.Mapping[str, t.Any]], dict | None]
 ) -> dict[str, t.Any]:
     """The result of making the Istio object of ``module.params`` present (as ``wanted(live, params)``
-    builds it) or absent (``state``): changed, the object, and with --diff its spec before and after."""
+    builds it) or absent (``state``): changed, the object, and with --diff its spec before and after.
+    CanaryError for whatever stops it."""
     params = module.params
     name, namespace, state = params["name"], params["namespace"], params["state"]
     label = "%s %s/%s" % (kind, namespace, name)
-    try:
-        collection = istio_path(params["api_version"], plural, namespace)
-        path = istio_path(params["api_version"], plural, namespace, name)
-        if state == "present":
-            # Bad options fail here, before the cluster is contacted.
-            wanted(None, params)
-    except ValueError as exc:  # IstioSpecError, or a name/namespace that cannot be in a REST path
-        module.fail_json(msg=str(exc))
+    collection = istio_path(params["api_version"], plural, namespace)
+    path = istio_path(params["api_version"], plural, namespace, name)
+    if state == "present":
+        # Bad options fail here, before the cluster is contacted.
+        wanted(None, params)
 
     client = client_from_module(module)
-    try:
+    with doing(("cannot delete %s" if state == "absent" else "cannot create or update %s") % label):
         if state == "absent":
             outcome = ensure_absent(client, path, dry_run=module.check_mode)
         else:
             outcome = ensure(client, collection, name, lambda live: wanted(live, params), dry_run=module.check_mode)
-    except IstioSpecError as exc:
-        module.fail_json(msg=str(exc))
-    except K8sError as exc:
-        action = "cannot delete %s" if state == "absent" else "cannot create or update %s"
-        fail_from_error(module, exc, action % label)
 
     result: dict[str, t.Any] = {"changed": outcome.changed, "result": result_object(outcome.after)}
     if module._diff:

@@ -25,6 +25,8 @@ import math
 import re
 import typing as t
 
+from ansible_collections.canary.istio.plugins.module_utils._errors import CanaryError
+
 SCHEMA_VERSION = 1
 
 EVENT_START = "start"
@@ -57,11 +59,12 @@ _METRIC_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 Record = t.Dict[str, t.Any]
 
 
-class RecordError(ValueError):
-    """A record that does not follow the schema. ``field`` names it, e.g. ``records[2].weights``."""
+class RecordError(CanaryError, ValueError):
+    """A record that does not follow the schema. ``field`` names it, e.g. ``records[2].weights``;
+    ``option`` is the module option it is in (``records``)."""
 
     def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
+        super().__init__(f"{field}: {message}", field.split("[")[0].split(".")[0])
         self.field = field
 
 
