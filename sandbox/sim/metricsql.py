@@ -25,7 +25,7 @@ import math
 import operator
 import re
 from dataclasses import dataclass, field
-from typing import Callable, Union
+from typing import Callable, Iterator, Union
 
 from .record import Point
 
@@ -596,27 +596,47 @@ def _histogram_quantile(phi: float, vector: Vector) -> Vector:
 
 
 # -- queries --------------------------------------------------------------------------------------
+def _children(node) -> list:
+    if isinstance(node, Call):
+        return list(node.args)
+    if isinstance(node, (Aggregate, Negate)):
+        return [node.arg]
+    if isinstance(node, Binary):
+        return [node.lhs, node.rhs]
+    return []
+
+
 def _reach_ms(node) -> int:
     """How far back from an evaluation time the expression reads."""
     if isinstance(node, Selector):
         return node.offset_ms + (node.range_ms or 0) + LOOKBACK_MS
-    children = []
-    if isinstance(node, Call):
-        children = list(node.args)
-    elif isinstance(node, Aggregate):
-        children = [node.arg]
-    elif isinstance(node, Binary):
-        children = [node.lhs, node.rhs]
-    elif isinstance(node, Negate):
-        children = [node.arg]
-    return max([_reach_ms(child) for child in children], default=0)
+    return max([_reach_ms(child) for child in _children(node)], default=0)
 
 
-def query(text: str, rows_of: Callable[[str, int, int], list[Point]], times_ms: list[int]) -> list[dict]:
+def _selectors(node) -> Iterator[Selector]:
+    if isinstance(node, Selector):
+        yield node
+    for child in _children(node):
+        yield from _selectors(child)
+
+
+def _series_filter(tree) -> Callable[[str, dict], bool]:
+    """Whether a series (measurement, tags) can matter to the expression: some selector's
+    measurement and label matchers accept it (``le`` and the name are the fields', not the series')."""
+    wanted = [(_metric_name(s.name)[0], [m for m in s.matchers if m[0] not in (NAME, "le")]) for s in _selectors(tree)]
+
+    def keep(measurement: str, tags: dict) -> bool:
+        return any((meas is None or meas == measurement) and all(_matches(str(tags.get(label, "")), op, value)
+                                                                for label, op, value in matchers)
+                   for meas, matchers in wanted)
+    return keep
+
+
+def query(text: str, rows_of: Callable[..., list[Point]], times_ms: list[int]) -> list[dict]:
     """Evaluate at each of ``times_ms``; Guance's PromQL series shape (newest row first).
-    ``rows_of(namespace, start_ms, end_ms)``: the recorder's rows."""
+    ``rows_of(namespace, start_ms, end_ms, keep)``: the recorder's rows, of the series ``keep`` accepts."""
     tree = parse(text)
-    store = Store.of(rows_of("M", min(times_ms) - _reach_ms(tree), max(times_ms)))
+    store = Store.of(rows_of("M", min(times_ms) - _reach_ms(tree), max(times_ms), _series_filter(tree)))
     rows: dict[Labels, tuple[dict, list[list]]] = {}
     for at in times_ms:
         value = _Evaluator(store, at).eval(tree)

@@ -179,21 +179,33 @@ class Recorder:
         with self._lock:
             return list(self.points.get(namespace, []))
 
-    def rows_between(self, namespace: str, start_ms: int, end_ms: int) -> list[Point]:
-        """Rows of a Guance namespace (M, T, L, E) with start <= time <= end; what DQL reads."""
+    def rows_between(self, namespace: str, start_ms: int, end_ms: int,
+                     keep: Callable[[str, dict], bool] | None = None) -> list[Point]:
+        """Rows of a Guance namespace (M, T, L, E) with start <= time <= end; what DQL reads.
+        ``keep(measurement, tags)``: only the metric series it accepts (a query's selectors), so a
+        query over minutes of 2 s scrapes does not replay every series of every namespace."""
         if namespace == "M":
-            return self.metric_points(start_ms, end_ms)
+            return self.metric_points(start_ms, end_ms, keep)
         return [p for p in self.rows(namespace) if start_ms <= p.time <= end_ms]
 
-    def metric_points(self, start_ms: int, end_ms: int) -> list[Point]:
+    def metric_points(self, start_ms: int, end_ms: int, keep: Callable[[str, dict], bool] | None = None) -> list[Point]:
         """`istio_prom` scrapes at every multiple of the scrape interval in [start, end], cumulative."""
         step = self.scrape_interval_ms
         first = -(-start_ms // step) * step
         grid = list(range(first, end_ms + 1, step))
+        kept: dict[tuple, bool] = {}
+
+        def wanted(key: tuple) -> bool:
+            if keep is None:
+                return True
+            if key not in kept:
+                kept[key] = keep(MEASUREMENT, _series_tags(key))
+            return kept[key]
+
         with self._lock:
-            series = {k: _copy(s) for k, s in self._base.items()}
-            requests = list(self._requests)
-            written = list(self.points.get("M", []))
+            series = {k: _copy(s) for k, s in self._base.items() if wanted(k)}
+            requests = [r for r in self._requests if r[0] <= end_ms and wanted(r[1])]
+            written = [p for p in self.points.get("M", []) if start_ms <= p.time <= end_ms]
         out: list[Point] = []
         i = 0
         for t in grid:
@@ -203,7 +215,7 @@ class Recorder:
                 i += 1
             for key, s in series.items():
                 out.extend(_scrape_points(key, s, t))
-        out.extend(p for p in written if start_ms <= p.time <= end_ms)
+        out.extend(p for p in written if keep is None or keep(p.measurement, p.tags))
         return out
 
     def totals(self) -> dict[tuple, _Series]:
@@ -242,11 +254,16 @@ def _label_text(key: tuple) -> str:
     return ",".join(f'{name}="{_escape(value)}"' for name, value in zip(LABELS, key))
 
 
-def _scrape_points(key: tuple, s: _Series, t: int) -> Iterator[Point]:
+def _series_tags(key: tuple) -> dict:
     tags = dict(zip(LABELS, key))
     # DataKit's inputs.prom adds the scraped pod's namespace as a tag (`[inputs.prom.tags]`).
     tags["namespace"] = tags["destination_workload_namespace"] if tags["reporter"] == "destination" \
         else tags["source_workload_namespace"]
+    return tags
+
+
+def _scrape_points(key: tuple, s: _Series, t: int) -> Iterator[Point]:
+    tags = _series_tags(key)
     yield Point(MEASUREMENT, tags, {REQUESTS_TOTAL: s.count, f"{DURATION}_sum": s.total_ms,
                                     f"{DURATION}_count": s.count}, t)
     for le, value in zip(LE_TAGS, s.buckets):
