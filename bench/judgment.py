@@ -40,7 +40,7 @@ sys.path.insert(0, str(REPO))
 
 # pylint: disable=wrong-import-position
 from ansible_collections.canary.istio.plugins.module_utils._analysis import rounds as run  # noqa: E402
-from ansible_collections.canary.istio.plugins.module_utils._analysis.judge import histogram_quantile  # noqa: E402
+from ansible_collections.canary.istio.plugins.module_utils._analysis.answers import histogram_quantile  # noqa: E402
 from ansible_collections.canary.istio.plugins.module_utils._analysis.stats import wilson_interval  # noqa: E402
 
 RATE_PER_S, CANARY_WEIGHT, ROUND_S, ROUNDS = 50, 10, 30, 3

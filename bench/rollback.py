@@ -285,9 +285,9 @@ def request_queries(run: dict) -> dict[str, str]:
     """The analysis' own request query (Prometheus provider, as Guance's PromQL has it less the
     prefix), which counts a series new in the window in full, and increase() alone, which does not."""
     # Imported here: the collection is importable only once .collections is on sys.path.
-    from ansible_collections.canary.istio.plugins.module_utils._analysis.judge import (
-        Q_REQUESTS,
+    from ansible_collections.canary.istio.plugins.module_utils._analysis.queries import (
         AnalysisTarget,
+        Q_REQUESTS,
         build_promql,
     )
 

@@ -23,7 +23,7 @@ import uuid
 import pytest
 import requests
 
-from ansible_collections.canary.istio.plugins.module_utils._analysis.judge import DQL_LOOKBACK_BUCKETS
+from ansible_collections.canary.istio.plugins.module_utils._analysis.queries import DQL_LOOKBACK_BUCKETS
 from sandbox import cluster as sandbox_cluster
 from sandbox import versions
 from sandbox.sim import bookinfo

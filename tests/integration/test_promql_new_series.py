@@ -15,7 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import requests
 
-from ansible_collections.canary.istio.plugins.module_utils._analysis import judge as an
+from ansible_collections.canary.istio.plugins.module_utils._analysis import queries
 from sandbox.sim import prometheus
 
 pytestmark = pytest.mark.integration
@@ -80,10 +80,10 @@ def test_a_503_series_born_in_the_window_counts_in_full(tmp_path):
         while time.monotonic() < deadline and _query(url, 'count_over_time(istio_requests_total{response_code="503"}[1m])') \
                 .get("503", 0) < 3:
             time.sleep(0.5)
-        target = an.AnalysisTarget(service="details-api", canary_version="v1.2", baseline_version=None,
+        target = queries.AnalysisTarget(service="details-api", canary_version="v1.2", baseline_version=None,
                                    window_seconds=WINDOW_S, namespace="prod")
-        counted = _query(url, an.build_promql(target)[an.Q_REQUESTS].query)
-        selector = an.build_promql(target)[an.Q_REQUESTS].query.split("increase(", 1)[1].split("[", 1)[0]
+        counted = _query(url, queries.build_promql(target)[queries.Q_REQUESTS].query)
+        selector = queries.build_promql(target)[queries.Q_REQUESTS].query.split("increase(", 1)[1].split("[", 1)[0]
         preferring_increase = _query(url, f"sum by (destination_version, response_code) (increase({selector}[{WINDOW_S}s]) "
                                           f"or ({selector} unless {selector} offset {WINDOW_S}s))")
     finally:

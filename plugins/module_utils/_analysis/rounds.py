@@ -27,9 +27,23 @@ import typing as t
 from dataclasses import dataclass, field
 
 from ansible_collections.canary.istio.plugins.module_utils._errors import CanaryError
+from ansible_collections.canary.istio.plugins.module_utils._analysis.answers import Series, VersionNumbers
+from ansible_collections.canary.istio.plugins.module_utils._analysis.checks import Check, Counts, Verdict
 from ansible_collections.canary.istio.plugins.module_utils._analysis.judge import (
-    CHECK_FAIL,
     CONTINUE,
+    CustomMetric,
+    Scoring,
+    StepDecision,
+    judge_round,
+    max_rounds,
+    plan_round,
+    round_numbers,
+    step_decision,
+)
+from ansible_collections.canary.istio.plugins.module_utils._analysis.queries import AnalysisTarget, MetricQuery
+from ansible_collections.canary.istio.plugins.module_utils._analysis.terms import (
+    AnalysisError,
+    CHECK_FAIL,
     FAIL,
     INCONCLUSIVE,
     PASS,
@@ -42,22 +56,6 @@ from ansible_collections.canary.istio.plugins.module_utils._analysis.judge impor
     REQUEST_DURATION_P99,
     REQUEST_ERROR_RATE,
     REQUEST_SUCCESS_RATE,
-    AnalysisError,
-    AnalysisTarget,
-    Check,
-    Counts,
-    CustomMetric,
-    MetricQuery,
-    Scoring,
-    Series,
-    StepDecision,
-    VersionNumbers,
-    Verdict,
-    judge_round,
-    max_rounds,
-    plan_round,
-    round_numbers,
-    step_decision,
 )
 from ansible_collections.canary.istio.plugins.module_utils._analysis.sample import observed_rates, sample_plan
 from ansible_collections.canary.istio.plugins.module_utils._analysis.stats import look_z

@@ -19,8 +19,12 @@ import math
 import typing as t
 from dataclasses import dataclass
 
-from ansible_collections.canary.istio.plugins.module_utils._analysis.judge import (
-    REQUEST_COUNT, REQUEST_ERROR_RATE, REQUEST_SUCCESS_RATE, Check)
+from ansible_collections.canary.istio.plugins.module_utils._analysis.checks import Check
+from ansible_collections.canary.istio.plugins.module_utils._analysis.terms import (
+    REQUEST_COUNT,
+    REQUEST_ERROR_RATE,
+    REQUEST_SUCCESS_RATE,
+)
 from ansible_collections.canary.istio.plugins.module_utils._analysis.stats import requests_to_show
 
 

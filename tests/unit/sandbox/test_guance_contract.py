@@ -23,7 +23,8 @@ from __future__ import annotations
 import pytest
 import requests
 
-from ansible_collections.canary.istio.plugins.module_utils._analysis import judge as an
+from ansible_collections.canary.istio.plugins.module_utils._analysis import answers
+from ansible_collections.canary.istio.plugins.module_utils._analysis import terms
 from ansible_collections.canary.istio.plugins.module_utils._analysis import guance as g
 from ansible_collections.canary.istio.tests.unit.plugins.modules.test_guance_query_options import Server
 from sandbox.sim.record import Point
@@ -61,10 +62,10 @@ def test_the_client_reads_every_answer_layout_into_the_right_numbers() -> None:
         result = client.query([g.Query("sum(increase(istio_prom:istio_requests_total[60s]))", qtype="promql")], 1, 2)
     finally:
         server.close()
-    numbers = an.parse_requests(result.series[0], ["v2", "v1"], counter=False)
+    numbers = answers.parse_requests(result.series[0], ["v2", "v1"], counter=False)
     # The newest point of each series, whatever the row order or the place of the time column.
-    assert numbers["v2"][an.REQUEST_COUNT] == 126 and numbers["v1"][an.REQUEST_COUNT] == 1000
-    assert round(numbers["v2"][an.REQUEST_ERROR_RATE], 3) == round(100 * 6 / 126, 3)
+    assert numbers["v2"][terms.REQUEST_COUNT] == 126 and numbers["v1"][terms.REQUEST_COUNT] == 1000
+    assert round(numbers["v2"][terms.REQUEST_ERROR_RATE], 3) == round(100 * 6 / 126, 3)
     # What was sent, as Guance's clients send it.
     sent = server.seen[0]
     assert sent["headers"]["DF-API-KEY"] == KEY
@@ -123,7 +124,7 @@ def test_the_simulator_answers_each_query_in_order(sim) -> None:
     data = answer["content"]["data"]
     assert len(data) == 2
     first = g.simple_series(data[0])
-    counts = {s["tags"]["version"]: an.latest_value(s, "spans") for s in first}
+    counts = {s["tags"]["version"]: answers.latest_value(s, "spans") for s in first}
     assert counts == {"v1": 30, "v2": 25}
     assert g.simple_series(data[1]) == []  # no data is an empty answer, not an error
 

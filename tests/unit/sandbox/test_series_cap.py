@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 import requests
 
-from ansible_collections.canary.istio.plugins.module_utils._analysis import judge as an
+from ansible_collections.canary.istio.plugins.module_utils._analysis import answers
+from ansible_collections.canary.istio.plugins.module_utils._analysis import queries
 from ansible_collections.canary.istio.plugins.module_utils._analysis import guance as g
 from sandbox.sim.server import GuanceServer, Simulation
 
@@ -29,10 +30,10 @@ def simulator_with_two_versions():
     server.stop()
 
 
-def _latency_query() -> tuple[an.AnalysisTarget, an.MetricQuery]:
-    target = an.AnalysisTarget(service="reviews", canary_version="v2", baseline_version="v1", namespace="prod",
+def _latency_query() -> tuple[queries.AnalysisTarget, queries.MetricQuery]:
+    target = queries.AnalysisTarget(service="reviews", canary_version="v2", baseline_version="v1", namespace="prod",
                                window_seconds=WINDOW_S, step_seconds=10)
-    return target, an.build_dql(target)[an.Q_LATENCY]
+    return target, queries.build_dql(target)[queries.Q_LATENCY]
 
 
 @pytest.mark.parametrize("api", ["openapi", "datakit"])
@@ -44,7 +45,7 @@ def test_both_versions_p99_come_back_past_the_20_series_cap(sim, api) -> None:
     answer = client.query([g.Query(query.query, lookback_ms=query.lookback_s * 1000)], end - WINDOW_S * 1000, end)
     series = answer.series[0]
     assert len(series) > 20
-    p99 = an.parse_latency_buckets(series, target.versions, lookback_buckets=an.DQL_LOOKBACK_BUCKETS)
+    p99 = answers.parse_latency_buckets(series, target.versions, lookback_buckets=queries.DQL_LOOKBACK_BUCKETS)
     assert p99["v1"] is not None and p99["v2"] is not None and p99["v2"] > p99["v1"]
 
 

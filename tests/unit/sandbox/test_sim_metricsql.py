@@ -8,7 +8,8 @@ import math
 
 import pytest
 
-from ansible_collections.canary.istio.plugins.module_utils._analysis import judge as an
+from ansible_collections.canary.istio.plugins.module_utils._analysis import answers
+from ansible_collections.canary.istio.plugins.module_utils._analysis import queries
 from ansible_collections.canary.istio.plugins.module_utils._analysis import guance as g
 from sandbox.sim import metricsql
 from sandbox.sim.record import ManualClock, Point, Recorder
@@ -103,13 +104,13 @@ def simulator_with_a_regression():
 def test_the_analysis_promql_counts_what_the_scrapes_hold(sim):
     """Through the client and the OpenAPI: each version's count is exactly the growth between the
     scrape before the window and the last scrape in it; the new 503 series counts in full."""
-    target = an.AnalysisTarget(service="reviews", canary_version="v2", baseline_version="v1", namespace="shop",
+    target = queries.AnalysisTarget(service="reviews", canary_version="v2", baseline_version="v1", namespace="shop",
                                window_seconds=60)
-    query = an.build_promql(target, metric_prefix="istio_prom:")[an.Q_REQUESTS]
+    query = queries.build_promql(target, metric_prefix="istio_prom:")[queries.Q_REQUESTS]
     client = g.GuanceClient(g.make_config(url=sim.urls["guance_openapi"], api_key="k-metricsql", retry_budget=0))
     end = sim.clock.now_ms()
     series = client.query([g.Query(query.query, qtype="promql")], end - 60_000, end).series[0]
-    numbers = an.parse_requests(series, ["v2", "v1"], counter=False)
+    numbers = answers.parse_requests(series, ["v2", "v1"], counter=False)
     last_scrape = end // SCRAPE_MS * SCRAPE_MS
     before = (end - 60_000) // SCRAPE_MS * SCRAPE_MS
     expected = (last_scrape - before) // 1000  # one request a second per version between the two scrapes

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.canary.istio.plugins.module_utils._analysis import judge as an
+from ansible_collections.canary.istio.plugins.module_utils._analysis import checks
+from ansible_collections.canary.istio.plugins.module_utils._analysis import judge
+from ansible_collections.canary.istio.plugins.module_utils._analysis import terms
 from ansible_collections.canary.istio.plugins.module_utils._analysis import rounds as run
 from ansible_collections.canary.istio.plugins.module_utils._analysis import guance as g
 from ansible_collections.canary.istio.plugins.module_utils._analysis import prometheus as p
@@ -235,7 +237,7 @@ def test_seconds_option(value, seconds) -> None:
 
 @pytest.mark.parametrize("value", ["", "abc", "1.5m", "-3", True, 0, "0s"])
 def test_bad_seconds_name_the_option(value) -> None:
-    with pytest.raises(an.AnalysisError) as info:
+    with pytest.raises(terms.AnalysisError) as info:
         run.seconds_option(value, "window")
     assert info.value.option == "window" and "window must" in str(info.value)
 
@@ -295,7 +297,7 @@ def test_plan_with_every_kind_of_check_and_custom_metrics() -> None:
     ({"metrics": [{"name": "request_count", "query": "x"}]}, "metrics", "metrics[0]: custom metric 'request_count'"),
 ])
 def test_bad_options_name_the_option(options, option, text) -> None:
-    with pytest.raises(an.AnalysisError) as info:
+    with pytest.raises(terms.AnalysisError) as info:
         run.plan_from_params(dict(BASE, **options))
     assert info.value.option == option
     assert text in str(info.value)
@@ -429,7 +431,7 @@ def test_with_a_confidence_a_step_decides_on_its_pooled_rounds() -> None:
 
 
 def test_confidence_must_be_a_probability() -> None:
-    with pytest.raises(an.AnalysisError, match="confidence must be a number between 0.5 and 1") as info:
+    with pytest.raises(terms.AnalysisError, match="confidence must be a number between 0.5 and 1") as info:
         run.plan_from_params(dict(BASE, confidence=95))
     assert info.value.option == "confidence"
 
@@ -451,9 +453,9 @@ def test_check_policy_critical_must_have_data_and_dry_run() -> None:
     # No data for a check that must have data is a failure, not an inconclusive round.
     nodata = [{"metric": "request_duration_p99", "max": 500, "must_have_data": True}]
     plan = run.plan_from_params(dict(BASE, checks=nodata))
-    verdict = an.judge({"v2": {"request_count": 200}}, list(plan.checks), "v2")
+    verdict = judge.judge({"v2": {"request_count": 200}}, list(plan.checks), "v2")
     assert verdict.verdict == "fail" and "no data for the canary, and it must have data" in verdict.reason
-    with pytest.raises(an.AnalysisError, match="a dry_run check decides nothing"):
+    with pytest.raises(terms.AnalysisError, match="a dry_run check decides nothing"):
         run.plan_from_params(dict(BASE, checks=[dict(base[0], dry_run=True, critical=True)]))
 
 
@@ -518,7 +520,7 @@ class TwoVersionSource:
 
 def test_the_duration_check_is_a_rank_test_on_the_steps_pooled_histograms() -> None:
     checks = [{"metric": "request_duration", "max_ratio_to_baseline": 1.3}]
-    with pytest.raises(an.AnalysisError, match="is a rank test at a confidence: set confidence") as info:
+    with pytest.raises(terms.AnalysisError, match="is a rank test at a confidence: set confidence") as info:
         run.plan_from_params(dict(BASE, baseline_version="v1", checks=checks))
     assert info.value.option == "confidence"
     plan = run.plan_from_params(dict(BASE, baseline_version="v1", checks=checks, interval=30, iterations=2, confidence=0.95))
@@ -542,9 +544,9 @@ def test_the_duration_check_is_a_rank_test_on_the_steps_pooled_histograms() -> N
 WEIGHED = [{"metric": "request_success_rate", "min": 99, "weight": 3}, {"metric": "request_duration_p99", "max": 500}]
 
 
-def judged(scoring: dict | None, numbers: dict, checks=None) -> an.Verdict:
+def judged(scoring: dict | None, numbers: dict, checks=None) -> checks.Verdict:
     plan = run.plan_from_params(dict(BASE, checks=checks or WEIGHED, scoring=scoring))
-    return an.judge(numbers, list(plan.checks), "v2", scoring=plan.scoring)
+    return judge.judge(numbers, list(plan.checks), "v2", scoring=plan.scoring)
 
 
 SLOW = {"v2": {"request_count": 200, "request_success_rate": 100.0, "request_duration_p99": 900.0}}
@@ -625,13 +627,13 @@ def test_what_a_marginal_round_does(on_marginal, script, verdict, rounds) -> Non
     ({"on_marginal": "pause"}, "scoring.on_marginal must be fail or wait, got 'pause'"),
 ])
 def test_bad_scoring_names_the_option(scoring, text) -> None:
-    with pytest.raises(an.AnalysisError, match=text.replace(".", r"\.")) as info:
+    with pytest.raises(terms.AnalysisError, match=text.replace(".", r"\.")) as info:
         run.plan_from_params(dict(BASE, scoring=scoring))
     assert info.value.option == "scoring"
 
 
 @pytest.mark.parametrize("weight", [0, -1, float("inf"), True, "heavy"])
 def test_a_check_weight_must_be_positive(weight) -> None:
-    with pytest.raises(an.AnalysisError, match="weight must be a number above 0") as info:
+    with pytest.raises(terms.AnalysisError, match="weight must be a number above 0") as info:
         run.plan_from_params(dict(BASE, checks=[{"metric": "request_count", "min": 1, "weight": weight}]))
     assert info.value.option == "checks"

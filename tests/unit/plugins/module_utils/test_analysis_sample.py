@@ -10,7 +10,8 @@ import random
 
 import pytest
 
-from ansible_collections.canary.istio.plugins.module_utils._analysis import judge as an
+from ansible_collections.canary.istio.plugins.module_utils._analysis import checks
+from ansible_collections.canary.istio.plugins.module_utils._analysis import terms
 from ansible_collections.canary.istio.plugins.module_utils._analysis import rounds as run
 from ansible_collections.canary.istio.plugins.module_utils._analysis import sample as sp
 from ansible_collections.canary.istio.plugins.module_utils._analysis import stats as st
@@ -32,10 +33,10 @@ def test_the_planned_sample_shows_the_regression_in_about_80_percent_of_steps(ca
     rng = random.Random(5)
     shown, trials = 0, 600
     for _trial in range(trials):
-        canary = an.Counts(needed, _binomial(rng, needed, canary_rate))
-        baseline = an.Counts(int(needed * per_canary), _binomial(rng, int(needed * per_canary), 0.005))
-        check = an.Check("request_error_rate", max_over_baseline=1)
-        shown += an.evaluate_rate_check(check, canary, baseline, z).result == "fail"
+        canary = checks.Counts(needed, _binomial(rng, needed, canary_rate))
+        baseline = checks.Counts(int(needed * per_canary), _binomial(rng, int(needed * per_canary), 0.005))
+        check = checks.Check("request_error_rate", max_over_baseline=1)
+        shown += checks.evaluate_rate_check(check, canary, baseline, z).result == "fail"
     # About 80%: a normal approximation of Newcombe's interval (measured 66-81% on these cases).
     # Half or twice the requests give about 30-50% or 96-97%.
     assert 0.6 <= shown / trials <= 0.92, (needed, shown / trials)
@@ -93,7 +94,7 @@ def test_observed_rates_count_every_version_and_the_baselines_errors() -> None:
      "plan_weights must be whole percentages from 0 to 100, got 150"),
 ])
 def test_bad_plan_options_name_the_option(extra, option, text) -> None:
-    with pytest.raises(an.AnalysisError, match=text) as info:
+    with pytest.raises(terms.AnalysisError, match=text) as info:
         run.plan_from_params(dict(BASE, checks=CHECKS, **extra))
     assert info.value.option == option
 
@@ -102,7 +103,7 @@ def test_a_step_plans_from_its_answered_rounds() -> None:
     plan = run.plan_from_params(dict(BASE, checks=CHECKS, confidence=0.95, detect_error_points=2, plan_weights=[10, 20],
                                      interval=30, iterations=3))
     numbers = {"v1": {"request_count": 1350.0, "request_error_rate": 0.5}, "v2": {"request_count": 150.0, "request_error_rate": 0.0}}
-    verdict = an.Verdict("pass", "", (), 150.0, 1350.0, 1)
+    verdict = checks.Verdict("pass", "", (), 150.0, 1350.0, 1)
     answered = run.RoundReport(1, 0, 30_000, verdict, numbers, 1)
     skipped = run.RoundReport(2, 0, 30_000, verdict, {"v1": {"request_count": 1e9}}, 1, answered=False)
     sample = run.step_sample_plan(plan, [answered, skipped])

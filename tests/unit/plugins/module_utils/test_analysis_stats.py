@@ -12,7 +12,10 @@ import random
 
 import pytest
 
-from ansible_collections.canary.istio.plugins.module_utils._analysis import judge as an
+from ansible_collections.canary.istio.plugins.module_utils._analysis import answers
+from ansible_collections.canary.istio.plugins.module_utils._analysis import checks
+from ansible_collections.canary.istio.plugins.module_utils._analysis import judge
+from ansible_collections.canary.istio.plugins.module_utils._analysis import terms
 from ansible_collections.canary.istio.plugins.module_utils._analysis import stats as st
 
 
@@ -44,23 +47,23 @@ def test_looking_more_often_asks_for_more() -> None:
         st.look_z(1.2, 1)
 
 
-RATE_MAX_1 = an.Check("request_error_rate", max=1)
-PLUS_ONE = an.Check("request_error_rate", max_over_baseline=1)
+RATE_MAX_1 = checks.Check("request_error_rate", max=1)
+PLUS_ONE = checks.Check("request_error_rate", max_over_baseline=1)
 
 
-def pooled_judge(check: an.Check, canary: tuple, baseline: tuple | None = None, z: float = 1.645) -> an.Verdict:
-    evidence = {"v2": an.Counts(*canary)}
+def pooled_judge(check: checks.Check, canary: tuple, baseline: tuple | None = None, z: float = 1.645) -> checks.Verdict:
+    evidence = {"v2": checks.Counts(*canary)}
     numbers = {"v2": {"request_count": canary[0]}}
     if baseline is not None:
-        evidence["v1"] = an.Counts(*baseline)
+        evidence["v1"] = checks.Counts(*baseline)
         numbers["v1"] = {"request_count": baseline[0]}
-    return an.judge(numbers, [check], "v2", "v1" if baseline else None, min_requests=1, evidence=evidence, z=z)
+    return judge.judge(numbers, [check], "v2", "v1" if baseline else None, min_requests=1, evidence=evidence, z=z)
 
 
 @pytest.mark.parametrize("canary, verdict, words", [
-    ((150, 0), an.INCONCLUSIVE, "the sample cannot tell yet"),  # 0 of 150: cannot show <= 1% yet
-    ((600, 0), an.PASS, "pooled over the step's rounds"),  # 0 of 600: it can
-    ((150, 20), an.FAIL, "vs max 1"),  # 13%: shown above 1% at once
+    ((150, 0), terms.INCONCLUSIVE, "the sample cannot tell yet"),  # 0 of 150: cannot show <= 1% yet
+    ((600, 0), terms.PASS, "pooled over the step's rounds"),  # 0 of 600: it can
+    ((150, 20), terms.FAIL, "vs max 1"),  # 13%: shown above 1% at once
 ])
 def test_a_fixed_bound_on_counts(canary, verdict, words) -> None:
     result = pooled_judge(RATE_MAX_1, canary)
@@ -69,12 +72,12 @@ def test_a_fixed_bound_on_counts(canary, verdict, words) -> None:
 
 def test_a_bound_over_the_baseline_on_counts() -> None:
     base = (1350, 7)  # 0.5%
-    assert pooled_judge(PLUS_ONE, (150, 1), base).verdict == an.INCONCLUSIVE  # 0.7%: cannot tell yet
-    assert pooled_judge(PLUS_ONE, (1500, 8), base).verdict == an.PASS  # 0.5% on ten times the sample
+    assert pooled_judge(PLUS_ONE, (150, 1), base).verdict == terms.INCONCLUSIVE  # 0.7%: cannot tell yet
+    assert pooled_judge(PLUS_ONE, (1500, 8), base).verdict == terms.PASS  # 0.5% on ten times the sample
     failed = pooled_judge(PLUS_ONE, (150, 15), base)  # 10%: shown beyond + 1 point
-    assert failed.verdict == an.FAIL and "canary - baseline" in failed.reason
-    success = pooled_judge(an.Check("request_success_rate", min=95), (150, 15))
-    assert success.verdict == an.FAIL and success.checks[0].canary == 90.0
+    assert failed.verdict == terms.FAIL and "canary - baseline" in failed.reason
+    success = pooled_judge(checks.Check("request_success_rate", min=95), (150, 15))
+    assert success.verdict == terms.FAIL and success.checks[0].canary == 90.0
 
 
 BUCKETS = (1.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, float("inf"))
@@ -96,37 +99,37 @@ def test_quantile_rank_interval_widens_with_fewer_requests() -> None:
     assert st.quantile_rank_interval(0.99, 0, 1.645) == (0.0, 1.0)
 
 
-P99_MAX = an.Check("request_duration_p99", max=500)
-P99_RATIO = an.Check("request_duration_p99", max_ratio_to_baseline=1.3)
+P99_MAX = checks.Check("request_duration_p99", max=500)
+P99_RATIO = checks.Check("request_duration_p99", max_ratio_to_baseline=1.3)
 
 
 def test_a_p99_bound_on_the_duration_histogram() -> None:
     fast = histogram({50.0: 440, 100.0: 10})  # every request under 100 ms
-    passed = an.evaluate_latency_check(P99_MAX, fast, None, 1.645)
-    assert passed.result == an.CHECK_PASS and "from the duration histogram" in passed.reason
+    passed = checks.evaluate_latency_check(P99_MAX, fast, None, 1.645)
+    assert passed.result == terms.CHECK_PASS and "from the duration histogram" in passed.reason
     slow = histogram({1000.0: 450})  # every request between 500 ms and 1 s
-    assert an.evaluate_latency_check(P99_MAX, slow, None, 1.645).result == an.CHECK_FAIL
+    assert checks.evaluate_latency_check(P99_MAX, slow, None, 1.645).result == terms.CHECK_FAIL
     # 2% of 150 requests above 500 ms: the p99 sits at the bound, the sample cannot tell yet...
     edge = histogram({100.0: 147, 1000.0: 3})
-    assert an.evaluate_latency_check(P99_MAX, edge, None, 1.645).result == an.CHECK_UNDECIDED
+    assert checks.evaluate_latency_check(P99_MAX, edge, None, 1.645).result == terms.CHECK_UNDECIDED
     # ... and at the step's last look its estimate decides: 750 ms here stays undecided, while one
     # slow request in 150 (an estimate under 100 ms, an interval up to 1 s) is kept.
-    assert an.evaluate_latency_check(P99_MAX, edge, None, 1.645, final=True).result == an.CHECK_UNDECIDED
+    assert checks.evaluate_latency_check(P99_MAX, edge, None, 1.645, final=True).result == terms.CHECK_UNDECIDED
     one_slow = histogram({100.0: 149, 1000.0: 1})
-    assert an.evaluate_latency_check(P99_MAX, one_slow, None, 1.645).result == an.CHECK_UNDECIDED
-    kept = an.evaluate_latency_check(P99_MAX, one_slow, None, 1.645, final=True)
-    assert kept.result == an.CHECK_PASS and "kept on the estimate" in kept.reason
-    assert an.evaluate_latency_check(P99_MAX, {}, None, 1.645).result == an.CHECK_NO_DATA
+    assert checks.evaluate_latency_check(P99_MAX, one_slow, None, 1.645).result == terms.CHECK_UNDECIDED
+    kept = checks.evaluate_latency_check(P99_MAX, one_slow, None, 1.645, final=True)
+    assert kept.result == terms.CHECK_PASS and "kept on the estimate" in kept.reason
+    assert checks.evaluate_latency_check(P99_MAX, {}, None, 1.645).result == terms.CHECK_NO_DATA
 
 
 def test_a_p99_against_the_baseline_on_the_duration_histogram() -> None:
     base = histogram({50.0: 1300, 100.0: 50})
     same = histogram({50.0: 430, 100.0: 20})
-    assert an.evaluate_latency_check(P99_RATIO, same, base, 1.645, final=True).result == an.CHECK_PASS
+    assert checks.evaluate_latency_check(P99_RATIO, same, base, 1.645, final=True).result == terms.CHECK_PASS
     doubled = histogram({100.0: 200, 250.0: 250})
-    failed = an.evaluate_latency_check(P99_RATIO, doubled, base, 1.645)
-    assert failed.result == an.CHECK_FAIL and "vs baseline" in failed.reason
-    assert an.evaluate_latency_check(P99_RATIO, same, None, 1.645).result == an.CHECK_NO_DATA
+    failed = checks.evaluate_latency_check(P99_RATIO, doubled, base, 1.645)
+    assert failed.result == terms.CHECK_FAIL and "vs baseline" in failed.reason
+    assert checks.evaluate_latency_check(P99_RATIO, same, None, 1.645).result == terms.CHECK_NO_DATA
 
 
 def _observations(counts: list[int]) -> list[int]:
@@ -169,15 +172,15 @@ def test_rank_test_on_alike_samples_alarms_as_often_as_its_level() -> None:
 def test_histogram_bins_and_mean() -> None:
     canary = {10.0: 2.0, 100.0: 6.0, float("inf"): 8.0}
     baseline = {10.0: 1.0, 50.0: 3.0, 100.0: 3.0, float("inf"): 4.0}
-    bounds, (c_bins, b_bins) = an.histogram_bins(canary, baseline)
+    bounds, (c_bins, b_bins) = answers.histogram_bins(canary, baseline)
     assert bounds == [10.0, 50.0, 100.0, float("inf")]
     assert c_bins == [2.0, 0.0, 4.0, 2.0]  # no 50 bound in the canary's: its 10-100 count stays in the 100 bin
     assert b_bins == [1.0, 2.0, 0.0, 1.0]
     # Each observation at its bucket's middle, the +Inf ones at the highest finite bound.
-    assert an.histogram_mean(canary) == pytest.approx((2 * 5 + 4 * 55 + 2 * 100) / 8)
-    assert an.histogram_mean({10.0: 1.0}) is None and an.histogram_mean({10.0: 0.0, float("inf"): 0.0}) is None
+    assert answers.histogram_mean(canary) == pytest.approx((2 * 5 + 4 * 55 + 2 * 100) / 8)
+    assert answers.histogram_mean({10.0: 1.0}) is None and answers.histogram_mean({10.0: 0.0, float("inf"): 0.0}) is None
     # Counts that dip (buckets not read atomically) are made monotonic, never negative bins.
-    assert an.histogram_bins({10.0: 5.0, 20.0: 4.0, float("inf"): 6.0})[1][0] == [5.0, 0.0, 1.0]
+    assert answers.histogram_bins({10.0: 5.0, 20.0: 4.0, float("inf"): 6.0})[1][0] == [5.0, 0.0, 1.0]
 
 
 def _lognormal_histogram(rng: random.Random, n: int, median_ms: float) -> dict[float, float]:
@@ -196,30 +199,30 @@ def _lognormal_histogram(rng: random.Random, n: int, median_ms: float) -> dict[f
 @pytest.mark.parametrize("canary_median, outcome", [(50, "pass"), (55, "pass"), (75, "fail"), (100, "fail")])
 def test_a_duration_check_fails_a_slowdown_beyond_the_allowed_ratio(canary_median, outcome) -> None:
     rng = random.Random(canary_median)
-    check = an.Check("request_duration", max_ratio_to_baseline=1.3)
-    result = an.evaluate_duration_check(check, _lognormal_histogram(rng, 300, canary_median),
+    check = checks.Check("request_duration", max_ratio_to_baseline=1.3)
+    result = checks.evaluate_duration_check(check, _lognormal_histogram(rng, 300, canary_median),
                                         _lognormal_histogram(rng, 2700, 50), z=2.33)
     assert result.result == outcome, result.reason
     assert "Mann-Whitney U on the duration histogram's buckets" in result.reason
     again = _lognormal_histogram(random.Random(canary_median), 300, canary_median)
-    assert result.canary == pytest.approx(an.histogram_mean(again))
+    assert result.canary == pytest.approx(answers.histogram_mean(again))
 
 
 def test_a_duration_check_waits_when_the_sample_cannot_show_a_slowdown() -> None:
     # 3 canary requests all slow: the means say x2 but the rank test cannot show it yet.
-    check = an.Check("request_duration", max_ratio_to_baseline=1.3)
+    check = checks.Check("request_duration", max_ratio_to_baseline=1.3)
     canary = {50.0: 0.0, 100.0: 0.0, 250.0: 3.0, float("inf"): 3.0}
     baseline = {50.0: 500.0, 100.0: 900.0, 250.0: 1000.0, float("inf"): 1000.0}
-    result = an.evaluate_duration_check(check, canary, baseline, z=3.0)
+    result = checks.evaluate_duration_check(check, canary, baseline, z=3.0)
     assert result.result == "undecided" and result.reason.startswith("the sample cannot tell yet: mean 175 ms")
-    assert an.evaluate_duration_check(check, canary, baseline, z=3.0, final=True).result == "undecided"
-    assert an.evaluate_duration_check(check, {}, baseline, z=3.0).result == "no_data"
-    assert an.evaluate_duration_check(check, canary, None, z=3.0).reason == "no data for the baseline"
+    assert checks.evaluate_duration_check(check, canary, baseline, z=3.0, final=True).result == "undecided"
+    assert checks.evaluate_duration_check(check, {}, baseline, z=3.0).result == "no_data"
+    assert checks.evaluate_duration_check(check, canary, None, z=3.0).reason == "no data for the baseline"
 
 
 @pytest.mark.parametrize("bounds", [{"max": 500}, {"max_ratio_to_baseline": 1.2, "min": 1},
                                     {"max_ratio_to_baseline": 1.2, "max_over_baseline": 5}])
 def test_a_duration_check_takes_only_an_allowed_ratio(bounds) -> None:
-    with pytest.raises(an.AnalysisError, match="give max_ratio_to_baseline") as info:
-        an.Check("request_duration", **bounds)
+    with pytest.raises(terms.AnalysisError, match="give max_ratio_to_baseline") as info:
+        checks.Check("request_duration", **bounds)
     assert info.value.option == "checks"

@@ -15,7 +15,7 @@ from urllib.parse import parse_qs
 
 import pytest
 
-from ansible_collections.canary.istio.plugins.module_utils._analysis import judge as an
+from ansible_collections.canary.istio.plugins.module_utils._analysis import answers
 from ansible_collections.canary.istio.plugins.module_utils._analysis import prometheus as p
 
 TOKEN = "prom-token-7a6b5c4d3e2f1"
@@ -93,7 +93,7 @@ def test_vector_answer_to_simple_series(prom) -> None:
                                 "columns": ["time", "value"], "rows": [[1730000000500, 95.0]]}
     assert result.series[2]["name"] == "up" and result.series[2]["rows"] == [[1730000000500, None]]
     # the analysis parsers read it like a Guance answer
-    out = an.parse_requests(result.series, ["v2", "v1"], counter=False)
+    out = answers.parse_requests(result.series, ["v2", "v1"], counter=False)
     assert out["v2"]["request_error_rate"] == 5.0
 
 

@@ -16,15 +16,18 @@ import copy
 import datetime
 import typing as t
 
-from ansible_collections.canary.istio.plugins.module_utils._analysis import judge as a
+from ansible_collections.canary.istio.plugins.module_utils._analysis import checks
+from ansible_collections.canary.istio.plugins.module_utils._analysis import judge
+from ansible_collections.canary.istio.plugins.module_utils._analysis import queries
+from ansible_collections.canary.istio.plugins.module_utils._analysis import terms
 from ansible_collections.canary.istio.plugins.module_utils._report import records as rr
 
 T0 = datetime.datetime(2026, 11, 26, 6, 0, 0, tzinfo=datetime.timezone.utc)
 INTERVAL_S = 30
 CHECKS = (
-    a.Check(a.REQUEST_SUCCESS_RATE, min=99),
-    a.Check(a.REQUEST_DURATION_P99, max=500, max_ratio_to_baseline=1.5),
-    a.Check(a.REQUEST_ERROR_RATE, max_over_baseline=1),
+    checks.Check(terms.REQUEST_SUCCESS_RATE, min=99),
+    checks.Check(terms.REQUEST_DURATION_P99, max=500, max_ratio_to_baseline=1.5),
+    checks.Check(terms.REQUEST_ERROR_RATE, max_over_baseline=1),
 )
 QUERY = 'sum by (destination_version, response_code) (increase(istio_requests_total{reporter="destination"}[30s]))'
 
@@ -42,10 +45,10 @@ def numbers(canary: tuple[float, float | None, float], baseline: tuple[float, fl
     out = {}
     for version, (count, p99, errors) in (("v2", canary), ("v1", baseline)):
         out[version] = {
-            a.REQUEST_COUNT: count,
-            a.REQUEST_ERROR_RATE: errors,
-            a.REQUEST_SUCCESS_RATE: 100.0 - errors,
-            a.REQUEST_DURATION_P99: p99,
+            terms.REQUEST_COUNT: count,
+            terms.REQUEST_ERROR_RATE: errors,
+            terms.REQUEST_SUCCESS_RATE: 100.0 - errors,
+            terms.REQUEST_DURATION_P99: p99,
         }
     return out
 
@@ -56,8 +59,8 @@ def analysis_result(start: datetime.datetime, rounds: t.Sequence[dict], min_requ
     out_rounds = []
     verdicts = []
     for index, per_version in enumerate(rounds):
-        checks = a.with_queries(CHECKS, [a.MetricQuery(a.Q_REQUESTS, a.QTYPE_PROMQL, QUERY)])
-        verdict = a.judge(per_version, checks, "v2", "v1", min_requests)
+        checks = judge.with_queries(CHECKS, [queries.MetricQuery(queries.Q_REQUESTS, terms.QTYPE_PROMQL, QUERY)])
+        verdict = judge.judge(per_version, checks, "v2", "v1", min_requests)
         verdicts.append(verdict.verdict)
         begin = start + datetime.timedelta(seconds=index * INTERVAL_S)
         out_rounds.append({
@@ -66,15 +69,15 @@ def analysis_result(start: datetime.datetime, rounds: t.Sequence[dict], min_requ
             "numbers": per_version,
             "http_requests": 1,
         })
-    decision = a.step_decision(verdicts, checks=len(rounds), threshold=1, inconclusive_is_failure=False)
-    verdict = decision.decision if decision.decision != a.CONTINUE else a.INCONCLUSIVE
+    decision = judge.step_decision(verdicts, checks=len(rounds), threshold=1, inconclusive_is_failure=False)
+    verdict = decision.decision if decision.decision != judge.CONTINUE else terms.INCONCLUSIVE
     result = {
         "changed": False, "verdict": verdict, "reason": decision.reason, "rounds": out_rounds,
         "checks": out_rounds[-1]["checks"], "queries": [{"name": "requests", "qtype": "promql", "query": QUERY}],
         "http_requests": len(out_rounds), "provider": "prometheus", "service": "reviews", "canary_version": "v2",
         "baseline_version": "v1", "window_s": INTERVAL_S, "interval_s": INTERVAL_S,
     }
-    if verdict == a.FAIL:
+    if verdict == terms.FAIL:
         failing = [c for c in out_rounds[-1]["checks"] if c["result"] == "fail"]
         result["failed"] = True
         result["msg"] = (f"analysis of reviews v2 failed in round {len(out_rounds)}: "
@@ -156,7 +159,7 @@ def test_the_rolled_back_sample_fails_on_the_success_rate() -> None:
     records = rolled_back_release()
     assert records[-1]["message"].startswith("analysis of reviews v2 failed in round 2: request_success_rate 79.8 < min 99")
     failing = [c for c in records[-2]["analysis"]["rounds"][-1]["checks"] if c["result"] == "fail"]
-    assert [c["metric"] for c in failing] == [a.REQUEST_SUCCESS_RATE, a.REQUEST_DURATION_P99, a.REQUEST_ERROR_RATE]
+    assert [c["metric"] for c in failing] == [terms.REQUEST_SUCCESS_RATE, terms.REQUEST_DURATION_P99, terms.REQUEST_ERROR_RATE]
     first_round = records[2]["analysis"]["rounds"][0]
     assert first_round["verdict"] == "inconclusive"
     assert [c["result"] for c in first_round["checks"]] == ["pass", "no_data", "pass"]
