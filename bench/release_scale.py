@@ -186,7 +186,7 @@ def notes(runs: dict, ping_s: float, slope: float) -> list[str]:
          "One repetition (BENCH_REPEAT=1, to stay within minutes: each figure is one release's, the per-step overhead the "
          "median of its steps)") + f"; each release runs in a fresh namespace with reviews v1 and {RATE} simulated requests "
         "a second per cluster, set up before the clock starts.",
-        f"Analysis: provider guance (the simulator's OpenAPI; PromQL answered by the sandbox's Prometheus), interval "
+        f"Analysis: provider guance (the simulator's OpenAPI, whose PromQL its MetricsQL engine answers), interval "
         f"{INTERVAL} s, iterations 1, an inconclusive round followed by another (the first step's new series needs two "
         "scrapes); configured waits are the rounds run times the interval (the slowest cluster's when several).",
         "Overhead = the ansible-playbook run's wall time less its configured waits, Ansible's own work included; per step: "

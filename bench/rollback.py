@@ -413,7 +413,7 @@ def notes(summary: dict, counts: dict) -> list[str]:
 
     return [
         f"Each repetition runs two canary_release plays side by side in fresh namespaces of sandbox-1 (steps [50, 100], "
-        f"{RATE} requests/s, analysis by the guance provider, whose PromQL the sandbox's Prometheus answers, scraping every "
+        f"{RATE} requests/s, analysis by the guance provider, whose PromQL the simulator's MetricsQL engine answers over DataKit's scrapes, every "
         f"2 s; interval {INTERVAL_S} s, window {WINDOW_S} s, threshold 1); {REPEAT} pairs (BENCH_REPEAT; 2 by default "
         "to keep make bench short, as each release takes 1-3 minutes on this shared 2-core machine).",
         "verdict: the canary answers 50 % errors from the start; regression: a healthy canary is switched to 50 % errors "
