@@ -48,7 +48,7 @@ demo: sandbox-build
 # bench/results.json and docs/performance.md.
 bench: sandbox-build
 	$(PY) -m bench.task_overhead
-	$(PY) -m bench.requests
+	$(PY) -m bench.api_requests
 	$(PY) -m bench.analysis
 	$(PY) -m bench.release_scale
 	$(PY) -m bench.rollback

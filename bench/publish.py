@@ -19,7 +19,7 @@ RESULTS = versions.REPO_ROOT / "bench" / "results"
 MERGED = versions.REPO_ROOT / "bench" / "results.json"
 DOC = versions.REPO_ROOT / "docs" / "performance.md"
 # The order a reader wants: a task's cost, its API requests, the analysis, whole releases, rollback.
-ORDER = ("task_overhead", "requests", "analysis", "release_scale", "rollback")
+ORDER = ("task_overhead", "api_requests", "analysis", "release_scale", "rollback")
 
 
 def load() -> dict[str, dict]:

@@ -1,6 +1,6 @@
 """API requests per action, from the sandbox's audit log: reads and writes, and again on a second run.
 
-Run: .venv/bin/python -m bench.requests
+Run: .venv/bin/python -m bench.api_requests
 
 Each action runs as users run it, through ansible-playbook with the least-privilege release token,
 so its requests are those of the identity ``canary-release`` in the cluster's audit log; nothing
@@ -278,7 +278,7 @@ def main() -> int:
             for name, runs in measured.items()]
     result = {**common.header(TITLE, 1, load_before), "table": {"columns": columns, "rows": rows},
               "notes": notes(measured), "actions": measured}
-    common.save_and_print("requests", result)
+    common.save_and_print("api_requests", result)
     return 0
 
 
