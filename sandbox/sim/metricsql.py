@@ -627,7 +627,7 @@ def _series_filter(tree) -> Callable[[str, dict], bool]:
 
     def keep(measurement: str, tags: dict) -> bool:
         return any((meas is None or meas == measurement) and all(_matches(str(tags.get(label, "")), op, value)
-                                                                for label, op, value in matchers)
+                                                                 for label, op, value in matchers)
                    for meas, matchers in wanted)
     return keep
 

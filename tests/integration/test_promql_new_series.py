@@ -81,7 +81,7 @@ def test_a_503_series_born_in_the_window_counts_in_full(tmp_path):
                 .get("503", 0) < 3:
             time.sleep(0.5)
         target = queries.AnalysisTarget(service="details-api", canary_version="v1.2", baseline_version=None,
-                                   window_seconds=WINDOW_S, namespace="prod")
+                                        window_seconds=WINDOW_S, namespace="prod")
         counted = _query(url, queries.build_promql(target)[queries.Q_REQUESTS].query)
         selector = queries.build_promql(target)[queries.Q_REQUESTS].query.split("increase(", 1)[1].split("[", 1)[0]
         preferring_increase = _query(url, f"sum by (destination_version, response_code) (increase({selector}[{WINDOW_S}s]) "

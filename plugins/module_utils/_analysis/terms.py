@@ -17,7 +17,6 @@ import typing as t
 from ansible_collections.canary.istio.plugins.module_utils._errors import CanaryError
 
 
-
 PASS = "pass"
 
 

@@ -63,4 +63,3 @@ def connection_warnings(config: ClientConfig) -> list[str]:
     """What the user should know about how this client talks to the API server."""
     has_credential = bool(config.token or config.password)
     return transport_warnings(config.server, "the Kubernetes API server", has_credential, config.verify_ssl)
-

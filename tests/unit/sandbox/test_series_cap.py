@@ -32,7 +32,7 @@ def simulator_with_two_versions():
 
 def _latency_query() -> tuple[queries.AnalysisTarget, queries.MetricQuery]:
     target = queries.AnalysisTarget(service="reviews", canary_version="v2", baseline_version="v1", namespace="prod",
-                               window_seconds=WINDOW_S, step_seconds=10)
+                                    window_seconds=WINDOW_S, step_seconds=10)
     return target, queries.build_dql(target)[queries.Q_LATENCY]
 
 

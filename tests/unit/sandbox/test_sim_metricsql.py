@@ -105,7 +105,7 @@ def test_the_analysis_promql_counts_what_the_scrapes_hold(sim):
     """Through the client and the OpenAPI: each version's count is exactly the growth between the
     scrape before the window and the last scrape in it; the new 503 series counts in full."""
     target = queries.AnalysisTarget(service="reviews", canary_version="v2", baseline_version="v1", namespace="shop",
-                               window_seconds=60)
+                                    window_seconds=60)
     query = queries.build_promql(target, metric_prefix="istio_prom:")[queries.Q_REQUESTS]
     client = g.GuanceClient(g.make_config(url=sim.urls["guance_openapi"], api_key="k-metricsql", retry_budget=0))
     end = sim.clock.now_ms()

@@ -65,7 +65,7 @@ def test_fail_on_a_broken_fixed_bound() -> None:
 def test_too_few_requests_is_inconclusive_even_when_checks_pass_or_fail() -> None:
     for rate in (100.0, 10.0):
         verdict = an_judge.judge(numbers({"request_count": 3, "request_success_rate": rate}),
-                           [an_checks.Check("request_success_rate", min=99)], "v2", min_requests=50)
+                                 [an_checks.Check("request_success_rate", min=99)], "v2", min_requests=50)
         assert verdict.verdict == an_terms.INCONCLUSIVE
         assert "too few canary requests: 3 < min_requests 50" in verdict.reason
         assert len(verdict.checks) == 1  # still reported
@@ -79,25 +79,25 @@ def test_missing_request_count_is_inconclusive() -> None:
 
 def test_missing_metric_is_inconclusive_not_pass() -> None:
     verdict = an_judge.judge(numbers({"request_count": 100, "request_success_rate": 100.0, "request_duration_p99": None}),
-                       [an_checks.Check("request_success_rate", min=99), an_checks.Check("request_duration_p99", max=500)], "v2")
+                             [an_checks.Check("request_success_rate", min=99), an_checks.Check("request_duration_p99", max=500)], "v2")
     assert verdict.verdict == an_terms.INCONCLUSIVE
     assert verdict.checks[1].result == an_terms.CHECK_NO_DATA
 
 
 def test_failure_wins_over_missing_data() -> None:
     verdict = an_judge.judge(numbers({"request_count": 100, "request_success_rate": 50.0}),
-                       [an_checks.Check("request_success_rate", min=99), an_checks.Check("request_duration_p99", max=500)], "v2")
+                             [an_checks.Check("request_success_rate", min=99), an_checks.Check("request_duration_p99", max=500)], "v2")
     assert verdict.verdict == an_terms.FAIL
 
 
 def test_relative_error_rate_points_over_baseline() -> None:
     check = [an_checks.Check("request_error_rate", max_over_baseline=1.0)]
     ok = an_judge.judge(numbers({"request_count": 100, "request_error_rate": 1.5}, {"request_count": 900, "request_error_rate": 0.6}),
-                  check, "v2", "v1", min_requests=50)
+                        check, "v2", "v1", min_requests=50)
     assert ok.verdict == an_terms.PASS
     assert ok.checks[0].reason == "1.5 <= baseline 0.6 + 1"
     bad = an_judge.judge(numbers({"request_count": 100, "request_error_rate": 1.7}, {"request_count": 900, "request_error_rate": 0.6}),
-                   check, "v2", "v1", min_requests=50)
+                         check, "v2", "v1", min_requests=50)
     assert bad.verdict == an_terms.FAIL
 
 
@@ -111,7 +111,7 @@ def test_relative_p99_ratio() -> None:
 def test_relative_check_without_reliable_baseline_is_inconclusive() -> None:
     check = [an_checks.Check("request_duration_p99", max_ratio_to_baseline=1.5)]
     few = an_judge.judge(numbers({"request_count": 100, "request_duration_p99": 10.0}, {"request_count": 2, "request_duration_p99": 100.0}),
-                   check, "v2", "v1", min_requests=50)
+                         check, "v2", "v1", min_requests=50)
     assert few.verdict == an_terms.INCONCLUSIVE
     assert "too few baseline requests" in few.reason
     none = an_judge.judge(numbers({"request_count": 100, "request_duration_p99": 10.0}), check, "v2", "v1", min_requests=50)
@@ -134,7 +134,7 @@ def test_a_kept_fixed_bound_never_passes_a_relative_bound_it_could_not_judge(bas
     # never a pass on the fixed bound alone.
     check = [an_checks.Check("request_duration_p99", max=500, max_ratio_to_baseline=1.5)]
     verdict = an_judge.judge(numbers({"request_count": 100, "request_duration_p99": 400.0}, baseline), check, "v2", "v1",
-                       min_requests=50)
+                             min_requests=50)
     assert verdict.checks[0].result == an_terms.CHECK_NO_DATA and verdict.checks[0].reason == reason
     assert verdict.verdict == an_terms.INCONCLUSIVE
 
@@ -148,7 +148,7 @@ def test_exactly_min_requests_is_enough_and_one_fewer_is_not() -> None:
     assert short.verdict == an_terms.INCONCLUSIVE and short.reason == "too few canary requests: 49 < min_requests 50"
     # The baseline at exactly min_requests is reliable too; one fewer is not.
     few_base = an_judge.judge(numbers({"request_count": 50, "request_error_rate": 1.5}, dict(base, request_count=49)), check,
-                        "v2", "v1", min_requests=50)
+                              "v2", "v1", min_requests=50)
     assert few_base.verdict == an_terms.INCONCLUSIVE and "too few baseline requests" in few_base.reason
 
 
@@ -182,7 +182,7 @@ finite = st.floats(min_value=0, max_value=1e6, allow_nan=False, allow_infinity=F
        bound=finite)
 def test_never_pass_without_enough_requests_and_data(requests, min_requests, rate, bound) -> None:
     verdict = an_judge.judge(numbers({"request_count": requests, "request_success_rate": rate}),
-                       [an_checks.Check("request_success_rate", min=bound)], "v2", min_requests=min_requests)
+                             [an_checks.Check("request_success_rate", min=bound)], "v2", min_requests=min_requests)
     if verdict.verdict == an_terms.PASS:
         assert requests is not None and requests >= min_requests
         assert rate is not None and rate >= bound
@@ -193,7 +193,7 @@ def test_never_pass_without_enough_requests_and_data(requests, min_requests, rat
 def test_relative_bounds_match_their_definition(canary, baseline, points, ratio) -> None:
     base = {"request_count": 100, "m": baseline}
     verdict = an_judge.judge(numbers({"request_count": 100, "m": canary}, base),
-                       [an_checks.Check("m", max_over_baseline=points, max_ratio_to_baseline=ratio)], "v2", "v1", min_requests=1)
+                             [an_checks.Check("m", max_over_baseline=points, max_ratio_to_baseline=ratio)], "v2", "v1", min_requests=1)
     expected = canary <= baseline + points and canary <= baseline * ratio
     assert verdict.verdict == (an_terms.PASS if expected else an_terms.FAIL)
 
@@ -237,7 +237,7 @@ def test_step_decision_refuses_bad_input() -> None:
        tolerate=st.booleans(), wait_on_marginal=st.booleans())
 def test_step_decision_properties(verdicts, checks, threshold, tolerate, wait_on_marginal) -> None:
     result = an_judge.step_decision(verdicts, checks, threshold, inconclusive_is_failure=not tolerate,
-                              marginal_is_failure=not wait_on_marginal)
+                                    marginal_is_failure=not wait_on_marginal)
     if result.decision == an_terms.PASS:
         assert verdicts[-1] == an_terms.PASS and len(verdicts) >= checks
         assert result.failed_checks < threshold
@@ -256,7 +256,7 @@ def test_step_decision_properties(verdicts, checks, threshold, tolerate, wait_on
 
 def test_promql_for_prometheus() -> None:
     queries = {q.key: q for q in an_queries.builtin_queries(TARGET, ["request_success_rate", "request_count", "request_duration_p99"],
-                                                    "prometheus")}
+                                                            "prometheus")}
     assert list(queries) == ["requests", "latency"]
     assert queries["requests"].qtype == "promql"
     counter = 'istio_requests_total{reporter="destination",destination_workload=~"reviews-.*",destination_version=~"v2|v1"}'
@@ -282,7 +282,7 @@ def test_guance_promql_uses_measurement_prefix_and_dql_for_traces_and_logs() -> 
 
 def test_guance_dql_istio_queries() -> None:
     target = an_queries.AnalysisTarget(service="reviews", canary_version="v2", baseline_version="v1", namespace="prod",
-                               window_seconds=300, step_seconds=30)
+                                       window_seconds=300, step_seconds=30)
     queries = {q.key: q for q in an_queries.builtin_queries(target, ["request_count", "request_duration_p99"], "guance", "dql")}
     assert queries["requests"].query == (
         "M::`istio_prom`:(sum(`istio_requests_total`) AS `requests`) { `reporter` = 'destination', "
@@ -296,7 +296,7 @@ def test_guance_dql_istio_queries() -> None:
 def test_labels_keep_one_clusters_numbers_apart() -> None:
     """Several clusters reporting to one workspace: the extra labels go into every Istio metric query."""
     target = an_queries.AnalysisTarget(service="reviews", canary_version="v2", baseline_version="v1", namespace="prod",
-                               labels=(("destination_cluster", "eu-1"),))
+                                       labels=(("destination_cluster", "eu-1"),))
     promql = {q.key: q.query for q in an_queries.builtin_queries(target, ["request_count", "request_duration_p99"], "prometheus")}
     assert all('destination_workload_namespace="prod",destination_cluster="eu-1"}' in q for q in promql.values()), promql
     dql = {q.key: q.query for q in an_queries.builtin_queries(target, ["request_count", "request_duration_p99"], "guance", "dql")}
@@ -522,7 +522,7 @@ def test_builtin_numbers_end_to_end_then_judge() -> None:
     table = an_answers.builtin_numbers(TARGET, answers, queries)
     assert table.get("v2", "request_success_rate") == 80.0
     verdict = an_judge.judge(table, [an_checks.Check("request_success_rate", min=99), an_checks.Check("request_duration_p99", max=500)], "v2", "v1",
-                       min_requests=50)
+                             min_requests=50)
     assert verdict.verdict == an_terms.FAIL
     # an unanswered query leaves its metrics without data
     table = an_answers.builtin_numbers(TARGET, {"requests": answers["requests"]}, queries)
@@ -551,7 +551,7 @@ def test_series_points_tolerates_odd_rows() -> None:
 def test_with_queries_fills_builtin_queries_only() -> None:
     queries = an_queries.builtin_queries(TARGET, ["request_success_rate", "request_duration_p99"], "prometheus")
     checks = an_judge.with_queries([an_checks.Check("request_success_rate", min=99), an_checks.Check("request_duration_p99", max=500, query="mine"),
-                              an_checks.Check("custom", max=1)], queries)
+                                    an_checks.Check("custom", max=1)], queries)
     assert checks[0].query == queries[0].query
     assert checks[1].query == "mine"
     assert checks[2].query is None
@@ -566,7 +566,7 @@ P95 = an_judge.CustomMetric("p95_ms", "M::`app`:(max(`p95`) AS `p95`) BY `versio
 
 def test_plan_round_always_counts_requests_and_batches_customs() -> None:
     queries = an_judge.plan_round(TARGET, [an_checks.Check("trace_error_rate", max=5), an_checks.Check("p95_ms", max_ratio_to_baseline=1.2)],
-                            "guance", [P95, an_judge.CustomMetric("unused", "L::x")])
+                                  "guance", [P95, an_judge.CustomMetric("unused", "L::x")])
     assert [q.key for q in queries] == ["requests", "traces", "custom:p95_ms"]
     assert queries[2].query == P95.query
 

@@ -201,7 +201,7 @@ def test_a_duration_check_fails_a_slowdown_beyond_the_allowed_ratio(canary_media
     rng = random.Random(canary_median)
     check = checks.Check("request_duration", max_ratio_to_baseline=1.3)
     result = checks.evaluate_duration_check(check, _lognormal_histogram(rng, 300, canary_median),
-                                        _lognormal_histogram(rng, 2700, 50), z=2.33)
+                                            _lognormal_histogram(rng, 2700, 50), z=2.33)
     assert result.result == outcome, result.reason
     assert "Mann-Whitney U on the duration histogram's buckets" in result.reason
     again = _lognormal_histogram(random.Random(canary_median), 300, canary_median)
