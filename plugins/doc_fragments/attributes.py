@@ -1,6 +1,6 @@
-# -*- coding: utf-8 -*-
-# Copyright: contributors to the canary.istio collection
+# Copyright (c) canary.istio contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 
 # Attributes of this collection's modules. DOCUMENTATION is for the modules that write to the
 # cluster, INFO_MODULE for read-only ones; both are members of the canary.istio.istio action group.

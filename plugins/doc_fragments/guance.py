@@ -1,6 +1,6 @@
-# -*- coding: utf-8 -*-
-# Copyright: contributors to the canary.istio collection
+# Copyright (c) canary.istio contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 
 # Connection options of the modules that talk to Guance. Keep in step with GUANCE_ARG_SPEC in
 # plugins/module_utils/_analysis/guance.py (tests/unit compares the two).

@@ -1,6 +1,6 @@
-# -*- coding: utf-8 -*-
-# Copyright: contributors to the canary.istio collection
+# Copyright (c) canary.istio contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 
 # The Istio API version option. Keep in step with ISTIO_API_ARG_SPEC in plugins/module_utils/_istio/api.py.
 

@@ -1,6 +1,6 @@
-# -*- coding: utf-8 -*-
-# Copyright: contributors to the canary.istio collection
+# Copyright (c) canary.istio contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 
 # Kubernetes connection options, named as kubernetes.core names them. Keep in step with
 # AUTH_ARG_SPEC in plugins/module_utils/_k8s/options.py (tests/unit compares the two).

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright (c) canary.istio contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
@@ -76,3 +75,14 @@ def fail_from_error(module: t.Any, exc: BaseException, action: str | None = None
     result.update(fields)
     module.fail_json(**result)
     raise AssertionError("unreachable")  # fail_json exits
+
+
+def exit_from(module: t.Any, run: t.Callable[[t.Any], dict[str, t.Any]]) -> t.NoReturn:
+    """Exit the module with what ``run(module)`` returns, or fail it with the CanaryError it raises:
+    every module's ``main()`` ends here."""
+    try:
+        result = run(module)
+    except CanaryError as exc:
+        fail_from_error(module, exc)
+    module.exit_json(**result)
+    raise AssertionError("unreachable")  # exit_json exits

@@ -1,11 +1,10 @@
-# -*- coding: utf-8 -*-
-# Copyright: contributors to the canary.istio collection
+# Copyright (c) canary.istio contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-
+# SPDX-License-Identifier: GPL-3.0-or-later
 """The Deployment of one version of an app: the stable version's own Deployment cloned for the
 canary, or the user's manifest, with only what makes it that version changed. Pure.
 
-PRIVATE: this module_util is for the modules of canary.istio only and can change at any time.
+PRIVATE to this collection: may change at any time.
 
 A canary built from a minimal template loses what the user's Deployment carries (probes,
 affinity, tolerations, pull secrets, security contexts, init containers, several containers,

@@ -351,7 +351,7 @@ from ansible_collections.canary.istio.plugins.module_utils._istio.routing import
     release_state,
 )
 from ansible_collections.canary.istio.plugins.module_utils._istio.api import ISTIO_API_ARG_SPEC
-from ansible_collections.canary.istio.plugins.module_utils._errors import CanaryError, doing, fail_from_error
+from ansible_collections.canary.istio.plugins.module_utils._errors import CanaryError, doing, exit_from
 from ansible_collections.canary.istio.plugins.module_utils._k8s.module import client_from_module
 from ansible_collections.canary.istio.plugins.module_utils._k8s.options import auth_argument_spec
 from ansible_collections.canary.istio.plugins.module_utils._istio.release_lock import lock_view
@@ -401,7 +401,7 @@ def run(module: AnsibleModule) -> dict[str, t.Any]:
                          state.deployments, port=state.port, version_label=params["version_label"])
     winner = [vs for vs in state.virtual_services if (vs.get("metadata") or {}).get("name") == model["virtual_service"]]
     faults = [dict(rule, vs=model["virtual_service"]) for rule in fault_rules((winner[0].get("spec") or {}) if winner else {})]
-    result = dict(model, service_host=model.pop("host"), faults=faults)
+    result = dict(model, changed=False, service_host=model.pop("host"), faults=faults)
     result["problems"] = model["problems"] + state.problems
     result["version_deployments"] = deployments_by_version(state.deployments, params["version_label"])
     now = datetime.datetime.now(datetime.timezone.utc)
@@ -419,10 +419,7 @@ def run(module: AnsibleModule) -> dict[str, t.Any]:
 def main() -> None:
     module = AnsibleModule(argument_spec=auth_argument_spec(OWN_OPTIONS), supports_check_mode=True)
     fail_on_blank_required(module, module.argument_spec)
-    try:
-        module.exit_json(changed=False, **run(module))
-    except CanaryError as exc:
-        fail_from_error(module, exc)
+    exit_from(module, run)
 
 
 if __name__ == "__main__":

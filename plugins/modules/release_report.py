@@ -254,7 +254,7 @@ import typing as t
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
-from ansible_collections.canary.istio.plugins.module_utils._errors import CanaryError, fail_from_error
+from ansible_collections.canary.istio.plugins.module_utils._errors import CanaryError, exit_from
 from ansible_collections.canary.istio.plugins.module_utils._report.content import build_report
 from ansible_collections.canary.istio.plugins.module_utils._report.charts import (
     chart_captions,
@@ -440,10 +440,7 @@ def run(module: AnsibleModule) -> dict[str, t.Any]:
 def main() -> None:
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     fail_on_blank_required(module, module.argument_spec)
-    try:
-        module.exit_json(**run(module))
-    except CanaryError as exc:
-        fail_from_error(module, exc)
+    exit_from(module, run)
 
 
 if __name__ == "__main__":

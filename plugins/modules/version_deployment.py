@@ -140,7 +140,7 @@ import time
 import typing as t
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.canary.istio.plugins.module_utils._errors import CanaryError, doing, fail_from_error
+from ansible_collections.canary.istio.plugins.module_utils._errors import CanaryError, doing, exit_from
 from ansible_collections.canary.istio.plugins.module_utils._k8s.errors import K8sNotFoundError
 from ansible_collections.canary.istio.plugins.module_utils._k8s.module import client_from_module
 from ansible_collections.canary.istio.plugins.module_utils._k8s.options import auth_argument_spec
@@ -276,10 +276,7 @@ def main() -> None:
         supports_check_mode=True,
     )
     fail_on_blank_required(module, module.argument_spec)
-    try:
-        module.exit_json(**run(module))
-    except CanaryError as exc:
-        fail_from_error(module, exc)
+    exit_from(module, run)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 #!/usr/bin/python
-# -*- coding: utf-8 -*-
-# Copyright: contributors to the canary.istio collection
+# Copyright (c) canary.istio contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 
 from __future__ import annotations
 
@@ -379,7 +379,7 @@ import typing as t
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.canary.istio.plugins.module_utils._errors import CanaryError, fail_from_error
+from ansible_collections.canary.istio.plugins.module_utils._errors import exit_from
 from ansible_collections.canary.istio.plugins.module_utils._istio.common import IstioSpecError
 from ansible_collections.canary.istio.plugins.module_utils._istio.traffic import validate_weights
 from ansible_collections.canary.istio.plugins.module_utils._istio.virtual_service import (
@@ -568,10 +568,7 @@ def main() -> None:
         supports_check_mode=True,
     )
     fail_on_blank_required(module, module.argument_spec)
-    try:
-        module.exit_json(**run(module))
-    except CanaryError as exc:
-        fail_from_error(module, exc)
+    exit_from(module, run)
 
 
 if __name__ == "__main__":

@@ -1,12 +1,11 @@
-# -*- coding: utf-8 -*-
-# Copyright: contributors to the canary.istio collection
+# Copyright (c) canary.istio contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Query answers in the simple series shape (``name``, ``tags``, ``columns``, ``rows``) shared
 by the Guance and Prometheus clients, read into per-version numbers: counter increases over a
 window, p99 and the whole distribution from cumulative histogram buckets, trace and log counts.
 
-PRIVATE: this module_util is for the modules of canary.istio only and can change at any time.
+PRIVATE to this collection: may change at any time.
 """
 
 from __future__ import annotations

@@ -1,13 +1,12 @@
-# -*- coding: utf-8 -*-
-# Copyright: contributors to the canary.istio collection
+# Copyright (c) canary.istio contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-
+# SPDX-License-Identifier: GPL-3.0-or-later
 """One check judged: per-version numbers and a bound (fixed, or relative to the baseline) ->
 pass, fail, no data or undecided, with every value, bound and query. Rates are judged on counts
 at a confidence when one is given; latency on the histogram; the whole duration distribution by a
 rank test.
 
-PRIVATE: this module_util is for the modules of canary.istio only and can change at any time.
+PRIVATE to this collection: may change at any time.
 """
 
 from __future__ import annotations

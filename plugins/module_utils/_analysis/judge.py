@@ -1,14 +1,13 @@
-# -*- coding: utf-8 -*-
-# Copyright: contributors to the canary.istio collection
+# Copyright (c) canary.istio contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-
+# SPDX-License-Identifier: GPL-3.0-or-later
 """The judge: a round's checks and the traffic share -> pass / fail / inconclusive / marginal
 (with scoring), one round from plan to verdict, and the decision of a step over its rounds
 (Flagger's iterations and threshold).
 
 The rule the whole analysis keeps: missing data, NaN and too little traffic are never a pass.
 
-PRIVATE: this module_util is for the modules of canary.istio only and can change at any time.
+PRIVATE to this collection: may change at any time.
 """
 
 from __future__ import annotations

@@ -1,10 +1,9 @@
-# -*- coding: utf-8 -*-
-# Copyright: contributors to the canary.istio collection
+# Copyright (c) canary.istio contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-
+# SPDX-License-Identifier: GPL-3.0-or-later
 """The Prometheus HTTP API client (instant queries), the second analysis provider.
 
-PRIVATE: this module_util is for the modules of canary.istio only and can change at any time.
+PRIVATE to this collection: may change at any time.
 
 ``POST /api/v1/query`` (form-encoded ``query`` and ``time``), one request per query: Prometheus
 has no batch endpoint. Answers are turned into the same simple series shape as ``_guance``'s

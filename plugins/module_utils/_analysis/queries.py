@@ -1,13 +1,12 @@
-# -*- coding: utf-8 -*-
-# Copyright: contributors to the canary.istio collection
+# Copyright (c) canary.istio contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-
+# SPDX-License-Identifier: GPL-3.0-or-later
 """What to analyse (``AnalysisTarget``) and the queries of the built-in checks: PromQL for
 Prometheus, PromQL with Guance's ``measurement:field`` names, or DQL (request count, error rate,
 p99 latency from the duration histogram, trace error rate from ``T::``, error-log count from
 ``L::``).
 
-PRIVATE: this module_util is for the modules of canary.istio only and can change at any time.
+PRIVATE to this collection: may change at any time.
 """
 
 from __future__ import annotations

@@ -1,12 +1,11 @@
-# -*- coding: utf-8 -*-
-# Copyright: contributors to the canary.istio collection
+# Copyright (c) canary.istio contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-
+# SPDX-License-Identifier: GPL-3.0-or-later
 """The sample a step needs: from the smallest error regression a user wants caught, how many
 canary requests the rate checks need to show it, and whether a step at a given weight holds them
 at the service's current rate. Pure.
 
-PRIVATE: this module_util is for the modules of canary.istio only and can change at any time.
+PRIVATE to this collection: may change at any time.
 
 The numbers are a plan (normal approximation, a regression of the size asked caught in 80% of
 steps), so that a release whose steps are too short says so before it starts, rather than

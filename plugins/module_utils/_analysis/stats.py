@@ -1,10 +1,9 @@
-# -*- coding: utf-8 -*-
-# Copyright: contributors to the canary.istio collection
+# Copyright (c) canary.istio contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Confidence intervals on counts, for a judge that knows how many requests it saw. Pure.
 
-PRIVATE: this module_util is for the modules of canary.istio only and can change at any time.
+PRIVATE to this collection: may change at any time.
 
 A round of 150 canary requests cannot tell 0.5% of errors from 1.5%: comparing single rates
 rolls healthy canaries back by chance. Here a rate is an interval at a stated confidence, so

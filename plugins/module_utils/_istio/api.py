@@ -1,12 +1,11 @@
-# -*- coding: utf-8 -*-
-# Copyright: contributors to the canary.istio collection
+# Copyright (c) canary.istio contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Where Istio's networking objects live in the Kubernetes API: the group, the versions the
 modules accept (the ``api_version`` option) and the REST paths of VirtualServices and
 DestinationRules.
 
-PRIVATE: this module_util is for the modules of canary.istio only and can change at any time.
+PRIVATE to this collection: may change at any time.
 """
 
 from __future__ import annotations

@@ -1,13 +1,12 @@
-# -*- coding: utf-8 -*-
-# Copyright: contributors to the canary.istio collection
+# Copyright (c) canary.istio contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Which API server and which credentials, in kubernetes.core's order: explicit options, else a
 kubeconfig (``kubeconfig``/``context``, $KUBECONFIG, ~/.kube/config), else the pod's service account;
 explicit options override what the kubeconfig says. Refuses settings that cannot work, naming the
 option to fix.
 
-PRIVATE: this module_util is for the modules of canary.istio only and can change at any time.
+PRIVATE to this collection: may change at any time.
 """
 
 from __future__ import annotations

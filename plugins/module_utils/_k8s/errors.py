@@ -1,11 +1,10 @@
-# -*- coding: utf-8 -*-
-# Copyright: contributors to the canary.istio collection
+# Copyright (c) canary.istio contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-
+# SPDX-License-Identifier: GPL-3.0-or-later
 """What can go wrong talking to a Kubernetes API server, one class per answer a caller treats
 differently (a 404 is "absent", a 409 is "read again"), and the error made from a failed response.
 
-PRIVATE: this module_util is for the modules of canary.istio only and can change at any time.
+PRIVATE to this collection: may change at any time.
 """
 
 from __future__ import annotations

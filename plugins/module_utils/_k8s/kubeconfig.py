@@ -1,12 +1,11 @@
-# -*- coding: utf-8 -*-
-# Copyright: contributors to the canary.istio collection
+# Copyright (c) canary.istio contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Kubeconfig files read and merged the way kubectl does, and one context of them resolved into a
 ``ClientConfig``. Read with PyYAML: the ``kubernetes`` package is imported only for a user whose
 credentials come from a plugin (exec_plugin.py).
 
-PRIVATE: this module_util is for the modules of canary.istio only and can change at any time.
+PRIVATE to this collection: may change at any time.
 """
 
 from __future__ import annotations

@@ -1,14 +1,13 @@
-# -*- coding: utf-8 -*-
-# Copyright: contributors to the canary.istio collection
+# Copyright (c) canary.istio contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-
+# SPDX-License-Identifier: GPL-3.0-or-later
 """The Kubernetes connection options and where their values come from: the task, else the
 ``K8S_AUTH_*`` environment variables.
 
 The options, their aliases and the variables are kubernetes.core's, so ``module_defaults`` groups and
 AWX's Kubernetes credential work unchanged.
 
-PRIVATE: this module_util is for the modules of canary.istio only and can change at any time.
+PRIVATE to this collection: may change at any time.
 """
 
 from __future__ import annotations

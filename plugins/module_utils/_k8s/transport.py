@@ -1,7 +1,6 @@
-# -*- coding: utf-8 -*-
-# Copyright: contributors to the canary.istio collection
+# Copyright (c) canary.istio contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-
+# SPDX-License-Identifier: GPL-3.0-or-later
 """The HTTP client for known REST paths: JSON in, dicts out, a K8sError on failure.
 
 Why our own client instead of kubernetes.core's: a task of kubernetes.core pays for importing the
@@ -9,7 +8,7 @@ Why our own client instead of kubernetes.core's: a task of kubernetes.core pays 
 whose REST paths are known (Istio networking objects, Deployments, Pods, Services), so this speaks
 HTTP with ``requests``.
 
-PRIVATE: this module_util is for the modules of canary.istio only and can change at any time.
+PRIVATE to this collection: may change at any time.
 """
 
 from __future__ import annotations

@@ -1,10 +1,9 @@
-# -*- coding: utf-8 -*-
-# Copyright: contributors to the canary.istio collection
+# Copyright (c) canary.istio contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-
+# SPDX-License-Identifier: GPL-3.0-or-later
 """The release report's charts, drawn with matplotlib and written as inline SVG.
 
-PRIVATE: this module_util is for the modules of canary.istio only and can change at any time.
+PRIVATE to this collection: may change at any time.
 
 matplotlib is imported only inside the functions that draw, so this file (and the modules that
 import it) load without it; ``missing_library`` tells the caller whether the charts can be drawn.

@@ -1,10 +1,9 @@
-# -*- coding: utf-8 -*-
-# Copyright: contributors to the canary.istio collection
+# Copyright (c) canary.istio contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-
+# SPDX-License-Identifier: GPL-3.0-or-later
 """The release report's content: normalised records -> chart series and table rows. Pure, no I/O.
 
-PRIVATE: this module_util is for the modules of canary.istio only and can change at any time.
+PRIVATE to this collection: may change at any time.
 
 ``build_report`` turns the records of one release on one cluster (``records``) into a
 ``Report``: the traffic share per version over time, each checked metric per version per

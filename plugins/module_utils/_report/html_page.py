@@ -1,10 +1,9 @@
-# -*- coding: utf-8 -*-
-# Copyright: contributors to the canary.istio collection
+# Copyright (c) canary.istio contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-
+# SPDX-License-Identifier: GPL-3.0-or-later
 """The release report as one self-contained HTML page. Pure: the charts come in as SVG text.
 
-PRIVATE: this module_util is for the modules of canary.istio only and can change at any time.
+PRIVATE to this collection: may change at any time.
 
 Self-contained means: CSS inline, charts as inline SVG, no script, no font, no image to fetch,
 so the file can be mailed, attached to an AWX job or opened offline. Every value from the

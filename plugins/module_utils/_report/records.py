@@ -1,10 +1,9 @@
-# -*- coding: utf-8 -*-
-# Copyright: contributors to the canary.istio collection
+# Copyright (c) canary.istio contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-
+# SPDX-License-Identifier: GPL-3.0-or-later
 """The release records behind the release report: schema, validation, merging. Pure, no I/O.
 
-PRIVATE: this module_util is for the modules of canary.istio only and can change at any time.
+PRIVATE to this collection: may change at any time.
 
 A release keeps one list of records per release and cluster (docs/report.md has the schema).
 Records arrive from playbooks, built with ``set_fact`` and often holding a whole registered
