@@ -193,22 +193,12 @@ diff:
 import typing as t
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.canary.istio.plugins.module_utils._istio.common import IstioSpecError, specs_equal
-from ansible_collections.canary.istio.plugins.module_utils._istio.fault import (
-    remove_fault_rule,
-    upsert_fault_rule,
-    validate_fault,
-)
-from ansible_collections.canary.istio.plugins.module_utils._istio.traffic import find_catch_all_index, http_routes
-from ansible_collections.canary.istio.plugins.module_utils._istio.virtual_service import http_route_from_options
-from ansible_collections.canary.istio.plugins.module_utils._istio.fault import fault_rule_overlaps
-from ansible_collections.canary.istio.plugins.module_utils._istio.owned_objects import vs_diff
-from ansible_collections.canary.istio.plugins.module_utils._istio.api import (
-    ISTIO_API_ARG_SPEC,
-    VIRTUAL_SERVICES,
-    istio_path,
-)
 from ansible_collections.canary.istio.plugins.module_utils._errors import CanaryError, doing, exit_from
+from ansible_collections.canary.istio.plugins.module_utils._istio.api import ISTIO_API_ARG_SPEC, VIRTUAL_SERVICES, istio_path
+from ansible_collections.canary.istio.plugins.module_utils._istio.common import specs_equal
+from ansible_collections.canary.istio.plugins.module_utils._istio.fault import fault_rule_overlaps, validate_fault
+from ansible_collections.canary.istio.plugins.module_utils._istio.fault_options import changed_spec, find_rule
+from ansible_collections.canary.istio.plugins.module_utils._istio.owned_objects import vs_diff
 from ansible_collections.canary.istio.plugins.module_utils._k8s.errors import K8sNotFoundError
 from ansible_collections.canary.istio.plugins.module_utils._k8s.module import client_from_module
 from ansible_collections.canary.istio.plugins.module_utils._k8s.options import auth_argument_spec
@@ -243,48 +233,6 @@ OWN_OPTIONS: dict[str, dict[str, t.Any]] = dict(
         weight=dict(type="int"),
     )),
 )
-
-
-def default_host(spec: dict) -> str:
-    """Host for a destination given without one: the catch-all's, else the VirtualService's first."""
-    routes = http_routes(spec)
-    index = find_catch_all_index(spec)
-    if index is not None:
-        for destination in routes[index].get("route") or []:
-            host = (destination.get("destination") or {}).get("host")
-            if host:
-                return host
-    hosts = spec.get("hosts") or []
-    return hosts[0] if hosts else ""
-
-
-def istio_destinations(destinations: list[dict] | None, spec: dict) -> list[dict] | None:
-    """Istio HTTPRouteDestinations from the O(destinations) option; None keeps the catch-all's."""
-    if destinations is None:
-        return None
-    try:
-        return http_route_from_options({"destinations": destinations}, default_host(spec), field="")["route"]
-    except IstioSpecError as exc:
-        raise IstioSpecError(exc.option.lstrip("."), exc.message) from None
-
-
-def changed_spec(spec: dict, params: t.Mapping[str, t.Any]) -> dict:
-    """The VirtualService spec with the rule added, updated or removed (pure)."""
-    try:
-        if params["state"] == "absent":
-            return remove_fault_rule(spec, params["rule"])
-        return upsert_fault_rule(
-            spec, params["rule"], params["headers"], params["delay"], params["abort"],
-            istio_destinations(params["destinations"], spec), params["uri"],
-        )
-    except IstioSpecError as exc:
-        # The transforms call the rule's name "name"; here that option names the VirtualService.
-        raise IstioSpecError("rule" if exc.option == "name" else exc.option, exc.message) from None
-
-
-def find_rule(spec: dict, name: str) -> dict | None:
-    """The HTTP route named ``name``, or None."""
-    return next((r for r in http_routes(spec) if isinstance(r, dict) and r.get("name") == name), None)
 
 
 def run(module: AnsibleModule) -> dict[str, t.Any]:

@@ -380,11 +380,9 @@ import typing as t
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.canary.istio.plugins.module_utils._errors import exit_from
-from ansible_collections.canary.istio.plugins.module_utils._istio.common import IstioSpecError
-from ansible_collections.canary.istio.plugins.module_utils._istio.traffic import validate_weights
 from ansible_collections.canary.istio.plugins.module_utils._istio.virtual_service import (
     build_virtual_service_spec,
-    http_route_from_options,
+    istio_http_routes,
 )
 from ansible_collections.canary.istio.plugins.module_utils._istio.api import ISTIO_API_ARG_SPEC, VIRTUAL_SERVICES
 from ansible_collections.canary.istio.plugins.module_utils._k8s.options import auth_argument_spec
@@ -482,61 +480,6 @@ def argument_spec() -> dict[str, t.Any]:
 
 
 # --- pure: options -> wanted object ----------------------------------------------------------
-
-def drop_none(value: t.Any) -> t.Any:
-    """``value`` without the None that Ansible puts in every suboption the user did not set."""
-    if isinstance(value, dict):
-        return {k: drop_none(v) for k, v in value.items() if v is not None}
-    if isinstance(value, list):
-        return [drop_none(v) for v in value]
-    return value
-
-
-def _route_field(index: int, route: dict) -> str:
-    """``http[1]``, and the route's name when it has one, so an error points at the right route."""
-    name = route.get("name")
-    return "http[%d]" % index if not name else "http[%d] (route %r)" % (index, name)
-
-
-def _check_route_weights(route: dict, field: str) -> None:
-    """Several destinations: integer weights summing to 100, as validate_weights checks a split."""
-    destinations = route.get("destinations") or []
-    if len(destinations) < 2:
-        return  # a lone destination takes everything; http_route_from_options checks its weight
-    weights: dict[str, t.Any] = {}
-    for position, destination in enumerate(destinations):
-        key = destination.get("subset") or destination.get("host") or "destination #%d" % position
-        if key in weights:
-            key = "%s (destination #%d)" % (key, position)
-        if destination.get("weight") is None:
-            raise IstioSpecError(
-                field + ".destinations",
-                "%s has no weight; with several destinations give each a weight, summing to 100" % key,
-            )
-        weights[key] = destination["weight"]
-    validate_weights(weights, field + ".destinations")
-
-
-def istio_http_routes(http: list[dict], default_host: str) -> list[dict]:
-    """Istio HTTPRoutes from the typed O(http) option; errors name the route by index and name."""
-    if not http:
-        raise IstioSpecError("http", "give at least one route, or default_subset to send all traffic to one subset")
-    names = [r.get("name") for r in http if r.get("name")]
-    duplicates = sorted({n for n in names if names.count(n) > 1})
-    if duplicates:
-        raise IstioSpecError("http", "route name %s is used more than once; Istio needs unique route names"
-                             % ", ".join(map(repr, duplicates)))
-    routes = []
-    for index, options in enumerate(http):
-        options = drop_none(options)
-        field = _route_field(index, options)
-        _check_route_weights(options, field)
-        try:
-            routes.append(http_route_from_options(options, default_host, "http[%d]" % index))
-        except IstioSpecError as exc:
-            # http_route_from_options names the position; add the name, which people recognise.
-            raise IstioSpecError(exc.option.replace("http[%d]" % index, field, 1), exc.message) from None
-    return routes
 
 
 def wanted_virtual_service(live: dict | None, params: t.Mapping[str, t.Any]) -> dict | None:

@@ -11,6 +11,7 @@ import pytest
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
 from ansible_collections.canary.istio.plugins.module_utils._istio.common import IstioSpecError
+from ansible_collections.canary.istio.plugins.module_utils._istio.virtual_service import drop_none, istio_http_routes
 from ansible_collections.canary.istio.plugins.modules import virtual_service as vs
 
 
@@ -82,7 +83,7 @@ def test_an_update_keeps_resource_version_other_metadata_and_unknown_spec_fields
 def test_route_errors_name_the_route_by_position_and_name(http, field, words):
     params = validated(hosts=["reviews"], http=http)
     if field is None:
-        assert vs.istio_http_routes(params["http"], "reviews")[0]["route"][1]["destination"] == {"host": "other", "subset": "v1"}
+        assert istio_http_routes(params["http"], "reviews")[0]["route"][1]["destination"] == {"host": "other", "subset": "v1"}
         return
     with pytest.raises(IstioSpecError) as error:
         vs.wanted_virtual_service(None, params)
@@ -91,5 +92,5 @@ def test_route_errors_name_the_route_by_position_and_name(http, field, words):
 
 
 def test_drop_none_keeps_false_zero_and_empty_values():
-    assert vs.drop_none({"a": None, "b": False, "c": 0, "d": "", "e": [{"f": None, "g": []}], "h": {}}) == \
+    assert drop_none({"a": None, "b": False, "c": 0, "d": "", "e": [{"f": None, "g": []}], "h": {}}) == \
         {"b": False, "c": 0, "d": "", "e": [{"g": []}], "h": {}}

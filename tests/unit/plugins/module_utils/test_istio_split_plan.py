@@ -1,21 +1,22 @@
 # Copyright (c) canary.istio contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""traffic_split's own logic: options to weights, which option to blame, the plan of a change."""
+"""_istio/split_plan.py: traffic_split's options to weights, which option to blame, the plan of a change."""
 
 from __future__ import annotations
 
 import pytest
 
 from ansible_collections.canary.istio.plugins.module_utils._istio.common import IstioSpecError
-from ansible_collections.canary.istio.plugins.modules import traffic_split as ts
+from ansible_collections.canary.istio.plugins.module_utils._istio import split_plan as sp
+from ansible_collections.canary.istio.plugins.module_utils._istio.owned_objects import vs_diff
 
 CANARY = dict(weights=None, stable="v1", canary="v2", canary_weight=10)
 
 
 def test_weights_from_either_form():
-    assert ts.wanted_weights(CANARY) == {"v1": 90, "v2": 10}
-    assert ts.wanted_weights(dict(CANARY, weights={"v1": "75", "v2": 25.0}, stable=None, canary=None)) == {"v1": 75, "v2": 25}
+    assert sp.wanted_weights(CANARY) == {"v1": 90, "v2": 10}
+    assert sp.wanted_weights(dict(CANARY, weights={"v1": "75", "v2": 25.0}, stable=None, canary=None)) == {"v1": 75, "v2": 25}
 
 
 @pytest.mark.parametrize("params,field", [
@@ -26,18 +27,18 @@ def test_weights_from_either_form():
 ])
 def test_bad_weights_name_the_option(params, field):
     with pytest.raises(IstioSpecError) as err:
-        ts.wanted_weights(params)
+        sp.wanted_weights(params)
     assert err.value.option == field
 
 
 def test_option_naming_blames_the_option_the_user_wrote():
-    assert ts.option_naming("v2", CANARY) == "canary"
-    assert ts.option_naming("v1", CANARY) == "stable"
-    assert ts.option_naming("v2", dict(CANARY, weights={"v1": 90, "v2": 10})) == "weights"
+    assert sp.option_naming("v2", CANARY) == "canary"
+    assert sp.option_naming("v1", CANARY) == "stable"
+    assert sp.option_naming("v2", dict(CANARY, weights={"v1": 90, "v2": 10})) == "weights"
 
 
 def test_plan_of_the_catch_all(complex_virtual_service):
-    plan = ts.plan_split(complex_virtual_service, {"v1": 50, "v2": 50}, None, "prod")
+    plan = sp.plan_split(complex_virtual_service, {"v1": 50, "v2": 50}, None, "prod")
     assert plan.route == "default"
     assert plan.previous_weights == {"v1": 90, "v2": 10}
     assert plan.host == "reviews"
@@ -47,7 +48,7 @@ def test_plan_of_the_catch_all(complex_virtual_service):
 
 def test_plan_labels_an_unnamed_route_by_index():
     spec = {"hosts": ["reviews"], "http": [{"route": [{"destination": {"host": "reviews", "subset": "v1"}}]}]}
-    plan = ts.plan_split(spec, {"v1": 90, "v2": 10}, None, "prod")
+    plan = sp.plan_split(spec, {"v1": 90, "v2": 10}, None, "prod")
     assert (plan.route, plan.previous_weights) == (0, {"v1": 100})
 
 
@@ -56,7 +57,7 @@ def test_same_host_written_two_ways_is_one_host():
         {"destination": {"host": "reviews", "subset": "v1"}, "weight": 100},
         {"destination": {"host": "reviews.prod.svc.cluster.local", "subset": "v2"}, "weight": 0},
     ]}]}
-    assert ts.plan_split(spec, {"v1": 90, "v2": 10}, None, "prod").host == "reviews"
+    assert sp.plan_split(spec, {"v1": 90, "v2": 10}, None, "prod").host == "reviews"
 
 
 def test_a_route_to_two_hosts_is_refused():
@@ -65,18 +66,18 @@ def test_a_route_to_two_hosts_is_refused():
         {"destination": {"host": "reviews-next", "subset": "v2"}, "weight": 0},
     ]}]}
     with pytest.raises(IstioSpecError, match="'reviews', 'reviews-next'") as err:
-        ts.plan_split(spec, {"v1": 90, "v2": 10}, None, "prod")
+        sp.plan_split(spec, {"v1": 90, "v2": 10}, None, "prod")
     assert err.value.option == "route"
 
 
 def test_missing_subsets_in_the_order_given():
     dr_spec = {"host": "reviews", "subsets": [{"name": "v1"}, {"name": "v2"}]}
-    assert ts.missing_subsets({"v3": 0, "v1": 90, "v0": 10}, dr_spec) == ["v3", "v0"]
-    assert ts.missing_subsets({"v1": 100}, dr_spec) == []
+    assert sp.missing_subsets({"v3": 0, "v1": 90, "v0": 10}, dr_spec) == ["v3", "v0"]
+    assert sp.missing_subsets({"v1": 100}, dr_spec) == []
 
 
 def test_spec_diff_has_the_spec_alone_with_a_header():
-    diff = ts.vs_diff({"a": 1}, {"a": 2}, "prod", "reviews")
+    diff = vs_diff({"a": 1}, {"a": 2}, "prod", "reviews")
     assert diff == {"before": {"a": 1}, "after": {"a": 2},
                     "before_header": "VirtualService prod/reviews (spec)", "after_header": "VirtualService prod/reviews (spec)"}
 
@@ -91,11 +92,11 @@ def _named(name, host="reviews", created="2026-01-01T00:00:00Z", gateways=None):
 def test_several_virtual_services_for_a_host():
     listed = [_named("young", created="2026-02-01T00:00:00Z"), _named("old", host="reviews.prod.svc.cluster.local"),
               _named("edge", gateways=["prod/edge"]), _named("other", host="ratings")]
-    names = ts.mesh_virtual_services(listed, "reviews", "prod")
+    names = sp.mesh_virtual_services(listed, "reviews", "prod")
     assert names == ["old", "young"]
-    ignored = ts.several_virtual_services_problem(names, "young", "reviews", force=True)
+    ignored = sp.several_virtual_services_problem(names, "young", "reviews", force=True)
     assert ignored.startswith("name: Istio ignores VirtualService 'young'") and "'old'" in ignored
-    trap = ts.several_virtual_services_problem(names, "old", "reviews", force=False)
+    trap = sp.several_virtual_services_problem(names, "old", "reviews", force=False)
     assert "VirtualServices 'old', 'young' all name host 'reviews'" in trap and "force=true" in trap
-    assert ts.several_virtual_services_problem(names, "old", "reviews", force=True) is None
-    assert ts.several_virtual_services_problem(["old"], "old", "reviews", force=False) is None
+    assert sp.several_virtual_services_problem(names, "old", "reviews", force=True) is None
+    assert sp.several_virtual_services_problem(["old"], "old", "reviews", force=False) is None

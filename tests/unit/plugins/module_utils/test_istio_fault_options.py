@@ -1,7 +1,7 @@
 # Copyright (c) canary.istio contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""fault_injection's own logic: options (as AnsibleModule fills them) to the new spec."""
+"""_istio/fault_options.py: fault_injection's options (as AnsibleModule fills them) to the new spec."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import copy
 import pytest
 
 from ansible_collections.canary.istio.plugins.module_utils._istio.common import IstioSpecError
-from ansible_collections.canary.istio.plugins.modules import fault_injection as fi
+from ansible_collections.canary.istio.plugins.module_utils._istio import fault_options as fo
 
 # As AnsibleModule hands them over: unset suboptions are None, percentages floats.
 PARAMS = dict(
@@ -22,7 +22,7 @@ RATINGS = {"hosts": ["ratings"], "http": [{"route": [{"destination": {"host": "r
 
 
 def test_present_inserts_the_rule_before_the_catch_all():
-    spec = fi.changed_spec(RATINGS, PARAMS)
+    spec = fo.changed_spec(RATINGS, PARAMS)
     assert spec["http"][0] == {
         "name": "delay-jason",
         "match": [{"headers": {"end-user": {"exact": "jason"}}}],
@@ -30,17 +30,17 @@ def test_present_inserts_the_rule_before_the_catch_all():
         "route": [{"destination": {"host": "ratings", "subset": "v1"}}],
     }
     assert spec["http"][1] == RATINGS["http"][0]
-    assert fi.changed_spec(spec, dict(PARAMS, state="absent")) == RATINGS
+    assert fo.changed_spec(spec, dict(PARAMS, state="absent")) == RATINGS
 
 
 def test_uri_suboptions_left_unset_are_ignored():
-    spec = fi.changed_spec(RATINGS, dict(PARAMS, uri={"exact": None, "prefix": "/ratings", "regex": None}))
+    spec = fo.changed_spec(RATINGS, dict(PARAMS, uri={"exact": None, "prefix": "/ratings", "regex": None}))
     assert spec["http"][0]["match"] == [{"headers": {"end-user": {"exact": "jason"}}, "uri": {"prefix": "/ratings"}}]
 
 
 def test_destinations_option_in_istio_form_with_the_catch_alls_host():
     destinations = [{"host": None, "subset": "v2", "port": 9080, "weight": None}]
-    spec = fi.changed_spec(RATINGS, dict(PARAMS, destinations=destinations))
+    spec = fo.changed_spec(RATINGS, dict(PARAMS, destinations=destinations))
     assert spec["http"][0]["route"] == [{"destination": {"host": "ratings", "subset": "v2", "port": {"number": 9080}}}]
 
 
@@ -48,7 +48,7 @@ def test_bad_destinations_name_the_option():
     destinations = [{"host": None, "subset": "v1", "port": None, "weight": 70},
                     {"host": None, "subset": "v2", "port": None, "weight": 70}]
     with pytest.raises(IstioSpecError) as err:
-        fi.changed_spec(RATINGS, dict(PARAMS, destinations=destinations))
+        fo.changed_spec(RATINGS, dict(PARAMS, destinations=destinations))
     assert err.value.option == "destinations"
 
 
@@ -57,7 +57,7 @@ def test_a_route_that_is_not_a_fault_rule_is_blamed_on_the_rule_option():
     spec["http"][0]["name"] = "default"
     for state in ("present", "absent"):
         with pytest.raises(IstioSpecError) as err:
-            fi.changed_spec(spec, dict(PARAMS, rule="default", state=state))
+            fo.changed_spec(spec, dict(PARAMS, rule="default", state=state))
         assert err.value.option == "rule" and "not a fault rule" in str(err.value)
 
 
@@ -68,10 +68,10 @@ def test_a_route_that_is_not_a_fault_rule_is_blamed_on_the_rule_option():
     ({}, ""),
 ])
 def test_default_host(spec, host):
-    assert fi.default_host(spec) == host
+    assert fo.default_host(spec) == host
 
 
 def test_find_rule():
-    spec = fi.changed_spec(RATINGS, PARAMS)
-    assert fi.find_rule(spec, "delay-jason")["fault"]["delay"]["fixedDelay"] == "7s"
-    assert fi.find_rule(spec, "other") is None
+    spec = fo.changed_spec(RATINGS, PARAMS)
+    assert fo.find_rule(spec, "delay-jason")["fault"]["delay"]["fixedDelay"] == "7s"
+    assert fo.find_rule(spec, "other") is None
