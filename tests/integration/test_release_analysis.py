@@ -1,8 +1,8 @@
 """The canary_release playbook with an analysis after each step, on the sandbox with the simulator.
 
 The simulator sends traffic through the live VirtualService of the test's namespace and records it as
-Istio does; the sandbox's real Prometheus scrapes it every 2 s. The analysis asks Guance (the
-simulator's OpenAPI, whose PromQL that Prometheus answers) or Prometheus itself. Each test asserts
+Istio does; its DataKit and the sandbox's real Prometheus scrape it every 2 s. The analysis asks
+Guance (the simulator's OpenAPI, whose PromQL its MetricsQL engine answers) or Prometheus itself. Each test asserts
 what the release did to the cluster (read back with the admin client, also while it runs) and the
 verdict and numbers the analysis reported (the canary_analysis_result fact, printed by -v).
 
