@@ -5,23 +5,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 
+from ansible_collections.canary.istio.tests.unit.script_loader import load_script
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
-GENERATOR_PATH = REPO_ROOT / "docs" / "generate_module_docs.py"
-
-
-def _load_generator():
-    spec = importlib.util.spec_from_file_location("generate_module_docs", GENERATOR_PATH)
-    generator = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(generator)
-    return generator
-
-
-generate_module_docs = _load_generator()
+generate_module_docs = load_script("docs/generate_module_docs.py")
 
 
 def test_every_reference_page_is_up_to_date():

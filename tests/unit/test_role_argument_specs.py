@@ -6,6 +6,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from ansible_collections.canary.istio.tests.unit.script_loader import load_script
+
 ROLES = sorted(Path(__file__).resolve().parents[2].joinpath("roles").glob("*/meta/argument_specs.yml"))
 
 
@@ -20,18 +22,7 @@ def test_descriptions_hold_no_jinja(path) -> None:
 # --- the analysis options: declared once, in the canary_analysis module ---------------------------
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def _generator():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("generate_role_specs", REPO_ROOT / "docs" / "generate_role_specs.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-generate_role_specs = _generator()
+generate_role_specs = load_script("docs/generate_role_specs.py")
 # What reaches the module some other way than canary_analysis_<option> (generate_role_specs.PASSED).
 NOT_PASSED = {"rollback", "expected_weight", "prometheus_token", "prometheus_username", "prometheus_password"}
 # The release's own keys of canary_analysis: handled by the playbook or the role, not the module.
