@@ -3,7 +3,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 
 # Connection options of the modules that talk to Guance. Keep in step with GUANCE_ARG_SPEC in
-# plugins/module_utils/_analysis/guance.py (tests/unit compares the two).
+# plugins/module_utils/_guance/settings.py (tests/unit compares the two).
 
 from __future__ import annotations
 

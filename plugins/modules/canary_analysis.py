@@ -671,8 +671,8 @@ from ansible_collections.canary.istio.plugins.module_utils._analysis.rounds impo
     step_sample_plan,
 )
 from ansible_collections.canary.istio.plugins.module_utils._analysis.sample import plan_warnings
-from ansible_collections.canary.istio.plugins.module_utils._analysis.guance import (
-    GuanceClient,
+from ansible_collections.canary.istio.plugins.module_utils._guance.client import GuanceClient
+from ansible_collections.canary.istio.plugins.module_utils._guance.settings import (
     config_from_params,
     guance_argument_spec,
 )

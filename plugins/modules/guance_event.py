@@ -176,16 +176,13 @@ import importlib.util
 import typing as t
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible_collections.canary.istio.plugins.module_utils._analysis.guance import (
+from ansible_collections.canary.istio.plugins.module_utils._guance.client import GuanceClient
+from ansible_collections.canary.istio.plugins.module_utils._guance.errors import GuanceConfigError, GuanceError
+from ansible_collections.canary.istio.plugins.module_utils._guance.events import EventRequest, epoch_ms, event_request
+from ansible_collections.canary.istio.plugins.module_utils._guance.settings import (
     DEFAULT_EVENT_SOURCE,
     EVENT_STATUSES,
-    EventRequest,
-    GuanceClient,
-    GuanceConfigError,
-    GuanceError,
     config_from_params,
-    epoch_ms,
-    event_request,
     guance_argument_spec,
 )
 from ansible_collections.canary.istio.plugins.module_utils._errors import fail_from_error

@@ -198,13 +198,12 @@ import time
 import typing as t
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible_collections.canary.istio.plugins.module_utils._analysis.guance import (
-    GuanceClient,
-    GuanceConfigError,
-    GuanceError,
-    Query,
+from ansible_collections.canary.istio.plugins.module_utils._guance.client import GuanceClient
+from ansible_collections.canary.istio.plugins.module_utils._guance.errors import GuanceConfigError, GuanceError
+from ansible_collections.canary.istio.plugins.module_utils._guance.events import epoch_ms
+from ansible_collections.canary.istio.plugins.module_utils._guance.queries import Query
+from ansible_collections.canary.istio.plugins.module_utils._guance.settings import (
     config_from_params,
-    epoch_ms,
     guance_argument_spec,
 )
 from ansible_collections.canary.istio.plugins.module_utils._errors import CanaryError, fail_from_error

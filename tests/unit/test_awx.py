@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 import yaml
 
-from ansible_collections.canary.istio.plugins.module_utils._analysis import guance as _guance
+from ansible_collections.canary.istio.plugins.module_utils._guance import settings as guance_settings
 from ansible_collections.canary.istio.plugins.module_utils._k8s.options import AUTH_ENV_VARS, resolve_auth_params
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -745,15 +745,15 @@ def test_credential_type_is_valid_for_awx(path):
 
 def test_guance_credential_injects_what_the_modules_read():
     ctype = credential_type("Guance API")
-    spec = _guance.GUANCE_ARG_SPEC
+    spec = guance_settings.GUANCE_ARG_SPEC
     # The key is the api_key option's fallback; the URL is read by config_from_params (after an
     # explicit site, which must win over what a credential injects).
-    assert spec["api_key"]["fallback"][1] == [_guance.GUANCE_ENV_API_KEY]
+    assert spec["api_key"]["fallback"][1] == [guance_settings.GUANCE_ENV_API_KEY]
     given = inject(ctype, {"url": "https://us1-openapi.guance.com", "api_key": "tkn_secret"})
-    assert given["env"] == {_guance.GUANCE_ENV_URL: "https://us1-openapi.guance.com",
-                            _guance.GUANCE_ENV_API_KEY: "tkn_secret"}
+    assert given["env"] == {guance_settings.GUANCE_ENV_URL: "https://us1-openapi.guance.com",
+                            guance_settings.GUANCE_ENV_API_KEY: "tkn_secret"}
     assert given["extra_vars"] == {} and given["files"] == {}, "the key stays out of extra vars (they are logged)"
-    config = _guance.config_from_params({"api_key": given["env"][_guance.GUANCE_ENV_API_KEY]}, given["env"])
+    config = guance_settings.config_from_params({"api_key": given["env"][guance_settings.GUANCE_ENV_API_KEY]}, given["env"])
     assert config.url == "https://us1-openapi.guance.com"
 
 

@@ -15,7 +15,8 @@ PREFIX = "ansible_collections.canary.istio.plugins.module_utils."
 
 # What each part of module_utils may import besides itself. HTTP safety and redaction are the
 # floor; the error contract sits on them; the Kubernetes client knows nothing of Istio; the
-# analysis and the report know nothing of Kubernetes.
+# Guance client serves the analysis and the event and query modules; the analysis and the report
+# know nothing of Kubernetes.
 ALLOWED = {
     "_http": set(),
     "_errors": {"_http"},
@@ -23,7 +24,8 @@ ALLOWED = {
     "_k8s": {"_http", "_errors"},
     "_version_deployment": {"_errors"},
     "_istio": {"_http", "_errors", "_k8s"},
-    "_analysis": {"_http", "_errors"},
+    "_guance": {"_http", "_errors"},
+    "_analysis": {"_http", "_errors", "_guance"},
     "_report": {"_http", "_errors"},
 }
 FILES = sorted(p for p in MODULE_UTILS.rglob("*.py") if p.name != "__init__.py")

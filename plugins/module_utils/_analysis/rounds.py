@@ -58,11 +58,8 @@ from ansible_collections.canary.istio.plugins.module_utils._analysis.terms impor
 )
 from ansible_collections.canary.istio.plugins.module_utils._analysis.sample import observed_rates, sample_plan
 from ansible_collections.canary.istio.plugins.module_utils._analysis.stats import look_z
-from ansible_collections.canary.istio.plugins.module_utils._analysis.guance import (
-    GuanceError,
-    GuanceRateLimitError,
-    Query,
-)
+from ansible_collections.canary.istio.plugins.module_utils._guance.errors import GuanceError, GuanceRateLimitError
+from ansible_collections.canary.istio.plugins.module_utils._guance.queries import Query
 from ansible_collections.canary.istio.plugins.module_utils._analysis.prometheus import PrometheusError
 
 INCONCLUSIVE_FAIL = "fail"

@@ -25,7 +25,10 @@ import requests
 
 from ansible_collections.canary.istio.plugins.module_utils._analysis import answers
 from ansible_collections.canary.istio.plugins.module_utils._analysis import terms
-from ansible_collections.canary.istio.plugins.module_utils._analysis import guance as g
+from ansible_collections.canary.istio.plugins.module_utils._guance import client as guance_client
+from ansible_collections.canary.istio.plugins.module_utils._guance import errors as guance_errors
+from ansible_collections.canary.istio.plugins.module_utils._guance import queries as guance_queries
+from ansible_collections.canary.istio.plugins.module_utils._guance import settings as guance_settings
 from ansible_collections.canary.istio.tests.unit.plugins.modules.test_guance_query_options import Server
 from sandbox.sim.record import Point
 from sandbox.sim.server import GuanceServer, Simulation
@@ -58,8 +61,8 @@ REQUESTS_RANGE_NEWEST_FIRST = {  # a PromQL instant query answered as a range, n
 def test_the_client_reads_every_answer_layout_into_the_right_numbers() -> None:
     server = Server(200, _answer(REQUESTS_RANGE_NEWEST_FIRST))
     try:
-        client = g.GuanceClient(g.make_config(url=server.url, api_key=KEY, retry_budget=0))
-        result = client.query([g.Query("sum(increase(istio_prom:istio_requests_total[60s]))", qtype="promql")], 1, 2)
+        client = guance_client.GuanceClient(guance_settings.make_config(url=server.url, api_key=KEY, retry_budget=0))
+        result = client.query([guance_queries.Query("sum(increase(istio_prom:istio_requests_total[60s]))", qtype="promql")], 1, 2)
     finally:
         server.close()
     numbers = answers.parse_requests(result.series[0], ["v2", "v1"], counter=False)
@@ -74,16 +77,16 @@ def test_the_client_reads_every_answer_layout_into_the_right_numbers() -> None:
 
 
 @pytest.mark.parametrize("status, answer, kind", [
-    (401, {"code": 401, "errorCode": "ft.InvalidAPIKey", "message": "invalid key", "success": False}, g.GuanceAuthError),
-    (200, {"code": 200, "errorCode": "ft.QueryError", "message": "bad dql", "success": True, "content": None}, g.GuanceApiError),
-    (200, {"code": 200, "errorCode": "", "message": "", "success": False, "content": None}, g.GuanceApiError),
+    (401, {"code": 401, "errorCode": "ft.InvalidAPIKey", "message": "invalid key", "success": False}, guance_errors.GuanceAuthError),
+    (200, {"code": 200, "errorCode": "ft.QueryError", "message": "bad dql", "success": True, "content": None}, guance_errors.GuanceApiError),
+    (200, {"code": 200, "errorCode": "", "message": "", "success": False, "content": None}, guance_errors.GuanceApiError),
 ])
 def test_an_error_is_an_error_code_or_success_false(status, answer, kind) -> None:
     server = Server(status, answer)
     try:
-        client = g.GuanceClient(g.make_config(url=server.url, api_key=KEY, retry_budget=0))
+        client = guance_client.GuanceClient(guance_settings.make_config(url=server.url, api_key=KEY, retry_budget=0))
         with pytest.raises(kind):
-            client.query([g.Query("M::x:(count(`*`))")], 1, 2)
+            client.query([guance_queries.Query("M::x:(count(`*`))")], 1, 2)
     finally:
         server.close()
 
@@ -123,10 +126,10 @@ def test_the_simulator_answers_each_query_in_order(sim) -> None:
     assert answer["success"] is True and answer["errorCode"] == ""
     data = answer["content"]["data"]
     assert len(data) == 2
-    first = g.simple_series(data[0])
+    first = guance_queries.simple_series(data[0])
     counts = {s["tags"]["version"]: answers.latest_value(s, "spans") for s in first}
     assert counts == {"v1": 30, "v2": 25}
-    assert g.simple_series(data[1]) == []  # no data is an empty answer, not an error
+    assert guance_queries.simple_series(data[1]) == []  # no data is an empty answer, not an error
 
 
 def test_the_simulator_refuses_a_bad_key_as_a_live_site_does(sim) -> None:
@@ -137,20 +140,20 @@ def test_the_simulator_refuses_a_bad_key_as_a_live_site_does(sim) -> None:
 
 def test_the_simulator_accepts_the_clients_own_bodies(sim) -> None:
     # The collection's own client, end to end: the body it builds is one the simulator answers.
-    client = g.GuanceClient(g.make_config(url=sim.urls["guance_openapi"], api_key=KEY, retry_budget=0))
+    client = guance_client.GuanceClient(guance_settings.make_config(url=sim.urls["guance_openapi"], api_key=KEY, retry_budget=0))
     now = sim.clock.now_ms()
-    result = client.query([g.Query("T::`reviews`:(count(`*`) AS `spans`) BY `version`")], now - 60_000, now)
+    result = client.query([guance_queries.Query("T::`reviews`:(count(`*`) AS `spans`) BY `version`")], now - 60_000, now)
     assert {s["tags"]["version"] for s in result.series[0]} == {"v1", "v2"}
 
 
 def test_interval_buckets_come_back_on_the_interval_grid(sim) -> None:
     # The client asks every DQL query with align_time, as Guance's own examples do: buckets on
     # multiples of the interval, labelled at their start (what the analysis's counters read).
-    client = g.GuanceClient(g.make_config(url=sim.urls["guance_openapi"], api_key=KEY, retry_budget=0))
+    client = guance_client.GuanceClient(guance_settings.make_config(url=sim.urls["guance_openapi"], api_key=KEY, retry_budget=0))
     now = sim.clock.now_ms()
     start = now - 60_000 - now % 10_000 + 3_000  # not on the 10 s grid
     text = "T::`reviews`:(count(`*`) AS `spans`) [::10s] BY `version`"
-    stamps = {row[0] for one in client.query([g.Query(text)], start, now).series[0] for row in one["rows"]}
+    stamps = {row[0] for one in client.query([guance_queries.Query(text)], start, now).series[0] for row in one["rows"]}
     assert stamps and all(stamp % 10_000 == 0 for stamp in stamps)
     plain = _post(sim, {"queries": [{"qtype": "dql", "query": {"q": text, "timeRange": [start, now]}}]}).json()
     unaligned = {row[0] for one in plain["content"]["data"][0]["series"] for row in one["values"]}

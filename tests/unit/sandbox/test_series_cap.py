@@ -8,7 +8,9 @@ import requests
 
 from ansible_collections.canary.istio.plugins.module_utils._analysis import answers
 from ansible_collections.canary.istio.plugins.module_utils._analysis import queries
-from ansible_collections.canary.istio.plugins.module_utils._analysis import guance as g
+from ansible_collections.canary.istio.plugins.module_utils._guance import client as guance_client
+from ansible_collections.canary.istio.plugins.module_utils._guance import queries as guance_queries
+from ansible_collections.canary.istio.plugins.module_utils._guance import settings as guance_settings
 from sandbox.sim.server import GuanceServer, Simulation
 
 KEY = "sim-key-series-cap-0123"
@@ -40,9 +42,9 @@ def _latency_query() -> tuple[queries.AnalysisTarget, queries.MetricQuery]:
 def test_both_versions_p99_come_back_past_the_20_series_cap(sim, api) -> None:
     target, query = _latency_query()
     url = sim.urls["guance_openapi"] if api == "openapi" else sim.urls["datakit"]
-    client = g.GuanceClient(g.make_config(url=url, api=api, api_key=KEY if api == "openapi" else None))
+    client = guance_client.GuanceClient(guance_settings.make_config(url=url, api=api, api_key=KEY if api == "openapi" else None))
     end = sim.clock.now_ms()
-    answer = client.query([g.Query(query.query, lookback_ms=query.lookback_s * 1000)], end - WINDOW_S * 1000, end)
+    answer = client.query([guance_queries.Query(query.query, lookback_ms=query.lookback_s * 1000)], end - WINDOW_S * 1000, end)
     series = answer.series[0]
     assert len(series) > 20
     p99 = answers.parse_latency_buckets(series, target.versions, lookback_buckets=queries.DQL_LOOKBACK_BUCKETS)

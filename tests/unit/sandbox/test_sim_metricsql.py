@@ -10,7 +10,9 @@ import pytest
 
 from ansible_collections.canary.istio.plugins.module_utils._analysis import answers
 from ansible_collections.canary.istio.plugins.module_utils._analysis import queries
-from ansible_collections.canary.istio.plugins.module_utils._analysis import guance as g
+from ansible_collections.canary.istio.plugins.module_utils._guance import client as guance_client
+from ansible_collections.canary.istio.plugins.module_utils._guance import queries as guance_queries
+from ansible_collections.canary.istio.plugins.module_utils._guance import settings as guance_settings
 from sandbox.sim import metricsql
 from sandbox.sim.record import ManualClock, Point, Recorder
 from sandbox.sim.server import GuanceServer, Simulation
@@ -107,9 +109,9 @@ def test_the_analysis_promql_counts_what_the_scrapes_hold(sim):
     target = queries.AnalysisTarget(service="reviews", canary_version="v2", baseline_version="v1", namespace="shop",
                                     window_seconds=60)
     query = queries.build_promql(target, metric_prefix="istio_prom:")[queries.Q_REQUESTS]
-    client = g.GuanceClient(g.make_config(url=sim.urls["guance_openapi"], api_key="k-metricsql", retry_budget=0))
+    client = guance_client.GuanceClient(guance_settings.make_config(url=sim.urls["guance_openapi"], api_key="k-metricsql", retry_budget=0))
     end = sim.clock.now_ms()
-    series = client.query([g.Query(query.query, qtype="promql")], end - 60_000, end).series[0]
+    series = client.query([guance_queries.Query(query.query, qtype="promql")], end - 60_000, end).series[0]
     numbers = answers.parse_requests(series, ["v2", "v1"], counter=False)
     last_scrape = end // SCRAPE_MS * SCRAPE_MS
     before = (end - 60_000) // SCRAPE_MS * SCRAPE_MS

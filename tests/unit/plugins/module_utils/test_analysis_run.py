@@ -13,7 +13,8 @@ from ansible_collections.canary.istio.plugins.module_utils._analysis import chec
 from ansible_collections.canary.istio.plugins.module_utils._analysis import judge
 from ansible_collections.canary.istio.plugins.module_utils._analysis import terms
 from ansible_collections.canary.istio.plugins.module_utils._analysis import rounds as run
-from ansible_collections.canary.istio.plugins.module_utils._analysis import guance as g
+from ansible_collections.canary.istio.plugins.module_utils._guance import errors as guance_errors
+from ansible_collections.canary.istio.plugins.module_utils._guance import queries as guance_queries
 from ansible_collections.canary.istio.plugins.module_utils._analysis import prometheus as p
 
 T0_MS = 1_764_136_800_000
@@ -319,8 +320,8 @@ class FakeGuance:
         self.sent.append((queries, start_ms, end_ms))
         if self.error:
             raise self.error
-        return g.QueryResult([[{"name": "", "tags": {}, "columns": ["time", "value"], "rows": [[end_ms, i]]}]
-                              for i in range(len(queries))], {}, 1)
+        return guance_queries.QueryResult([[{"name": "", "tags": {}, "columns": ["time", "value"], "rows": [[end_ms, i]]}]
+                                           for i in range(len(queries))], {}, 1)
 
     def close(self) -> None:
         pass
@@ -343,15 +344,15 @@ def test_guance_rounds_send_everything_in_one_call_and_map_answers_by_key() -> N
 
 
 def test_guance_errors_become_round_errors() -> None:
-    source = run.GuanceRounds(FakeGuance(g.GuanceAuthError("POST x: the API key was refused (403 ft.InvalidAPIKey)",
-                                                           403, "ft.InvalidAPIKey")))
+    source = run.GuanceRounds(FakeGuance(guance_errors.GuanceAuthError("POST x: the API key was refused (403 ft.InvalidAPIKey)",
+                                                                       403, "ft.InvalidAPIKey")))
     with pytest.raises(run.RoundQueryError) as info:
         source.query_round(run.plan_from_params(BASE).queries, 1000, 2000)
     assert str(info.value) == "querying Guance: POST x: the API key was refused (403 ft.InvalidAPIKey)"
     assert info.value.status == 403 and info.value.error_code == "ft.InvalidAPIKey"
     assert source.requests_made == 1 and not info.value.rate_limited
-    limited = run.GuanceRounds(FakeGuance(g.GuanceRateLimitError("POST x: rate limited (401 ft.TriggerApiAkCurrentLimiting)",
-                                                                 401, "ft.TriggerApiAkCurrentLimiting")))
+    limited = run.GuanceRounds(FakeGuance(guance_errors.GuanceRateLimitError("POST x: rate limited (401 ft.TriggerApiAkCurrentLimiting)",
+                                                                             401, "ft.TriggerApiAkCurrentLimiting")))
     with pytest.raises(run.RoundQueryError) as info:
         limited.query_round(run.plan_from_params(BASE).queries, 1000, 2000)
     assert info.value.rate_limited

@@ -2,7 +2,7 @@
 # Copyright: contributors to the canary.istio collection
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 
-"""Tests of plugins/module_utils/_analysis/guance.py against a real HTTP server in a thread that answers
+"""Tests of plugins/module_utils/_guance/ against a real HTTP server in a thread that answers
 with the documented Guance OpenAPI and DataKit shapes, errors included."""
 
 from __future__ import annotations
@@ -14,7 +14,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from ansible_collections.canary.istio.plugins.module_utils._analysis import guance as g
+from ansible_collections.canary.istio.plugins.module_utils._guance import client as guance_client
+from ansible_collections.canary.istio.plugins.module_utils._guance import errors as guance_errors
+from ansible_collections.canary.istio.plugins.module_utils._guance import queries as guance_queries
+from ansible_collections.canary.istio.plugins.module_utils._guance import settings as guance_settings
 
 KEY = "tkn_0f9e8d7c6b5a4321secretKEY"
 
@@ -90,14 +93,14 @@ def fake():
     server.server.server_close()
 
 
-def client(fake: FakeGuance, api: str = "openapi", **kwargs) -> g.GuanceClient:
+def client(fake: FakeGuance, api: str = "openapi", **kwargs) -> guance_client.GuanceClient:
     options = {"retry_budget": 2.0, "backoff": 0.01, "timeout": 2.0}
     options.update(kwargs)
-    return g.GuanceClient(g.make_config(url=fake.url, api=api, api_key=KEY if api == "openapi" else None, **options))
+    return guance_client.GuanceClient(guance_settings.make_config(url=fake.url, api=api, api_key=KEY if api == "openapi" else None, **options))
 
 
-QUERIES = [g.Query("M::`istio_prom`:(sum(`istio_requests_total`) AS `requests`) BY `destination_version`"),
-           g.Query('sum(increase(istio_prom:istio_requests_total[60s]))', qtype="promql")]
+QUERIES = [guance_queries.Query("M::`istio_prom`:(sum(`istio_requests_total`) AS `requests`) BY `destination_version`"),
+           guance_queries.Query('sum(increase(istio_prom:istio_requests_total[60s]))', qtype="promql")]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -106,34 +109,34 @@ QUERIES = [g.Query("M::`istio_prom`:(sum(`istio_requests_total`) AS `requests`) 
 
 
 def test_base_url_from_site_or_url() -> None:
-    assert g.base_url(site="cn1") == "https://openapi.guance.com"
-    assert g.base_url(site="us1") == "https://us1-openapi.guance.com"
-    assert g.base_url(site="cn1", url="https://guance.example.com/") == "https://guance.example.com"
-    assert g.base_url(api="datakit") == "http://localhost:9529"
-    with pytest.raises(g.GuanceConfigError, match="unknown site 'mars'") as info:
-        g.base_url(site="mars")
+    assert guance_settings.base_url(site="cn1") == "https://openapi.guance.com"
+    assert guance_settings.base_url(site="us1") == "https://us1-openapi.guance.com"
+    assert guance_settings.base_url(site="cn1", url="https://guance.example.com/") == "https://guance.example.com"
+    assert guance_settings.base_url(api="datakit") == "http://localhost:9529"
+    with pytest.raises(guance_errors.GuanceConfigError, match="unknown site 'mars'") as info:
+        guance_settings.base_url(site="mars")
     assert info.value.option == "site"
-    with pytest.raises(g.GuanceConfigError, match="set site") as info:
-        g.base_url()
+    with pytest.raises(guance_errors.GuanceConfigError, match="set site") as info:
+        guance_settings.base_url()
     assert info.value.option == "url"
-    with pytest.raises(g.GuanceConfigError, match="must start with http"):
-        g.base_url(url="ftp://x")
+    with pytest.raises(guance_errors.GuanceConfigError, match="must start with http"):
+        guance_settings.base_url(url="ftp://x")
 
 
 def test_openapi_needs_a_key() -> None:
-    with pytest.raises(g.GuanceConfigError, match="needs api_key") as info:
-        g.make_config(site="cn1")
+    with pytest.raises(guance_errors.GuanceConfigError, match="needs api_key") as info:
+        guance_settings.make_config(site="cn1")
     assert info.value.option == "api_key"
-    assert KEY not in repr(g.make_config(site="cn1", api_key=KEY))
+    assert KEY not in repr(guance_settings.make_config(site="cn1", api_key=KEY))
 
 
 def test_bad_queries_and_time_range_are_refused_before_sending(fake) -> None:
     c = client(fake)
-    with pytest.raises(g.GuanceConfigError, match="at least one query"):
+    with pytest.raises(guance_errors.GuanceConfigError, match="at least one query"):
         c.query([], 1, 2)
-    with pytest.raises(g.GuanceConfigError, match=r"queries\[0\]: qtype must be dql or promql"):
-        c.query([g.Query("x", qtype="sql")], 1, 2)
-    with pytest.raises(g.GuanceConfigError, match="starts .* at or after its end") as info:
+    with pytest.raises(guance_errors.GuanceConfigError, match=r"queries\[0\]: qtype must be dql or promql"):
+        c.query([guance_queries.Query("x", qtype="sql")], 1, 2)
+    with pytest.raises(guance_errors.GuanceConfigError, match="starts .* at or after its end") as info:
         c.query(QUERIES, 5, 5)
     assert info.value.option == "time_range"
     assert fake.seen == []
@@ -145,7 +148,7 @@ def test_bad_queries_and_time_range_are_refused_before_sending(fake) -> None:
 
 
 def test_all_queries_in_one_request_and_simple_series(fake) -> None:
-    fake.on(g.QUERY_PATH, Reply(200, QUERY_OK))
+    fake.on(guance_settings.QUERY_PATH, Reply(200, QUERY_OK))
     c = client(fake)
     result = c.query(QUERIES, 1_000, 61_000)
     assert len(fake.seen) == 1 and c.requests_made == 1
@@ -155,7 +158,7 @@ def test_all_queries_in_one_request_and_simple_series(fake) -> None:
     first = sent["body"]["queries"][0]["query"]
     assert first["timeRange"] == [1000, 61000] and first["disableMultipleField"] is False
     assert first["align_time"] is True and "align_time" not in sent["body"]["queries"][1]["query"]
-    lookback = g.openapi_query_body([g.Query("M::x", lookback_ms=20_000)], 30_000, 61_000)
+    lookback = guance_queries.openapi_query_body([guance_queries.Query("M::x", lookback_ms=20_000)], 30_000, 61_000)
     assert lookback["queries"][0]["query"]["timeRange"] == [10_000, 61_000]
     assert sent["body"]["queries"][1]["query"]["promqlType"] == "instantQuery"
     assert result.series[0] == [{"name": "istio_prom", "tags": {"destination_version": "v2"},
@@ -168,9 +171,9 @@ def test_all_queries_in_one_request_and_simple_series(fake) -> None:
 
 @pytest.mark.parametrize("status", [401, 403])
 def test_refused_key_is_a_plain_error_without_the_key(fake, status) -> None:
-    fake.on(g.QUERY_PATH, Reply(status, envelope(code=status, error_code="ft.InvalidAPIKey",
-                                                 message=f"invalid key {KEY}", success=False)))
-    with pytest.raises(g.GuanceAuthError) as info:
+    fake.on(guance_settings.QUERY_PATH, Reply(status, envelope(code=status, error_code="ft.InvalidAPIKey",
+                                                               message=f"invalid key {KEY}", success=False)))
+    with pytest.raises(guance_errors.GuanceAuthError) as info:
         client(fake).query(QUERIES, 1, 2)
     text = str(info.value)
     assert f"the API key was refused ({status} ft.InvalidAPIKey" in text
@@ -181,15 +184,15 @@ def test_refused_key_is_a_plain_error_without_the_key(fake, status) -> None:
 
 def test_rate_limit_waits_and_retries(fake) -> None:
     limited = Reply(401, envelope(code=401, error_code="ft.TriggerApiAkCurrentLimiting", success=False))
-    fake.on(g.QUERY_PATH, limited, Reply(401, envelope(code=401, error_code="ft.TriggerApiWorkspaceCurrentLimiting",
+    fake.on(guance_settings.QUERY_PATH, limited, Reply(401, envelope(code=401, error_code="ft.TriggerApiWorkspaceCurrentLimiting",
                                                        success=False)), Reply(200, QUERY_OK))
     result = client(fake).query(QUERIES, 1, 2)
     assert result.attempts == 3 and len(fake.seen) == 3
 
 
 def test_rate_limit_gives_up_when_the_budget_is_spent(fake) -> None:
-    fake.on(g.QUERY_PATH, Reply(401, envelope(code=401, error_code="ft.TriggerApiAkCurrentLimiting", success=False),
-                                headers={"Retry-After": "0.2"}))
+    fake.on(guance_settings.QUERY_PATH, Reply(401, envelope(code=401, error_code="ft.TriggerApiAkCurrentLimiting", success=False),
+                                              headers={"Retry-After": "0.2"}))
     # A virtual clock that only the waits move, so the count does not depend on the machine's load.
     now = [0.0]
     waits: list[float] = []
@@ -198,68 +201,68 @@ def test_rate_limit_gives_up_when_the_budget_is_spent(fake) -> None:
         waits.append(seconds)
         now[0] += seconds
 
-    config = g.make_config(url=fake.url, api_key=KEY, retry_budget=0.5, backoff=0.01)
-    with pytest.raises(g.GuanceRateLimitError, match="rate limited .*gave up after 3 attempts within retry_budget=0.5s"):
-        g.GuanceClient(config, sleep=sleep, clock=lambda: now[0]).query(QUERIES, 1, 2)
+    config = guance_settings.make_config(url=fake.url, api_key=KEY, retry_budget=0.5, backoff=0.01)
+    with pytest.raises(guance_errors.GuanceRateLimitError, match="rate limited .*gave up after 3 attempts within retry_budget=0.5s"):
+        guance_client.GuanceClient(config, sleep=sleep, clock=lambda: now[0]).query(QUERIES, 1, 2)
     assert waits == [0.2, 0.2]  # the server's Retry-After, longer than the backoff
     assert len(fake.seen) == 3
 
 
 def test_server_errors_are_retried_then_reported(fake) -> None:
-    fake.on(g.QUERY_PATH, Reply(500, envelope(code=500, error_code="InternalError", success=False)),
+    fake.on(guance_settings.QUERY_PATH, Reply(500, envelope(code=500, error_code="InternalError", success=False)),
             Reply(502, b"<html>bad gateway</html>", "text/html"), Reply(200, QUERY_OK))
     assert client(fake).query(QUERIES, 1, 2).attempts == 3
-    fake.on(g.QUERY_PATH, Reply(503, envelope(code=503, error_code="InternalError", message="busy", success=False)))
-    with pytest.raises(g.GuanceServerError, match=r"server error 503 \(InternalError: busy\).*gave up") as info:
+    fake.on(guance_settings.QUERY_PATH, Reply(503, envelope(code=503, error_code="InternalError", message="busy", success=False)))
+    with pytest.raises(guance_errors.GuanceServerError, match=r"server error 503 \(InternalError: busy\).*gave up") as info:
         client(fake, retry_budget=0.2).query(QUERIES, 1, 2)
     assert info.value.status == 503
 
 
 def test_timeout_is_retried_then_reported(fake) -> None:
-    fake.on(g.QUERY_PATH, Reply(200, QUERY_OK, delay=0.6))
-    with pytest.raises(g.GuanceConnectionError, match="no answer within timeout=0.2s.*gave up"):
+    fake.on(guance_settings.QUERY_PATH, Reply(200, QUERY_OK, delay=0.6))
+    with pytest.raises(guance_errors.GuanceConnectionError, match="no answer within timeout=0.2s.*gave up"):
         client(fake, timeout=0.2, retry_budget=0.3, backoff=0.05).query(QUERIES, 1, 2)
-    fake.on(g.QUERY_PATH, Reply(200, QUERY_OK, delay=1.5), Reply(200, QUERY_OK))
+    fake.on(guance_settings.QUERY_PATH, Reply(200, QUERY_OK, delay=1.5), Reply(200, QUERY_OK))
     assert client(fake, timeout=0.5, retry_budget=5).query(QUERIES, 1, 2).attempts == 2
 
 
 def test_refused_connection_is_a_connection_error() -> None:
-    config = g.make_config(url="http://127.0.0.1:9", api_key=KEY, retry_budget=0.1, backoff=0.05)
-    with pytest.raises(g.GuanceConnectionError, match="cannot connect") as info:
-        g.GuanceClient(config).query(QUERIES, 1, 2)
+    config = guance_settings.make_config(url="http://127.0.0.1:9", api_key=KEY, retry_budget=0.1, backoff=0.05)
+    with pytest.raises(guance_errors.GuanceConnectionError, match="cannot connect") as info:
+        guance_client.GuanceClient(config).query(QUERIES, 1, 2)
     assert KEY not in str(info.value)
 
 
 def test_non_json_200_is_a_plain_error(fake) -> None:
-    fake.on(g.QUERY_PATH, Reply(200, b"<html>login</html>", "text/html"))
-    with pytest.raises(g.GuanceResponseError, match=r"not JSON \(status 200, Content-Type text/html\): <html>login"):
+    fake.on(guance_settings.QUERY_PATH, Reply(200, b"<html>login</html>", "text/html"))
+    with pytest.raises(guance_errors.GuanceResponseError, match=r"not JSON \(status 200, Content-Type text/html\): <html>login"):
         client(fake).query(QUERIES, 1, 2)
 
 
 def test_other_client_errors_are_not_retried(fake) -> None:
-    fake.on(g.QUERY_PATH, Reply(400, envelope(code=400, error_code="RouterNotFound", message="no route", success=False)))
-    with pytest.raises(g.GuanceApiError, match="400 RouterNotFound: no route") as info:
+    fake.on(guance_settings.QUERY_PATH, Reply(400, envelope(code=400, error_code="RouterNotFound", message="no route", success=False)))
+    with pytest.raises(guance_errors.GuanceApiError, match="400 RouterNotFound: no route") as info:
         client(fake).query(QUERIES, 1, 2)
     assert info.value.error_code == "RouterNotFound" and len(fake.seen) == 1
 
 
 def test_error_inside_a_200_envelope_and_wrong_result_count(fake) -> None:
-    fake.on(g.QUERY_PATH, Reply(200, envelope(code=200, error_code="bad.dql", message="parse error", success=False)))
-    with pytest.raises(g.GuanceApiError, match="bad.dql: parse error"):
+    fake.on(guance_settings.QUERY_PATH, Reply(200, envelope(code=200, error_code="bad.dql", message="parse error", success=False)))
+    with pytest.raises(guance_errors.GuanceApiError, match="bad.dql: parse error"):
         client(fake).query(QUERIES, 1, 2)
-    fake.on(g.QUERY_PATH, Reply(200, envelope({"data": [{"series": []}]})))
-    with pytest.raises(g.GuanceResponseError, match="sent 2 queries but the answer holds 1 results"):
+    fake.on(guance_settings.QUERY_PATH, Reply(200, envelope({"data": [{"series": []}]})))
+    with pytest.raises(guance_errors.GuanceResponseError, match="sent 2 queries but the answer holds 1 results"):
         client(fake).query(QUERIES, 1, 2)
 
 
 def test_openapi_event(fake) -> None:
-    fake.on(g.EVENT_PATH, Reply(200, envelope(True)))
+    fake.on(guance_settings.EVENT_PATH, Reply(200, envelope(True)))
     out = client(fake).create_event("Canary reviews v2 at 10%", "info", "weight 10", {"service": "reviews", "step": 1},
                                     date_ms=1730000000000)
     assert fake.seen[0]["body"] == {"date": 1730000000000, "status": "info", "title": "Canary reviews v2 at 10%",
                                     "message": "weight 10", "customTags": {"service": "reviews", "step": "1"}}
     assert out["attempts"] == 1
-    with pytest.raises(g.GuanceConfigError, match="status must be one of") as info:
+    with pytest.raises(guance_errors.GuanceConfigError, match="status must be one of") as info:
         client(fake).create_event("t", "fine")
     assert info.value.option == "status"
 
@@ -270,10 +273,10 @@ def test_openapi_event(fake) -> None:
 
 
 def test_datakit_query(fake) -> None:
-    fake.on(g.DATAKIT_QUERY_PATH, Reply(200, {"content": [
+    fake.on(guance_settings.DATAKIT_QUERY_PATH, Reply(200, {"content": [
         {"series": [{"name": "istio_prom", "columns": ["time", "requests"], "values": [[1, 5]]}], "cost": "1ms"},
         {"series": None}]}))
-    queries = [QUERIES[0], g.Query("L::re(`.*`):(count(`*`) AS `errors`)", lookback_ms=500)]
+    queries = [QUERIES[0], guance_queries.Query("L::re(`.*`):(count(`*`) AS `errors`)", lookback_ms=500)]
     result = client(fake, api="datakit").query(queries, 1000, 2000)
     sent = fake.seen[0]
     assert "DF-API-KEY" not in sent["headers"]
@@ -285,43 +288,43 @@ def test_datakit_query(fake) -> None:
 
 
 def test_datakit_error_inside_200(fake) -> None:
-    fake.on(g.DATAKIT_QUERY_PATH, Reply(200, {"error_code": "datakit.queryError", "message": "upstream: bad DQL"}))
-    with pytest.raises(g.GuanceApiError, match="DataKit answered 200 with an error: datakit.queryError: upstream: bad DQL"):
+    fake.on(guance_settings.DATAKIT_QUERY_PATH, Reply(200, {"error_code": "datakit.queryError", "message": "upstream: bad DQL"}))
+    with pytest.raises(guance_errors.GuanceApiError, match="DataKit answered 200 with an error: datakit.queryError: upstream: bad DQL"):
         client(fake, api="datakit").query(QUERIES[:1], 1, 2)
 
 
 def test_datakit_refuses_promql_and_rate_limit_429(fake) -> None:
-    with pytest.raises(g.GuanceConfigError, match="DQL only") as info:
+    with pytest.raises(guance_errors.GuanceConfigError, match="DQL only") as info:
         client(fake, api="datakit").query(QUERIES, 1, 2)
     assert info.value.option == "qtype"
-    fake.on(g.DATAKIT_QUERY_PATH, Reply(429, {"error_code": "datakit.reachMaxAPILimit"}), Reply(200, {"content": [{}]}))
+    fake.on(guance_settings.DATAKIT_QUERY_PATH, Reply(429, {"error_code": "datakit.reachMaxAPILimit"}), Reply(200, {"content": [{}]}))
     assert client(fake, api="datakit").query(QUERIES[:1], 1, 2).attempts == 2
 
 
 def test_datakit_event(fake) -> None:
-    fake.on(g.DATAKIT_EVENT_PATH, Reply(200, b"", "text/plain"))
+    fake.on(guance_settings.DATAKIT_EVENT_PATH, Reply(200, b"", "text/plain"))
     client(fake, api="datakit").create_event("promoted", "ok", "v2 took 100%", {"service": "reviews"}, date_ms=1000)
     point = fake.seen[0]["body"][0]
     assert point["measurement"] == "canary_release" and point["tags"] == {"service": "reviews"}
     assert point["time"] == 1000 * 1_000_000
     assert point["fields"]["df_status"] == "ok" and point["fields"]["df_title"] == "promoted"
     assert point["fields"]["df_event_id"].startswith("event-") and len(point["fields"]["df_event_id"]) == 38
-    fake.on(g.DATAKIT_EVENT_PATH, Reply(400, {"error_code": "datakit.invalidJsonPoint", "message": "bad point"}))
-    with pytest.raises(g.GuanceApiError, match="400 datakit.invalidJsonPoint: bad point"):
+    fake.on(guance_settings.DATAKIT_EVENT_PATH, Reply(400, {"error_code": "datakit.invalidJsonPoint", "message": "bad point"}))
+    with pytest.raises(guance_errors.GuanceApiError, match="400 datakit.invalidJsonPoint: bad point"):
         client(fake, api="datakit").create_event("x")
 
 
 def test_rate_limit_message_names_the_limit_that_was_hit() -> None:
     # guance-api.md: 20 requests a minute per key, 200 per workspace (all keys together).
-    assert "20 requests a minute per key" in g._rate_limit_hint("ft.TriggerApiAkCurrentLimiting")  # pylint: disable=protected-access
-    assert "200 requests a minute per workspace" in g._rate_limit_hint("ft.TriggerApiWorkspaceCurrentLimiting")  # pylint: disable=protected-access
+    assert "20 requests a minute per key" in guance_client._rate_limit_hint("ft.TriggerApiAkCurrentLimiting")  # pylint: disable=protected-access
+    assert "200 requests a minute per workspace" in guance_client._rate_limit_hint("ft.TriggerApiWorkspaceCurrentLimiting")  # pylint: disable=protected-access
 
 
 def test_an_explicit_site_wins_over_guance_url_in_the_environment():
     env = {"GUANCE_URL": "http://127.0.0.1:9"}
-    assert g.config_from_params({"site": "us1", "api_key": "k"}, env).url == g.SITES["us1"]
-    assert g.config_from_params({"api_key": "k"}, env).url == "http://127.0.0.1:9"
-    assert g.config_from_params({"url": "https://guance.example", "api_key": "k"}, env).url == "https://guance.example"
+    assert guance_settings.config_from_params({"site": "us1", "api_key": "k"}, env).url == guance_settings.SITES["us1"]
+    assert guance_settings.config_from_params({"api_key": "k"}, env).url == "http://127.0.0.1:9"
+    assert guance_settings.config_from_params({"url": "https://guance.example", "api_key": "k"}, env).url == "https://guance.example"
 
 
 def test_series_labels_in_every_layout_guances_clients_read() -> None:
@@ -331,7 +334,7 @@ def test_series_labels_in_every_layout_guances_clients_read() -> None:
         {"name": ["destination_version=v3", "response_code=503", "odd"], "columns": ["time", "v"], "values": [[1, 4]]},
         {"tags": {"destination_version": "v4"}, "labels": {"destination_version": "x", "le": "+Inf"}, "values": []},
     ]}
-    series = g.simple_series(item)
+    series = guance_queries.simple_series(item)
     assert [s["tags"] for s in series] == [
         {"destination_version": "v1"}, {"destination_version": "v2", "response_code": "200"},
         {"destination_version": "v3", "response_code": "503"}, {"destination_version": "v4", "le": "+Inf"}]

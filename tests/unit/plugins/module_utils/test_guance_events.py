@@ -2,7 +2,7 @@
 # Copyright: contributors to the canary.istio collection
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 
-"""The pure part of release events in plugins/module_utils/_analysis/guance.py: building the event for
+"""The pure part of release events in plugins/module_utils/_guance/events.py: building the event for
 each API, tag and date rules. (Sending is tested against HTTP servers: test_guance.py, and
 tests/unit/sandbox/test_guance_modules_sim.py against the simulator.)"""
 
@@ -12,24 +12,27 @@ import time
 
 import pytest
 
-from ansible_collections.canary.istio.plugins.module_utils._analysis import guance as g
+from ansible_collections.canary.istio.plugins.module_utils._guance import client as guance_client
+from ansible_collections.canary.istio.plugins.module_utils._guance import errors as guance_errors
+from ansible_collections.canary.istio.plugins.module_utils._guance import events as guance_events
+from ansible_collections.canary.istio.plugins.module_utils._guance import settings as guance_settings
 
 DATE = 1_764_136_800_000  # 2025-11-26T06:00:00Z
 
 
 def test_openapi_event_is_the_documented_body() -> None:
-    request = g.event_request("openapi", "Canary reviews v2 at 10%", "info", "step 1 of 3",
-                              {"service": "reviews", "step": 1, "canary": True, "weight": 10.5}, DATE)
+    request = guance_events.event_request("openapi", "Canary reviews v2 at 10%", "info", "step 1 of 3",
+                                          {"service": "reviews", "step": 1, "canary": True, "weight": 10.5}, DATE)
     assert request.path == "/api/v1/events/create" and request.event_id is None
     assert request.body == {"date": DATE, "status": "info", "title": "Canary reviews v2 at 10%", "message": "step 1 of 3",
                             "customTags": {"service": "reviews", "step": "1", "canary": "true", "weight": "10.5"}}
     assert request.event is request.body
-    bare = g.event_request("openapi", "t", "ok", None, None, DATE).body
+    bare = guance_events.event_request("openapi", "t", "ok", None, None, DATE).body
     assert bare == {"date": DATE, "status": "ok", "title": "t"}  # no empty message or customTags
 
 
 def test_datakit_event_is_one_keyevent_point_with_its_own_id() -> None:
-    request = g.event_request("datakit", "promoted", "ok", "v2 took 100%", {"service": "reviews"}, DATE, "release")
+    request = guance_events.event_request("datakit", "promoted", "ok", "v2 took 100%", {"service": "reviews"}, DATE, "release")
     assert request.path == "/v1/write/keyevent"
     assert request.body == [request.event]
     point = request.event
@@ -38,13 +41,13 @@ def test_datakit_event_is_one_keyevent_point_with_its_own_id() -> None:
     assert point["fields"] == {"df_source": "system", "df_status": "ok", "df_title": "promoted", "df_message": "v2 took 100%",
                                "df_event_id": request.event_id, "df_date_range": 0}
     assert request.event_id.startswith("event-") and len(request.event_id) == 38
-    assert g.event_request("datakit", "again", date_ms=DATE).event_id != request.event_id
-    assert g.event_request("datakit", "fixed", date_ms=DATE, event_id="event-1").event_id == "event-1"
+    assert guance_events.event_request("datakit", "again", date_ms=DATE).event_id != request.event_id
+    assert guance_events.event_request("datakit", "fixed", date_ms=DATE, event_id="event-1").event_id == "event-1"
 
 
 def test_date_defaults_to_now() -> None:
     before = int(time.time() * 1000)
-    date = g.event_request("openapi", "t").body["date"]
+    date = guance_events.event_request("openapi", "t").body["date"]
     assert before <= date <= int(time.time() * 1000)
 
 
@@ -62,8 +65,8 @@ def test_date_defaults_to_now() -> None:
 ])
 def test_values_that_cannot_be_sent_name_their_field(kwargs, option, text) -> None:
     args = {"api": "openapi", "title": "t", **kwargs}
-    with pytest.raises(g.GuanceConfigError) as info:
-        g.event_request(**args)
+    with pytest.raises(guance_errors.GuanceConfigError) as info:
+        guance_events.event_request(**args)
     assert info.value.option == option
     assert text in str(info.value)
 
@@ -73,20 +76,20 @@ def test_values_that_cannot_be_sent_name_their_field(kwargs, option, text) -> No
     ("2025-11-26T06:00:00Z", DATE), ("2025-11-26T06:00:00", DATE), ("2025-11-26T14:00:00+08:00", DATE),
 ])
 def test_epoch_ms(value, expected) -> None:
-    assert g.epoch_ms(value, "date") == expected
+    assert guance_events.epoch_ms(value, "date") == expected
 
 
 def test_epoch_ms_refuses_seconds_and_words() -> None:
-    with pytest.raises(g.GuanceConfigError, match=r"looks like seconds; give epoch milliseconds \(for example 1764136800000\)") as info:
-        g.epoch_ms(1_764_136_800, "date")
+    with pytest.raises(guance_errors.GuanceConfigError, match=r"looks like seconds; give epoch milliseconds \(for example 1764136800000\)") as info:
+        guance_events.epoch_ms(1_764_136_800, "date")
     assert info.value.option == "date"
     for bad in ("yesterday", True, None, "2025-13-01"):
-        with pytest.raises(g.GuanceConfigError, match="date: expected epoch milliseconds or ISO 8601"):
-            g.epoch_ms(bad, "date")
+        with pytest.raises(guance_errors.GuanceConfigError, match="date: expected epoch milliseconds or ISO 8601"):
+            guance_events.epoch_ms(bad, "date")
 
 
 def test_send_event_refuses_an_event_built_for_the_other_api() -> None:
-    client = g.GuanceClient(g.make_config(api="datakit", url="http://127.0.0.1:9"))
-    with pytest.raises(g.GuanceConfigError, match="built for api=openapi, the client talks to api=datakit"):
-        client.send_event(g.event_request("openapi", "t", date_ms=DATE))
+    client = guance_client.GuanceClient(guance_settings.make_config(api="datakit", url="http://127.0.0.1:9"))
+    with pytest.raises(guance_errors.GuanceConfigError, match="built for api=openapi, the client talks to api=datakit"):
+        client.send_event(guance_events.event_request("openapi", "t", date_ms=DATE))
     assert client.requests_made == 0

@@ -16,7 +16,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from ansible_collections.canary.istio.plugins.module_utils._analysis import guance as g
+from ansible_collections.canary.istio.plugins.module_utils._guance import client as guance_client
+from ansible_collections.canary.istio.plugins.module_utils._guance import errors as guance_errors
+from ansible_collections.canary.istio.plugins.module_utils._guance import queries as guance_queries
+from ansible_collections.canary.istio.plugins.module_utils._guance import settings as guance_settings
 from ansible_collections.canary.istio.plugins.module_utils._k8s.errors import K8sConfigError, K8sConnectionError
 from ansible_collections.canary.istio.plugins.module_utils._k8s.module import client_from_params
 from ansible_collections.canary.istio.plugins.module_utils._analysis import prometheus as p
@@ -142,8 +145,8 @@ def test_transport_warnings() -> None:
 
 @pytest.mark.parametrize("bad", [KEY + "\n", KEY[:5] + "\r\n" + KEY[5:], KEY + "\t"])
 def test_guance_key_with_a_control_character_is_refused_by_name(bad) -> None:
-    with pytest.raises(g.GuanceConfigError) as info:
-        g.make_config(url="https://guance.example", api_key=bad)
+    with pytest.raises(guance_errors.GuanceConfigError) as info:
+        guance_settings.make_config(url="https://guance.example", api_key=bad)
     assert info.value.option == "api_key"
     assert "api_key (or GUANCE_API_KEY) holds" in str(info.value)
     assert KEY[:5] not in str(info.value) and KEY not in repr(info.value)
@@ -176,9 +179,9 @@ def test_kubernetes_token_with_a_line_break_is_refused_by_name() -> None:
 
 def test_guance_does_not_follow_a_redirect_with_its_key(redirect_pair) -> None:
     redirector, target = redirect_pair
-    client = g.GuanceClient(g.make_config(url=redirector.url, api_key=KEY, retry_budget=0.5, backoff=0.01))
-    with pytest.raises(g.GuanceApiError) as info:
-        client.query([g.Query("M::x:(count(`*`))")], 1, 2)
+    client = guance_client.GuanceClient(guance_settings.make_config(url=redirector.url, api_key=KEY, retry_budget=0.5, backoff=0.01))
+    with pytest.raises(guance_errors.GuanceApiError) as info:
+        client.query([guance_queries.Query("M::x:(count(`*`))")], 1, 2)
     assert "redirect to localhost" in str(info.value) and "url (or site)" in str(info.value)
     assert "loc-secret-123" not in str(info.value)
     assert len(redirector.seen) == 1 and redirector.seen[0]["headers"]["DF-API-KEY"] == KEY
@@ -224,9 +227,9 @@ def test_prometheus_url_credentials_are_used_and_never_shown() -> None:
 
 
 def test_guance_url_credentials_stay_out_of_connection_errors() -> None:
-    config = g.make_config(url=f"http://user:{PASSWORD}@127.0.0.1:9", api_key=KEY, retry_budget=0.2, backoff=0.05)
-    with pytest.raises(g.GuanceConnectionError) as info:
-        g.GuanceClient(config).query([g.Query("M::x:(count(`*`))")], 1, 2)
+    config = guance_settings.make_config(url=f"http://user:{PASSWORD}@127.0.0.1:9", api_key=KEY, retry_budget=0.2, backoff=0.05)
+    with pytest.raises(guance_errors.GuanceConnectionError) as info:
+        guance_client.GuanceClient(config).query([guance_queries.Query("M::x:(count(`*`))")], 1, 2)
     assert PASSWORD not in str(info.value) and "http://127.0.0.1:9" in str(info.value)
     assert config.display_url == "http://127.0.0.1:9"
 

@@ -16,7 +16,7 @@ from urllib.parse import parse_qs
 import pytest
 import yaml
 
-from ansible_collections.canary.istio.plugins.module_utils._analysis import guance as g
+from ansible_collections.canary.istio.plugins.module_utils._guance import settings as guance_settings
 from ansible_collections.canary.istio.plugins.modules import canary_analysis as ca
 from ansible_collections.canary.istio.tests.unit.plugins.modules.module_main import run_main
 
@@ -45,7 +45,7 @@ def _compare(documented: dict, spec: dict, where: str) -> None:
 def test_documentation_matches_the_argument_spec() -> None:
     documented = yaml.safe_load(ca.DOCUMENTATION)["options"]
     _compare(documented, ca.OWN_OPTIONS, "")
-    assert not set(documented) & set(g.GUANCE_ARG_SPEC)  # those come from the doc fragment
+    assert not set(documented) & set(guance_settings.GUANCE_ARG_SPEC)  # those come from the doc fragment
     for secret in ("prometheus_token", "prometheus_password"):
         assert ca.OWN_OPTIONS[secret]["no_log"] is True
 

@@ -10,14 +10,15 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from ansible_collections.canary.istio.plugins.module_utils._analysis import guance as g
+from ansible_collections.canary.istio.plugins.module_utils._guance import errors as guance_errors
+from ansible_collections.canary.istio.plugins.module_utils._guance import settings as guance_settings
 from ansible_collections.canary.istio.plugins.modules import guance_event as ge
 
 DATE = 1_764_136_800_000  # 2025-11-26T06:00:00Z
 
 
 def params(**overrides) -> dict:
-    base = {name: spec.get("default") for name, spec in g.guance_argument_spec(ge.OWN_OPTIONS).items()}
+    base = {name: spec.get("default") for name, spec in guance_settings.guance_argument_spec(ge.OWN_OPTIONS).items()}
     base.update(title="t")
     base.update(overrides)
     return base
@@ -31,7 +32,7 @@ def test_documented_options_match_the_argument_spec() -> None:
         assert documented[name].get("default") == spec.get("default"), name
         assert documented[name].get("choices") == spec.get("choices"), name
         assert documented[name].get("required", False) == spec.get("required", False), name
-    assert ge.OWN_OPTIONS["status"]["choices"] == list(g.EVENT_STATUSES)
+    assert ge.OWN_OPTIONS["status"]["choices"] == list(guance_settings.EVENT_STATUSES)
 
 
 def test_documented_returns_are_what_the_module_returns() -> None:
@@ -49,6 +50,6 @@ def test_options_to_event() -> None:
 
 
 def test_bad_date_names_the_option() -> None:
-    with pytest.raises(g.GuanceConfigError, match="date: .* looks like seconds") as info:
+    with pytest.raises(guance_errors.GuanceConfigError, match="date: .* looks like seconds") as info:
         ge.request_from_params(params(date=1_764_136_800))
     assert info.value.option == "date"

@@ -16,7 +16,8 @@ import yaml
 
 from ansible_collections.canary.istio.plugins.doc_fragments.guance import ModuleDocFragment
 from ansible_collections.canary.istio.plugins.module_utils._errors import CanaryError
-from ansible_collections.canary.istio.plugins.module_utils._analysis import guance as g
+from ansible_collections.canary.istio.plugins.module_utils._guance import queries as guance_queries
+from ansible_collections.canary.istio.plugins.module_utils._guance import settings as guance_settings
 from ansible_collections.canary.istio.plugins.modules import guance_query as gq
 from ansible_collections.canary.istio.tests.unit.plugins.modules.module_main import run_main
 
@@ -67,7 +68,7 @@ def test_queries_from_params() -> None:
     queries, names = gq.queries_from_params([{"query": "L::x", "qtype": "dql", "name": None, "options": None},
                                              {"query": "up", "qtype": "promql", "name": "up", "options": {"slimit": 5}}])
     assert names == ["0", "up"]
-    assert queries[1] == g.Query("up", "promql", {"slimit": 5})
+    assert queries[1] == guance_queries.Query("up", "promql", {"slimit": 5})
     with pytest.raises(CanaryError, match="two queries are named 'a'"):
         gq.queries_from_params([{"query": "x", "name": "a"}, {"query": "y", "name": "a"}])
     with pytest.raises(CanaryError, match=r"queries\[0\].query is empty"):
@@ -76,12 +77,12 @@ def test_queries_from_params() -> None:
 
 def test_doc_fragment_matches_the_argument_spec() -> None:
     documented = yaml.safe_load(ModuleDocFragment.DOCUMENTATION)["options"]
-    assert set(documented) == set(g.GUANCE_ARG_SPEC)
-    for name, spec in g.GUANCE_ARG_SPEC.items():
+    assert set(documented) == set(guance_settings.GUANCE_ARG_SPEC)
+    for name, spec in guance_settings.GUANCE_ARG_SPEC.items():
         assert documented[name]["type"] == spec["type"], name
         assert documented[name].get("default") == spec.get("default"), name
         assert documented[name].get("choices") == spec.get("choices"), name
-    assert g.GUANCE_ARG_SPEC["api_key"]["no_log"] is True
+    assert guance_settings.GUANCE_ARG_SPEC["api_key"]["no_log"] is True
 
 
 # ---------------------------------------------------------------------------------------------
