@@ -155,7 +155,8 @@ def one_round(params: dict, source=None):
     """Plan + query + judge, as the module does for one round: (report, queries, requests the
     client counted, the answers). ``source`` replaces the provider's client (see Replay)."""
     # Imported here: the collection is importable only once .collections is on sys.path.
-    from ansible_collections.canary.istio.plugins.module_utils._analysis.rounds import plan_from_params, run_round
+    from ansible_collections.canary.istio.plugins.module_utils._analysis.rounds import run_round
+    from ansible_collections.canary.istio.plugins.module_utils._analysis.settings import plan_from_params
     from ansible_collections.canary.istio.plugins.modules.canary_analysis import round_source
 
     plan = plan_from_params(params)

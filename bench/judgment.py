@@ -39,7 +39,8 @@ sys.path.insert(0, str(REPO / ".collections"))
 sys.path.insert(0, str(REPO))
 
 # pylint: disable=wrong-import-position
-from ansible_collections.canary.istio.plugins.module_utils._analysis import rounds as run  # noqa: E402
+from ansible_collections.canary.istio.plugins.module_utils._analysis import rounds as analysis_rounds  # noqa: E402
+from ansible_collections.canary.istio.plugins.module_utils._analysis import settings as analysis_settings  # noqa: E402
 from ansible_collections.canary.istio.plugins.module_utils._analysis.answers import histogram_quantile  # noqa: E402
 from ansible_collections.canary.istio.plugins.module_utils._analysis.stats import wilson_interval  # noqa: E402
 
@@ -113,7 +114,7 @@ class DrawnRounds:
         self.requests_made += 1
         scenario = self.scenario
         if scenario.down:
-            raise run.RoundQueryError("querying Guance: no answer within timeout=30s")
+            raise analysis_rounds.RoundQueryError("querying Guance: no answer within timeout=30s")
         if scenario.no_data:
             return {query.key: [] for query in queries}
         crashed = scenario.crash_round is not None and self.requests_made >= scenario.crash_round
@@ -160,16 +161,16 @@ def run_scenario(scenario: Scenario, options: dict, seeds: int) -> dict:
         params = {"service": "reviews", "namespace": "prod", "canary_version": "v2", "baseline_version": "v1",
                   "checks": CHECKS, "interval": ROUND_S, "iterations": ROUNDS, "min_requests": 50,
                   "expected_weight": CANARY_WEIGHT, **options}
-        plan = run.plan_from_params(params)
+        plan = analysis_settings.plan_from_params(params)
         clock = [0.0]
 
         def sleep(seconds: float) -> None:
             clock[0] += seconds
 
         try:
-            result = run.run_step(plan, DrawnRounds(random.Random(seed * 7919 + 13), scenario),
-                                  lambda: 1_700_000_000_000 + int(clock[0] * 1000), lambda: clock[0], sleep)
-        except run.StepError as exc:
+            result = analysis_rounds.run_step(plan, DrawnRounds(random.Random(seed * 7919 + 13), scenario),
+                                              lambda: 1_700_000_000_000 + int(clock[0] * 1000), lambda: clock[0], sleep)
+        except analysis_rounds.StepError as exc:
             outcomes["fail"] += 1
             rounds_to_fail.append(len(exc.rounds) + 1)
             continue

@@ -24,7 +24,8 @@ sys.path.insert(0, str(REPO / ".collections"))
 sys.path.insert(0, str(REPO))
 
 # pylint: disable=wrong-import-position
-from ansible_collections.canary.istio.plugins.module_utils._analysis import rounds as run  # noqa: E402
+from ansible_collections.canary.istio.plugins.module_utils._analysis import rounds as analysis_rounds  # noqa: E402
+from ansible_collections.canary.istio.plugins.module_utils._analysis import settings as analysis_settings  # noqa: E402
 from ansible_collections.canary.istio.plugins.modules.canary_analysis import round_source  # noqa: E402
 from bench.judgment import (  # noqa: E402
     BASELINE_ERRORS, BASELINE_MEDIAN_MS, CANARY_WEIGHT, CHECKS, RANK_CHECKS, RATE_PER_S, ROUND_S, ROUNDS)
@@ -146,11 +147,11 @@ def run_seed(scenario: SimScenario, options: dict, seed: int) -> tuple[str, int]
               "scrape_interval": SCRAPE_S, "interval": ROUND_S, "iterations": ROUNDS, "min_requests": 50,
               "expected_weight": CANARY_WEIGHT, "checks": CHECKS, **options}
     try:
-        plan = run.plan_from_params(params)
+        plan = analysis_settings.plan_from_params(params)
         source = round_source(params, plan.provider, plan.step.interval_s)
         try:
-            result = run.run_step(plan, source, step.clock.now_ms, step.monotonic, step.sleep)
-        except run.StepError as exc:
+            result = analysis_rounds.run_step(plan, source, step.clock.now_ms, step.monotonic, step.sleep)
+        except analysis_rounds.StepError as exc:
             return "fail", len(exc.rounds) + 1
         finally:
             source.close()

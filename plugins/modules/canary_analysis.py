@@ -666,10 +666,10 @@ from ansible_collections.canary.istio.plugins.module_utils._analysis.rounds impo
     GuanceRounds,
     PrometheusRounds,
     StepError,
-    plan_from_params,
     run_step,
     step_sample_plan,
 )
+from ansible_collections.canary.istio.plugins.module_utils._analysis.settings import plan_from_params
 from ansible_collections.canary.istio.plugins.module_utils._analysis.sample import plan_warnings
 from ansible_collections.canary.istio.plugins.module_utils._guance.client import GuanceClient
 from ansible_collections.canary.istio.plugins.module_utils._guance.settings import (

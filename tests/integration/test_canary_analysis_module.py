@@ -564,7 +564,7 @@ def test_a_regressions_first_errors_count_in_the_next_round(sandbox) -> None:
     increase() drops a series with one sample in its window, and a regression's first 5xx make a new
     series (response_code 500): the requests query must count it, or that round passes at 100%.
     """
-    from ansible_collections.canary.istio.plugins.module_utils._analysis.rounds import plan_from_params
+    from ansible_collections.canary.istio.plugins.module_utils._analysis.settings import plan_from_params
 
     endpoints = _endpoints()
     admin = sandbox[0].admin()

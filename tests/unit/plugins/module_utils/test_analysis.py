@@ -676,7 +676,7 @@ def test_no_share_check_without_a_weight_or_at_0():
 
 def test_expected_weight_is_validated():
     with pytest.raises(an_terms.AnalysisError) as err:
-        from ansible_collections.canary.istio.plugins.module_utils._analysis.rounds import plan_from_params
+        from ansible_collections.canary.istio.plugins.module_utils._analysis.settings import plan_from_params
         plan_from_params({"service": "reviews", "canary_version": "v2", "baseline_version": "v1", "expected_weight": 101})
     assert err.value.option == "expected_weight"
 

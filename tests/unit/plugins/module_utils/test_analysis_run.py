@@ -12,7 +12,8 @@ import pytest
 from ansible_collections.canary.istio.plugins.module_utils._analysis import checks
 from ansible_collections.canary.istio.plugins.module_utils._analysis import judge
 from ansible_collections.canary.istio.plugins.module_utils._analysis import terms
-from ansible_collections.canary.istio.plugins.module_utils._analysis import rounds as run
+from ansible_collections.canary.istio.plugins.module_utils._analysis import rounds as analysis_rounds
+from ansible_collections.canary.istio.plugins.module_utils._analysis import settings as analysis_settings
 from ansible_collections.canary.istio.plugins.module_utils._guance import errors as guance_errors
 from ansible_collections.canary.istio.plugins.module_utils._guance import queries as guance_queries
 from ansible_collections.canary.istio.plugins.module_utils._analysis import prometheus as p
@@ -71,22 +72,22 @@ class ScriptedSource:
         self.clock.now += self.cost_s
         step = self.script.pop(0)
         if step == "error":
-            raise run.RoundQueryError("querying Guance: server error 500 (InternalError)", 500, "InternalError")
+            raise analysis_rounds.RoundQueryError("querying Guance: server error 500 (InternalError)", 500, "InternalError")
         if step == "limited":
-            raise run.RoundQueryError("querying Guance: rate limited (401 ft.TriggerApiAkCurrentLimiting)", 401,
-                                      "ft.TriggerApiAkCurrentLimiting", rate_limited=True)
+            raise analysis_rounds.RoundQueryError("querying Guance: rate limited (401 ft.TriggerApiAkCurrentLimiting)", 401,
+                                                  "ft.TriggerApiAkCurrentLimiting", rate_limited=True)
         return answers_for(step)
 
 
 def run_script(script: list[str], check_mode: bool = False, cost_s: float = 0.0, **options):
-    plan = run.plan_from_params(dict(BASE, **options))
+    plan = analysis_settings.plan_from_params(dict(BASE, **options))
     clock = FakeClock()
     source = ScriptedSource(clock, script, cost_s)
-    result = run.run_step(plan, source, clock.wall_ms, clock.monotonic, clock.sleep, check_mode=check_mode)
+    result = analysis_rounds.run_step(plan, source, clock.wall_ms, clock.monotonic, clock.sleep, check_mode=check_mode)
     return result, clock, source
 
 
-def step_of(script: list[str], check_mode: bool = False, **options) -> run.StepResult:
+def step_of(script: list[str], check_mode: bool = False, **options) -> analysis_rounds.StepResult:
     return run_script(script, check_mode, **options)[0]
 
 
@@ -175,7 +176,7 @@ def test_interval_zero_runs_rounds_back_to_back_with_a_minute_window() -> None:
 
 
 def test_a_query_error_stops_the_step_with_the_rounds_so_far() -> None:
-    with pytest.raises(run.StepError) as info:
+    with pytest.raises(analysis_rounds.StepError) as info:
         run_script(["pass", "error"], interval=5, iterations=3)
     assert str(info.value) == ("analysis of reviews v2, round 2: querying Guance: server error 500 (InternalError)")
     assert [r.number for r in info.value.rounds] == [1]
@@ -194,7 +195,7 @@ def test_a_rate_limited_round_is_not_answered_and_the_next_round_asks_again() ->
 
 def test_rate_limited_rounds_are_bounded_by_the_steps_rounds() -> None:
     # iterations 2, threshold 1: at most 2 rounds, so at most 2 unanswered ones; the third is an error.
-    with pytest.raises(run.StepError) as info:
+    with pytest.raises(analysis_rounds.StepError) as info:
         run_script(["limited", "pass", "limited", "limited"], interval=5, iterations=2)
     assert str(info.value).startswith("analysis of reviews v2, round 4: querying Guance: rate limited")
     assert str(info.value).endswith("(2 earlier rounds were rate-limited too)")
@@ -203,7 +204,7 @@ def test_rate_limited_rounds_are_bounded_by_the_steps_rounds() -> None:
 
 def test_a_rate_limited_round_without_an_interval_is_an_error() -> None:
     # Nothing to wait for: the retry budget was the only chance to be answered.
-    with pytest.raises(run.StepError, match="round 1: querying Guance: rate limited"):
+    with pytest.raises(analysis_rounds.StepError, match="round 1: querying Guance: rate limited"):
         run_script(["limited", "pass"], iterations=2)
 
 
@@ -222,7 +223,7 @@ def test_round_report_is_json_ready() -> None:
     assert report["numbers"]["v2"]["request_duration_p99"] == 42
     assert [c["metric"] for c in report["checks"]] == ["request_success_rate", "request_duration_p99"]
     assert report["checks"][0]["query"].startswith("sum by (destination_version, response_code) ((istio_prom:")
-    infinite = run.RoundReport(1, 0, 1, result.rounds[0].verdict, {"v2": {"x": float("inf")}}, 1).as_dict()
+    infinite = analysis_rounds.RoundReport(1, 0, 1, result.rounds[0].verdict, {"v2": {"x": float("inf")}}, 1).as_dict()
     assert infinite["numbers"] == {"v2": {"x": "+Inf"}}
 
 
@@ -233,30 +234,30 @@ def test_round_report_is_json_ready() -> None:
 
 @pytest.mark.parametrize("value, seconds", [(30, 30), ("30", 30), ("30s", 30), ("2m", 120), ("1h", 3600), (45.0, 45)])
 def test_seconds_option(value, seconds) -> None:
-    assert run.seconds_option(value, "window") == seconds
+    assert analysis_settings.seconds_option(value, "window") == seconds
 
 
 @pytest.mark.parametrize("value", ["", "abc", "1.5m", "-3", True, 0, "0s"])
 def test_bad_seconds_name_the_option(value) -> None:
     with pytest.raises(terms.AnalysisError) as info:
-        run.seconds_option(value, "window")
+        analysis_settings.seconds_option(value, "window")
     assert info.value.option == "window" and "window must" in str(info.value)
 
 
 def test_plan_defaults() -> None:
-    plan = run.plan_from_params(BASE)
+    plan = analysis_settings.plan_from_params(BASE)
     assert plan.provider == "guance"
-    assert plan.step == run.StepSettings(interval_s=0, iterations=1, threshold=1, window_s=60, min_requests=1)
+    assert plan.step == analysis_settings.StepSettings(interval_s=0, iterations=1, threshold=1, window_s=60, min_requests=1)
     assert [c.metric for c in plan.checks] == ["request_success_rate", "request_duration_p99"]
     assert plan.checks[0].min == 99 and plan.checks[1].max == 500
     assert [(q.key, q.qtype) for q in plan.queries] == [("requests", "promql"), ("latency", "promql")]
     assert 'destination_workload_namespace="prod"' in plan.queries[0].query
-    assert run.plan_from_params(dict(BASE, interval=30)).step.window_s == 30
-    assert run.plan_from_params(dict(BASE, interval=30, window="2m")).step.window_s == 120
+    assert analysis_settings.plan_from_params(dict(BASE, interval=30)).step.window_s == 30
+    assert analysis_settings.plan_from_params(dict(BASE, interval=30, window="2m")).step.window_s == 120
 
 
 def test_plan_with_every_kind_of_check_and_custom_metrics() -> None:
-    plan = run.plan_from_params(dict(
+    plan = analysis_settings.plan_from_params(dict(
         BASE, baseline_version="v1", istio_query_language="dql", scrape_interval="10s", window=30,
         checks=[{"metric": "request_error_rate", "max_over_baseline": 1},
                 {"metric": "request_duration_p99", "max": 500, "max_ratio_to_baseline": 1.5},
@@ -270,8 +271,8 @@ def test_plan_with_every_kind_of_check_and_custom_metrics() -> None:
     assert "[50s::10s:last]" in plan.queries[0].query and plan.queries[0].lookback_s == 20
     assert "[30s]" in plan.queries[2].query and plan.queries[2].lookback_s == 0
     assert plan.checks[1].max_ratio_to_baseline == 1.5
-    prom = run.plan_from_params(dict(BASE, provider="prometheus", metrics=[{"name": "m", "query": "up"}],
-                                     checks=[{"metric": "m", "min": 1}]))
+    prom = analysis_settings.plan_from_params(dict(BASE, provider="prometheus", metrics=[{"name": "m", "query": "up"}],
+                                                   checks=[{"metric": "m", "min": 1}]))
     assert prom.custom[0].qtype == "promql"  # the provider's language by default
     assert not prom.queries[0].query.startswith("sum by (destination_version, response_code) (increase(istio_prom:")
 
@@ -299,7 +300,7 @@ def test_plan_with_every_kind_of_check_and_custom_metrics() -> None:
 ])
 def test_bad_options_name_the_option(options, option, text) -> None:
     with pytest.raises(terms.AnalysisError) as info:
-        run.plan_from_params(dict(BASE, **options))
+        analysis_settings.plan_from_params(dict(BASE, **options))
     assert info.value.option == option
     assert text in str(info.value)
 
@@ -328,33 +329,33 @@ class FakeGuance:
 
 
 def test_guance_rounds_send_everything_in_one_call_and_map_answers_by_key() -> None:
-    plan = run.plan_from_params(dict(BASE, checks=[{"metric": "trace_error_rate", "max": 1},
+    plan = analysis_settings.plan_from_params(dict(BASE, checks=[{"metric": "trace_error_rate", "max": 1},
                                                    {"metric": "request_duration_p99", "max": 500}]))
     client = FakeGuance()
-    source = run.GuanceRounds(client)
+    source = analysis_rounds.GuanceRounds(client)
     answers = source.query_round(plan.queries, 1000, 2000)
     assert len(client.sent) == 1 and source.requests_made == 1
     assert [q.q for q in client.sent[0][0]] == [q.query for q in plan.queries]
     assert [q.qtype for q in client.sent[0][0]] == ["promql", "promql", "dql"]
     assert {key: series[0]["rows"][0][1] for key, series in answers.items()} == {"requests": 0, "latency": 1, "traces": 2}
-    dql = run.plan_from_params(dict(BASE, istio_query_language="dql", window=30, scrape_interval=10,
-                                    checks=[{"metric": "request_error_rate", "max": 1}]))
-    run.GuanceRounds(client).query_round(dql.queries, 1000, 2000)
+    dql = analysis_settings.plan_from_params(dict(BASE, istio_query_language="dql", window=30, scrape_interval=10,
+                                                  checks=[{"metric": "request_error_rate", "max": 1}]))
+    analysis_rounds.GuanceRounds(client).query_round(dql.queries, 1000, 2000)
     assert [q.lookback_ms for q in client.sent[1][0]] == [20_000]  # the counters' lookback goes on the wire
 
 
 def test_guance_errors_become_round_errors() -> None:
-    source = run.GuanceRounds(FakeGuance(guance_errors.GuanceAuthError("POST x: the API key was refused (403 ft.InvalidAPIKey)",
-                                                                       403, "ft.InvalidAPIKey")))
-    with pytest.raises(run.RoundQueryError) as info:
-        source.query_round(run.plan_from_params(BASE).queries, 1000, 2000)
+    source = analysis_rounds.GuanceRounds(FakeGuance(guance_errors.GuanceAuthError("POST x: the API key was refused (403 ft.InvalidAPIKey)",
+                                                                                   403, "ft.InvalidAPIKey")))
+    with pytest.raises(analysis_rounds.RoundQueryError) as info:
+        source.query_round(analysis_settings.plan_from_params(BASE).queries, 1000, 2000)
     assert str(info.value) == "querying Guance: POST x: the API key was refused (403 ft.InvalidAPIKey)"
     assert info.value.status == 403 and info.value.error_code == "ft.InvalidAPIKey"
     assert source.requests_made == 1 and not info.value.rate_limited
-    limited = run.GuanceRounds(FakeGuance(guance_errors.GuanceRateLimitError("POST x: rate limited (401 ft.TriggerApiAkCurrentLimiting)",
-                                                                             401, "ft.TriggerApiAkCurrentLimiting")))
-    with pytest.raises(run.RoundQueryError) as info:
-        limited.query_round(run.plan_from_params(BASE).queries, 1000, 2000)
+    limited = analysis_rounds.GuanceRounds(FakeGuance(guance_errors.GuanceRateLimitError("POST x: rate limited (401 ft.TriggerApiAkCurrentLimiting)",
+                                                                                         401, "ft.TriggerApiAkCurrentLimiting")))
+    with pytest.raises(analysis_rounds.RoundQueryError) as info:
+        limited.query_round(analysis_settings.plan_from_params(BASE).queries, 1000, 2000)
     assert info.value.rate_limited
 
 
@@ -376,14 +377,14 @@ class FakePrometheus:
 
 
 def test_prometheus_rounds_one_instant_query_each_at_the_window_end() -> None:
-    plan = run.plan_from_params(dict(BASE, provider="prometheus"))
+    plan = analysis_settings.plan_from_params(dict(BASE, provider="prometheus"))
     client = FakePrometheus()
-    source = run.PrometheusRounds(client)
+    source = analysis_rounds.PrometheusRounds(client)
     answers = source.query_round(plan.queries, 1000, 31_000)
     assert [seen[1] for seen in client.seen] == [31_000, 31_000] and source.requests_made == 2
     assert set(answers) == {"requests", "latency"}
-    failing = run.PrometheusRounds(FakePrometheus(fail_on=2))
-    with pytest.raises(run.RoundQueryError, match="querying Prometheus: POST x: the query was refused") as info:
+    failing = analysis_rounds.PrometheusRounds(FakePrometheus(fail_on=2))
+    with pytest.raises(analysis_rounds.RoundQueryError, match="querying Prometheus: POST x: the query was refused") as info:
         failing.query_round(plan.queries, 1000, 31_000)
     assert info.value.status == 400 and info.value.error_code == "bad_data" and failing.requests_made == 2
 
@@ -408,9 +409,9 @@ class CountsSource:
 
 
 def run_counts(script: list[tuple[int, int]], **options):
-    plan = run.plan_from_params(dict(BASE, **options))
+    plan = analysis_settings.plan_from_params(dict(BASE, **options))
     clock = FakeClock()
-    return run.run_step(plan, CountsSource(script), clock.wall_ms, clock.monotonic, clock.sleep), plan
+    return analysis_rounds.run_step(plan, CountsSource(script), clock.wall_ms, clock.monotonic, clock.sleep), plan
 
 
 def test_with_a_confidence_a_step_decides_on_its_pooled_rounds() -> None:
@@ -433,7 +434,7 @@ def test_with_a_confidence_a_step_decides_on_its_pooled_rounds() -> None:
 
 def test_confidence_must_be_a_probability() -> None:
     with pytest.raises(terms.AnalysisError, match="confidence must be a number between 0.5 and 1") as info:
-        run.plan_from_params(dict(BASE, confidence=95))
+        analysis_settings.plan_from_params(dict(BASE, confidence=95))
     assert info.value.option == "confidence"
 
 
@@ -453,11 +454,11 @@ def test_check_policy_critical_must_have_data_and_dry_run() -> None:
     assert reported[1]["result"] == "fail" and reported[1]["policy"] == ["dry_run"]
     # No data for a check that must have data is a failure, not an inconclusive round.
     nodata = [{"metric": "request_duration_p99", "max": 500, "must_have_data": True}]
-    plan = run.plan_from_params(dict(BASE, checks=nodata))
+    plan = analysis_settings.plan_from_params(dict(BASE, checks=nodata))
     verdict = judge.judge({"v2": {"request_count": 200}}, list(plan.checks), "v2")
     assert verdict.verdict == "fail" and "no data for the canary, and it must have data" in verdict.reason
     with pytest.raises(terms.AnalysisError, match="a dry_run check decides nothing"):
-        run.plan_from_params(dict(BASE, checks=[dict(base[0], dry_run=True, critical=True)]))
+        analysis_settings.plan_from_params(dict(BASE, checks=[dict(base[0], dry_run=True, critical=True)]))
 
 
 class BucketSource(CountsSource):
@@ -478,15 +479,15 @@ class BucketSource(CountsSource):
 
 
 def test_with_a_confidence_the_p99_is_judged_on_the_steps_histogram() -> None:
-    plan = run.plan_from_params(dict(BASE, interval=30, iterations=2, confidence=0.95))
+    plan = analysis_settings.plan_from_params(dict(BASE, interval=30, iterations=2, confidence=0.95))
     latency = next(q for q in plan.queries if q.key == "latency")
     assert latency.query.startswith("sum by (le, destination_version) ((istio_prom:istio_request_duration_milliseconds_bucket")
     assert "histogram_quantile" not in latency.query
-    without = run.plan_from_params(dict(BASE, interval=30, iterations=2))
+    without = analysis_settings.plan_from_params(dict(BASE, interval=30, iterations=2))
     assert next(q for q in without.queries if q.key == "latency").query.startswith("histogram_quantile(0.99")
     for le, verdict in (("100", "pass"), ("1000", "fail")):
         clock = FakeClock()
-        result = run.run_step(plan, BucketSource([(300, 0)] * 2, le), clock.wall_ms, clock.monotonic, clock.sleep)
+        result = analysis_rounds.run_step(plan, BucketSource([(300, 0)] * 2, le), clock.wall_ms, clock.monotonic, clock.sleep)
         assert result.verdict == verdict, result.reason
         p99 = next(c for c in result.rounds[-1].verdict.checks if c.metric == "request_duration_p99")
         assert "from the duration histogram" in p99.reason
@@ -522,16 +523,16 @@ class TwoVersionSource:
 def test_the_duration_check_is_a_rank_test_on_the_steps_pooled_histograms() -> None:
     checks = [{"metric": "request_duration", "max_ratio_to_baseline": 1.3}]
     with pytest.raises(terms.AnalysisError, match="is a rank test at a confidence: set confidence") as info:
-        run.plan_from_params(dict(BASE, baseline_version="v1", checks=checks))
+        analysis_settings.plan_from_params(dict(BASE, baseline_version="v1", checks=checks))
     assert info.value.option == "confidence"
-    plan = run.plan_from_params(dict(BASE, baseline_version="v1", checks=checks, interval=30, iterations=2, confidence=0.95))
+    plan = analysis_settings.plan_from_params(dict(BASE, baseline_version="v1", checks=checks, interval=30, iterations=2, confidence=0.95))
     assert [q.key for q in plan.queries] == ["requests", "latency"]
     assert next(q for q in plan.queries if q.key == "latency").query.startswith("sum by (le, destination_version)")
     baseline = [0.3, 0.4, 0.25, 0.05]
     for canary, verdict in (([0.3, 0.4, 0.25, 0.05], "pass"), ([0.05, 0.25, 0.5, 0.2], "fail")):
         clock = FakeClock()
         source = TwoVersionSource({"v1": 900, "v2": 100}, {"v1": baseline, "v2": canary})
-        result = run.run_step(plan, source, clock.wall_ms, clock.monotonic, clock.sleep)
+        result = analysis_rounds.run_step(plan, source, clock.wall_ms, clock.monotonic, clock.sleep)
         assert result.verdict == verdict, result.reason
         check = result.rounds[-1].verdict.checks[0]
         assert "on 200/1800 requests" in check.reason or "on 100/900 requests" in check.reason
@@ -546,7 +547,7 @@ WEIGHED = [{"metric": "request_success_rate", "min": 99, "weight": 3}, {"metric"
 
 
 def judged(scoring: dict | None, numbers: dict, checks=None) -> checks.Verdict:
-    plan = run.plan_from_params(dict(BASE, checks=checks or WEIGHED, scoring=scoring))
+    plan = analysis_settings.plan_from_params(dict(BASE, checks=checks or WEIGHED, scoring=scoring))
     return judge.judge(numbers, list(plan.checks), "v2", scoring=plan.scoring)
 
 
@@ -611,10 +612,10 @@ class VerdictSource(ScriptedSource):
     ("wait", ["marginal", "marginal"], "inconclusive", 2),
 ])
 def test_what_a_marginal_round_does(on_marginal, script, verdict, rounds) -> None:
-    plan = run.plan_from_params(dict(BASE, checks=WEIGHED, interval=5, iterations=1, threshold=2 if on_marginal == "wait" else 1,
-                                     scoring={"pass": 90, "marginal": 70, "on_marginal": on_marginal}))
+    plan = analysis_settings.plan_from_params(dict(BASE, checks=WEIGHED, interval=5, iterations=1, threshold=2 if on_marginal == "wait" else 1,
+                                                   scoring={"pass": 90, "marginal": 70, "on_marginal": on_marginal}))
     clock = FakeClock()
-    result = run.run_step(plan, VerdictSource(clock, script), clock.wall_ms, clock.monotonic, clock.sleep)
+    result = analysis_rounds.run_step(plan, VerdictSource(clock, script), clock.wall_ms, clock.monotonic, clock.sleep)
     assert (result.verdict, len(result.rounds)) == (verdict, rounds), result.reason
     assert result.rounds[0].as_dict()["score"] == (75.0 if script[0] == "marginal" else 100.0)
     if verdict == "fail":
@@ -629,12 +630,12 @@ def test_what_a_marginal_round_does(on_marginal, script, verdict, rounds) -> Non
 ])
 def test_bad_scoring_names_the_option(scoring, text) -> None:
     with pytest.raises(terms.AnalysisError, match=text.replace(".", r"\.")) as info:
-        run.plan_from_params(dict(BASE, scoring=scoring))
+        analysis_settings.plan_from_params(dict(BASE, scoring=scoring))
     assert info.value.option == "scoring"
 
 
 @pytest.mark.parametrize("weight", [0, -1, float("inf"), True, "heavy"])
 def test_a_check_weight_must_be_positive(weight) -> None:
     with pytest.raises(terms.AnalysisError, match="weight must be a number above 0") as info:
-        run.plan_from_params(dict(BASE, checks=[{"metric": "request_count", "min": 1, "weight": weight}]))
+        analysis_settings.plan_from_params(dict(BASE, checks=[{"metric": "request_count", "min": 1, "weight": weight}]))
     assert info.value.option == "checks"

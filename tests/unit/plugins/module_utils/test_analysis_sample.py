@@ -12,7 +12,8 @@ import pytest
 
 from ansible_collections.canary.istio.plugins.module_utils._analysis import checks
 from ansible_collections.canary.istio.plugins.module_utils._analysis import terms
-from ansible_collections.canary.istio.plugins.module_utils._analysis import rounds as run
+from ansible_collections.canary.istio.plugins.module_utils._analysis import rounds as analysis_rounds
+from ansible_collections.canary.istio.plugins.module_utils._analysis import settings as analysis_settings
 from ansible_collections.canary.istio.plugins.module_utils._analysis import sample as sp
 from ansible_collections.canary.istio.plugins.module_utils._analysis import stats as st
 
@@ -48,7 +49,7 @@ def test_no_sample_shows_a_rate_within_its_bound() -> None:
 
 
 def test_the_plan_takes_the_easiest_bound_and_compares_with_the_steps_pool() -> None:
-    checks = run.checks_from_params(CHECKS)
+    checks = analysis_settings.checks_from_params(CHECKS)
     plan = sp.sample_plan(checks, 2, st.look_z(0.95, 3), [10, 50, 100], 50.0, 0.5, 90)
     bounds = {b["bound"]: b["canary_requests"] for b in plan["bounds"]}
     # +2 points on 0.5% is 2.5%: far from success >= 95 (5% errors), so only the relative bound can show it.
@@ -69,7 +70,7 @@ def test_the_plan_takes_the_easiest_bound_and_compares_with_the_steps_pool() -> 
 
 
 def test_a_regression_no_check_can_show_is_said_once() -> None:
-    checks = run.checks_from_params([{"metric": "request_success_rate", "min": 95}])
+    checks = analysis_settings.checks_from_params([{"metric": "request_success_rate", "min": 95}])
     plan = sp.sample_plan(checks, 2, 2.5, [10, 50], 50.0, 0.5, 90)
     assert [s["long_enough"] for s in plan["steps"]] == [None, None]
     assert sp.plan_warnings(plan, 0.95) == [
@@ -95,18 +96,18 @@ def test_observed_rates_count_every_version_and_the_baselines_errors() -> None:
 ])
 def test_bad_plan_options_name_the_option(extra, option, text) -> None:
     with pytest.raises(terms.AnalysisError, match=text) as info:
-        run.plan_from_params(dict(BASE, checks=CHECKS, **extra))
+        analysis_settings.plan_from_params(dict(BASE, checks=CHECKS, **extra))
     assert info.value.option == option
 
 
 def test_a_step_plans_from_its_answered_rounds() -> None:
-    plan = run.plan_from_params(dict(BASE, checks=CHECKS, confidence=0.95, detect_error_points=2, plan_weights=[10, 20],
-                                     interval=30, iterations=3))
+    plan = analysis_settings.plan_from_params(dict(BASE, checks=CHECKS, confidence=0.95, detect_error_points=2, plan_weights=[10, 20],
+                                                   interval=30, iterations=3))
     numbers = {"v1": {"request_count": 1350.0, "request_error_rate": 0.5}, "v2": {"request_count": 150.0, "request_error_rate": 0.0}}
     verdict = checks.Verdict("pass", "", (), 150.0, 1350.0, 1)
-    answered = run.RoundReport(1, 0, 30_000, verdict, numbers, 1)
-    skipped = run.RoundReport(2, 0, 30_000, verdict, {"v1": {"request_count": 1e9}}, 1, answered=False)
-    sample = run.step_sample_plan(plan, [answered, skipped])
+    answered = analysis_rounds.RoundReport(1, 0, 30_000, verdict, numbers, 1)
+    skipped = analysis_rounds.RoundReport(2, 0, 30_000, verdict, {"v1": {"request_count": 1e9}}, 1, answered=False)
+    sample = analysis_rounds.step_sample_plan(plan, [answered, skipped])
     assert sample["service_requests_per_s"] == 50.0 and sample["baseline_error_rate"] == 0.5
     assert [s["weight"] for s in sample["steps"]] == [10, 20] and sample["steps"][0]["pooled_seconds"] == 90
-    assert run.step_sample_plan(run.plan_from_params(dict(BASE, checks=CHECKS)), [answered]) is None
+    assert analysis_rounds.step_sample_plan(analysis_settings.plan_from_params(dict(BASE, checks=CHECKS)), [answered]) is None
