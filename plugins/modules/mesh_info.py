@@ -345,11 +345,8 @@ import typing as t
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.canary.istio.plugins.module_utils._istio.fault import fault_rules
-from ansible_collections.canary.istio.plugins.module_utils._istio.routing import (
-    deployments_by_version,
-    host_routing,
-    release_state,
-)
+from ansible_collections.canary.istio.plugins.module_utils._istio.mesh_config import deployments_by_version
+from ansible_collections.canary.istio.plugins.module_utils._istio.routing import host_routing, release_state
 from ansible_collections.canary.istio.plugins.module_utils._istio.api import ISTIO_API_ARG_SPEC
 from ansible_collections.canary.istio.plugins.module_utils._errors import CanaryError, doing, exit_from
 from ansible_collections.canary.istio.plugins.module_utils._k8s.module import client_from_module

@@ -20,7 +20,7 @@ from __future__ import annotations
 import typing as t
 
 from ansible_collections.canary.istio.plugins.module_utils._istio.common import qualify_host, same_host
-from ansible_collections.canary.istio.plugins.module_utils._istio.routing import config_age_key, is_pod_ready
+from ansible_collections.canary.istio.plugins.module_utils._istio.mesh_config import config_age_key, is_pod_ready
 from ansible_collections.canary.istio.plugins.module_utils._istio.api import (
     DESTINATION_RULES,
     VIRTUAL_SERVICES,

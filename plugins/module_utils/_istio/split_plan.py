@@ -16,7 +16,10 @@ from ansible_collections.canary.istio.plugins.module_utils._errors import Canary
 from ansible_collections.canary.istio.plugins.module_utils._istio.common import IstioSpecError, qualify_host, same_host
 from ansible_collections.canary.istio.plugins.module_utils._istio.destination_rule import subset_labels, subset_names
 from ansible_collections.canary.istio.plugins.module_utils._istio.mesh_reads import find_destination_rules, ready_pods_by_subset, service_of_host
-from ansible_collections.canary.istio.plugins.module_utils._istio.routing import merge_destination_rules, virtual_services_for_host
+from ansible_collections.canary.istio.plugins.module_utils._istio.mesh_config import (
+    merge_destination_rules,
+    virtual_services_for_host,
+)
 from ansible_collections.canary.istio.plugins.module_utils._istio.traffic import (
     find_route_index,
     route_weights,

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.canary.istio.plugins.module_utils._istio import mesh_reads as reads
-from ansible_collections.canary.istio.plugins.module_utils._istio.routing import merge_destination_rules
+from ansible_collections.canary.istio.plugins.module_utils._istio.mesh_config import merge_destination_rules
 from ansible_collections.canary.istio.plugins.module_utils._k8s.errors import K8sNotFoundError
 
 
