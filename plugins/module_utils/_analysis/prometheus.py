@@ -6,11 +6,11 @@
 PRIVATE to this collection: may change at any time.
 
 ``POST /api/v1/query`` (form-encoded ``query`` and ``time``), one request per query: Prometheus
-has no batch endpoint. Answers are turned into the same simple series shape as ``_guance``'s
-(``name``, ``tags``, ``columns`` ``["time", "value"]``, ``rows`` with epoch-ms times), so the
-parsers of ``_analysis`` read both providers alike.
+has no batch endpoint. Answers are turned into the same simple series shape as the Guance
+client's (``name``, ``tags``, ``columns`` ``["time", "value"]``, ``rows`` with epoch-ms times), so
+the parsers of ``answers.py`` read both providers alike.
 
-Errors follow ``_guance``: a PrometheusError with a plain message that never holds the token or
+Errors follow the Guance client's: a PrometheusError with a plain message that never holds the token or
 password; 429, 5xx (503 is also Prometheus' answer to a query timeout), timeouts and refused
 connections are retried with backoff within a time budget; 400/422 (bad query) and 401/403 are not.
 ``requests`` is imported when the first request is sent.

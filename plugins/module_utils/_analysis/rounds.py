@@ -296,7 +296,7 @@ class GuanceRounds:
 class PrometheusRounds:
     """A round's queries as Prometheus instant queries at the window's end, one request each."""
 
-    client: t.Any  # _prometheus.PrometheusClient
+    client: t.Any  # prometheus.PrometheusClient
     requests_made: int = field(init=False, default=0)
 
     def query_round(self, queries: t.Sequence[MetricQuery], start_ms: int, end_ms: int) -> dict[str, list[Series]]:

@@ -88,7 +88,7 @@ def openapi_query_body(queries: t.Sequence[Query], start_ms: int, end_ms: int) -
 
     ``align_time`` as Guance's own examples send it with interval queries: buckets on multiples of
     the interval, each labelled at its start, which the analysis's window arithmetic relies on
-    (``_analysis.window_increase``)."""
+    (``_analysis/answers.py`` window_increase)."""
     body = []
     for query in queries:
         entry: dict[str, t.Any] = {
