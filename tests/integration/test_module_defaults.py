@@ -37,3 +37,24 @@ def test_the_plays_guance_group_defaults_reach_the_roles_analysis(sandbox, names
     # Guance answered (no canary requests in an empty namespace): the connection came from the play.
     assert run.returncode != 0 and "too few canary requests: 0 < min_requests 1" in run.stdout, run.stdout[-3000:]
     assert endpoints["guance_api_key"] not in run.stdout
+
+
+def test_the_plays_cluster_group_defaults_reach_the_roles_tasks(sandbox, namespace, kubeconfig, tmp_path):
+    """The roles key their cluster by module too: a play naming its cluster for
+    group/canary.istio.istio keeps it inside the roles' blocks (a group key there replaced it, and
+    the tasks fell back to the default kubeconfig: another cluster, or none)."""
+    play = {
+        "hosts": "localhost", "gather_facts": False,
+        "module_defaults": {"group/canary.istio.istio": {"kubeconfig": kubeconfig}},
+        "tasks": [{"name": "Roll back a release that never was",
+                   "ansible.builtin.include_role": {"name": "canary.istio.rollback"},
+                   "vars": {"canary_app": "reviews", "canary_namespace": namespace,
+                            "canary_stable_version": "v1", "canary_version": "v2"}}],
+    }
+    playbook = tmp_path / "play.yml"
+    playbook.write_text(yaml.safe_dump([play], sort_keys=False), encoding="utf-8")
+    run = run_playbook(str(playbook), env={"KUBECONFIG": "", "K8S_AUTH_KUBECONFIG": "", "HOME": str(tmp_path)},
+                       check=False)
+    # The sandbox answered: the namespace exists there and has no VirtualService reviews.
+    assert f"VirtualService {namespace}/reviews not found" in run.stdout, run.stdout[-3000:]
+    assert "no Kubernetes cluster configured" not in run.stdout
