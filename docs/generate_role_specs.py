@@ -113,7 +113,7 @@ def generated(current: dict, module: dict, defaults: dict) -> dict:
 class _Dumper(yaml.SafeDumper):
     """Block sequences indented under their key, as the rest of the collection's YAML."""
 
-    def increase_indent(self, flow: bool = False, indentless: bool = False):  # noqa: D401
+    def increase_indent(self, flow: bool = False, indentless: bool = False):
         return super().increase_indent(flow, False)
 
 

@@ -18,8 +18,6 @@ from __future__ import annotations
 import contextlib
 import typing as t
 
-from ansible_collections.canary.istio.plugins.module_utils._http.redact import redact
-
 
 class CanaryError(Exception):
     """Base of every error the collection raises for the user to act on. Messages never hold a
@@ -60,14 +58,14 @@ def error_message(exc: BaseException) -> str:
     return message
 
 
-def fail_from_error(module: t.Any, exc: BaseException, action: str | None = None,
-                    secrets: t.Iterable[str | None] = (), **fields: t.Any) -> t.NoReturn:
+def fail_from_error(module: t.Any, exc: BaseException, action: str | None = None, **fields: t.Any) -> t.NoReturn:
     """Fail the module with ``exc``: ``msg`` (after ``action``, what the module was doing, when
-    given or set by ``doing``), ``option`` when one fixes it, the error's own result fields and ``fields``. ``secrets``
-    are taken out of the message once more, whatever spelling a server echoed them in."""
+    given or set by ``doing``), ``option`` when one fixes it, the error's own result fields and
+    ``fields``. Secrets are kept out twice over: the clients redact what servers echo before
+    raising, and Ansible masks in the result every spelling ``mask_secrets`` gave the module."""
     message = error_message(exc)
     action = action or getattr(exc, "action", None)
-    result: dict[str, t.Any] = {"msg": redact(f"{action}: {message}" if action else message, secrets)}
+    result: dict[str, t.Any] = {"msg": f"{action}: {message}" if action else message}
     if getattr(exc, "option", None):
         result["option"] = exc.option  # type: ignore[attr-defined]
     if isinstance(exc, CanaryError):
