@@ -19,15 +19,22 @@ connections are retried with backoff within a time budget; 400/422 (bad query) a
 from __future__ import annotations
 
 import math
-import time
 import typing as t
 from dataclasses import dataclass, field
 
 from ansible_collections.canary.istio.plugins.module_utils._errors import CanaryError
-from ansible_collections.canary.istio.plugins.module_utils._http.safety import (
-    USER_AGENT, credential_problem, redirect_refusal, split_userinfo, transport_warnings)
+from ansible_collections.canary.istio.plugins.module_utils._http.client import (
+    Endpoint,
+    JsonHttpClient,
+    body_snippet,
+    decoded_json,
+    retry_after,
+    timing_problems,
+    url_problem,
+)
+from ansible_collections.canary.istio.plugins.module_utils._http.safety import credential_problem
 from ansible_collections.canary.istio.plugins.module_utils._http.redact import basic_auth_token, redact
-from ansible_collections.canary.istio.plugins.module_utils._http.retry import Retry, with_retries
+from ansible_collections.canary.istio.plugins.module_utils._http.retry import Retry
 
 QUERY_PATH = "/api/v1/query"
 
@@ -63,32 +70,21 @@ class PrometheusResponseError(PrometheusApiError):
 
 
 @dataclass(frozen=True)
-class PrometheusConfig:
-    """``token``: sent as ``Authorization: Bearer``; or ``username``/``password`` for basic auth."""
+class PrometheusConfig(Endpoint):
+    """An ``Endpoint`` with ``token`` (sent as ``Authorization: Bearer``) or ``username`` and
+    ``password`` (basic auth)."""
 
-    url: str
     token: str | None = field(default=None, repr=False)
     username: str | None = None
     password: str | None = field(default=None, repr=False)
-    timeout: float = 30.0
-    retry_budget: float = 60.0
-    backoff: float = 1.0
-    max_backoff: float = 15.0
-    validate_certs: bool = True
+
+    service: t.ClassVar[str] = "Prometheus"
 
     def secrets(self) -> list[str]:
-        values = [self.token, self.password] + split_userinfo(self.url)[1]
+        values = [self.token, self.password] + super().secrets()
         if self.username and self.password:
             values.append(basic_auth_token(self.username, self.password))
         return [s for s in values if s]
-
-    @property
-    def display_url(self) -> str:
-        """The URL as messages show it: without credentials written into it."""
-        return split_userinfo(self.url)[0]
-
-    def warnings(self) -> list[str]:
-        return transport_warnings(self.url, "Prometheus", bool(self.secrets()), self.validate_certs)
 
 
 def make_config(url: str | None, **kwargs: t.Any) -> PrometheusConfig:
@@ -96,20 +92,17 @@ def make_config(url: str | None, **kwargs: t.Any) -> PrometheusConfig:
     if not url:
         raise PrometheusConfigError("set prometheus_url, for example http://prometheus:9090", "prometheus_url")
     url = url.strip().rstrip("/")
-    if not url.startswith(("http://", "https://")):
-        raise PrometheusConfigError(f"prometheus_url must start with http:// or https://, got {split_userinfo(url)[0]!r}",
-                                    "prometheus_url")
+    problem = url_problem(url, "prometheus_url")
+    if problem:
+        raise PrometheusConfigError(problem, "prometheus_url")
     if kwargs.get("token") and kwargs.get("password"):
         raise PrometheusConfigError("give a bearer token or a username and password, not both", "token")
     for option in ("token", "username", "password"):
         problem = credential_problem(kwargs.get(option), f"prometheus_{option}")
         if problem:
             raise PrometheusConfigError(problem, f"prometheus_{option}")
-    for option in ("timeout", "retry_budget"):
-        value = kwargs.get(option)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or
-                                  (option == "timeout" and value == 0)):
-            raise PrometheusConfigError(f"{option} must be a positive number of seconds, got {value!r}", option)
+    for option, problem in timing_problems(kwargs):
+        raise PrometheusConfigError(problem, option)
     return PrometheusConfig(url=url, **{k: v for k, v in kwargs.items() if v is not None})
 
 
@@ -159,20 +152,13 @@ class PrometheusResult:
     warnings: list[str]
 
 
-class PrometheusClient:
+class PrometheusClient(JsonHttpClient):
     """Instant queries; PrometheusError on failure."""
 
-    def __init__(
-        self,
-        config: PrometheusConfig,
-        sleep: t.Callable[[float], None] = time.sleep,
-        clock: t.Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.config = config
-        self.requests_made = 0
-        self._sleep = sleep
-        self._clock = clock
-        self._session: t.Any = None
+    config: PrometheusConfig
+    connection_error = PrometheusConnectionError
+    refused_error = PrometheusApiError
+    url_options = "prometheus_url"
 
     def query(self, promql: str, at_ms: int | None = None) -> PrometheusResult:
         """One instant query evaluated at ``at_ms`` (epoch ms; now when None)."""
@@ -183,9 +169,7 @@ class PrometheusClient:
             if isinstance(at_ms, bool) or not isinstance(at_ms, int) or at_ms < 0:
                 raise PrometheusConfigError(f"the evaluation time must be epoch milliseconds, got {at_ms!r}", "time_range")
             form["time"] = f"{at_ms / 1000:.3f}"
-        config = self.config
-        answer, attempt = with_retries(lambda: self._once(form), config.retry_budget, config.backoff, config.max_backoff,
-                                       self._clock, self._sleep)
+        answer, attempt = self._retrying(lambda: self._once(form))
         data = answer.get("data")
         if not isinstance(data, dict):
             raise PrometheusResponseError("the answer has no data object")
@@ -195,73 +179,32 @@ class PrometheusClient:
         """Each query at the same evaluation time (one request each)."""
         return [self.query(q, at_ms) for q in queries]
 
-    def close(self) -> None:
-        if self._session is not None:
-            self._session.close()
-            self._session = None
-
-    def _session_for(self) -> t.Any:
-        if self._session is None:
-            import requests
-
-            session = requests.Session()
-            session.trust_env = False
-            session.verify = self.config.validate_certs
-            session.headers.update({"Accept": "application/json", "User-Agent": USER_AGENT})
-            if self.config.token:
-                session.headers["Authorization"] = "Bearer " + self.config.token
-            elif self.config.username and self.config.password:
-                session.auth = (self.config.username, self.config.password)
-            self._session = session
-        return self._session
+    def prepare_session(self, session: t.Any) -> None:
+        if self.config.token:
+            session.headers["Authorization"] = "Bearer " + self.config.token
+        elif self.config.username and self.config.password:
+            session.auth = (self.config.username, self.config.password)
 
     def _once(self, form: dict[str, str]) -> dict[str, t.Any]:
-        import requests
-
         secrets = self.config.secrets()
-        where = f"POST {self.config.display_url}{QUERY_PATH}"
-        self.requests_made += 1
-        try:
-            response = self._session_for().post(self.config.url + QUERY_PATH, data=form, timeout=self.config.timeout,
-                                                allow_redirects=False)
-        except requests.exceptions.Timeout:
-            raise Retry(PrometheusConnectionError(f"{where}: no answer within timeout={self.config.timeout:g}s")) from None
-        except requests.exceptions.SSLError as exc:
-            raise PrometheusConnectionError(redact(
-                f"{where}: TLS error: {exc}. Set validate_certs=false only for a test endpoint", secrets)) from None
-        except requests.exceptions.RequestException as exc:
-            raise Retry(PrometheusConnectionError(redact(f"{where}: cannot connect: {exc}. Check prometheus_url and the network", secrets))) from None
+        response, where = self._send("POST", QUERY_PATH, data=form)
         status = response.status_code
-        refusal = redirect_refusal(where, response, "prometheus_url")
-        if refusal:
-            raise PrometheusApiError(redact(refusal, secrets), status)
-        try:
-            payload = response.json() if response.content else None
-        except ValueError:
-            payload = None
+        payload = decoded_json(response)[0]
         error_type = ""
         detail = ""
         if isinstance(payload, dict):
             error_type = str(payload.get("errorType") or "")
             detail = redact(str(payload.get("error") or ""), secrets)
         if not detail:
-            detail = redact((response.text or response.reason or "").strip().replace("\n", " ")[:200], secrets) or "empty body"
+            detail = body_snippet(response, secrets)
         if status in (401, 403):
             raise PrometheusAuthError(f"{where}: {status} {detail}. Check the token or username/password for "
                                       "Prometheus (or the proxy in front of it)", status, error_type)
+        shown = f"{status} {error_type + ': ' if error_type else ''}{detail}"
         if status == 429 or status >= 500:
-            wait = None
-            retry_after = response.headers.get("Retry-After")
-            if retry_after:
-                try:
-                    wait = max(0.0, float(retry_after))
-                except ValueError:
-                    wait = None
-            raise Retry(PrometheusApiError(f"{where}: {status} {error_type + ': ' if error_type else ''}{detail}",
-                                           status, error_type), wait)
+            raise Retry(PrometheusApiError(f"{where}: {shown}", status, error_type), retry_after(response))
         if status >= 400:
-            raise PrometheusApiError(f"{where}: the query was refused: {status} {error_type + ': ' if error_type else ''}{detail}",
-                                     status, error_type)
+            raise PrometheusApiError(f"{where}: the query was refused: {shown}", status, error_type)
         if not isinstance(payload, dict):
             raise PrometheusResponseError(
                 f"{where}: the answer is not JSON (status {status}, Content-Type "

@@ -14,12 +14,16 @@ from __future__ import annotations
 
 import json
 
-import time
 import typing as t
 
-from ansible_collections.canary.istio.plugins.module_utils._http.safety import USER_AGENT, redirect_refusal
+from ansible_collections.canary.istio.plugins.module_utils._http.client import (
+    JsonHttpClient,
+    body_snippet,
+    decoded_json,
+    retry_after,
+)
 from ansible_collections.canary.istio.plugins.module_utils._http.redact import redact
-from ansible_collections.canary.istio.plugins.module_utils._http.retry import Retry, with_retries
+from ansible_collections.canary.istio.plugins.module_utils._http.retry import Retry
 from ansible_collections.canary.istio.plugins.module_utils._guance.errors import (
     GuanceApiError,
     GuanceAuthError,
@@ -57,20 +61,13 @@ def _rate_limit_hint(code: str) -> str:
     return "the OpenAPI allows 20 requests a minute per key"
 
 
-class GuanceClient:
+class GuanceClient(JsonHttpClient):
     """Queries and events against the OpenAPI or a DataKit; GuanceError on failure."""
 
-    def __init__(
-        self,
-        config: GuanceConfig,
-        sleep: t.Callable[[float], None] = time.sleep,
-        clock: t.Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.config = config
-        self.requests_made = 0
-        self._sleep = sleep
-        self._clock = clock
-        self._session: t.Any = None
+    config: GuanceConfig
+    connection_error = GuanceConnectionError
+    refused_error = GuanceApiError
+    url_options = "url (or site)"
 
     # -- public calls ---------------------------------------------------------------------------
 
@@ -128,11 +125,6 @@ class GuanceClient:
         return {"body": request.body, "event": request.event, "event_id": request.event_id, "trace_id": trace_id,
                 "attempts": attempts}
 
-    def close(self) -> None:
-        if self._session is not None:
-            self._session.close()
-            self._session = None
-
     # -- answers --------------------------------------------------------------------------------
 
     def _openapi_content(self, answer: t.Any) -> t.Any:
@@ -167,58 +159,30 @@ class GuanceClient:
 
     # -- transport ------------------------------------------------------------------------------
 
-    def _session_for(self) -> t.Any:
-        if self._session is None:
-            import requests
-
-            session = requests.Session()
-            session.trust_env = False
-            session.verify = self.config.validate_certs
-            headers = {"Content-Type": "application/json", "Accept": "application/json", "User-Agent": USER_AGENT}
-            if self.config.api == API_OPENAPI and self.config.api_key:
-                headers["DF-API-KEY"] = self.config.api_key
-            session.headers.update(headers)
-            self._session = session
-        return self._session
+    def prepare_session(self, session: t.Any) -> None:
+        session.headers["Content-Type"] = "application/json"
+        if self.config.api == API_OPENAPI and self.config.api_key:
+            session.headers["DF-API-KEY"] = self.config.api_key
 
     def _call(self, method: str, path: str, body: t.Any, expect_json: bool = True) -> tuple[t.Any, int]:
         """Send with retries within the budget; returns (decoded answer, attempts)."""
-        config = self.config
-        return with_retries(lambda: self._once(method, path, body, expect_json), config.retry_budget, config.backoff,
-                            config.max_backoff, self._clock, self._sleep)
+        return self._retrying(lambda: self._once(method, path, body, expect_json))
 
     def _once(self, method: str, path: str, body: t.Any, expect_json: bool) -> t.Any:
-        import requests
-
         secrets = self.config.secrets()
-        where = f"{method} {self.config.display_url}{path}"
-        self.requests_made += 1
-        try:
-            response = self._session_for().request(
-                method, self.config.url + path, data=json.dumps(body).encode("utf-8"), timeout=self.config.timeout,
-                allow_redirects=False)
-        except requests.exceptions.Timeout:
-            raise Retry(GuanceConnectionError(f"{where}: no answer within timeout={self.config.timeout:g}s")) from None
-        except requests.exceptions.SSLError as exc:
-            raise GuanceConnectionError(redact(
-                f"{where}: TLS error: {exc}. Set validate_certs=false only for a test endpoint", secrets)) from None
-        except requests.exceptions.RequestException as exc:
-            raise Retry(GuanceConnectionError(redact(f"{where}: cannot connect: {exc}. Check url (or site) and the network", secrets))) from None
+        response, where = self._send(method, path, data=json.dumps(body).encode("utf-8"))
         status = response.status_code
-        refusal = redirect_refusal(where, response, "url (or site)")
-        if refusal:
-            raise GuanceApiError(redact(refusal, secrets), status)
-        payload, is_json = _decode(response)
+        payload, is_json = decoded_json(response)
         code = ""
         message = ""
         if isinstance(payload, dict):
             code = str(payload.get("errorCode") or payload.get("error_code") or "")
             message = redact(str(payload.get("message") or ""), secrets)
-        detail = f"{code}: {message}".strip(": ") if (code or message) else _snippet(response, secrets)
+        detail = f"{code}: {message}".strip(": ") if (code or message) else body_snippet(response, secrets)
         if status in (401, 403, 429) and (code in RATE_LIMIT_CODES or code == DATAKIT_RATE_LIMIT_CODE or status == 429):
             raise Retry(GuanceRateLimitError(
                 f"{where}: rate limited ({status} {detail}); {_rate_limit_hint(code)}",
-                status, code), wait=_retry_after(response))
+                status, code), wait=retry_after(response))
         if status in (401, 403):
             raise GuanceAuthError(
                 f"{where}: the API key was refused ({status} {detail}). Check api_key (or GUANCE_API_KEY): "
@@ -232,27 +196,5 @@ class GuanceClient:
         if not is_json:
             raise GuanceResponseError(
                 f"{where}: the answer is not JSON (status {status}, Content-Type "
-                f"{response.headers.get('Content-Type') or 'none'}): {_snippet(response, secrets)}", status)
+                f"{response.headers.get('Content-Type') or 'none'}): {body_snippet(response, secrets)}", status)
         return payload
-
-
-def _decode(response: t.Any) -> tuple[t.Any, bool]:
-    if not response.content:
-        return None, False
-    try:
-        return response.json(), True
-    except ValueError:
-        return None, False
-
-
-def _snippet(response: t.Any, secrets: list[str]) -> str:
-    text = (response.text or response.reason or "").strip().replace("\n", " ")
-    return redact(text[:200], secrets) or "empty body"
-
-
-def _retry_after(response: t.Any) -> float | None:
-    value = response.headers.get("Retry-After")
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:
-        return None

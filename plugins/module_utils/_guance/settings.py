@@ -18,11 +18,8 @@ from dataclasses import dataclass, field
 
 from ansible.module_utils.basic import env_fallback
 
-from ansible_collections.canary.istio.plugins.module_utils._http.safety import (
-    credential_problem,
-    split_userinfo,
-    transport_warnings,
-)
+from ansible_collections.canary.istio.plugins.module_utils._http.client import Endpoint, timing_problems, url_problem
+from ansible_collections.canary.istio.plugins.module_utils._http.safety import credential_problem
 
 from ansible_collections.canary.istio.plugins.module_utils._guance.errors import GuanceConfigError
 
@@ -80,33 +77,17 @@ DATAKIT_RATE_LIMIT_CODE = "datakit.reachMaxAPILimit"
 
 
 @dataclass(frozen=True)
-class GuanceConfig:
-    """Where and how to talk to Guance.
+class GuanceConfig(Endpoint):
+    """Where and how to talk to Guance: an ``Endpoint`` with the API it speaks and, for the
+    OpenAPI, the key."""
 
-    ``retry_budget``: seconds the client may spend retrying rate limits, 5xx answers and
-    timeouts, waits included (the first attempt is always made). ``backoff``: the first wait;
-    each retry doubles it, up to ``max_backoff``.
-    """
-
-    url: str
     api: str = API_OPENAPI
     api_key: str | None = field(default=None, repr=False)
-    timeout: float = 30.0
-    retry_budget: float = 60.0
-    backoff: float = 1.0
-    max_backoff: float = 15.0
-    validate_certs: bool = True
+
+    service: t.ClassVar[str] = "Guance"
 
     def secrets(self) -> list[str]:
-        return ([self.api_key] if self.api_key else []) + split_userinfo(self.url)[1]
-
-    @property
-    def display_url(self) -> str:
-        """The URL as messages show it: without credentials written into it."""
-        return split_userinfo(self.url)[0]
-
-    def warnings(self) -> list[str]:
-        return transport_warnings(self.url, "Guance", bool(self.secrets()), self.validate_certs)
+        return ([self.api_key] if self.api_key else []) + super().secrets()
 
 
 def base_url(site: str | None = None, url: str | None = None, api: str = API_OPENAPI) -> str:
@@ -115,8 +96,9 @@ def base_url(site: str | None = None, url: str | None = None, api: str = API_OPE
         raise GuanceConfigError(f"api must be one of {', '.join(APIS)}, got {api!r}", "api")
     if url:
         url = url.strip().rstrip("/")
-        if not url.startswith(("http://", "https://")):
-            raise GuanceConfigError(f"url must start with http:// or https://, got {split_userinfo(url)[0]!r}", "url")
+        problem = url_problem(url, "url")
+        if problem:
+            raise GuanceConfigError(problem, "url")
         return url
     if site:
         if api == API_DATAKIT:
@@ -146,11 +128,8 @@ def make_config(
     problem = credential_problem(api_key, "api_key (or GUANCE_API_KEY)")
     if problem:
         raise GuanceConfigError(problem, "api_key")
-    for option in ("timeout", "retry_budget"):
-        value = kwargs.get(option)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or
-                                  (option == "timeout" and value == 0)):
-            raise GuanceConfigError(f"{option} must be a positive number of seconds, got {value!r}", option)
+    for option, problem in timing_problems(kwargs):
+        raise GuanceConfigError(problem, option)
     return GuanceConfig(url=resolved, api=api, api_key=api_key or None,
                         **{k: v for k, v in kwargs.items() if v is not None})
 
