@@ -140,7 +140,7 @@ options:
     default: 1
   window:
     description:
-      - How far back each round looks, as whole seconds (V(30)) or a duration (V(30s), V(2m), V(1h)).
+      - How far back each round looks, as whole seconds (V(30)) or a duration (V(30s), V(2m), V(1.5m), V(1h)).
       - Defaults to O(interval), or 60 seconds when O(interval=0).
       - Should span at least two scrapes of the Istio metrics, or counters cannot grow in it.
     type: raw
@@ -343,6 +343,7 @@ options:
     default: promql
 extends_documentation_fragment:
   - canary.istio.guance
+  - canary.istio.attributes.GUANCE_GROUP
 attributes:
   check_mode:
     description: Can run in check mode and return the changed status without changing the target.

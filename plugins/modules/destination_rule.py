@@ -202,13 +202,12 @@ import typing as t
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.canary.istio.plugins.module_utils._errors import exit_from
 from ansible_collections.canary.istio.plugins.module_utils._istio.common import IstioSpecError
 from ansible_collections.canary.istio.plugins.module_utils._istio.destination_rule import build_destination_rule_spec
 from ansible_collections.canary.istio.plugins.module_utils._istio.api import DESTINATION_RULES, ISTIO_API_ARG_SPEC
 from ansible_collections.canary.istio.plugins.module_utils._k8s.options import auth_argument_spec
 from ansible_collections.canary.istio.plugins.module_utils._istio.owned_objects import apply_object, wanted_object
-from ansible_collections.canary.istio.plugins.module_utils._required import fail_on_blank_required
+from ansible_collections.canary.istio.plugins.module_utils._main import run_module
 
 KIND = "DestinationRule"
 
@@ -263,13 +262,11 @@ def run(module: AnsibleModule) -> dict[str, t.Any]:
 
 
 def main() -> None:
-    module = AnsibleModule(
-        argument_spec=argument_spec(),
+    run_module(
+        run,
+        argument_spec(),
         required_if=[("state", "present", ("service_host",))],
-        supports_check_mode=True,
     )
-    fail_on_blank_required(module, module.argument_spec)
-    exit_from(module, run)
 
 
 if __name__ == "__main__":

@@ -193,7 +193,7 @@ diff:
 import typing as t
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.canary.istio.plugins.module_utils._errors import CanaryError, doing, exit_from
+from ansible_collections.canary.istio.plugins.module_utils._errors import CanaryError, doing
 from ansible_collections.canary.istio.plugins.module_utils._istio.api import ISTIO_API_ARG_SPEC, VIRTUAL_SERVICES, istio_path
 from ansible_collections.canary.istio.plugins.module_utils._istio.common import specs_equal
 from ansible_collections.canary.istio.plugins.module_utils._istio.fault import fault_rule_overlaps, validate_fault
@@ -203,7 +203,7 @@ from ansible_collections.canary.istio.plugins.module_utils._k8s.errors import K8
 from ansible_collections.canary.istio.plugins.module_utils._k8s.module import client_from_module
 from ansible_collections.canary.istio.plugins.module_utils._k8s.options import auth_argument_spec
 from ansible_collections.canary.istio.plugins.module_utils._k8s.writes import update_with_retry
-from ansible_collections.canary.istio.plugins.module_utils._required import fail_on_blank_required
+from ansible_collections.canary.istio.plugins.module_utils._main import run_module
 
 _STRING_MATCH = dict(exact=dict(type="str"), prefix=dict(type="str"), regex=dict(type="str"))
 
@@ -275,16 +275,14 @@ def run(module: AnsibleModule) -> dict[str, t.Any]:
 
 
 def main() -> None:
-    module = AnsibleModule(
-        argument_spec=auth_argument_spec(OWN_OPTIONS),
+    run_module(
+        run,
+        auth_argument_spec(OWN_OPTIONS),
         required_if=[
             ("state", "present", ("headers", "uri"), True),
             ("state", "present", ("delay", "abort"), True),
         ],
-        supports_check_mode=True,
     )
-    fail_on_blank_required(module, module.argument_spec)
-    exit_from(module, run)
 
 
 if __name__ == "__main__":

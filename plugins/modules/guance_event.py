@@ -60,6 +60,7 @@ options:
     default: canary_release
 extends_documentation_fragment:
   - canary.istio.guance
+  - canary.istio.attributes.GUANCE_GROUP
 attributes:
   check_mode:
     description: Can run in check mode and return the changed status without changing the target.

@@ -63,21 +63,8 @@ options:
     type: raw
 extends_documentation_fragment:
   - canary.istio.guance
-attributes:
-  check_mode:
-    description: Can run in check mode and return the changed status without changing the target.
-    support: full
-    details:
-      - This module only reads, and runs the same in check mode.
-  diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check mode), when in diff mode.
-    support: none
-    details:
-      - This module never changes anything.
-  idempotent:
-    description:
-      - When run twice in a row with the same arguments, the second run reports no change and writes nothing.
-    support: full
+  - canary.istio.attributes.READ_ONLY
+  - canary.istio.attributes.GUANCE_GROUP
 notes:
   - The time range is sent as the request's time range (C(timeRange), C(time_range)); a range
     written in a DQL statement may also apply.
@@ -193,7 +180,6 @@ requests:
 """
 
 import importlib.util
-import re
 import time
 import typing as t
 
@@ -206,6 +192,7 @@ from ansible_collections.canary.istio.plugins.module_utils._guance.settings impo
     config_from_params,
     guance_argument_spec,
 )
+from ansible_collections.canary.istio.plugins.module_utils._durations import duration_seconds
 from ansible_collections.canary.istio.plugins.module_utils._errors import CanaryError, fail_from_error
 from ansible_collections.canary.istio.plugins.module_utils._http.redact import mask_secrets
 from ansible_collections.canary.istio.plugins.module_utils._required import fail_on_blank_required
@@ -223,17 +210,6 @@ OWN_OPTIONS: dict[str, dict[str, t.Any]] = dict(
     end=dict(type="raw"),
 )
 DEFAULT_LAST_SECONDS = 15 * 60
-_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def parse_duration(value: str, option: str = "last") -> float:
-    """``90s``, ``10m``, ``1h``, ``2d``, ``500ms``, or a plain number of seconds -> seconds."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*", str(value))
-    if not match or float(match.group(1)) <= 0:
-        raise CanaryError(f"{option}: expected a duration like 90s, 10m, 1h or 2d, got {value!r}", option)
-    return float(match.group(1)) * _UNITS[match.group(2) or "s"]
-
-
 def parse_instant(value: t.Any, option: str) -> int:
     """Epoch milliseconds or ISO 8601 (UTC when no zone) -> epoch ms, read as guance_event reads ``date``."""
     return epoch_ms(value, option)
@@ -245,7 +221,7 @@ def resolve_time_range(params: t.Mapping[str, t.Any], now_ms: int) -> tuple[int,
     if params.get("start") is not None:
         start = parse_instant(params["start"], "start")
     else:
-        seconds = parse_duration(params["last"]) if params.get("last") else DEFAULT_LAST_SECONDS
+        seconds = duration_seconds(params["last"], "last", minimum=0.001) if params.get("last") else DEFAULT_LAST_SECONDS
         start = end - int(seconds * 1000)
     if start >= end:
         option = "start" if params.get("start") is not None else "end"

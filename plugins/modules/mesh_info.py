@@ -77,7 +77,8 @@ options:
 extends_documentation_fragment:
   - canary.istio.k8s_auth
   - canary.istio.istio_api
-  - canary.istio.attributes.INFO_MODULE
+  - canary.istio.attributes.READ_ONLY
+  - canary.istio.attributes.ISTIO_GROUP
 notes:
   - Only VirtualServices of O(namespace) are read, and DestinationRules of the namespace of the
     host's Service; rules exported from other namespaces are not seen.
@@ -348,12 +349,12 @@ from ansible_collections.canary.istio.plugins.module_utils._istio.fault import f
 from ansible_collections.canary.istio.plugins.module_utils._istio.mesh_config import deployments_by_version
 from ansible_collections.canary.istio.plugins.module_utils._istio.routing import host_routing, release_state
 from ansible_collections.canary.istio.plugins.module_utils._istio.api import ISTIO_API_ARG_SPEC
-from ansible_collections.canary.istio.plugins.module_utils._errors import CanaryError, doing, exit_from
+from ansible_collections.canary.istio.plugins.module_utils._errors import CanaryError, doing
 from ansible_collections.canary.istio.plugins.module_utils._k8s.module import client_from_module
 from ansible_collections.canary.istio.plugins.module_utils._k8s.options import auth_argument_spec
 from ansible_collections.canary.istio.plugins.module_utils._istio.release_lock import lock_view
 from ansible_collections.canary.istio.plugins.module_utils._istio.mesh_reads import read_host
-from ansible_collections.canary.istio.plugins.module_utils._required import fail_on_blank_required
+from ansible_collections.canary.istio.plugins.module_utils._main import run_module
 
 OWN_OPTIONS: dict[str, dict[str, t.Any]] = dict(
     ISTIO_API_ARG_SPEC,
@@ -414,9 +415,7 @@ def run(module: AnsibleModule) -> dict[str, t.Any]:
 
 
 def main() -> None:
-    module = AnsibleModule(argument_spec=auth_argument_spec(OWN_OPTIONS), supports_check_mode=True)
-    fail_on_blank_required(module, module.argument_spec)
-    exit_from(module, run)
+    run_module(run, auth_argument_spec(OWN_OPTIONS))
 
 
 if __name__ == "__main__":

@@ -113,7 +113,7 @@ from ansible_collections.canary.istio.plugins.module_utils._istio.api import (
     VIRTUAL_SERVICES,
     istio_path,
 )
-from ansible_collections.canary.istio.plugins.module_utils._errors import CanaryError, doing, exit_from
+from ansible_collections.canary.istio.plugins.module_utils._errors import CanaryError, doing
 from ansible_collections.canary.istio.plugins.module_utils._k8s.errors import K8sError, K8sNotFoundError
 from ansible_collections.canary.istio.plugins.module_utils._k8s.module import client_from_module
 from ansible_collections.canary.istio.plugins.module_utils._k8s.options import auth_argument_spec
@@ -124,7 +124,7 @@ from ansible_collections.canary.istio.plugins.module_utils._istio.release_lock i
     read_lock,
     release,
 )
-from ansible_collections.canary.istio.plugins.module_utils._required import fail_on_blank_required
+from ansible_collections.canary.istio.plugins.module_utils._main import run_module
 
 
 MAX_TTL_S = 30 * 24 * 3600
@@ -175,8 +175,9 @@ def run(module: AnsibleModule) -> dict[str, t.Any]:
 
 
 def main() -> None:
-    module = AnsibleModule(
-        argument_spec=auth_argument_spec(dict(
+    run_module(
+        run,
+        auth_argument_spec(dict(
             ISTIO_API_ARG_SPEC,
             name=dict(type="str", required=True),
             namespace=dict(type="str", required=True),
@@ -187,10 +188,7 @@ def main() -> None:
             run=dict(type="str"),
             take_over=dict(type="bool", default=False),
         )),
-        supports_check_mode=True,
     )
-    fail_on_blank_required(module, module.argument_spec)
-    exit_from(module, run)
 
 
 if __name__ == "__main__":

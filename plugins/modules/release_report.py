@@ -254,7 +254,7 @@ import typing as t
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
-from ansible_collections.canary.istio.plugins.module_utils._errors import CanaryError, exit_from
+from ansible_collections.canary.istio.plugins.module_utils._errors import CanaryError
 from ansible_collections.canary.istio.plugins.module_utils._report.content import build_report
 from ansible_collections.canary.istio.plugins.module_utils._report.charts import (
     chart_captions,
@@ -274,7 +274,7 @@ from ansible_collections.canary.istio.plugins.module_utils._report.records impor
     read_document,
     safe_name,
 )
-from ansible_collections.canary.istio.plugins.module_utils._required import fail_on_blank_required
+from ansible_collections.canary.istio.plugins.module_utils._main import run_module
 
 RECORDS_FILE = "records.json"
 HTML_FILE = "report.html"
@@ -438,9 +438,7 @@ def run(module: AnsibleModule) -> dict[str, t.Any]:
 
 
 def main() -> None:
-    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
-    fail_on_blank_required(module, module.argument_spec)
-    exit_from(module, run)
+    run_module(run, ARGUMENT_SPEC)
 
 
 if __name__ == "__main__":

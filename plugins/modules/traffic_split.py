@@ -175,7 +175,7 @@ diff:
 import typing as t
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.canary.istio.plugins.module_utils._errors import CanaryError, doing, exit_from
+from ansible_collections.canary.istio.plugins.module_utils._errors import CanaryError, doing
 from ansible_collections.canary.istio.plugins.module_utils._istio.api import ISTIO_API_ARG_SPEC, VIRTUAL_SERVICES, istio_path
 from ansible_collections.canary.istio.plugins.module_utils._istio.common import specs_equal
 from ansible_collections.canary.istio.plugins.module_utils._istio.owned_objects import vs_diff
@@ -190,7 +190,7 @@ from ansible_collections.canary.istio.plugins.module_utils._istio.split_plan imp
 )
 from ansible_collections.canary.istio.plugins.module_utils._k8s.module import client_from_module
 from ansible_collections.canary.istio.plugins.module_utils._k8s.options import auth_argument_spec
-from ansible_collections.canary.istio.plugins.module_utils._required import fail_on_blank_required
+from ansible_collections.canary.istio.plugins.module_utils._main import run_module
 
 OWN_OPTIONS: dict[str, dict[str, t.Any]] = dict(
     ISTIO_API_ARG_SPEC,
@@ -252,15 +252,13 @@ def run(module: AnsibleModule) -> dict[str, t.Any]:
 
 
 def main() -> None:
-    module = AnsibleModule(
-        argument_spec=auth_argument_spec(OWN_OPTIONS),
+    run_module(
+        run,
+        auth_argument_spec(OWN_OPTIONS),
         mutually_exclusive=[("weights", "stable"), ("weights", "canary"), ("weights", "canary_weight")],
         required_one_of=[("weights", "canary_weight")],
         required_together=[("stable", "canary", "canary_weight")],
-        supports_check_mode=True,
     )
-    fail_on_blank_required(module, module.argument_spec)
-    exit_from(module, run)
 
 
 if __name__ == "__main__":

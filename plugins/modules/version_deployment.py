@@ -140,12 +140,12 @@ import time
 import typing as t
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.canary.istio.plugins.module_utils._errors import CanaryError, doing, exit_from
+from ansible_collections.canary.istio.plugins.module_utils._errors import CanaryError, doing
 from ansible_collections.canary.istio.plugins.module_utils._k8s.errors import K8sNotFoundError
 from ansible_collections.canary.istio.plugins.module_utils._k8s.module import client_from_module
 from ansible_collections.canary.istio.plugins.module_utils._k8s.options import auth_argument_spec
 from ansible_collections.canary.istio.plugins.module_utils._k8s.paths import deployments_path, pods_path
-from ansible_collections.canary.istio.plugins.module_utils._required import fail_on_blank_required
+from ansible_collections.canary.istio.plugins.module_utils._main import run_module
 from ansible_collections.canary.istio.plugins.module_utils._version_deployment import (
     DeploymentSpecError,
     check_version_label,
@@ -258,8 +258,9 @@ def run(module: AnsibleModule) -> dict[str, t.Any]:
 
 
 def main() -> None:
-    module = AnsibleModule(
-        argument_spec=auth_argument_spec(dict(
+    run_module(
+        run,
+        auth_argument_spec(dict(
             app=dict(type="str", required=True),
             namespace=dict(type="str", required=True),
             version=dict(type="str", required=True),
@@ -273,10 +274,7 @@ def main() -> None:
             progress_deadline=dict(type="int", default=600),
             wait=dict(type="bool", default=True),
         )),
-        supports_check_mode=True,
     )
-    fail_on_blank_required(module, module.argument_spec)
-    exit_from(module, run)
 
 
 if __name__ == "__main__":

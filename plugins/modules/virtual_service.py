@@ -379,7 +379,6 @@ import typing as t
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.canary.istio.plugins.module_utils._errors import exit_from
 from ansible_collections.canary.istio.plugins.module_utils._istio.virtual_service import (
     build_virtual_service_spec,
     istio_http_routes,
@@ -387,7 +386,7 @@ from ansible_collections.canary.istio.plugins.module_utils._istio.virtual_servic
 from ansible_collections.canary.istio.plugins.module_utils._istio.api import ISTIO_API_ARG_SPEC, VIRTUAL_SERVICES
 from ansible_collections.canary.istio.plugins.module_utils._k8s.options import auth_argument_spec
 from ansible_collections.canary.istio.plugins.module_utils._istio.owned_objects import apply_object, wanted_object
-from ansible_collections.canary.istio.plugins.module_utils._required import fail_on_blank_required
+from ansible_collections.canary.istio.plugins.module_utils._main import run_module
 
 KIND = "VirtualService"
 
@@ -501,17 +500,15 @@ def run(module: AnsibleModule) -> dict[str, t.Any]:
 
 
 def main() -> None:
-    module = AnsibleModule(
-        argument_spec=argument_spec(),
+    run_module(
+        run,
+        argument_spec(),
         mutually_exclusive=[("http", "default_subset")],
         required_if=[
             ("state", "present", ("hosts",)),
             ("state", "present", ("http", "default_subset"), True),
         ],
-        supports_check_mode=True,
     )
-    fail_on_blank_required(module, module.argument_spec)
-    exit_from(module, run)
 
 
 if __name__ == "__main__":

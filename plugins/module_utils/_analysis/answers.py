@@ -24,19 +24,8 @@ from ansible_collections.canary.istio.plugins.module_utils._analysis.queries imp
     Q_TRACES,
 )
 from ansible_collections.canary.istio.plugins.module_utils._analysis.terms import (
-    AnalysisError,
-    ERROR_LOG_COUNT,
-    QTYPE_DQL,
-    REQUEST_COUNT,
-    REQUEST_DURATION,
-    REQUEST_DURATION_P99,
-    REQUEST_ERROR_RATE,
-    REQUEST_SUCCESS_RATE,
-    TRACE_ERROR_RATE,
-    parse_le,
-    rate,
-    to_number,
-)
+    AnalysisError, ERROR_LOG_COUNT, QTYPE_DQL, REQUEST_COUNT, REQUEST_DURATION, REQUEST_DURATION_P99,
+    REQUEST_ERROR_RATE, REQUEST_SUCCESS_RATE, TRACE_ERROR_RATE, parse_le, rate, to_number)
 
 
 Series = t.Mapping[str, t.Any]

@@ -28,16 +28,8 @@ from ansible_collections.canary.istio.plugins.module_utils._analysis.answers imp
     histogram_quantile,
 )
 from ansible_collections.canary.istio.plugins.module_utils._analysis.terms import (
-    AnalysisError,
-    BUILTIN_METRICS,
-    CHECK_FAIL,
-    CHECK_NO_DATA,
-    CHECK_PASS,
-    CHECK_UNDECIDED,
-    REQUEST_DURATION,
-    REQUEST_ERROR_RATE,
-    REQUEST_SUCCESS_RATE,
-)
+    AnalysisError, BUILTIN_METRICS, CHECK_FAIL, CHECK_NO_DATA, CHECK_PASS, CHECK_UNDECIDED, REQUEST_DURATION,
+    REQUEST_ERROR_RATE, REQUEST_SUCCESS_RATE)
 
 
 @dataclass(frozen=True)
@@ -238,6 +230,13 @@ class _BoundVerdicts:
             kept = True
         (self.failures if broken else self.passes if kept else self.undecided).append(text)
 
+    def judge_fixed(self, check: Check, value: float, low: float, high: float, shown: str) -> None:
+        """The check's own ``min`` and ``max``, on the canary's estimate and its interval."""
+        if check.min is not None:
+            self.judge(high < check.min, low >= check.min, value >= check.min, f"{shown} vs min {fmt(check.min)}")
+        if check.max is not None:
+            self.judge(low > check.max, high <= check.max, value <= check.max, f"{shown} vs max {fmt(check.max)}")
+
     def outcome(self, result: t.Callable[..., CheckResult], value: float | None, base: float | None) -> CheckResult:
         if self.failures:
             return result(CHECK_FAIL, "; ".join(self.failures), value, base)
@@ -262,11 +261,7 @@ def evaluate_rate_check(check: Check, canary: Counts | None, baseline: Counts | 
     shown = f"{fmt(round(value, 2))} ({fmt(round(low, 2))}-{fmt(round(high, 2))} on {fmt(canary.requests)} requests)"
     bounds = _BoundVerdicts(final)
     judge_bound = bounds.judge
-
-    if check.min is not None:
-        judge_bound(high < check.min, low >= check.min, value >= check.min, f"{shown} vs min {fmt(check.min)}")
-    if check.max is not None:
-        judge_bound(low > check.max, high <= check.max, value <= check.max, f"{shown} vs max {fmt(check.max)}")
+    bounds.judge_fixed(check, value, low, high, shown)
     base_value = None
     missing_baseline = None
     if check.relative:
@@ -315,11 +310,7 @@ def evaluate_latency_check(check: Check, canary: t.Mapping[float, float], baseli
             "requests, from the duration histogram)"
     bounds = _BoundVerdicts(final)
     judge_bound = bounds.judge
-
-    if check.min is not None:
-        judge_bound(high < check.min, low >= check.min, value >= check.min, f"{shown} vs min {fmt(check.min)}")
-    if check.max is not None:
-        judge_bound(low > check.max, high <= check.max, value <= check.max, f"{shown} vs max {fmt(check.max)}")
+    bounds.judge_fixed(check, value, low, high, shown)
     base_value = None
     if check.relative:
         base_value, base_low, base_high, _total = read(baseline or {})

@@ -42,24 +42,9 @@ from ansible_collections.canary.istio.plugins.module_utils._analysis.queries imp
     builtin_queries,
 )
 from ansible_collections.canary.istio.plugins.module_utils._analysis.terms import (
-    AnalysisError,
-    BUILTIN_METRICS,
-    CHECK_FAIL,
-    CHECK_NO_DATA,
-    CHECK_PASS,
-    CHECK_UNDECIDED,
-    FAIL,
-    INCONCLUSIVE,
-    MARGINAL,
-    PASS,
-    PROVIDER_PROMETHEUS,
-    QTYPE_DQL,
-    QTYPE_PROMQL,
-    REQUEST_COUNT,
-    REQUEST_DURATION,
-    REQUEST_DURATION_P99,
-    VERDICTS,
-)
+    AnalysisError, BUILTIN_METRICS, CHECK_FAIL, CHECK_NO_DATA, CHECK_PASS, CHECK_UNDECIDED, FAIL, INCONCLUSIVE,
+    MARGINAL, PASS, PROVIDER_PROMETHEUS, QTYPE_DQL, QTYPE_PROMQL, REQUEST_COUNT, REQUEST_DURATION,
+    REQUEST_DURATION_P99, VERDICTS)
 
 
 # The observed share of requests per version against the configured weights. A mesh that ignores
@@ -284,12 +269,12 @@ def with_policy(check: Check, result: CheckResult) -> CheckResult:
 
 
 def with_queries(checks: t.Sequence[Check], queries: t.Iterable[MetricQuery]) -> list[Check]:
-    """The checks with the text of the query behind each built-in metric filled in (for the
-    report), unless a check already names its query."""
+    """The checks with the text of the query behind each metric, built-in or custom, filled in
+    (for the report), unless a check already names its query."""
     by_key = {query.key: query.query for query in queries}
     out = []
     for check in checks:
-        key = METRIC_QUERY.get(check.metric)
+        key = METRIC_QUERY.get(check.metric, CUSTOM_PREFIX + check.metric)
         if check.query is None and key in by_key:
             check = replace(check, query=by_key[key])
         out.append(check)
@@ -377,33 +362,6 @@ def round_numbers(
         for version, value in values.items():
             numbers.set(version, metric.name, value)
     return numbers
-
-
-def judge_round(
-    target: AnalysisTarget,
-    checks: t.Sequence[Check],
-    queries: t.Sequence[MetricQuery],
-    answers: t.Mapping[str, t.Sequence[Series] | None],
-    custom: t.Sequence[CustomMetric] = (),
-    min_requests: int = 1,
-    expected_weight: float | None = None,
-    evidence: t.Mapping[str, Counts] | None = None,
-    z: float | None = None,
-    final: bool = False,
-    scoring: Scoring | None = None,
-    window_start_ms: int | None = None,
-) -> Verdict:
-    """The verdict of one round from the answers to ``plan_round``'s queries, every check
-    carrying the text of the query behind its value (``evidence``, ``z``, ``scoring``: see ``judge``)."""
-    numbers = round_numbers(target, queries, answers, custom, window_start_ms)
-    texts = {query.key: query.query for query in queries}
-    described = []
-    for check in with_queries(checks, queries):
-        if check.query is None and CUSTOM_PREFIX + check.metric in texts:
-            check = replace(check, query=texts[CUSTOM_PREFIX + check.metric])
-        described.append(check)
-    return judge(numbers, described, target.canary_version, target.baseline_version, min_requests, expected_weight,
-                 evidence, z, final, scoring)
 
 
 CONTINUE = "continue"

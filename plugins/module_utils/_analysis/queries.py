@@ -16,20 +16,8 @@ import typing as t
 from dataclasses import dataclass
 
 from ansible_collections.canary.istio.plugins.module_utils._analysis.terms import (
-    AnalysisError,
-    BUILTIN_METRICS,
-    ERROR_LOG_COUNT,
-    PROVIDER_GUANCE,
-    PROVIDER_PROMETHEUS,
-    QTYPE_DQL,
-    QTYPE_PROMQL,
-    REQUEST_COUNT,
-    REQUEST_DURATION,
-    REQUEST_DURATION_P99,
-    REQUEST_ERROR_RATE,
-    REQUEST_SUCCESS_RATE,
-    TRACE_ERROR_RATE,
-)
+    AnalysisError, BUILTIN_METRICS, ERROR_LOG_COUNT, PROVIDER_GUANCE, PROVIDER_PROMETHEUS, QTYPE_DQL, QTYPE_PROMQL,
+    REQUEST_COUNT, REQUEST_DURATION, REQUEST_DURATION_P99, REQUEST_ERROR_RATE, REQUEST_SUCCESS_RATE, TRACE_ERROR_RATE)
 
 
 _VERSION_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,62})$")

@@ -24,9 +24,10 @@ from ansible_collections.canary.istio.plugins.module_utils._analysis.checks impo
 from ansible_collections.canary.istio.plugins.module_utils._analysis.judge import (
     CONTINUE,
     StepDecision,
-    judge_round,
+    judge,
     round_numbers,
     step_decision,
+    with_queries,
 )
 from ansible_collections.canary.istio.plugins.module_utils._analysis.queries import MetricQuery
 from ansible_collections.canary.istio.plugins.module_utils._analysis.terms import (
@@ -201,8 +202,9 @@ def run_round(plan: AnalysisPlan, source: RoundSource, number: int, end_ms: int,
     answers = source.query_round(plan.queries, start_ms, end_ms)
     numbers = round_numbers(plan.target, plan.queries, answers, plan.custom, start_ms)
     evidence = pool_counts(pooled or {}, numbers) if plan.step.confidence is not None else None
-    verdict = judge_round(plan.target, plan.checks, plan.queries, answers, plan.custom, plan.step.min_requests,
-                          plan.expected_weight, evidence, plan.step.look_z, final, plan.scoring, start_ms)
+    verdict = judge(numbers, with_queries(plan.checks, plan.queries), plan.target.canary_version,
+                    plan.target.baseline_version, plan.step.min_requests, plan.expected_weight, evidence,
+                    plan.step.look_z, final, plan.scoring)
     return RoundReport(number, start_ms, end_ms, verdict, numbers.values, source.requests_made - before), evidence or {}
 
 

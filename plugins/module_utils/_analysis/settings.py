@@ -10,7 +10,6 @@ PRIVATE to this collection: may change at any time.
 
 from __future__ import annotations
 
-import re
 import typing as t
 from dataclasses import dataclass, field
 
@@ -33,6 +32,7 @@ from ansible_collections.canary.istio.plugins.module_utils._analysis.terms impor
     REQUEST_SUCCESS_RATE,
 )
 from ansible_collections.canary.istio.plugins.module_utils._analysis.stats import look_z
+from ansible_collections.canary.istio.plugins.module_utils._durations import duration_seconds
 
 INCONCLUSIVE_FAIL = "fail"
 INCONCLUSIVE_WAIT = "wait"
@@ -50,28 +50,9 @@ DEFAULT_SCRAPE_INTERVAL_S = 60
 BOUNDS: tuple[str, ...] = ("min", "max", "max_over_baseline", "max_ratio_to_baseline")
 POLICY_FLAGS: tuple[str, ...] = ("critical", "must_have_data", "dry_run")
 
-_DURATION_RE = re.compile(r"^\s*(\d+)\s*(s|m|h)?\s*$")
-_UNIT_S = {"s": 1, "m": 60, "h": 3600}
-
-
 def seconds_option(value: t.Any, option: str, minimum: int = 1) -> int:
-    """Whole seconds from an int or a string like ``"30"``, ``"30s"``, ``"2m"``, ``"1h"``."""
-    if isinstance(value, bool):
-        raise AnalysisError(f"{option} must be whole seconds like 30 or a duration like 30s or 2m, got {value!r}", option)
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if isinstance(value, int):
-        seconds = value
-    else:
-        match = _DURATION_RE.match(str(value))
-        if not match:
-            raise AnalysisError(f"{option} must be whole seconds like 30 or a duration like 30s or 2m, got {value!r}",
-                                option)
-        seconds = int(match.group(1)) * _UNIT_S[match.group(2) or "s"]
-    if seconds < minimum:
-        raise AnalysisError(f"{option} must be at least {minimum} second{'s' if minimum != 1 else ''}, got {value!r}",
-                            option)
-    return seconds
+    """Whole seconds from a duration option (``30``, ``"30s"``, ``"2m"``; see ``_durations``)."""
+    return int(duration_seconds(value, option, minimum=minimum, whole=True, error=AnalysisError))
 
 
 @dataclass(frozen=True)
