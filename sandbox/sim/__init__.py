@@ -1,4 +1,4 @@
-"""Mesh and Guance simulator: stands in for Envoy, DataKit and Guance in the sandbox (design.md §5).
+"""Mesh and Guance simulator: stands in for Envoy, DataKit and Guance in the sandbox (docs/simulator.md).
 
 - `routing`: route one request as Envoy would, from VirtualServices, DestinationRules, Services, pods.
 - `record`: behaviour profiles per version, the traffic driver, and the Istio-shaped recorder

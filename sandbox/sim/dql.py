@@ -1,4 +1,4 @@
-"""A DQL evaluator over the recorded data (guance-api.md §5), answering in Guance's series shape.
+"""A DQL evaluator over the recorded data (DQL as docs.guance.com describes it), answering in Guance's series shape.
 
 Supported: `NS::source:(targets) {filters} [time] BY tags ORDER BY time LIMIT n OFFSET n SLIMIT n SOFFSET n`
 - namespaces M, T, L, E (and long forms metric/tracing/logging/event); a statement without

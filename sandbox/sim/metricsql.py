@@ -1,4 +1,4 @@
-"""PromQL as Guance answers it: a MetricsQL-compatible engine (guance-api.md §10), over the
+"""PromQL as Guance answers it: a MetricsQL-compatible engine (Guance stores metrics in GuanceDB, which answers PromQL as MetricsQL does), over the
 recorded `istio_prom` scrapes that DQL reads too.
 
 Guance names a metric `measurement:field` (`istio_prom:istio_requests_total`). Where MetricsQL

@@ -31,7 +31,7 @@ DATAKIT_VERSION = "1.64.0-sim"
 EVENT_STATUSES = ("critical", "error", "warning", "ok", "info", "nodata")
 WRITE_CATEGORIES = {"metric": "M", "logging": "L", "keyevent": "E", "tracing": "T", "object": None,
                     "custom_object": None, "rum": None, "network": None, "security": None, "profiling": None}
-# Guance publishes no error body for a bad query; the simulator answers 400 with this code (guance-api.md §8).
+# Guance publishes no error body for a bad query; the simulator answers 400 with this code.
 QUERY_ERROR_CODE = "ft.QueryError"
 PARAM_ERROR_CODE = "ft.ParamError"
 DEFAULT_SLIMIT = 20

@@ -55,7 +55,7 @@ from ansible_collections.canary.istio.plugins.module_utils._guance.settings impo
 
 
 def _rate_limit_hint(code: str) -> str:
-    """Which of the OpenAPI's limits was hit (guance-api.md): the key's or the whole workspace's."""
+    """Which of the OpenAPI's documented limits was hit: the key's or the whole workspace's."""
     if code == "ft.TriggerApiWorkspaceCurrentLimiting":
         return "the OpenAPI allows 200 requests a minute per workspace, all keys together"
     return "the OpenAPI allows 20 requests a minute per key"
