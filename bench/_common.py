@@ -1,6 +1,7 @@
 """What the benches share: bookinfo's reviews in a fresh namespace, ansible-playbook runs timed task by
 task, API requests from the audit log told apart by task, an HTTP proxy that notes the requests it
-passes on, and the result file every bench writes."""
+passes on, and the result file every bench writes (data only: its notes' words are bench/notes/<name>.md,
+rendered by bench/_notes.py)."""
 from __future__ import annotations
 
 import datetime
@@ -18,6 +19,7 @@ from pathlib import Path
 import requests
 import yaml
 
+from bench._notes import notes_of
 from sandbox import cluster, versions
 from sandbox.api import collection_path
 from sandbox.audit import WRITE_VERBS
@@ -204,10 +206,15 @@ def save_and_print(name: str, result: dict) -> Path:
     """Write bench/results/<name>.json and print its table and notes: the end of every bench."""
     path = save(name, result)
     print_table(result["table"]["columns"], result["table"]["rows"])
-    for note in result["notes"]:
-        print(f"- {note}")
+    print_notes(name, result)
     print(f"results in {path}")
     return path
+
+
+def print_notes(name: str, result: dict) -> None:
+    """The notes of a bench's result: bench/notes/<name>.md rendered with its ``figures``."""
+    for note in notes_of(name, result):
+        print(f"- {note}")
 
 
 def print_table(columns: list[str], rows: list[list]) -> None:

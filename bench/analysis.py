@@ -17,7 +17,8 @@ the number of queries; a real Guance answers from elsewhere.
 The Prometheus provider cannot read traces or logs, so its 6 checks are the 3 Istio built-ins plus 3
 custom PromQL metrics; Guance's are the 5 built-ins plus a custom DQL metric. The Prometheus namespace
 has no traffic (a fresh machine has none to rely on): its rounds are inconclusive, which changes neither
-the number of queries nor, much, their time. Medians, never asserted. Writes bench/results/analysis.json.
+the number of queries nor, much, their time. Medians, never asserted. Writes bench/results/analysis.json;
+its notes are bench/notes/analysis.md, rendered with the result's ``figures``.
 """
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ from pathlib import Path
 
 import yaml
 
-from bench._common import RecordingProxy
+from bench._common import RecordingProxy, print_notes
 from sandbox import control, versions
 from sandbox.sim import bookinfo
 from sandbox.sim.record import Clock, Recorder
@@ -271,16 +272,7 @@ def main() -> int:
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "machine": f"{platform.node()} {os.cpu_count()} cores",
         "load_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)], "repeat": REPEAT,
         "table": {"columns": columns, "rows": table_rows},
-        "notes": [
-            "Requests are counted by the server: the Guance simulator's request log, a counting proxy before Prometheus.",
-            "Guance batches every query of a round into one request (aim: 1, whatever the number of checks); "
-            "Prometheus' HTTP API takes one query per request.",
-            "Guance round times include the in-process simulator's own DQL evaluation; plan + judge is the collection's "
-            "share on answers recorded once.",
-            f"Ansible task times are medians beside ansible.builtin.ping ({ping} ms) in the same playbook.",
-            "The Prometheus namespace has no traffic, so its verdicts are inconclusive; that changes neither the "
-            "number of queries nor, much, their time.",
-        ],
+        "figures": {"ping_task_ms": ping},  # what bench/notes/analysis.md says
         "ping_task_ms": ping, "rounds": rows,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -291,6 +283,7 @@ def main() -> int:
         task = f"{row['ansible_task_ms']:>9.0f}{row['ansible_above_ping_ms']:>12.0f}" if "ansible_task_ms" in row else f"{'-':>9}{'-':>12}"
         print(f"{config:<16}{row['queries']:>8}{row['server']:>9}{row['client']:>9}{row['verdict']:>14}"
               f"{row['in_process_round_ms']:>10.1f}{row['plan_and_judge_ms']:>15.2f}{task}")
+    print_notes("analysis", result)
     print(f"ping task {ping:.1f} ms; requests counted by the server (module's own count in brackets); medians of "
           f"{REPEAT}; load {load_before:.1f} -> {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; "
           f"results in {RESULTS / 'analysis.json'}")

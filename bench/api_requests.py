@@ -17,7 +17,8 @@ change nothing and write nothing. Three chains run side by side, each on its own
 
 Requests are also told apart by task, which shows where each write comes from. Writes do not
 depend on timing (reads by a few, where kubernetes.core polls), so each action runs once
-(BENCH_REPEAT is not used). Writes bench/results/requests.json.
+(BENCH_REPEAT is not used). Writes bench/results/api_requests.json; its notes are
+bench/notes/api_requests.md, rendered with the result's ``figures``.
 """
 from __future__ import annotations
 
@@ -40,6 +41,7 @@ RELEASE = f"canary_release {RELEASE_STEPS}"
 HELD = f"canary_release {HELD_STEPS} (held)"
 MARK = "@@ "  # prefix of the marker tasks between the actions of one playbook
 TITLE = "API requests per action (audit log), and on a second, idempotent run"
+SPLIT_READS_AIM = 3  # reads of a traffic_split that changes weights; a note says why when it takes more
 
 
 def _versions(*names: str) -> list[dict]:
@@ -173,51 +175,38 @@ def _task_writes(run: dict, words: str) -> int:
     return sum(counts["writes"] for task, counts in run["by_task"].items() if words in task)
 
 
-def _top_readers(run: dict, count: int = 3) -> str:
+def _top_readers(run: dict, count: int = 3) -> list[list]:
+    """[task, reads] of the tasks that read most, most first (the task's name without its role)."""
     tasks = sorted(run["by_task"].items(), key=lambda item: -item[1]["reads"])[:count]
-    return ", ".join(f"{task.split(' : ')[-1]} {counts['reads']}" for task, counts in tasks)
+    return [[task.split(" : ")[-1], counts["reads"]] for task, counts in tasks]
 
 
-def notes(measured: dict) -> list[str]:
+def _expected_failure(action: str, which: str, failure: str) -> bool:
+    """The release run again after its promotion stops at validation: the stable Deployment is gone."""
+    return action == RELEASE and which == "second" and "does not exist" in failure
+
+
+def figures(measured: dict) -> dict:
+    """What the notes (bench/notes/api_requests.md) say, as data: counts, names, lists, and a flag
+    for each note that is there only when a figure calls for it."""
     split, release, held = measured["traffic_split"], measured[RELEASE], measured[HELD]
-    found = [
-        "Requests are counted in the cluster's audit log as the release identity (canary-release), which only the measured "
-        "ansible-playbook runs use; reads are get, list and watch; writes create, update, patch and delete.",
-        "Each action runs once, then again with the same variables (second run); writes do not depend on timing, reads "
-        "may vary by a few where kubernetes.core polls (a Deployment Ready, old pods gone).",
-        f"{RELEASE}: VirtualService writes per traffic step "
-        + ", ".join(f"{weight}%: {n}" for weight, n in step_writes(release["first"]).items())
-        + f" (aim: 1); the promotion's switch to the canary alone wrote {_task_writes(release['first'], 'All traffic to the canary')} "
-        "more: the step at 100% writes that route already (the stable subset left out, not kept at weight 0).",
-        f"{RELEASE}, all writes in order: {', '.join(release['first']['writes_list'])}; "
-        f"most reads: {_top_readers(release['first'])} (each canary.istio.mesh_info reads the VirtualServices, "
-        "DestinationRules, the Service, its pods and the Deployments: the routing model names the versions and "
-        "Deployments each route reaches).",
-    ]
-    if split["first"]["reads"] > 3:
-        found.append(f"traffic_split reads {split['first']['reads']} times when it changes weights (aim: at most 3): the "
-                     "namespace's VirtualServices (one LIST: an older one naming the same host would make Istio ignore "
-                     "this one), the namespace's DestinationRules (one's name need not be the host), the Service (its "
-                     f"selector) and its pods (a subset without Ready pods is refused); with nothing to change it reads "
-                     f"{split['second']['reads']}.")
-    if held["second"]["writes"]:
-        found.append(f"{HELD} run again writes {held['second']['writes']}: {', '.join(held['second']['writes_list'])}. "
-                     "The VirtualService updates are the release lock, taken and released: a run must hold it before it "
-                     "knows that nothing will change (it also guards the canary's Deployment); the objects whose "
-                     f"resourceVersion changed are {', '.join(held['second']['objects_changed']) or 'none'}.")
-    found.append(f"{HELD} run again sends the canary's Deployment as {held['second'].get('dry_runs', 0)} dry run(s), not "
-                 "as a write: canary.istio.version_deployment asks the server whether its update would change anything "
-                 "(defaults filled in) and writes nothing when it would not. Dry runs are not in the reads or writes above.")
-    refused = release["second"]["failure"] or ""
-    if "does not exist" in refused:
-        found.append(f"{RELEASE} run again after its promotion stops at validation with {release['second']['writes']} writes: "
-                     "the stable Deployment is gone (documented in docs/playbooks.md, Resume).")
-    for action, runs in measured.items():
-        for which in ("first", "second"):
-            failure = runs[which]["failure"]
-            if failure and not (action == RELEASE and which == "second" and "does not exist" in failure):
-                found.append(f"{action}, {which} run failed: {failure}")
-    return found
+    return {
+        "release": RELEASE, "held": HELD,
+        "release_step_writes": step_writes(release["first"]),
+        "release_promotion_writes": _task_writes(release["first"], "All traffic to the canary"),
+        "release_writes": release["first"]["writes_list"],
+        "release_top_readers": _top_readers(release["first"]),
+        "split_reads": split["first"]["reads"], "split_reads_rerun": split["second"]["reads"],
+        "split_reads_aim": SPLIT_READS_AIM, "split_reads_above_aim": split["first"]["reads"] > SPLIT_READS_AIM,
+        "held_rerun_writes": held["second"]["writes"], "held_rerun_writes_list": held["second"]["writes_list"],
+        "held_rerun_objects_changed": held["second"]["objects_changed"],
+        "held_rerun_dry_runs": held["second"].get("dry_runs", 0),
+        "release_rerun_writes": release["second"]["writes"],
+        "release_rerun_stopped_at_validation": _expected_failure(RELEASE, "second", release["second"]["failure"] or ""),
+        "failures": [{"action": action, "run": which, "failure": runs[which]["failure"]}
+                     for action, runs in measured.items() for which in ("first", "second")
+                     if runs[which]["failure"] and not _expected_failure(action, which, runs[which]["failure"])],
+    }
 
 
 def prepare(clusters: list, uid: str) -> dict[str, tuple]:
@@ -277,7 +266,7 @@ def main() -> int:
     rows = [[name, runs["first"]["reads"], runs["first"]["writes"], runs["second"]["reads"], runs["second"]["writes"]]
             for name, runs in measured.items()]
     result = {**common.header(TITLE, 1, load_before), "table": {"columns": columns, "rows": rows},
-              "notes": notes(measured), "actions": measured}
+              "figures": figures(measured), "actions": measured}
     common.save_and_print("api_requests", result)
     return 0
 

@@ -1,18 +1,23 @@
 """Gather the benches' figures into bench/results.json and docs/performance.md, and print them.
 
 Run: .venv/bin/python -m bench.publish   (``make bench`` runs it after the benches)
+     .venv/bin/python -m bench.publish --rerender   (the page again from bench/results.json, as
+     published: after a change to bench/notes/ or to this layout, with no bench run)
 
 Each bench writes ``bench/results/<name>.json`` with a title, date, machine, load, repetitions, a
-small table and notes (see bench/task_overhead.py). This file only reads them: a bench that was not
-run this time keeps its last figures, shown with their own date.
+small table and its ``figures`` (see bench/task_overhead.py). This file only reads them: a bench
+that was not run this time keeps its last figures, shown with their own date. The notes under each
+table are bench/notes/<name>.md rendered with that bench's figures (bench/_notes.py).
 """
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
 import time
 
+from bench._notes import notes_of
 from sandbox import versions
 
 RESULTS = versions.REPO_ROOT / "bench" / "results"
@@ -47,7 +52,7 @@ def markdown(benches: dict[str, dict], date: str, machine: str) -> str:
             lines.append("|" + "---|" * len(table["columns"]))
             lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in table.get("rows", [])]
             lines.append("")
-        lines += [f"- {note}" for note in bench.get("notes", [])]
+        lines += [f"- {note}" for note in notes_of(name, bench)]
         lines.append("")
     return "\n".join(lines)
 
@@ -63,7 +68,20 @@ def print_tables(benches: dict[str, dict]) -> None:
             print("  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))))
 
 
+def rerender() -> int:
+    """docs/performance.md again from bench/results.json, with the date and machine it was published with."""
+    merged = json.loads(MERGED.read_text())
+    DOC.write_text(markdown(merged["benches"], merged["date"], merged["machine"]))
+    print(f"page: {DOC}, from {MERGED} (published {merged['date']})")
+    return 0
+
+
 def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rerender", action="store_true",
+                        help="render docs/performance.md again from bench/results.json (no bench/results/ needed)")
+    if parser.parse_args().rerender:
+        return rerender()
     benches = load()
     if not benches:
         print(f"no bench results in {RESULTS}: run make bench")

@@ -16,7 +16,8 @@ and canary_wave_size the number of clusters (one wave); wall time against one cl
 single-cluster release is one run shared by (a) and (b).
 Releases are interleaved repetition by repetition, each in a fresh namespace with reviews v1 and
 simulated traffic, set up before the clock starts; an ansible-playbook run of one ping task is
-measured beside them. Writes bench/results/release_scale.json.
+measured beside them. Writes bench/results/release_scale.json; its notes are bench/notes/release_scale.md,
+rendered with the result's ``figures``.
 """
 from __future__ import annotations
 
@@ -179,35 +180,19 @@ def per_step_slope(runs: dict[tuple[int, int], list[dict]]) -> float:
     return round(statistics.linear_regression(STEP_COUNTS, medians).slope, 2)
 
 
-def notes(runs: dict, ping_s: float, slope: float) -> list[str]:
-    first_task = _median(r["first_task_s"] for found in runs.values() for r in found)
-    found = [
-        (f"Medians of {REPEAT} repetitions (BENCH_REPEAT), releases interleaved" if REPEAT > 1 else
-         "One repetition (BENCH_REPEAT=1, to stay within minutes: each figure is one release's, the per-step overhead the "
-         "median of its steps)") + f"; each release runs in a fresh namespace with reviews v1 and {RATE} simulated requests "
-        "a second per cluster, set up before the clock starts.",
-        f"Analysis: provider guance (the simulator's OpenAPI, whose PromQL its MetricsQL engine answers), interval "
-        f"{INTERVAL} s, iterations 1, an inconclusive round followed by another (the first step's new series needs two "
-        "scrapes); configured waits are the rounds run times the interval (the slowest cluster's when several).",
-        "Overhead = the ansible-playbook run's wall time less its configured waits, Ansible's own work included; per step: "
-        "from a step's traffic_split to the next step's, less its rounds (median over the steps of those releases); "
-        "fixed: the rest (start, validation, analysis tried once, rules, lock, canary deployed and awaited, promotion, report).",
-        f"Overhead grows by {slope} s per step (least-squares slope of the median overhead over 2-16 steps, one cluster).",
-        f"For scale: an ansible-playbook run of one ping task, timed just before each release, takes {ping_s:.2f} s (median); "
-        "'overhead / ping run' divides each release's overhead by its own, which holds better than seconds when the "
-        f"machine's load changes; in a release the first task starts {first_task} s after ansible-playbook does.",
-        f"Clusters: the {CLUSTER_STEPS}-step release with one inventory host per cluster, forks and canary_wave_size equal to "
-        "the number of clusters (one wave); 'wall / 1 cluster' compares with the single-cluster run of the same repetitions; "
-        f"the forks share this machine's {os.cpu_count()} cores (load {os.getloadavg()[0]:.1f} at the end).",
-        f"Largest task times of the {max(STEP_COUNTS)}-step release (s, summed over its steps): "
-        + ", ".join(f"{name.split(' : ')[-1]} {seconds}" for name, seconds in _slowest(runs).items()) + ".",
-        "The simulator's Guance rate limit (20 requests a minute per key, as Guance's) is raised during the bench: 1 s "
-        "rounds on clusters sharing one key would pass it, which real intervals (a minute) do not.",
-    ]
+def figures(runs: dict, ping_s: float, slope: float) -> dict:
+    """What the notes (bench/notes/release_scale.md) say, as data."""
     failed = [r for found in runs.values() for r in found if not r["ok"]]
-    if failed:
-        found.append(f"{len(failed)} release(s) failed and are left out of the medians; the first: {failed[0]['failure'][-300:]}")
-    return found
+    return {
+        "repeat": REPEAT, "many_repetitions": REPEAT > 1, "rate_per_cluster": RATE, "interval_s": INTERVAL,
+        "step_counts": list(STEP_COUNTS), "cluster_steps": CLUSTER_STEPS,
+        "overhead_slope_s_per_step": slope, "ping_playbook_s": round(ping_s, 2),
+        "first_task_s": _median(r["first_task_s"] for found in runs.values() for r in found),
+        "cores": os.cpu_count(), "load_end": round(os.getloadavg()[0], 1),
+        # [task, seconds] of the largest-step release, the task's name without its role
+        "slowest_tasks": [[name.split(" : ")[-1], seconds] for name, seconds in _slowest(runs).items()],
+        "failed_releases": len(failed), "first_failure": failed[0]["failure"][-300:] if failed else None,
+    }
 
 
 def _slowest(runs: dict, count: int = 5) -> dict[str, float]:
@@ -249,7 +234,7 @@ def main() -> int:
                "overhead / ping run", "wall / 1 cluster", "ok runs"]
     rows = rows_of(runs)
     result = {**common.header(TITLE, REPEAT, load_before), "table": {"columns": columns, "rows": rows},
-              "notes": notes(runs, ping_s, slope), "ping_playbook_s": round(ping_s, 2), "overhead_slope_s_per_step": slope,
+              "figures": figures(runs, ping_s, slope), "ping_playbook_s": round(ping_s, 2), "overhead_slope_s_per_step": slope,
               "analysis": {k: v for k, v in ANALYSIS.items() if k != "labels"}, "rate_per_cluster": RATE,
               "runs": [r for found in runs.values() for r in found]}
     common.save_and_print("release_scale", result)

@@ -23,7 +23,7 @@ proxy (when the failing round's answer came: the verdict known), the API server'
 VirtualService write back, µs: made by the analysis module itself, its rollback option), Ansible's log
 (ANSIBLE_LOG_PATH, ms: the rollback role's traffic_split task start, what the write used to wait for)
 and the simulator's spans (the last request it routed to the canary), all clocks of this machine. Medians and spread, never asserted. Writes
-bench/results/rollback.json.
+bench/results/rollback.json; its notes are bench/notes/rollback.md, rendered with the result's ``figures``.
 """
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ from pathlib import Path
 
 import requests
 
-from bench._common import RecordingProxy
+from bench._common import RecordingProxy, print_notes
 from sandbox import cluster, control, versions
 from sandbox.api import collection_path
 from sandbox.audit import AuditLog
@@ -404,45 +404,27 @@ def table_rows(summary: dict) -> list[list]:
     return rows
 
 
-def notes(summary: dict, counts: dict) -> list[str]:
+def figures(summary: dict, counts: dict) -> dict:
+    """What the notes (bench/notes/rollback.md) say, as data: the settings, and medians in ms ("-"
+    where no run has that figure)."""
     verdict = summary.get("verdict", {})
     regression = summary.get("regression", {})
 
     def median(measures: dict, name: str):
         return measures.get(name, {}).get("median_ms", "-")
 
-    return [
-        f"Each repetition runs two canary_release plays side by side in fresh namespaces of sandbox-1 (steps [50, 100], "
-        f"{RATE} requests/s, analysis by the guance provider, whose PromQL the simulator's MetricsQL engine answers over DataKit's scrapes, every "
-        f"2 s; interval {INTERVAL_S} s, window {WINDOW_S} s, threshold 1); {REPEAT} pairs (BENCH_REPEAT; 2 by default "
-        "to keep make bench short, as each release takes 1-3 minutes on this shared 2-core machine).",
-        "verdict: the canary answers 50 % errors from the start; regression: a healthy canary is switched to 50 % errors "
-        "(POST __sim/profiles) once the other play has ended, a chosen lead before one of its step's rounds (the rounds "
-        "seen live through a timing proxy in front of Guance), the leads spread over the interval.",
-        "Times: the failing round's end_ms (canary_analysis_result), the proxy (the round's answer in: the verdict known), "
-        "the audit log (the first VirtualService write after the failing round), Ansible's log (the rollback role's "
-        "traffic_split task start), the simulator's newest canary span (its last request routed there).",
-        f"Failing verdict to VirtualService written back: median {median(verdict, 'failing round end -> VS written')} ms "
-        f"(verdict scenario), {median(regression, 'failing round end -> VS written')} ms (regression scenario).",
-        f"Regression to VirtualService written back: median {median(regression, 'regression -> VS written')} ms against the "
-        f"aim of one interval + 1 s = {AIM_MS} ms: met in {counts['within_aim']} of {counts['runs']} runs (traffic off the "
-        f"canary within the aim in {counts['restored_within_aim']}).",
-        "How: the canary_analysis module that reaches the failing verdict writes the route back itself (its rollback "
-        "option, set by canary_release to the stable version) before it returns. The rollback role's traffic_split, "
-        f"which used to make that write, starts a median {median(verdict, 'VS written -> rollback task start')} ms after it "
-        "(verdict scenario) and finds nothing to write: the Ansible tasks between a verdict and a rollback task.",
-        f"Detection: the analysis' request query counts a response_code series new in the window in full, so the 5xx show "
-        f"{median(regression, PROBE_QUERY)} ms after the regression (probe, median: one Prometheus scrape); increase() "
-        f"alone needs two samples of the new series: {median(regression, PROBE_PLAIN)} ms. "
-        f"{len(counts['missed_by_next_round'])} of {counts['runs']} regressions passed the first round after them "
-        f"(lead ms, canary success %: {[(m['lead_ms'], round(m['success_rate'], 2)) for m in counts['missed_by_next_round']]}): "
-        "a regression less than one scrape before a round is judged by the next.",
-        "So the bound is one interval + one scrape interval + one query + one write. With DataKit's 60 s scrape the scrape "
-        "term is up to a minute; the DQL path (istio_query_language: dql) counts a new series from its first bucket "
-        "too (docs/analysis.md).",
-        "The simulator reads routing every second, so its last canary request comes up to ~1 s after the write; span "
-        "times are the requests' scheduled times, good to about a tick (0.1 s), so that figure can be slightly negative.",
-    ]
+    return {
+        "rate": RATE, "interval_s": INTERVAL_S, "window_s": WINDOW_S, "repeat": REPEAT, "aim_ms": AIM_MS,
+        "verdict_round_to_write_ms": median(verdict, "failing round end -> VS written"),
+        "regression_round_to_write_ms": median(regression, "failing round end -> VS written"),
+        "regression_to_write_ms": median(regression, "regression -> VS written"),
+        "write_to_rollback_task_ms": median(verdict, "VS written -> rollback task start"),
+        "probe_query_ms": median(regression, PROBE_QUERY), "probe_plain_ms": median(regression, PROBE_PLAIN),
+        "regression_run_count": counts["runs"], "within_aim": counts["within_aim"],
+        "restored_within_aim": counts["restored_within_aim"],
+        # [lead before the round in ms, the canary's success rate in it] of each regression the next round missed
+        "missed_by_next_round": [[m["lead_ms"], round(m["success_rate"], 2)] for m in counts["missed_by_next_round"]],
+    }
 
 
 def run_all(admin, endpoints: dict, c) -> list[dict]:
@@ -482,7 +464,7 @@ def main() -> int:
         "load_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)], "repeat": REPEAT,
         "table": {"columns": ["from -> to", "verdict median ms", "verdict range ms", "regression median ms",
                               "regression range ms"], "rows": rows},
-        "notes": notes(summary, counts),
+        "figures": figures(summary, counts),
         "interval_s": INTERVAL_S, "window_s": WINDOW_S, "aim_ms": AIM_MS, "regression_runs": counts,
         "wall_s": round(time.monotonic() - started, 1), "summary": summary,
         "runs": [{**r, "delays_ms": delays(r)} for r in runs],
@@ -492,6 +474,7 @@ def main() -> int:
     print(f"{'from -> to':<46}{'verdict ms':>12}{'range':>13}{'regression ms':>15}{'range':>13}")
     for row in rows:
         print(f"{row[0]:<46}{row[1]:>12}{row[2]:>13}{row[3]:>15}{row[4]:>13}")
+    print_notes("rollback", result)
     print(f"interval {INTERVAL_S} s, window {WINDOW_S} s: regression -> VS written within {AIM_MS} ms in "
           f"{counts['within_aim']} of {counts['runs']} runs; missed by the next round {len(counts['missed_by_next_round'])}; "
           f"medians of {REPEAT} pairs, load {load_before:.1f} -> {os.getloadavg()[0]:.1f}, {result['wall_s']:.0f} s; "
