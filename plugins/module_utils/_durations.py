@@ -34,7 +34,7 @@ def duration_seconds(
     ``error`` (a CanaryError naming ``option``) otherwise; a caller passes its own subclass."""
     seconds = None
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        seconds = float(value) if math.isfinite(value) and value >= 0 else None
+        seconds = float(value) if math.isfinite(value) else None
     elif isinstance(value, str):
         match = _DURATION.fullmatch(value)
         if match:

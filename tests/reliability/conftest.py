@@ -103,7 +103,7 @@ GUARANTEES = """## What is guaranteed
   (`tests/integration/test_secrets_vvv.py`), a whole release here.
 - **No redirect is followed.** A 3xx from the API server, Guance or Prometheus is an error naming
   the host it pointed to, so credentials never travel to another host
-  (`tests/unit/plugins/module_utils/test_http_safety.py`).
+  (`test_guance_client.py`, `test_analysis_prometheus.py`, `test_k8s_transport.py` in `tests/unit/plugins/module_utils/`).
 - **TLS is verified by default**, and a warning says so whenever it is off (the Kubernetes client,
   Guance, Prometheus, and `canary_analysis`'s rollback).
 - **A failure after traffic moved rolls back**, through Guance faults (and a failed step:

@@ -33,7 +33,7 @@ from ansible_collections.canary.istio.plugins.module_utils._guance.errors import
     GuanceResponseError,
     GuanceServerError,
 )
-from ansible_collections.canary.istio.plugins.module_utils._guance.events import EventRequest, event_request
+from ansible_collections.canary.istio.plugins.module_utils._guance.events import EventRequest
 from ansible_collections.canary.istio.plugins.module_utils._guance.queries import (
     Query,
     QueryResult,
@@ -47,7 +47,6 @@ from ansible_collections.canary.istio.plugins.module_utils._guance.settings impo
     API_OPENAPI,
     DATAKIT_QUERY_PATH,
     DATAKIT_RATE_LIMIT_CODE,
-    DEFAULT_EVENT_SOURCE,
     GuanceConfig,
     QUERY_PATH,
     RATE_LIMIT_CODES,
@@ -91,21 +90,6 @@ class GuanceClient(JsonHttpClient):
                 message = redact(str(item.get("message") or item.get("error") or ""), self.config.secrets())
                 raise GuanceApiError(f"query {index + 1} failed: {code}: {message}".rstrip(": "), 200, code)
         return QueryResult([simple_series(item) for item in items], answer, attempts)
-
-    def create_event(
-        self,
-        title: str,
-        status: str = "info",
-        message: str | None = None,
-        tags: t.Mapping[str, t.Any] | None = None,
-        date_ms: int | None = None,
-        source: str = DEFAULT_EVENT_SOURCE,
-    ) -> dict[str, t.Any]:
-        """Write one event (see ``event_request``). Returns what was sent (``body``), how many
-        attempts it took, and what identifies the event: ``event_id`` (DataKit: the
-        ``df_event_id`` this client chose) and ``trace_id`` (OpenAPI: the answer's ``traceId``)."""
-        request = event_request(self.config.api, title, status, message, tags, date_ms, source)
-        return self.send_event(request)
 
     def send_event(self, request: EventRequest) -> dict[str, t.Any]:
         """Send an ``event_request``: one POST, retried like a query. GuanceError on failure."""

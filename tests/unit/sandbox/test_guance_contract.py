@@ -29,7 +29,7 @@ from ansible_collections.canary.istio.plugins.module_utils._guance import client
 from ansible_collections.canary.istio.plugins.module_utils._guance import errors as guance_errors
 from ansible_collections.canary.istio.plugins.module_utils._guance import queries as guance_queries
 from ansible_collections.canary.istio.plugins.module_utils._guance import settings as guance_settings
-from ansible_collections.canary.istio.tests.unit.plugins.modules.test_guance_query_options import Server
+from ansible_collections.canary.istio.tests.unit.plugins.modules.test_guance_query import Server
 from sandbox.sim.record import Point
 from sandbox.sim.server import GuanceServer, Simulation
 

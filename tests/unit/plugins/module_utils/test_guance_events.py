@@ -1,10 +1,8 @@
-# -*- coding: utf-8 -*-
-# Copyright: contributors to the canary.istio collection
+# Copyright (c) canary.istio contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-
-"""The pure part of release events in plugins/module_utils/_guance/events.py: building the event for
-each API, tag and date rules. (Sending is tested against HTTP servers: test_guance.py, and
-tests/unit/sandbox/test_guance_modules_sim.py against the simulator.)"""
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""plugins/module_utils/_guance/events.py: release events built for each API, and their tag and date rules."""
+# Sending: test_guance_client.py, and tests/unit/sandbox/test_guance_modules_sim.py against the simulator.
 
 from __future__ import annotations
 
@@ -12,10 +10,9 @@ import time
 
 import pytest
 
-from ansible_collections.canary.istio.plugins.module_utils._guance import client as guance_client
 from ansible_collections.canary.istio.plugins.module_utils._guance import errors as guance_errors
 from ansible_collections.canary.istio.plugins.module_utils._guance import events as guance_events
-from ansible_collections.canary.istio.plugins.module_utils._guance import settings as guance_settings
+
 
 DATE = 1_764_136_800_000  # 2025-11-26T06:00:00Z
 
@@ -86,10 +83,3 @@ def test_epoch_ms_refuses_seconds_and_words() -> None:
     for bad in ("yesterday", True, None, "2025-13-01"):
         with pytest.raises(guance_errors.GuanceConfigError, match="date: expected epoch milliseconds or ISO 8601"):
             guance_events.epoch_ms(bad, "date")
-
-
-def test_send_event_refuses_an_event_built_for_the_other_api() -> None:
-    client = guance_client.GuanceClient(guance_settings.make_config(api="datakit", url="http://127.0.0.1:9"))
-    with pytest.raises(guance_errors.GuanceConfigError, match="built for api=openapi, the client talks to api=datakit"):
-        client.send_event(guance_events.event_request("openapi", "t", date_ms=DATE))
-    assert client.requests_made == 0

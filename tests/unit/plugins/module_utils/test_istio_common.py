@@ -1,13 +1,12 @@
 # Copyright (c) canary.istio contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Durations, host names, semantic equality and integer coercion."""
+"""plugins/module_utils/_istio/common.py: durations, host names, semantic equality and integer coercion."""
 
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
 from ansible_collections.canary.istio.plugins.module_utils._istio.common import (
     IstioSpecError,

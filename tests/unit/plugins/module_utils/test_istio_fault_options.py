@@ -1,7 +1,7 @@
 # Copyright (c) canary.istio contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""_istio/fault_options.py: fault_injection's options (as AnsibleModule fills them) to the new spec."""
+"""plugins/module_utils/_istio/fault_options.py: fault_injection's options to the new spec."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ import copy
 
 import pytest
 
-from ansible_collections.canary.istio.plugins.module_utils._istio.common import IstioSpecError
 from ansible_collections.canary.istio.plugins.module_utils._istio import fault_options as fo
+from ansible_collections.canary.istio.plugins.module_utils._istio.common import IstioSpecError
+
 
 # As AnsibleModule hands them over: unset suboptions are None, percentages floats.
 PARAMS = dict(

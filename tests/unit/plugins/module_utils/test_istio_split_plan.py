@@ -1,17 +1,24 @@
 # Copyright (c) canary.istio contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""_istio/split_plan.py: traffic_split's options to weights, which option to blame, the plan of a change."""
+"""plugins/module_utils/_istio/split_plan.py: traffic_split's options to weights, and the plan of a change."""
 
 from __future__ import annotations
 
 import pytest
 
-from ansible_collections.canary.istio.plugins.module_utils._istio.common import IstioSpecError
 from ansible_collections.canary.istio.plugins.module_utils._istio import split_plan as sp
-from ansible_collections.canary.istio.plugins.module_utils._istio.owned_objects import vs_diff
+from ansible_collections.canary.istio.plugins.module_utils._istio.common import IstioSpecError
+
 
 CANARY = dict(weights=None, stable="v1", canary="v2", canary_weight=10)
+
+
+def _named(name, host="reviews", created="2026-01-01T00:00:00Z", gateways=None):
+    spec = {"hosts": [host], "http": [{"route": [{"destination": {"host": "reviews", "subset": "v1"}}]}]}
+    if gateways:
+        spec["gateways"] = gateways
+    return {"metadata": {"name": name, "namespace": "prod", "creationTimestamp": created}, "spec": spec}
 
 
 def test_weights_from_either_form():
@@ -74,19 +81,6 @@ def test_missing_subsets_in_the_order_given():
     dr_spec = {"host": "reviews", "subsets": [{"name": "v1"}, {"name": "v2"}]}
     assert sp.missing_subsets({"v3": 0, "v1": 90, "v0": 10}, dr_spec) == ["v3", "v0"]
     assert sp.missing_subsets({"v1": 100}, dr_spec) == []
-
-
-def test_spec_diff_has_the_spec_alone_with_a_header():
-    diff = vs_diff({"a": 1}, {"a": 2}, "prod", "reviews")
-    assert diff == {"before": {"a": 1}, "after": {"a": 2},
-                    "before_header": "VirtualService prod/reviews (spec)", "after_header": "VirtualService prod/reviews (spec)"}
-
-
-def _named(name, host="reviews", created="2026-01-01T00:00:00Z", gateways=None):
-    spec = {"hosts": [host], "http": [{"route": [{"destination": {"host": "reviews", "subset": "v1"}}]}]}
-    if gateways:
-        spec["gateways"] = gateways
-    return {"metadata": {"name": name, "namespace": "prod", "creationTimestamp": created}, "spec": spec}
 
 
 def test_several_virtual_services_for_a_host():

@@ -1,29 +1,23 @@
-# -*- coding: utf-8 -*-
-# Copyright: contributors to the canary.istio collection
+# Copyright (c) canary.istio contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-
-"""_report/charts.py: the SVG of each chart holds the versions' series and labels, the bounds, the
-check results and the promotion or rollback; the output is deterministic; ids do not collide."""
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""plugins/module_utils/_report/charts.py: the SVG (and PNG) charts of a release."""
 
 from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
 
-import pytest
-
-from ansible_collections.canary.istio.plugins.module_utils._report import content as r
 from ansible_collections.canary.istio.plugins.module_utils._report import charts as rc
+from ansible_collections.canary.istio.plugins.module_utils._report import content as r
 from ansible_collections.canary.istio.plugins.module_utils._report import records as rr
-from ansible_collections.canary.istio.tests.unit.plugins.module_utils.test_report_samples import (
+from ansible_collections.canary.istio.tests.unit.plugins.module_utils.report_samples import (
     header,
     promoted_release,
     rolled_back_release,
 )
 
-pytestmark = pytest.mark.skipif(rc.missing_library() is not None,
-                                reason="matplotlib is not installed: the charts cannot be drawn "
-                                       "(pip install -r requirements.txt)")
+
 SVG_NS = "{http://www.w3.org/2000/svg}"
 
 

@@ -1,9 +1,7 @@
-# -*- coding: utf-8 -*-
-# Copyright: contributors to the canary.istio collection
+# Copyright (c) canary.istio contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-
-"""_report/records.py: the record schema, its errors (each naming the field), normalisation,
-merging, outcomes, directory names and the stored document."""
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""plugins/module_utils/_report/records.py: release records read, normalised, merged and stored."""
 
 from __future__ import annotations
 
@@ -12,11 +10,13 @@ import datetime
 
 import pytest
 
+from ansible_collections.canary.istio.plugins.module_utils._analysis import terms
 from ansible_collections.canary.istio.plugins.module_utils._report import records as rr
-from ansible_collections.canary.istio.tests.unit.plugins.module_utils.test_report_samples import (
+from ansible_collections.canary.istio.tests.unit.plugins.module_utils.report_samples import (
     promoted_release,
     rolled_back_release,
 )
+
 
 UTC = datetime.timezone.utc
 
@@ -193,3 +193,27 @@ def test_an_analysis_that_stopped_with_an_error_is_kept_with_its_message() -> No
     assert out["verdict"] is None and out["reason"] == "querying Guance: connection refused" and out["rounds"] == []
     with pytest.raises(rr.RecordError, match=r"^a\.verdict: expected one of pass, fail, inconclusive, marginal, or a failed"):
         rr.normalise_analysis({"rounds": []}, "a")
+
+
+class TestTheSamples:
+    """The samples the report tests draw (report_samples.py) follow the schema."""
+
+    def test_samples_follow_the_schema_and_keep_the_judges_results(self) -> None:
+        for records in (promoted_release(), rolled_back_release()):
+            normalised = rr.normalise_records(copy.deepcopy(records))
+            assert [r["event"] for r in normalised] == [r["event"] for r in records]
+            for record, original in zip(normalised, records):
+                if "analysis" in original:
+                    assert record["analysis"]["verdict"] == original["analysis"]["verdict"]
+                    # What the report keeps of a registered result: no changed/failed/msg/queries.
+                    assert set(record["analysis"]) <= set(rr.ANALYSIS_KEYS)
+                    assert "http_requests" not in record["analysis"]["rounds"][0]
+
+    def test_the_rolled_back_sample_fails_on_the_success_rate(self) -> None:
+        records = rolled_back_release()
+        assert records[-1]["message"].startswith("analysis of reviews v2 failed in round 2: request_success_rate 79.8 < min 99")
+        failing = [c for c in records[-2]["analysis"]["rounds"][-1]["checks"] if c["result"] == "fail"]
+        assert [c["metric"] for c in failing] == [terms.REQUEST_SUCCESS_RATE, terms.REQUEST_DURATION_P99, terms.REQUEST_ERROR_RATE]
+        first_round = records[2]["analysis"]["rounds"][0]
+        assert first_round["verdict"] == "inconclusive"
+        assert [c["result"] for c in first_round["checks"]] == ["pass", "no_data", "pass"]

@@ -1,8 +1,7 @@
-# -*- coding: utf-8 -*-
-# Copyright: contributors to the canary.istio collection
+# Copyright (c) canary.istio contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-
-"""_version_deployment: a version's Deployment cloned from the stable one's, or from a manifest."""
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""plugins/module_utils/_version_deployment.py: a version's Deployment cloned from the stable one or a manifest."""
 
 from __future__ import annotations
 
@@ -11,6 +10,7 @@ import copy
 import pytest
 
 from ansible_collections.canary.istio.plugins.module_utils import _version_deployment as vd
+
 
 LABEL = "app.kubernetes.io/version"
 

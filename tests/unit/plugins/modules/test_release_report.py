@@ -1,10 +1,7 @@
-# -*- coding: utf-8 -*-
-# Copyright: contributors to the canary.istio collection
+# Copyright (c) canary.istio contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-
-"""release_report: whole runs of the module on realistic records (a promoted release, a rolled
-back one), what the HTML, its SVG charts and the Markdown hold, idempotence, check mode, a
-resumed release, a control node without matplotlib, and bad input."""
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""plugins/modules/release_report.py: whole runs of the module on realistic records, and bad input."""
 
 from __future__ import annotations
 
@@ -18,12 +15,13 @@ from pathlib import Path
 import pytest
 
 from ansible_collections.canary.istio.plugins.modules import release_report as module
-from ansible_collections.canary.istio.tests.unit.plugins.module_utils.test_report_samples import (
+from ansible_collections.canary.istio.tests.unit.plugins.module_utils.report_samples import (
     header,
     promoted_release,
     rolled_back_release,
 )
 from ansible_collections.canary.istio.tests.unit.plugins.modules.module_main import run_main
+
 
 HAVE_MATPLOTLIB = module.missing_library() is None
 needs_matplotlib = pytest.mark.skipif(not HAVE_MATPLOTLIB, reason="matplotlib is not installed: the charts cannot be drawn "
@@ -56,6 +54,19 @@ def svgs(page: str) -> dict[str, str]:
 
 def svg_texts(svg: str) -> list[str]:
     return re.findall(r"<text[^>]*>([^<]*)</text>", svg)
+
+
+def _compare_spec(documented: dict, spec: dict, where: str) -> None:
+    assert set(documented) == set(spec), where
+    for name, option in spec.items():
+        doc = documented[name]
+        assert doc["type"] == option["type"], f"{where}{name}"
+        assert doc.get("default") == option.get("default"), f"{where}{name}"
+        assert doc.get("choices") == option.get("choices"), f"{where}{name}"
+        assert bool(doc.get("required")) == bool(option.get("required")), f"{where}{name}"
+        assert doc.get("elements") == option.get("elements"), f"{where}{name}"
+        if "options" in option:
+            _compare_spec(doc["suboptions"], option["options"], f"{where}{name}.")
 
 
 @needs_matplotlib
@@ -272,19 +283,6 @@ def test_a_broken_records_file_is_reported_not_overwritten(tmp_path, monkeypatch
     assert result["failed"] is True and result["option"] == "dir"
     assert "cannot read" in result["msg"] and "move it away" in result["msg"]
     assert (directory / "records.json").read_text(encoding="utf-8") == "{not json"
-
-
-def _compare_spec(documented: dict, spec: dict, where: str) -> None:
-    assert set(documented) == set(spec), where
-    for name, option in spec.items():
-        doc = documented[name]
-        assert doc["type"] == option["type"], f"{where}{name}"
-        assert doc.get("default") == option.get("default"), f"{where}{name}"
-        assert doc.get("choices") == option.get("choices"), f"{where}{name}"
-        assert bool(doc.get("required")) == bool(option.get("required")), f"{where}{name}"
-        assert doc.get("elements") == option.get("elements"), f"{where}{name}"
-        if "options" in option:
-            _compare_spec(doc["suboptions"], option["options"], f"{where}{name}.")
 
 
 def test_documentation_matches_the_argument_spec() -> None:

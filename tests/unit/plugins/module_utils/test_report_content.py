@@ -1,9 +1,7 @@
-# -*- coding: utf-8 -*-
-# Copyright: contributors to the canary.istio collection
+# Copyright (c) canary.istio contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-
-"""_report: records -> the traffic series, the metric series with bounds and verdicts, the
-markers and the table rows the charts, the HTML and the Markdown are drawn from."""
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""plugins/module_utils/_report/content.py: records to the series, markers and rows a report is drawn from."""
 
 from __future__ import annotations
 
@@ -13,7 +11,7 @@ import pytest
 
 from ansible_collections.canary.istio.plugins.module_utils._report import content as r
 from ansible_collections.canary.istio.plugins.module_utils._report import records as rr
-from ansible_collections.canary.istio.tests.unit.plugins.module_utils.test_report_samples import (
+from ansible_collections.canary.istio.tests.unit.plugins.module_utils.report_samples import (
     T0,
     header,
     promoted_release,

@@ -1,15 +1,14 @@
-# -*- coding: utf-8 -*-
-# Copyright: contributors to the canary.istio collection
+# Copyright (c) canary.istio contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-
-"""_report/markdown_page.py: the summary, the step table and the check table, and cells that stay cells."""
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""plugins/module_utils/_report/markdown_page.py: the Markdown summary of a release."""
 
 from __future__ import annotations
 
 from ansible_collections.canary.istio.plugins.module_utils._report import content as r
 from ansible_collections.canary.istio.plugins.module_utils._report import records as rr
 from ansible_collections.canary.istio.plugins.module_utils._report.markdown_page import cell, render_markdown
-from ansible_collections.canary.istio.tests.unit.plugins.module_utils.test_report_samples import (
+from ansible_collections.canary.istio.tests.unit.plugins.module_utils.report_samples import (
     header,
     promoted_release,
     rolled_back_release,

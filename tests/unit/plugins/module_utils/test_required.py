@@ -1,7 +1,7 @@
 # Copyright (c) canary.istio contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Every module refuses a required name given as an empty string, naming it, before any request."""
+"""plugins/module_utils/_required.py: every module refuses a blank required option, naming it, before any request."""
 
 from __future__ import annotations
 
@@ -11,6 +11,14 @@ import pytest
 
 from ansible_collections.canary.istio.plugins.module_utils._required import blank_required
 from ansible_collections.canary.istio.tests.unit.plugins.modules.module_main import run_main
+
+
+class TestBlankRequired:
+    def test_blank_required_reads_the_spec(self):
+        spec = {"name": {"type": "str", "required": True}, "note": {"type": "str"}, "count": {"type": "int", "required": True}}
+        assert blank_required(spec, {"name": "x", "note": "", "count": 0}) is None
+        assert blank_required(spec, {"name": "  ", "note": "x", "count": 1}) == "name"
+
 
 K8S = {"host": "https://127.0.0.1:1", "api_key": "token-not-used"}
 GUANCE = {"url": "http://127.0.0.1:1", "api_key": "key-not-used"}
@@ -31,15 +39,10 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("module, args, option", CASES, ids=["%s-%s" % (c[0], c[2]) for c in CASES])
-def test_a_blank_required_option_is_refused_naming_it(module, args, option, monkeypatch, capsys):
-    main = importlib.import_module("ansible_collections.canary.istio.plugins.modules." + module).main
-    result = run_main(main, args, monkeypatch, capsys, clear_env=("K8S_AUTH_", "GUANCE_"))[0]
-    assert result["failed"] is True and result.get("option") == option, result
-    assert result["msg"].startswith(option + ":")
-
-
-def test_blank_required_reads_the_spec():
-    spec = {"name": {"type": "str", "required": True}, "note": {"type": "str"}, "count": {"type": "int", "required": True}}
-    assert blank_required(spec, {"name": "x", "note": "", "count": 0}) is None
-    assert blank_required(spec, {"name": "  ", "note": "x", "count": 1}) == "name"
+class TestEveryModule:
+    @pytest.mark.parametrize("module, args, option", CASES, ids=["%s-%s" % (c[0], c[2]) for c in CASES])
+    def test_a_blank_required_option_is_refused_naming_it(self, module, args, option, monkeypatch, capsys):
+        main = importlib.import_module("ansible_collections.canary.istio.plugins.modules." + module).main
+        result = run_main(main, args, monkeypatch, capsys, clear_env=("K8S_AUTH_", "GUANCE_"))[0]
+        assert result["failed"] is True and result.get("option") == option, result
+        assert result["msg"].startswith(option + ":")

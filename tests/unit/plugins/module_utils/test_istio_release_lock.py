@@ -1,6 +1,8 @@
 # Copyright (c) canary.istio contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
+"""plugins/module_utils/_istio/release_lock.py: the lock annotation acquired, taken over and released."""
+
 from __future__ import annotations
 
 import datetime
@@ -16,6 +18,7 @@ from ansible_collections.canary.istio.plugins.module_utils._istio.release_lock i
     read_lock,
     release,
 )
+
 
 NOW = datetime.datetime(2026, 11, 26, 5, 0, 0, tzinfo=datetime.timezone.utc)
 VS = {"metadata": {"name": "reviews", "annotations": {"team": "a"}}, "spec": {"hosts": ["reviews"]}}

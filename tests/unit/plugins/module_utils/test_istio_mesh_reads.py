@@ -1,31 +1,32 @@
 # Copyright (c) canary.istio contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""_istio/mesh_reads.py: which DestinationRule, which Service, which pods count as Ready per subset."""
+"""plugins/module_utils/_istio/mesh_reads.py: which DestinationRule, which Service, which pods are Ready."""
 
 from __future__ import annotations
 
 import pytest
 
 from ansible_collections.canary.istio.plugins.module_utils._istio import mesh_reads as reads
-from ansible_collections.canary.istio.plugins.module_utils._istio.mesh_config import merge_destination_rules
 from ansible_collections.canary.istio.plugins.module_utils._k8s.errors import K8sNotFoundError
+from ansible_collections.canary.istio.tests.unit.plugins.module_utils.istio_objects import dr, pod
 
 
-def dr(name, host, subsets, namespace="prod", created="2026-01-01T00:00:00Z", **spec):
-    return {
-        "metadata": {"name": name, "namespace": namespace, "creationTimestamp": created},
-        "spec": dict(host=host, subsets=[{"name": s, "labels": {"version": s}} for s in subsets], **spec),
-    }
+class FakeClient:
+    def __init__(self, service=None):
+        self.service = service
+        self.calls = []
+        self.pods = [pod("p1", {"app": "reviews", "version": "v1"}), pod("p2", {"app": "reviews", "version": "v2"}, ready=False)]
 
+    def get(self, path):
+        self.calls.append(("get", path, None))
+        if self.service is None:
+            raise K8sNotFoundError(404, "NotFound", "not found", "GET", path)
+        return self.service
 
-def pod(name, labels, ready=True, deleting=False):
-    metadata = {"name": name, "labels": labels}
-    if deleting:
-        metadata["deletionTimestamp"] = "2026-01-01T00:00:00Z"
-    return {"metadata": metadata,
-            "status": {"conditions": [{"type": "PodScheduled", "status": "True"},
-                                      {"type": "Ready", "status": "True" if ready else "False"}]}}
+    def list(self, path, label_selector=None):
+        self.calls.append(("list", path, label_selector))
+        return {"items": self.pods}
 
 
 @pytest.mark.parametrize("host,namespace,expected", [
@@ -54,31 +55,6 @@ def test_rules_for_the_host_oldest_first_without_workload_selectors():
     assert [r["metadata"]["name"] for r in found] == ["old", "young"]
 
 
-def test_merge_keeps_the_oldest_subset_of_a_name_and_adds_the_others():
-    old = dr("old", "reviews", ["v1", "v2"], trafficPolicy={"tls": {"mode": "ISTIO_MUTUAL"}})
-    young = dr("young", "reviews", ["v2", "v3"])
-    young["spec"]["subsets"][0]["labels"] = {"version": "shadow"}
-    merged = merge_destination_rules([old, young])
-    assert merged["metadata"]["name"] == "old"
-    assert merged["spec"]["trafficPolicy"] == {"tls": {"mode": "ISTIO_MUTUAL"}}
-    assert merged["spec"]["subsets"] == [{"name": "v1", "labels": {"version": "v1"}},
-                                         {"name": "v2", "labels": {"version": "v2"}},
-                                         {"name": "v3", "labels": {"version": "v3"}}]
-    assert [s["name"] for s in old["spec"]["subsets"]] == ["v1", "v2"]  # inputs untouched
-    assert merge_destination_rules([]) is None
-
-
-@pytest.mark.parametrize("obj,ready", [
-    (pod("a", {}), True),
-    (pod("a", {}, ready=False), False),
-    (pod("a", {}, deleting=True), False),
-    ({"metadata": {}, "status": {}}, False),
-    ({"metadata": {}}, False),
-])
-def test_is_pod_ready(obj, ready):
-    assert reads.is_pod_ready(obj) is ready
-
-
 def test_count_ready_pods_per_subset():
     pods = [
         pod("v1-a", {"app": "reviews", "version": "v1"}),
@@ -92,23 +68,6 @@ def test_count_ready_pods_per_subset():
         "v4": {"version": "v4"}, "all": {},
     })
     assert counts == {"v1": 2, "v2": 0, "v3-beta": 1, "v4": 0, "all": 3}
-
-
-class FakeClient:
-    def __init__(self, service=None):
-        self.service = service
-        self.calls = []
-        self.pods = [pod("p1", {"app": "reviews", "version": "v1"}), pod("p2", {"app": "reviews", "version": "v2"}, ready=False)]
-
-    def get(self, path):
-        self.calls.append(("get", path, None))
-        if self.service is None:
-            raise K8sNotFoundError(404, "NotFound", "not found", "GET", path)
-        return self.service
-
-    def list(self, path, label_selector=None):
-        self.calls.append(("list", path, label_selector))
-        return {"items": self.pods}
 
 
 def test_ready_pods_lists_the_services_pods_once_for_all_subsets():

@@ -1,29 +1,18 @@
-# -*- coding: utf-8 -*-
-# Copyright: contributors to the canary.istio collection
+# Copyright (c) canary.istio contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-
-"""_istio/route_writes.py against a local API server: write_route_weights changes only the route's weights
-(and nothing when they are already so), route_back sends everything to stable at once and never
-raises."""
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""plugins/module_utils/_istio/route_writes.py: route weights written, and route_back, against a local API server."""
 
 from __future__ import annotations
 
-import pytest
-
 from ansible_collections.canary.istio.plugins.module_utils._istio.route_writes import route_back, write_route_weights
-from ansible_collections.canary.istio.tests.unit.plugins.module_utils.test_k8s import (
+from ansible_collections.canary.istio.tests.unit.plugins.module_utils.k8s_fakes import (
     TOKEN,
     VS_PATH,
     FakeApiServer,
     client_for,
     virtual_service,
 )
-
-
-@pytest.fixture(name="api")
-def fake_api():
-    with FakeApiServer(token=TOKEN) as server:
-        yield server
 
 
 def kubeconfig_for(api: FakeApiServer, token: str = TOKEN) -> dict:

@@ -1,9 +1,8 @@
-# -*- coding: utf-8 -*-
-# Copyright: contributors to the canary.istio collection
+# Copyright (c) canary.istio contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-
-"""guance_event: its documentation against its argument spec, and options to event. Whole runs
-against the simulator's HTTP server: tests/unit/sandbox/test_guance_modules_sim.py."""
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""plugins/modules/guance_event.py: its documentation against its argument spec, and options to event."""
+# Whole runs against the simulator's HTTP server: tests/unit/sandbox/test_guance_modules_sim.py.
 
 from __future__ import annotations
 
@@ -13,6 +12,7 @@ import yaml
 from ansible_collections.canary.istio.plugins.module_utils._guance import errors as guance_errors
 from ansible_collections.canary.istio.plugins.module_utils._guance import settings as guance_settings
 from ansible_collections.canary.istio.plugins.modules import guance_event as ge
+
 
 DATE = 1_764_136_800_000  # 2025-11-26T06:00:00Z
 

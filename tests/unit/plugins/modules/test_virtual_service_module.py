@@ -1,7 +1,8 @@
 # Copyright (c) canary.istio contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""virtual_service's own logic: typed options, as Ansible validates them, into the VirtualService to write."""
+"""plugins/modules/virtual_service.py: typed options, as Ansible validates them, into the VirtualService to write."""
+# Not test_virtual_service.py: tests/integration has that name, and test names are unique (test_code_layout.py).
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
 from ansible_collections.canary.istio.plugins.module_utils._istio.common import IstioSpecError
-from ansible_collections.canary.istio.plugins.module_utils._istio.virtual_service import drop_none, istio_http_routes
+from ansible_collections.canary.istio.plugins.module_utils._istio.virtual_service import istio_http_routes
 from ansible_collections.canary.istio.plugins.modules import virtual_service as vs
 
 
@@ -89,8 +90,3 @@ def test_route_errors_name_the_route_by_position_and_name(http, field, words):
         vs.wanted_virtual_service(None, params)
     assert error.value.option == field
     assert words in error.value.message
-
-
-def test_drop_none_keeps_false_zero_and_empty_values():
-    assert drop_none({"a": None, "b": False, "c": 0, "d": "", "e": [{"f": None, "g": []}], "h": {}}) == \
-        {"b": False, "c": 0, "d": "", "e": [{"g": []}], "h": {}}

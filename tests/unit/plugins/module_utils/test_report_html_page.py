@@ -1,9 +1,7 @@
-# -*- coding: utf-8 -*-
-# Copyright: contributors to the canary.istio collection
+# Copyright (c) canary.istio contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-
-"""_report/html_page.py: the page around the charts (given here as plain SVG text, so these tests need
-no matplotlib): outcome, summary, charts in order, tables, escaping, the missing-charts note."""
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""plugins/module_utils/_report/html_page.py: the HTML page of a release, its charts and tables."""
 
 from __future__ import annotations
 
@@ -12,11 +10,12 @@ import re
 from ansible_collections.canary.istio.plugins.module_utils._report import content as r
 from ansible_collections.canary.istio.plugins.module_utils._report import records as rr
 from ansible_collections.canary.istio.plugins.module_utils._report.html_page import render_html
-from ansible_collections.canary.istio.tests.unit.plugins.module_utils.test_report_samples import (
+from ansible_collections.canary.istio.tests.unit.plugins.module_utils.report_samples import (
     header,
     promoted_release,
     rolled_back_release,
 )
+
 
 SVG = '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 10 10"><text>{}</text></svg>'
 

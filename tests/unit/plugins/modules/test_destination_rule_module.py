@@ -1,7 +1,8 @@
 # Copyright (c) canary.istio contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""destination_rule's own logic: options, as Ansible validates them, into the DestinationRule to write."""
+"""plugins/modules/destination_rule.py: options, as Ansible validates them, into the DestinationRule to write."""
+# Not test_destination_rule.py: tests/integration has that name, and test names are unique (test_code_layout.py).
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
 from ansible_collections.canary.istio.plugins.module_utils._istio.common import IstioSpecError
 from ansible_collections.canary.istio.plugins.modules import destination_rule as dr
+
 
 LIVE = {
     "apiVersion": "networking.istio.io/v1", "kind": "DestinationRule",

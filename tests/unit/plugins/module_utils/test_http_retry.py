@@ -1,4 +1,8 @@
-"""Retries within a time budget: backoff, the server's wait, and the message when the budget is spent."""
+# Copyright (c) canary.istio contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""plugins/module_utils/_http/retry.py: retries within a time budget, backoff and the server's wait."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,18 +1,17 @@
-# -*- coding: utf-8 -*-
-# Copyright: contributors to the canary.istio collection
+# Copyright (c) canary.istio contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-
-"""Realistic release records for the report tests, and tests that they follow the schema.
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Realistic release records for the report tests.
 
 The analysis rounds are made the way ``canary_analysis`` makes them: per-version numbers judged
 by the real ``_analysis.judge``, checks as ``CheckResult.as_dict()``, and the whole registered
 module result (with ``changed``, ``queries``, ``http_requests``...) as the record's analysis.
-Other report tests import the builders from here by FQCN.
+The report tests import the builders from here by FQCN; that the samples follow the schema is
+tested in test_report_records.py.
 """
 
 from __future__ import annotations
 
-import copy
 import datetime
 import typing as t
 
@@ -20,7 +19,7 @@ from ansible_collections.canary.istio.plugins.module_utils._analysis import chec
 from ansible_collections.canary.istio.plugins.module_utils._analysis import judge
 from ansible_collections.canary.istio.plugins.module_utils._analysis import queries
 from ansible_collections.canary.istio.plugins.module_utils._analysis import terms
-from ansible_collections.canary.istio.plugins.module_utils._report import records as rr
+
 
 T0 = datetime.datetime(2026, 11, 26, 6, 0, 0, tzinfo=datetime.timezone.utc)
 INTERVAL_S = 30
@@ -136,30 +135,3 @@ def rolled_back_release() -> list[dict]:
 def header(**overrides: str) -> dict:
     return dict({"release": "reviews-v2", "cluster": "sandbox-1", "app": "reviews", "namespace": "prod",
                  "stable_version": "v1", "canary_version": "v2"}, **overrides)
-
-
-# ---------------------------------------------------------------------------------------------
-# The samples themselves
-# ---------------------------------------------------------------------------------------------
-
-
-def test_samples_follow_the_schema_and_keep_the_judges_results() -> None:
-    for records in (promoted_release(), rolled_back_release()):
-        normalised = rr.normalise_records(copy.deepcopy(records))
-        assert [r["event"] for r in normalised] == [r["event"] for r in records]
-        for record, original in zip(normalised, records):
-            if "analysis" in original:
-                assert record["analysis"]["verdict"] == original["analysis"]["verdict"]
-                # What the report keeps of a registered result: no changed/failed/msg/queries.
-                assert set(record["analysis"]) <= set(rr.ANALYSIS_KEYS)
-                assert "http_requests" not in record["analysis"]["rounds"][0]
-
-
-def test_the_rolled_back_sample_fails_on_the_success_rate() -> None:
-    records = rolled_back_release()
-    assert records[-1]["message"].startswith("analysis of reviews v2 failed in round 2: request_success_rate 79.8 < min 99")
-    failing = [c for c in records[-2]["analysis"]["rounds"][-1]["checks"] if c["result"] == "fail"]
-    assert [c["metric"] for c in failing] == [terms.REQUEST_SUCCESS_RATE, terms.REQUEST_DURATION_P99, terms.REQUEST_ERROR_RATE]
-    first_round = records[2]["analysis"]["rounds"][0]
-    assert first_round["verdict"] == "inconclusive"
-    assert [c["result"] for c in first_round["checks"]] == ["pass", "no_data", "pass"]
