@@ -210,6 +210,8 @@ OWN_OPTIONS: dict[str, dict[str, t.Any]] = dict(
     end=dict(type="raw"),
 )
 DEFAULT_LAST_SECONDS = 15 * 60
+
+
 def parse_instant(value: t.Any, option: str) -> int:
     """Epoch milliseconds or ISO 8601 (UTC when no zone) -> epoch ms, read as guance_event reads ``date``."""
     return epoch_ms(value, option)

@@ -50,6 +50,7 @@ DEFAULT_SCRAPE_INTERVAL_S = 60
 BOUNDS: tuple[str, ...] = ("min", "max", "max_over_baseline", "max_ratio_to_baseline")
 POLICY_FLAGS: tuple[str, ...] = ("critical", "must_have_data", "dry_run")
 
+
 def seconds_option(value: t.Any, option: str, minimum: int = 1) -> int:
     """Whole seconds from a duration option (``30``, ``"30s"``, ``"2m"``; see ``_durations``)."""
     return int(duration_seconds(value, option, minimum=minimum, whole=True, error=AnalysisError))
