@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import ast
-import importlib.util
 import re
 import sys
 from pathlib import Path
@@ -62,13 +61,12 @@ def fragment_doc(name: str, fragments_dir: Path = FRAGMENTS_DIR) -> dict:
         raise ValueError("documentation fragment %r is not part of %s" % (name, COLLECTION))
     file_name = parts[2]
     attribute = parts[3] if len(parts) > 3 else "DOCUMENTATION"
-    # Imported, as Ansible's loader does: a fragment may put its text together from pieces.
-    spec = importlib.util.spec_from_file_location("_fragment_" + file_name, fragments_dir / (file_name + ".py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    text = getattr(module.ModuleDocFragment, attribute, None)
-    if isinstance(text, str):
-        return yaml.safe_load(text) or {}
+    tree = ast.parse((fragments_dir / (file_name + ".py")).read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ClassDef) and node.name == "ModuleDocFragment":
+            for item in node.body:
+                if isinstance(item, ast.Assign) and any(isinstance(t, ast.Name) and t.id == attribute for t in item.targets):
+                    return yaml.safe_load(item.value.value) or {}
     raise ValueError("documentation fragment %r: no %s in %s.py" % (name, attribute, file_name))
 
 
