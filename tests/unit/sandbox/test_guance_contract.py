@@ -20,6 +20,8 @@ requests go to the simulator, which must accept them and answer in the shapes th
 """
 from __future__ import annotations
 
+import json
+
 import pytest
 import requests
 
@@ -72,7 +74,7 @@ def test_the_client_reads_every_answer_layout_into_the_right_numbers() -> None:
     # What was sent, as Guance's clients send it.
     sent = server.seen[0]
     assert sent["headers"]["DF-API-KEY"] == KEY
-    query = sent["body"]["queries"][0]["query"]
+    query = json.loads(sent["body"])["queries"][0]["query"]
     assert query["timeRange"] == [1, 2] and query["disableMultipleField"] is False and query["disable_sampling"] is True
 
 

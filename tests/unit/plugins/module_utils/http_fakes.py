@@ -1,12 +1,15 @@
 # Copyright (c) canary.istio contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""A local HTTP server that answers every request alike and records what it received (for the
-tests of what every HTTP client refuses: redirects, credentials in URLs)."""
+"""A local HTTP server that records what it received and answers every request alike, or as a
+function says (for the clients' tests, and for the modules' tests against a scripted Guance or
+Prometheus)."""
 
 from __future__ import annotations
 
+import json
 import threading
+import typing as t
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -14,7 +17,14 @@ class Recorder:
     """A local HTTP server answering every request with ``status`` (and ``Location``), recording
     what it received."""
 
-    def __init__(self, status: int = 200, location: str | None = None, body: bytes = b"{}") -> None:
+    def __init__(
+        self,
+        status: int = 200,
+        location: str | None = None,
+        body: bytes = b"{}",
+        answer: t.Callable[[str, str], tuple[int, t.Any]] | None = None,
+    ) -> None:
+        """``answer(path, body) -> (status, JSON payload)``, when given, answers each request instead."""
         self.seen: list[dict] = []
         outer = self
 
@@ -22,13 +32,17 @@ class Recorder:
             def _answer(self) -> None:
                 raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 outer.seen.append({"method": self.command, "path": self.path, "headers": dict(self.headers), "body": raw})
-                self.send_response(status)
+                code, data = status, body
+                if answer is not None:
+                    code, payload = answer(self.path, raw.decode())
+                    data = json.dumps(payload).encode()
+                self.send_response(code)
                 if location:
                     self.send_header("Location", location)
                 self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
+                self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
-                self.wfile.write(body)
+                self.wfile.write(data)
 
             do_GET = do_POST = do_PUT = do_DELETE = _answer  # noqa: N815 (http.server's names)
 

@@ -48,3 +48,18 @@ def run_main(main: t.Callable[[], None], args: dict, monkeypatch, capsys, *, cle
         main()
     captured = capsys.readouterr()
     return json.loads(captured.out[captured.out.index("{"):]), captured.err
+
+
+def assert_spec_documented(documented: dict, spec: dict, where: str = "") -> None:
+    """The options a module documents are its argument_spec: the same names, types, defaults,
+    choices, required flags, elements and sub-options (``where``: the path shown on a mismatch)."""
+    assert set(documented) == set(spec), where
+    for name, option in spec.items():
+        doc = documented[name]
+        assert doc["type"] == option["type"], f"{where}{name}"
+        assert doc.get("default") == option.get("default"), f"{where}{name}"
+        assert doc.get("choices") == option.get("choices"), f"{where}{name}"
+        assert bool(doc.get("required")) == bool(option.get("required")), f"{where}{name}"
+        assert doc.get("elements") == option.get("elements"), f"{where}{name}"
+        if "options" in option:
+            assert_spec_documented(doc["suboptions"], option["options"], f"{where}{name}.")

@@ -7,8 +7,6 @@
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs
 
 import pytest
@@ -16,29 +14,17 @@ import yaml
 
 from ansible_collections.canary.istio.plugins.module_utils._guance import settings as guance_settings
 from ansible_collections.canary.istio.plugins.modules import canary_analysis as ca
-from ansible_collections.canary.istio.tests.unit.plugins.modules.module_main import run_main
+from ansible_collections.canary.istio.tests.unit.plugins.module_utils.http_fakes import Recorder
+from ansible_collections.canary.istio.tests.unit.plugins.modules.module_main import assert_spec_documented, run_main
 
 
 KEY = "key_9f8e7d6c5b4a39281706"
 
 
-def _compare(documented: dict, spec: dict, where: str) -> None:
-    assert set(documented) == set(spec), where
-    for name, option in spec.items():
-        doc = documented[name]
-        assert doc["type"] == option["type"], f"{where}{name}"
-        assert doc.get("default") == option.get("default"), f"{where}{name}"
-        assert doc.get("choices") == option.get("choices"), f"{where}{name}"
-        assert bool(doc.get("required")) == bool(option.get("required")), f"{where}{name}"
-        assert doc.get("elements") == option.get("elements"), f"{where}{name}"
-        if "options" in option:
-            _compare(doc["suboptions"], option["options"], f"{where}{name}.")
-
-
 class TestDocumentation:
     def test_documentation_matches_the_argument_spec(self) -> None:
         documented = yaml.safe_load(ca.DOCUMENTATION)["options"]
-        _compare(documented, ca.OWN_OPTIONS, "")
+        assert_spec_documented(documented, ca.OWN_OPTIONS, "")
         assert not set(documented) & set(guance_settings.GUANCE_ARG_SPEC)  # those come from the doc fragment
         for secret in ("prometheus_token", "prometheus_password"):
             assert ca.OWN_OPTIONS[secret]["no_log"] is True
@@ -54,43 +40,12 @@ class TestDocumentation:
 TOKEN = "prom_token_5d4c3b2a1908"
 
 
-class Server:
-    """Answers every POST with ``answer(path, body)`` -> (status, payload) and records the requests."""
-
-    def __init__(self, answer) -> None:
-        self.seen: list[dict] = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
-                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
-                outer.seen.append({"path": self.path, "headers": dict(self.headers), "body": raw})
-                status, payload = answer(self.path, raw)
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
 @pytest.fixture(name="server")
 def local_server():
     servers = []
 
     def start(answer):
-        servers.append(Server(answer))
+        servers.append(Recorder(answer=answer))
         return servers[-1]
 
     yield start

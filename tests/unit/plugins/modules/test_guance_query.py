@@ -6,46 +6,23 @@
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import typing as t
 
 import pytest
 
 from ansible_collections.canary.istio.plugins.module_utils._errors import CanaryError
 from ansible_collections.canary.istio.plugins.module_utils._guance import queries as guance_queries
 from ansible_collections.canary.istio.plugins.modules import guance_query as gq
+from ansible_collections.canary.istio.tests.unit.plugins.module_utils.http_fakes import Recorder
 from ansible_collections.canary.istio.tests.unit.plugins.modules.module_main import run_main
 
 
 NOW = 1_764_136_800_000  # 2025-11-26T06:00:00Z
 
 
-class Server:
-    def __init__(self, status: int, body: dict) -> None:
-        self.seen: list[dict] = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
-                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                outer.seen.append({"path": self.path, "headers": dict(self.headers), "body": json.loads(raw)})
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+def Server(status: int, body: t.Any) -> Recorder:  # noqa: N802 (named like the class it stands for)
+    """A scripted Guance answering every request with ``status`` and the JSON ``body``."""
+    return Recorder(status, body=json.dumps(body).encode())
 
 
 class TestOptions:
@@ -127,7 +104,7 @@ class TestWholeRuns:
         assert result.get("failed") is not True, result
         assert result["changed"] is False
         assert len(server.seen) == 1 and server.seen[0]["headers"]["DF-API-KEY"] == KEY
-        assert server.seen[0]["body"]["queries"][0]["query"]["timeRange"] == [NOW - 600_000, NOW]
+        assert json.loads(server.seen[0]["body"])["queries"][0]["query"]["timeRange"] == [NOW - 600_000, NOW]
         assert result["results"][0] == {"name": "spans", "qtype": "dql", "query": "T::`reviews`:(count(`*`) AS `spans`) BY `version`",
                                         "series": [{"name": "reviews", "tags": {"version": "v2"}, "columns": ["time", "spans"],
                                                     "rows": [[None, 3]]}]}

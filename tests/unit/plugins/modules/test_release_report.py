@@ -20,7 +20,7 @@ from ansible_collections.canary.istio.tests.unit.plugins.module_utils.report_sam
     promoted_release,
     rolled_back_release,
 )
-from ansible_collections.canary.istio.tests.unit.plugins.modules.module_main import run_main
+from ansible_collections.canary.istio.tests.unit.plugins.modules.module_main import assert_spec_documented, run_main
 
 
 HAVE_MATPLOTLIB = module.missing_library() is None
@@ -54,19 +54,6 @@ def svgs(page: str) -> dict[str, str]:
 
 def svg_texts(svg: str) -> list[str]:
     return re.findall(r"<text[^>]*>([^<]*)</text>", svg)
-
-
-def _compare_spec(documented: dict, spec: dict, where: str) -> None:
-    assert set(documented) == set(spec), where
-    for name, option in spec.items():
-        doc = documented[name]
-        assert doc["type"] == option["type"], f"{where}{name}"
-        assert doc.get("default") == option.get("default"), f"{where}{name}"
-        assert doc.get("choices") == option.get("choices"), f"{where}{name}"
-        assert bool(doc.get("required")) == bool(option.get("required")), f"{where}{name}"
-        assert doc.get("elements") == option.get("elements"), f"{where}{name}"
-        if "options" in option:
-            _compare_spec(doc["suboptions"], option["options"], f"{where}{name}.")
 
 
 @needs_matplotlib
@@ -289,7 +276,7 @@ def test_documentation_matches_the_argument_spec() -> None:
     import yaml
 
     documented = yaml.safe_load(module.DOCUMENTATION)["options"]
-    _compare_spec(documented, module.ARGUMENT_SPEC, "")
+    assert_spec_documented(documented, module.ARGUMENT_SPEC, "")
 
 
 def test_an_explicit_outcome_wins_over_the_records(tmp_path, monkeypatch, capsys) -> None:
