@@ -38,7 +38,8 @@ def duration_seconds(
     elif isinstance(value, str):
         match = _DURATION.fullmatch(value)
         if match:
-            seconds = float(match.group(1)) * UNIT_SECONDS[match.group(2) or "s"]
+            # To the millisecond, the smallest unit: 0.07h is 252 s, not 252.00000000000003.
+            seconds = round(float(match.group(1)) * UNIT_SECONDS[match.group(2) or "s"], 3)
     if seconds is None:
         raise error(f"{option} must be a duration like 90s, 10m, 1h or 2d, or a number of seconds; got {value!r}",
                     option)

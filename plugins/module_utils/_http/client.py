@@ -113,12 +113,12 @@ class JsonHttpClient:
     """One provider's connection. A subclass names its errors and the options that set its URL, and
     adds its credentials to the session in ``prepare_session``."""
 
-    # Raised for no answer (refused, DNS, TLS, timeout): ``cls(message)``.
-    connection_error: t.ClassVar[type[Exception]] = ConnectionError
+    # Set by each provider. Raised for no answer (refused, DNS, TLS, timeout): ``cls(message)``.
+    connection_error: t.ClassVar[type[Exception]]
     # Raised for a redirect, which is never followed: ``cls(message, status)``.
-    refused_error: t.ClassVar[t.Callable[..., Exception]] = RuntimeError
+    refused_error: t.ClassVar[t.Callable[..., Exception]]
     # The options a user changes to point the client elsewhere, for messages.
-    url_options: t.ClassVar[str] = "url"
+    url_options: t.ClassVar[str]
 
     def __init__(
         self,

@@ -15,7 +15,7 @@ BASE = {"service": "reviews", "namespace": "prod", "canary_version": "v2"}
 
 
 class TestSeconds:
-    @pytest.mark.parametrize("value, seconds", [(30, 30), ("30", 30), ("30s", 30), ("2m", 120), ("1.5m", 90), ("1h", 3600), (45.0, 45)])
+    @pytest.mark.parametrize("value, seconds", [(30, 30), ("30", 30), ("30s", 30), ("2m", 120), ("1.5m", 90), ("0.07h", 252), ("1h", 3600), (45.0, 45)])
     def test_seconds_option(self, value, seconds) -> None:
         assert analysis_settings.seconds_option(value, "window") == seconds
 
