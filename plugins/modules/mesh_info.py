@@ -66,9 +66,12 @@ options:
         type: str
         required: true
       steps:
-        description: The release's canary weights, in order.
+        description:
+          - "The release's steps, in order, as C(canary_steps) of the C(canary.istio.canary_release)
+            playbook gives them: weights, C({match: ...}), C({mirror: percent}), C({pause: true}).
+            See the C(canary.istio.release_plan) filter."
         type: list
-        elements: int
+        elements: raw
         default: []
       allow_weight_decrease:
         description: Run every step even when the live canary weight is already above it.
@@ -321,18 +324,31 @@ release:
       type: list
       elements: str
     steps_to_run:
-      description: The steps a (resumed) release still runs.
+      description: The weights of the steps a (resumed) release still runs.
       type: list
       elements: int
+    plan_to_run:
+      description:
+        - The steps a (resumed) release still runs, each with C(kind) (weight, match, mirror or
+          pause), C(weight) (the canary's share of plain traffic while it holds), C(label), and
+          C(match) or C(mirror) for those kinds.
+      type: list
+      elements: dict
     skipped_steps:
-      description: The steps already passed.
+      description: The weights of the steps already passed.
       type: list
       elements: int
+    skipped_labels:
+      description: The steps already passed, as labels (C(10%), C(A/B end-user exact jason)).
+      type: list
+      elements: str
     has_virtual_service:
       description: Whether a VirtualService routes the host yet.
       type: bool
   sample: {"live_weight": 10, "stable_weight": 90, "traffic_moved": true, "steps_to_run": [10, 50, 100],
-           "skipped_steps": [], "has_virtual_service": true, "canary_served_by": []}
+           "plan_to_run": [{"kind": "weight", "weight": 10, "label": "10%"}, {"kind": "weight", "weight": 50, "label": "50%"},
+                           {"kind": "weight", "weight": 100, "label": "100%"}],
+           "skipped_steps": [], "skipped_labels": [], "has_virtual_service": true, "canary_served_by": []}
 problems:
   description: What is wrong, one sentence each; empty when nothing is.
   returned: success
@@ -347,6 +363,7 @@ import typing as t
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.canary.istio.plugins.module_utils._istio.fault import fault_rules
 from ansible_collections.canary.istio.plugins.module_utils._istio.mesh_config import deployments_by_version
+from ansible_collections.canary.istio.plugins.module_utils._istio.release_steps import read_steps
 from ansible_collections.canary.istio.plugins.module_utils._istio.routing import host_routing, release_state
 from ansible_collections.canary.istio.plugins.module_utils._istio.api import ISTIO_API_ARG_SPEC
 from ansible_collections.canary.istio.plugins.module_utils._errors import CanaryError, doing
@@ -364,7 +381,7 @@ OWN_OPTIONS: dict[str, dict[str, t.Any]] = dict(
     release=dict(type="dict", options=dict(
         stable=dict(type="str", required=True),
         canary=dict(type="str", required=True),
-        steps=dict(type="list", elements="int", default=[]),
+        steps=dict(type="list", elements="raw", default=[]),
         allow_weight_decrease=dict(type="bool", default=False),
     )),
 )
@@ -409,7 +426,8 @@ def run(module: AnsibleModule) -> dict[str, t.Any]:
     result["locks"] = {name: view for name, view in views.items() if view is not None}
     if params["release"]:
         release = params["release"]
-        result["release"] = release_state(model, release["stable"], release["canary"], release["steps"],
+        steps = read_steps(release["steps"], "release.steps") if release["steps"] else []
+        result["release"] = release_state(model, release["stable"], release["canary"], steps,
                                           release["allow_weight_decrease"])
     return result
 

@@ -30,6 +30,14 @@ description:
     between this module's read and its write, the same weights are applied again to a fresh read,
     so both changes are kept.
   - When the route already has the wanted weights nothing else is read and nothing is written.
+  - "An A/B step (O(canary_match)) adds a route named C(canary-match-<canary>) that sends the
+    matching requests to the canary subset, placed just before the first route that would take all
+    of them (the catch-all at the latest) and keeping that route's other settings. A shadow step
+    (O(canary_mirror)) mirrors that share of the route's requests to the canary subset; Envoy
+    discards the mirrored answers."
+  - Those routes and mirrors are the release's own. A write without O(canary_match) or
+    O(canary_mirror) removes the A/B route and the mirror of every subset it writes, so the next
+    step, the promotion and a rollback leave none behind. Other routes and mirrors stay.
 options:
   name:
     description: Name of the VirtualService.
@@ -63,6 +71,27 @@ options:
     description:
       - Percentage, 0 to 100, of the traffic for O(canary); O(stable) gets the rest.
     type: int
+  canary_match:
+    description:
+      - An A/B step. The requests that match go to O(canary); the others keep the weights.
+      - "O(canary_match.headers): header name to C({exact|prefix|regex: value}) (a bare string is
+        exact). O(canary_match.cookie): a C(name=value) cookie among the request's cookies, the value
+        a regex if needed (C(user=jason), C(tester=(jason|ana)))."
+      - Needs O(stable), O(canary) and O(canary_weight).
+    type: dict
+    suboptions:
+      headers:
+        description: Header name to match.
+        type: dict
+      cookie:
+        description: A C(name=value) cookie.
+        type: str
+  canary_mirror:
+    description:
+      - A shadow step. Percentage, above 0 and at most 100, of the route's requests also sent to
+        O(canary), whose answers are discarded.
+      - Needs O(stable), O(canary) and O(canary_weight).
+    type: float
   force:
     description:
       - Give traffic to a subset even when none of its pods is Ready (or they cannot be counted,
@@ -120,6 +149,26 @@ EXAMPLES = r"""
     weights: {v1: 0, v2: 100}
     force: true
 
+- name: A/B step - only jason's requests to v2, everyone else stays on v1
+  canary.istio.traffic_split:
+    name: reviews
+    namespace: prod
+    stable: v1
+    canary: v2
+    canary_weight: 0
+    canary_match:
+      headers:
+        end-user: {exact: jason}
+
+- name: Shadow step - copy every v1 request to v2, its answers discarded
+  canary.istio.traffic_split:
+    name: reviews
+    namespace: prod
+    stable: v1
+    canary: v2
+    canary_weight: 0
+    canary_mirror: 100
+
 - name: Roll back with the cluster set once for the whole group
   module_defaults:
     group/canary.istio.istio:
@@ -151,6 +200,13 @@ weights:
   returned: success
   type: dict
   sample: {"v1": 90, "v2": 10}
+step_routes:
+  description:
+    - The A/B route and the mirror to O(canary) in force now (in check mode, would be).
+    - C(match) is the A/B route's name, C(mirror) the mirrored percentage; null when there is none.
+  returned: success, when O(canary) is given
+  type: dict
+  sample: {"match": "canary-match-v2", "mirror": null}
 diff:
   description: The VirtualService's C(spec) before and after, nothing from C(metadata) or C(status).
   returned: when diff mode is on
@@ -186,8 +242,10 @@ from ansible_collections.canary.istio.plugins.module_utils._istio.split_plan imp
     plan_split,
     several_virtual_services_problem,
     subsets_defined,
+    wanted_step,
     wanted_weights,
 )
+from ansible_collections.canary.istio.plugins.module_utils._istio.step_routes import step_routes_of
 from ansible_collections.canary.istio.plugins.module_utils._k8s.module import client_from_module
 from ansible_collections.canary.istio.plugins.module_utils._k8s.options import auth_argument_spec
 from ansible_collections.canary.istio.plugins.module_utils._main import run_module
@@ -201,6 +259,8 @@ OWN_OPTIONS: dict[str, dict[str, t.Any]] = dict(
     stable=dict(type="str"),
     canary=dict(type="str"),
     canary_weight=dict(type="int"),
+    canary_match=dict(type="dict", options=dict(headers=dict(type="dict"), cookie=dict(type="str"))),
+    canary_mirror=dict(type="float"),
     force=dict(type="bool", default=False),
 )
 
@@ -209,6 +269,7 @@ def run(module: AnsibleModule) -> dict[str, t.Any]:
     """Where the route's traffic goes after this task; CanaryError for whatever stops it."""
     params = module.params
     weights = wanted_weights(params)
+    step = wanted_step(params)
     path = istio_path(params["api_version"], VIRTUAL_SERVICES, params["namespace"], params["name"])
     client = client_from_module(module)
     # One LIST, not a GET: the other VirtualServices of the namespace decide whether Istio uses
@@ -221,13 +282,15 @@ def run(module: AnsibleModule) -> dict[str, t.Any]:
                           % (params["namespace"], params["name"]), "name")
 
     live_spec = live.get("spec") or {}
-    plan = plan_split(live_spec, weights, params["route"], params["namespace"])
+    plan = plan_split(live_spec, weights, params["route"], params["namespace"], step)
     problem = several_virtual_services_problem(mesh_virtual_services(listed, plan.host, params["namespace"]),
                                                params["name"], plan.host, params["force"])
     if problem:
         raise CanaryError(problem, "name")
 
     response: dict[str, t.Any] = dict(changed=False, route=plan.route, previous_weights=plan.previous_weights)
+    if params["canary"]:
+        response["step_routes"] = step_routes_of(plan.new_spec, params["route"], params["canary"])
     if specs_equal(plan.new_spec, live_spec):
         # Nothing to send anywhere new: no DestinationRule, Service or pod read is needed.
         response["weights"] = plan.previous_weights
@@ -241,10 +304,12 @@ def run(module: AnsibleModule) -> dict[str, t.Any]:
 
     # An IstioSpecError here: the route changed under us (e.g. removed) between two attempts.
     with doing("updating VirtualService %s/%s" % (params["namespace"], params["name"])):
-        result = write_route_weights(client, path, weights, params["route"], dry_run=module.check_mode, live=live)
+        result = write_route_weights(client, path, weights, params["route"], dry_run=module.check_mode, live=live, step=step)
 
     previous, now = route_weights_of(result, params["route"])
     response.update(changed=result.changed, previous_weights=previous, weights=now)
+    if params["canary"]:
+        response["step_routes"] = step_routes_of((result.after or {}).get("spec") or {}, params["route"], params["canary"])
     if module._diff:
         response["diff"] = vs_diff((result.before or {}).get("spec") or {}, (result.after or {}).get("spec") or {},
                                    params["namespace"], params["name"])
@@ -258,6 +323,7 @@ def main() -> None:
         mutually_exclusive=[("weights", "stable"), ("weights", "canary"), ("weights", "canary_weight")],
         required_one_of=[("weights", "canary_weight")],
         required_together=[("stable", "canary", "canary_weight")],
+        required_by={"canary_match": "canary", "canary_mirror": "canary"},
     )
 
 

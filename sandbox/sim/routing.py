@@ -13,13 +13,15 @@ Envoy facts this follows:
 - weighted choice among `route[]` destinations (a lone destination without weight takes 100);
 - fault delay first, then abort, each with its own percentage (absent percentage = 100 %);
 - a subset missing from the DestinationRule, an unknown host, or a subset without a Ready pod
-  gives 503 without reaching any pod (response flags NR / UH).
+  gives 503 without reaching any pod (response flags NR / UH);
+- a route's `mirror` copies the request (share `mirrorPercentage`, 100 % when absent) to its own
+  destination after the route's choice; a copy that finds no pod is dropped silently.
 """
 from __future__ import annotations
 
 import random
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Mapping
 
 CLUSTER_SUFFIX = "svc.cluster.local"
@@ -49,6 +51,8 @@ class Route:
     version: str | None = None
     response_flags: str = "-"
     route_name: str | None = None
+    # A copy of the request the sidecar also sent (the route's `mirror`); its answer is discarded.
+    mirror: "Route | None" = None
 
     @property
     def reached_pod(self) -> bool:
@@ -247,6 +251,40 @@ def endpoints(mesh: Mesh, service: str, subset_selector: Mapping[str, str] | Non
     return sorted(found, key=lambda p: p["metadata"]["name"])
 
 
+def _to_pod(mesh: Mesh, target: str, subset: str | None, rng: random.Random, delay_ms: float = 0.0,
+            route_name: str | None = None) -> Route:
+    """The destination `target`/`subset` resolved to one Ready pod, or the sidecar's own 503."""
+    if find_service(mesh, target) is None:
+        return Route(target, 503, delay_ms, subset=subset, response_flags="NR", route_name=route_name)
+    selector = None
+    if subset is not None:
+        selector = subset_labels(mesh, target, subset)
+        if selector is None:
+            return Route(target, 503, delay_ms, subset=subset, response_flags="NR", route_name=route_name)
+    pods = endpoints(mesh, target, selector)
+    if not pods:
+        return Route(target, 503, delay_ms, subset=subset, response_flags="UH", route_name=route_name)
+    pod = rng.choice(pods)
+    labels = pod["metadata"].get("labels") or {}
+    return Route(target, None, delay_ms, subset=subset, pod=pod["metadata"]["name"], workload=workload_of(pod),
+                 version=labels.get("version", "unknown"), route_name=route_name)
+
+
+def _mirror_of(mesh: Mesh, http: Mapping, service: str, rng: random.Random) -> Route | None:
+    mirror = http.get("mirror")
+    if not isinstance(mirror, Mapping):
+        return None
+    if "mirrorPercentage" in http:
+        percent = float((http.get("mirrorPercentage") or {}).get("value", 0))
+    else:
+        percent = float(http.get("mirrorPercent", 100))  # the deprecated integer form
+    if rng.random() * 100.0 >= percent:
+        return None
+    target = short_host(mirror.get("host", service), mesh.namespace) or mirror.get("host", service)
+    copy = _to_pod(mesh, target, mirror.get("subset"), rng)
+    return copy if copy.reached_pod else None
+
+
 def route_request(mesh: Mesh, request: Request, rng: random.Random) -> Route:
     """Route `request` like the client sidecar: rule choice, weights, faults, endpoint pick."""
     service = short_host(request.host, mesh.namespace) or request.host
@@ -269,17 +307,6 @@ def route_request(mesh: Mesh, request: Request, rng: random.Random) -> Route:
         dest = choose_destination(http, rng)
         target = short_host(dest.get("host", service), mesh.namespace) or dest.get("host", service)
         subset = dest.get("subset")
-    if find_service(mesh, target) is None:
-        return Route(target, 503, delay_ms, subset=subset, response_flags="NR", route_name=route_name)
-    selector = None
-    if subset is not None:
-        selector = subset_labels(mesh, target, subset)
-        if selector is None:
-            return Route(target, 503, delay_ms, subset=subset, response_flags="NR", route_name=route_name)
-    pods = endpoints(mesh, target, selector)
-    if not pods:
-        return Route(target, 503, delay_ms, subset=subset, response_flags="UH", route_name=route_name)
-    pod = rng.choice(pods)
-    labels = pod["metadata"].get("labels") or {}
-    return Route(target, None, delay_ms, subset=subset, pod=pod["metadata"]["name"], workload=workload_of(pod),
-                 version=labels.get("version", "unknown"), route_name=route_name)
+        chosen = _to_pod(mesh, target, subset, rng, delay_ms, route_name)
+        return replace(chosen, mirror=_mirror_of(mesh, http, service, rng))
+    return _to_pod(mesh, target, subset, rng, delay_ms, route_name)

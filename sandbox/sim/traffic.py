@@ -8,6 +8,8 @@ hop is recorded as Istio reports it:
 - reporter="destination" by the server sidecar, only when a pod was reached (fault aborts and 503s
   made by the client sidecar have no destination report, and their destination workload and
   version are "unknown", as in Istio);
+- a mirrored copy (a route's `mirror`) only by the server sidecar that received it, with its own
+  server span and log line: the client discards the copy's answer;
 - a server span per hop that reached a pod (service = app, version), a client span with status
   error for a hop that did not; a log line per hop.
 """
@@ -21,7 +23,7 @@ from typing import Callable
 
 from . import bookinfo
 from .record import Point, Recorder
-from .routing import CLUSTER_SUFFIX, Mesh, Request, route_request
+from .routing import CLUSTER_SUFFIX, Mesh, Request, Route, route_request
 
 PORT = 9080
 
@@ -159,6 +161,8 @@ class Simulator:
     def _call(self, mesh: Mesh, cluster: str, source_workload: str, host: str, headers: dict, uri: str,
               start_ms: float, trace_id: str, parent_id: str) -> Hop:
         route = route_request(mesh, Request(host, source_workload, headers, uri), self.rng)
+        if route.mirror is not None:
+            self._mirrored(mesh, cluster, source_workload, route.mirror, headers, uri, start_ms, trace_id)
         ns = mesh.namespace
         labels = {"source_workload": source_workload, "source_workload_namespace": ns,
                   "destination_service": f"{route.service}.{ns}.{CLUSTER_SUFFIX}", "destination_service_name": route.service,
@@ -194,6 +198,32 @@ class Simulator:
         self._log(route.service, route.version, status, server_start,
                   f'"GET {uri} HTTP/1.1" {status} {route.response_flags} {int(server)}ms from {source_workload}', ns)
         return Hop(status, client)
+
+    def _mirrored(self, mesh: Mesh, cluster: str, source_workload: str, copy: Route, headers: dict, uri: str,
+                  start_ms: float, trace_id: str) -> None:
+        """The copy a route's mirror sends: the receiving pod answers (and calls on) as for any
+        request and its server sidecar reports it; the client never sees the answer, so nothing
+        is reported on the client side."""
+        ns = mesh.namespace
+        profile = self.profiles.get(copy.service, copy.version, ns)
+        own = profile.latency_ms * math.exp(profile.latency_sigma * self.rng.gauss(0.0, 1.0))
+        status = profile.error_code if self.rng.random() < profile.error_rate else 200
+        span_id = self._span_id()
+        elapsed = own / 2
+        for callee in self.calls(copy.service, copy.version):
+            child = self._call(mesh, cluster, copy.workload, callee, headers, uri, start_ms + elapsed, trace_id, span_id)
+            elapsed += child.duration_ms
+        server = own + (elapsed - own / 2)
+        labels = {"source_workload": source_workload, "source_workload_namespace": ns, "reporter": "destination",
+                  "destination_service": f"{copy.service}.{ns}.{CLUSTER_SUFFIX}", "destination_service_name": copy.service,
+                  "destination_service_namespace": ns, "destination_cluster": cluster, "response_flags": "-",
+                  "destination_workload": copy.workload, "destination_workload_namespace": ns,
+                  "destination_version": copy.version, "response_code": str(status)}
+        self.recorder.request(int(start_ms), labels, server)
+        self._span(copy.service, copy.version, f"{copy.service}.{ns}.{CLUSTER_SUFFIX}:{PORT}/*", status, start_ms, server,
+                   trace_id, span_id, "0", ns)
+        self._log(copy.service, copy.version, status, start_ms,
+                  f'"GET {uri} HTTP/1.1" {status} - {int(server)}ms from {source_workload} (mirrored)', ns)
 
     def _span_id(self) -> str:
         return "%016x" % self._ids.getrandbits(64)

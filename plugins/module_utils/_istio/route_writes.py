@@ -18,12 +18,8 @@ import time
 import typing as t
 
 from ansible_collections.canary.istio.plugins.module_utils._istio.common import IstioSpecError, specs_equal
-from ansible_collections.canary.istio.plugins.module_utils._istio.traffic import (
-    find_route_index,
-    route_weights,
-    set_route_weights,
-    weights_from_canary,
-)
+from ansible_collections.canary.istio.plugins.module_utils._istio.step_routes import set_release_routes
+from ansible_collections.canary.istio.plugins.module_utils._istio.traffic import find_route_index, route_weights, weights_from_canary
 from ansible_collections.canary.istio.plugins.module_utils._istio.api import VIRTUAL_SERVICES, istio_path
 from ansible_collections.canary.istio.plugins.module_utils._k8s.errors import K8sError
 from ansible_collections.canary.istio.plugins.module_utils._k8s.module import client_from_params, connection_warnings
@@ -38,15 +34,19 @@ def write_route_weights(
     route: str | None = None,
     dry_run: bool = False,
     live: dict | None = None,
+    step: t.Mapping[str, t.Any] | None = None,
 ) -> UpdateResult:
     """Set ``weights`` on the route (``None``: the catch-all) of the VirtualService at ``path``.
+
+    ``step``: ``{canary, match, mirror}`` of an A/B or shadow step; without it, the A/B routes
+    and mirrors of the written subsets are removed (see ``step_routes``).
 
     Raises IstioSpecError when the route is gone or cannot be weighted, K8sError from the API server.
     """
 
     def change(obj: dict) -> dict:
         # Pure, and run again on a fresh read after a 409, so a concurrent writer's change is kept.
-        new_spec = set_route_weights(obj.get("spec") or {}, weights, route)
+        new_spec = set_release_routes(obj.get("spec") or {}, weights, route, **(step or {}))
         if specs_equal(new_spec, obj.get("spec") or {}):
             return obj
         obj["spec"] = new_spec
@@ -59,8 +59,9 @@ def route_weights_of(result: UpdateResult, route: str | None = None) -> tuple[di
     """The route's weights before and after a write."""
     before = (result.before or {}).get("spec") or {}
     after = (result.after or {}).get("spec") or {}
-    index = find_route_index(before, route)
-    return route_weights(before["http"][index]), route_weights(after["http"][index])
+    # Looked up in each spec: an A/B route added or removed before it moves the route.
+    return (route_weights(before["http"][find_route_index(before, route)]),
+            route_weights(after["http"][find_route_index(after, route)]))
 
 
 class RouteBack(t.NamedTuple):

@@ -31,6 +31,7 @@ import typing as t
 
 from ansible_collections.canary.istio.plugins.module_utils._istio.common import qualify_host, same_host
 
+from ansible_collections.canary.istio.plugins.module_utils._istio.release_steps import steps_to_run
 from ansible_collections.canary.istio.plugins.module_utils._istio.mesh_config import (
     DEFAULT_VERSION_LABEL,
     describe_subsets,
@@ -281,26 +282,27 @@ def _subset_text(destination: dict) -> str:
 
 # --- what a release needs to know ------------------------------------------------------------
 
-def release_state(model: dict, stable: str, canary: str, steps: list[int], allow_weight_decrease: bool = False) -> dict:
+def release_state(model: dict, stable: str, canary: str, steps: list[dict], allow_weight_decrease: bool = False) -> dict:
     """Where a canary release of ``canary`` over ``stable`` stands, read from the model.
 
     ``live_weight`` is the canary version's share of plain traffic (the effective catch-all,
     through the subsets' selectors), ``traffic_moved`` whether any route, fault rule or mirror
-    sends the canary requests (then a failure must roll back), and ``steps_to_run`` the steps a
-    resumed release still runs: those not below the live weight, unless decreasing is allowed.
+    sends the canary requests (then a failure must roll back), and ``plan_to_run`` the steps (as
+    ``release_steps`` reads them) a resumed release still runs: those not below the live weight,
+    unless decreasing is allowed. ``steps_to_run`` and ``skipped_steps`` give their weights.
     """
     live = model.get("version_weights", {}).get(canary, 0.0)
     live_weight = int(round(live))
-    if allow_weight_decrease:
-        to_run = list(steps)
-    else:
-        to_run = [step for step in steps if step >= live_weight]
+    to_run = steps_to_run(steps, live_weight, allow_weight_decrease)
+    skipped = [step for step in steps if step not in to_run]
     return {
         "live_weight": live_weight,
         "stable_weight": int(round(model.get("version_weights", {}).get(stable, 0.0))),
         "traffic_moved": bool(model.get("serving", {}).get(canary)),
         "canary_served_by": list(model.get("serving", {}).get(canary, [])),
-        "steps_to_run": to_run,
-        "skipped_steps": [step for step in steps if step not in to_run],
+        "plan_to_run": to_run,
+        "steps_to_run": [step["weight"] for step in to_run],
+        "skipped_steps": [step["weight"] for step in skipped],
+        "skipped_labels": [step["label"] for step in skipped],
         "has_virtual_service": model.get("virtual_service") is not None,
     }

@@ -20,10 +20,11 @@ from ansible_collections.canary.istio.plugins.module_utils._istio.mesh_config im
     merge_destination_rules,
     virtual_services_for_host,
 )
+from ansible_collections.canary.istio.plugins.module_utils._istio.release_steps import match_condition
+from ansible_collections.canary.istio.plugins.module_utils._istio.step_routes import set_release_routes
 from ansible_collections.canary.istio.plugins.module_utils._istio.traffic import (
     find_route_index,
     route_weights,
-    set_route_weights,
     subsets_with_traffic,
     validate_weights,
     weights_from_canary,
@@ -40,6 +41,17 @@ class Plan(t.NamedTuple):
     host: str
 
 
+def wanted_step(params: t.Mapping[str, t.Any]) -> dict[str, t.Any] | None:
+    """``{canary, match, mirror}`` of an A/B or shadow step from ``canary_match``/``canary_mirror``, or None."""
+    if params.get("canary_match") is None and params.get("canary_mirror") is None:
+        return None
+    mirror = params.get("canary_mirror")
+    if mirror is not None and not 0 < mirror <= 100:
+        raise CanaryError("canary_mirror: the share of requests to mirror is above 0 and at most 100, got %g" % mirror, "canary_mirror")
+    match = match_condition(params["canary_match"], "canary_match") if params.get("canary_match") is not None else None
+    return {"canary": params["canary"], "match": match, "mirror": mirror}
+
+
 def wanted_weights(params: t.Mapping[str, t.Any]) -> dict[str, int]:
     """subset -> weight from either ``weights`` or ``stable``/``canary``/``canary_weight``."""
     if params.get("weights") is not None:
@@ -54,18 +66,21 @@ def option_naming(subset: str, params: t.Mapping[str, t.Any]) -> str:
     return "weights"
 
 
-def plan_split(spec: dict, weights: dict[str, int], route: str | None, namespace: str) -> Plan:
+def plan_split(spec: dict, weights: dict[str, int], route: str | None, namespace: str, step: t.Mapping[str, t.Any] | None = None) -> Plan:
     """The new spec, the route's label and weights before, and the host the subsets belong to.
+
+    ``step``: ``{canary, match, mirror}`` of an A/B or shadow step (see ``step_routes``).
 
     Raises IstioSpecError (naming the option) when the route is missing or cannot be weighted,
     or when the weighted destinations go to more than one host.
     """
     index = find_route_index(spec, route)
     old_route = spec["http"][index]
-    new_spec = set_route_weights(spec, weights, route)
+    new_spec = set_release_routes(spec, weights, route, **(step or {}))
     label: str | int = old_route.get("name") or index
     hosts: list[str] = []
-    for destination in new_spec["http"][index].get("route") or []:
+    # The index may differ in the new spec: an A/B route comes or goes before the route.
+    for destination in new_spec["http"][find_route_index(new_spec, route)].get("route") or []:
         host = (destination.get("destination") or {}).get("host") or ""
         if not any(same_host(host, known, namespace) for known in hosts):
             hosts.append(host)
@@ -137,8 +152,12 @@ def subsets_defined(client, params: t.Mapping[str, t.Any], plan: Plan, weights: 
 
 
 def check_ready_pods(client, params: t.Mapping[str, t.Any], plan: Plan, weights: dict[str, int], rule: dict) -> None:
-    """CanaryError when a subset that would get traffic has no Ready pod."""
+    """CanaryError when a subset that would get traffic has no Ready pod (the canary of an A/B or
+    shadow step gets requests at weight 0)."""
     receiving = subsets_with_traffic(weights)
+    step_canary = params.get("canary") if params.get("canary_match") or params.get("canary_mirror") else None
+    if step_canary and step_canary not in receiving:
+        receiving.append(step_canary)
     if not receiving:
         return
     service = service_of_host(plan.host, params["namespace"])
@@ -157,8 +176,9 @@ def check_ready_pods(client, params: t.Mapping[str, t.Any], plan: Plan, weights:
     if empty:
         option = option_naming(empty[0], params)
         details = "; ".join(
-            "%s would get %d%% (pods of Service %s/%s with %s)"
-            % (subset, weights[subset], service.namespace, service.name, format_label_selector(labels[subset]) or "any labels")
+            "%s would get %d%%%s (pods of Service %s/%s with %s)"
+            % (subset, weights[subset], " and the A/B or mirrored requests" if subset == step_canary else "",
+               service.namespace, service.name, format_label_selector(labels[subset]) or "any labels")
             for subset in empty
         )
         raise CanaryError(

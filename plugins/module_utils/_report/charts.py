@@ -199,6 +199,15 @@ def traffic_chart(report: Report) -> Chart | None:
         ax.text(middle, 100 - weight / 2 if inside else 100 - weight - 4, f"{report.canary_version} {weight}%",
                 ha="center", va="center", fontsize=9, fontweight="bold", color="white" if inside else "#222222",
                 zorder=6, gid=f"label-{chart_id}-{weight}")
+    # A/B, shadow and pause steps leave the weights as they were: a hatched band says what ran.
+    for index, (point, until) in enumerate(zip(report.traffic, times[1:])):
+        if not point.label:
+            continue
+        ax.axvspan(point.time, until, ymin=0.0, ymax=1.0, facecolor="none", edgecolor="#444444", hatch="//",
+                   linewidth=0.0, zorder=5, gid=f"special-{chart_id}-{index}")
+        ax.text(point.time + (until - point.time) / 2, 50, point.label, rotation=90 if until - point.time < narrow else 0,
+                ha="center", va="center", fontsize=8, color="#222222", zorder=7,
+                bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8, "pad": 1.5}, gid=f"special-label-{chart_id}-{index}")
     ax.set_ylim(0, 100)
     ax.set_yticks([0, 25, 50, 75, 100])
     ax.set_ylabel("share of requests (%)")

@@ -57,6 +57,8 @@ class TrafficPoint:
 
     time: datetime.datetime
     weights: dict[str, int]
+    # An A/B, shadow or pause step: what it did besides the weights ('A/B end-user exact jason').
+    label: str | None = None
 
 
 @dataclass(frozen=True)
@@ -278,10 +280,15 @@ def _step_label(record: Record, current: dict[str, t.Any]) -> str:
         current["weight"] = record.get("weight")
     step = record.get("step", current.get("step")) if record["event"] in (EVENT_STEP, EVENT_ANALYSIS) else record.get("step")
     weight = record.get("weight", current.get("weight")) if record["event"] in (EVENT_STEP, EVENT_ANALYSIS) else record.get("weight")
+    if record["event"] == EVENT_STEP:
+        current["label"] = record.get("label") if record.get("kind") not in (None, "weight") else None
+    label = current.get("label") if record["event"] in (EVENT_STEP, EVENT_ANALYSIS) else None
     parts = []
     if step is not None:
         parts.append(f"step {step}")
-    if weight is not None:
+    if label:
+        parts.append(f"({label}, {weight}% of the rest)" if weight is not None else f"({label})")
+    elif weight is not None:
         parts.append(f"({weight}%)" if parts else f"{weight}%")
     return " ".join(parts)
 
@@ -362,7 +369,8 @@ def build_report(
         event = record["event"]
         weights = record.get("weights")
         if weights:
-            traffic.append(TrafficPoint(when, dict(weights)))
+            special = record.get("kind") not in (None, "weight")
+            traffic.append(TrafficPoint(when, dict(weights), record.get("label") if special else None))
         if event in FINAL_EVENTS:
             markers.append(Marker(when, event, EVENT_LABELS[event]))
         step = _step_label(record, current)

@@ -45,7 +45,9 @@ VERDICTS: tuple[str, ...] = ("pass", "fail", "inconclusive", "marginal")
 CHECK_RESULTS: tuple[str, ...] = ("pass", "fail", "no_data", "undecided")
 BOUND_NAMES: tuple[str, ...] = ("min", "max", "max_over_baseline", "max_ratio_to_baseline")
 
-RECORD_KEYS: tuple[str, ...] = ("time", "event", "step", "weight", "weights", "analysis", "message")
+RECORD_KEYS: tuple[str, ...] = ("time", "event", "step", "kind", "label", "weight", "weights", "analysis", "message")
+# A step's kind (canary_steps): a weight, an A/B route, a mirror, or a pause for a person.
+STEP_KINDS = ("weight", "match", "mirror", "pause")
 # What is kept of an analysis (a registered canary_analysis result has more).
 ANALYSIS_KEYS: tuple[str, ...] = ("verdict", "reason", "rounds", "provider", "baseline_version", "canary_version",
                                   "window_s", "interval_s")
@@ -281,6 +283,10 @@ def normalise_record(value: t.Any, field: str = "record") -> Record:
     }
     if record.get("step") is not None:
         out["step"] = _int(record["step"], f"{field}.step", 0)
+    if record.get("kind") is not None:
+        out["kind"] = _choice(record["kind"], f"{field}.kind", STEP_KINDS)
+    if record.get("label") is not None:
+        out["label"] = str(record["label"])
     if record.get("weights") is not None:
         out["weights"] = normalise_weights(record["weights"], f"{field}.weights")
     elif event == EVENT_STEP:

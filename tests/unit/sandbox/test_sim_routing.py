@@ -152,3 +152,43 @@ def test_duration_and_workload_names():
     with pytest.raises(ValueError, match="fixedDelay"):
         parse_duration_ms("7 seconds")
     assert workload_of(bookinfo.make_pod("reviews", "v2")) == "reviews-v2"
+
+
+def _reviews_vs(spec: dict) -> dict:
+    return {"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+            "metadata": {"name": "reviews", "namespace": "bookinfo", "creationTimestamp": "2026-01-01T00:00:00Z"},
+            "spec": spec}
+
+
+def _release_spec(**step) -> dict:
+    """The reviews VirtualService as the collection writes an A/B or shadow step (v1 keeps 100%)."""
+    from ansible_collections.canary.istio.plugins.module_utils._istio.step_routes import set_release_routes
+
+    start = {"hosts": ["reviews"], "http": [{"name": "default", "route": [{"destination": {"host": "reviews", "subset": "v1"}}]}]}
+    return set_release_routes(start, {"v1": 100, "v2": 0}, None, canary="v2", **step)
+
+
+def test_an_ab_step_sends_jason_alone_to_the_canary():
+    spec = _release_spec(match={"headers": {"end-user": {"exact": "jason"}}})
+    mesh = mesh_of("destination-rule-all", extra=(_reviews_vs(spec),))
+    assert versions(mesh, Request("reviews", headers=JASON), 500) == Counter({"v2": 500})
+    assert versions(mesh, Request("reviews", headers={"end-user": "ana"}), 500) == Counter({"v1": 500})
+
+
+def test_a_cookie_ab_step_finds_the_cookie_among_others():
+    spec = _release_spec(match={"headers": {"cookie": {"regex": "^(.*?;\\s*)?(user=jason)(;.*)?$"}}})
+    mesh = mesh_of("destination-rule-all", extra=(_reviews_vs(spec),))
+    assert versions(mesh, Request("reviews", headers={"cookie": "theme=dark; user=jason"}), 200) == Counter({"v2": 200})
+    assert versions(mesh, Request("reviews", headers={"cookie": "user=jasonette"}), 200) == Counter({"v1": 200})
+
+
+def test_a_mirror_copies_its_share_to_the_canary_and_the_answer_still_comes_from_stable():
+    spec = _release_spec(mirror=25)
+    mesh = mesh_of("destination-rule-all", extra=(_reviews_vs(spec),))
+    rng = random.Random(3)
+    routes = [route_request(mesh, Request("reviews"), rng) for _i in range(4000)]
+    assert Counter(r.version for r in routes) == Counter({"v1": 4000})
+    copies = [r.mirror for r in routes if r.mirror is not None]
+    assert {c.version for c in copies} == {"v2"} and all(c.reached_pod for c in copies)
+    assert abs(len(copies) - 1000) <= 4 * math.sqrt(4000 * 0.25 * 0.75), len(copies)
+

@@ -11,6 +11,7 @@ import pytest
 import yaml
 from hypothesis import given, settings, strategies as st
 
+from ansible_collections.canary.istio.plugins.module_utils._istio.release_steps import read_steps
 from ansible_collections.canary.istio.plugins.module_utils._istio.routing import host_routing, release_state
 from ansible_collections.canary.istio.plugins.module_utils._istio.traffic import route_weights
 
@@ -155,7 +156,7 @@ class TestEnvoysOrder:
         report = _model([_vs("reviews", spec)], [_dr(["v1", "v2"])], [_pod("v1"), _pod("v2")])
         assert report["version_weights"] == {"v1": 100.0}
         assert report["serving"]["v2"] == ["VirtualService 'reviews' route 'jason' to subset 'v2' (100%)"]
-        state = release_state(report, "v1", "v2", [10, 50, 100])
+        state = release_state(report, "v1", "v2", read_steps([10, 50, 100]))
         assert state["live_weight"] == 0 and state["traffic_moved"] is True
 
     def test_match_holding_only_a_name_is_a_catch_all(self):
@@ -226,7 +227,7 @@ class TestEnvoysOrder:
         rule = _dr([("stable", {"version": "v1"}), ("canary", {"version": "v2"})])
         report = _model([_vs("reviews", spec)], [rule], [_pod("v1"), _pod("v2")], [_deployment("v1"), _deployment("v2")])
         assert report["version_weights"] == {"v1": 70.0, "v2": 30.0}
-        assert release_state(report, "v1", "v2", [10, 30, 50, 100])["steps_to_run"] == [30, 50, 100]
+        assert release_state(report, "v1", "v2", read_steps([10, 30, 50, 100]))["steps_to_run"] == [30, 50, 100]
 
     def test_a_subset_selecting_two_versions_is_a_problem_and_splits_by_ready_pods(self):
         spec = {"hosts": ["reviews"], "http": [{"route": [_dest("all")]}]}
@@ -245,12 +246,15 @@ class TestEnvoysOrder:
 
     def test_release_state_resumes_from_the_live_weight(self):
         report = _model([_vs("reviews", _split(50, 50))], [_dr(["v1", "v2"])], [_pod("v1"), _pod("v2")])
-        state = release_state(report, "v1", "v2", [10, 50, 100])
+        state = release_state(report, "v1", "v2", read_steps([10, 50, 100]))
         assert state == {"live_weight": 50, "stable_weight": 50, "traffic_moved": True,
                          "canary_served_by": ["VirtualService 'reviews' route #0 to subset 'v2' (50%)"],
-                         "steps_to_run": [50, 100], "skipped_steps": [10], "has_virtual_service": True}
-        assert release_state(report, "v1", "v2", [10, 50, 100], allow_weight_decrease=True)["steps_to_run"] == [10, 50, 100]
-        assert release_state(_model([]), "v1", "v2", [10])["has_virtual_service"] is False
+                         "steps_to_run": [50, 100], "skipped_steps": [10], "skipped_labels": ["10%"],
+                         "plan_to_run": [{"kind": "weight", "weight": 50, "label": "50%"},
+                                         {"kind": "weight", "weight": 100, "label": "100%"}],
+                         "has_virtual_service": True}
+        assert release_state(report, "v1", "v2", read_steps([10, 50, 100]), allow_weight_decrease=True)["steps_to_run"] == [10, 50, 100]
+        assert release_state(_model([]), "v1", "v2", read_steps([10]))["has_virtual_service"] is False
 
 
 _headers = st.sampled_from([{"end-user": {"exact": "jason"}}, {"end-user": {"exact": "alice"}}, {"x-canary": {"prefix": "y"}}])
