@@ -3,10 +3,10 @@
 Brings the sandbox up (building it the first time; the simulator and Prometheus come with it),
 deploys bookinfo into namespace `prod`, sends simulated traffic from productpage to reviews, then:
 
-1. releases reviews v2 with steps 10, 50, 100 and short analysis intervals: analysis passes, v2 is
-   promoted;
-2. releases a faulty v3 (the simulator makes 20% of its answers 500s): analysis fails at the first
-   step and traffic goes back to v2 at once;
+1. releases reviews v2 with an A/B step for the testers (`end-user: jason` alone on v2), then steps
+   10, 50, 100, with short analysis intervals: analysis passes, v2 is promoted;
+2. releases a faulty v3 (the simulator makes 20% of its answers 500s) the same way: analysis fails
+   at the A/B step, so only jason ever saw v3, and the A/B route goes at once;
 3. injects a 7 s delay on ratings for `end-user: jason`, finds the slow traces with
    `canary.istio.guance_query` on `T::`, shows them, and removes the fault.
 
@@ -29,12 +29,15 @@ from . import control, versions
 from .api import collection_path
 
 NAMESPACE = "prod"
-STEPS = [10, 50, 100]
+# The testers first: an A/B step sends jason's requests alone to the canary, then the weights.
+STEPS = [{"match": {"headers": {"end-user": {"exact": "jason"}}}}, 10, 50, 100]
+STEP_WORDS = "A/B for jason, 10%, 50%, 100%"
 TRAFFIC_RATE = 40  # requests per second from productpage to reviews
 JASON_SHARE = 0.2  # share of those requests signed in as jason
 # Analysis of each step: 2 rounds of 10 s, each over the last 10 s; 99% success and p99 <= 500 ms,
-# and no worse than the stable version by more than 1 point of errors. At the first step the canary
-# gets 10% of 40 req/s: a 10 s round holds ~40 of its requests, well over min_requests. (Rounds of
+# and no worse than the stable version by more than 1 point of errors. At the A/B step the canary
+# gets jason's 20% of 40 req/s, and at the first weight 10%: a 10 s round holds ~80 or ~40 of its
+# requests, well over min_requests. (Rounds of
 # 5 s held ~20: too close to min_requests, and on a quick machine the first round fell under it
 # and v2 was rolled back.)
 ANALYSIS = {
@@ -166,7 +169,7 @@ def _release(stable: str, canary: str, connection: dict, env: dict) -> tuple[int
         "canary_steps": STEPS, "canary_analysis": ANALYSIS, **connection,
         "canary_report_dir": str(REPORT_DIR), "canary_release_id": f"demo-reviews-{canary}",
     }
-    say(f"ansible-playbook canary.istio.canary_release: reviews {stable} -> {canary}, steps {STEPS}, "
+    say(f"ansible-playbook canary.istio.canary_release: reviews {stable} -> {canary}, steps {STEP_WORDS}, "
         f"analysis every {ANALYSIS['interval']}s x {ANALYSIS['iterations']} per step")
     return _playbook("canary_release.yml", extra, env)
 
@@ -215,7 +218,7 @@ def main() -> int:
     rc, took = _release("v1", "v2", connection, env)
     outcome.append(("1. release v2", "promoted" if rc == 0 else f"FAILED (exit {rc})", took, _weights(admin)))
 
-    say("2/3 release of a faulty reviews v3 (20% errors): expect the analysis to fail and a rollback")
+    say("2/3 release of a faulty reviews v3 (20% errors): expect the analysis to fail at the A/B step and a rollback")
     rc, took = _release("v2", "v3", connection, env)
     outcome.append(("2. release faulty v3", "rolled back as expected" if rc != 0 else "PROMOTED (unexpected)", took,
                     _weights(admin)))

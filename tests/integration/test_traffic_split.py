@@ -378,3 +378,83 @@ def test_playbook_step_fault_and_report_with_module_defaults(admin, namespace, r
     # Before the jason route, which would take all of jason's requests first; routing like it.
     assert [r.get("name") for r in spec["http"]] == ["delay-jason", "jason", "chaos", "default"]
     assert spec["http"][0]["route"] == spec["http"][1]["route"]
+
+
+AB_STEP = dict(name="reviews", stable="v1", canary="v2", canary_weight=0,
+               canary_match={"headers": {"end-user": {"exact": "jason"}}})
+
+
+def test_an_ab_step_is_previewed_written_kept_and_removed_by_the_next_step(admin, namespace, audit, reviews, module_runner):
+    before = vs_object(admin, namespace)
+    preview = module_runner("traffic_split", check=True, diff=True, namespace=namespace, **AB_STEP)
+    assert preview["changed"] is True and preview["step_routes"] == {"match": "canary-match-v2", "mirror": None}, preview
+    assert [r.get("name") for r in preview["diff"]["after"]["http"]] == ["canary-match-v2", "jason", "chaos", "default"]
+    assert vs_object(admin, namespace) == before
+
+    written = module_runner("traffic_split", namespace=namespace, **AB_STEP)
+    assert written["changed"] is True and written["weights"] == {"v1": 100, "v2": 0}, written
+    spec = spec_of(admin, "VirtualService", namespace, "reviews")
+    # Before the user's own route for jason, which would otherwise take his requests; the catch-all's
+    # settings (timeout) come along, its mirror does not.
+    ab = spec["http"][0]
+    assert ab["match"] == [{"headers": {"end-user": {"exact": "jason"}}}] and ab["timeout"] == "10s"
+    assert ab["route"] == [{"destination": {"host": "reviews", "subset": "v2", "port": {"number": 9080}}}]
+    assert "mirror" not in ab
+
+    audit.mark()
+    again = module_runner("traffic_split", namespace=namespace, **AB_STEP)
+    assert again["changed"] is False and Requests(audit, namespace).writes == [], again
+
+    moved_on = module_runner("traffic_split", namespace=namespace, **CANARY_10)
+    assert moved_on["changed"] is True and moved_on["step_routes"] == {"match": None, "mirror": None}, moved_on
+    spec = spec_of(admin, "VirtualService", namespace, "reviews")
+    expected = copy.deepcopy(REVIEWS_VS["spec"])
+    expected["http"][2]["route"][0]["weight"] = 90
+    expected["http"][2]["route"].append({"destination": {"host": "reviews", "subset": "v2", "port": {"number": 9080}}, "weight": 10})
+    assert canonical(spec) == canonical(expected)
+
+
+def test_a_shadow_step_is_refused_where_the_route_mirrors_elsewhere(admin, namespace, audit, reviews, module_runner):
+    before = vs_object(admin, namespace)
+    audit.mark()
+    result = module_runner("traffic_split", namespace=namespace, name="reviews", stable="v1", canary="v2", canary_weight=0,
+                           canary_mirror=100)
+    assert result.get("failed") is True and result["option"] == "canary_mirror", result
+    assert "already mirrors to subset 'v3'" in result["msg"]
+    assert vs_object(admin, namespace) == before and Requests(audit, namespace).writes == []
+
+
+def test_a_shadow_step_mirrors_and_the_rollback_takes_it_away(admin, namespace, module_runner):
+    plain = copy.deepcopy(REVIEWS_VS)
+    del plain["spec"]["http"][2]["mirror"], plain["spec"]["http"][2]["mirrorPercentage"]
+    deploy_app(admin, namespace, "reviews", ("v1", "v2"))
+    create(admin, namespace, bookinfo_object("networking/destination-rule-all.yaml", "DestinationRule", "reviews"))
+    create(admin, namespace, plain)
+    result = module_runner("traffic_split", namespace=namespace, name="reviews", stable="v1", canary="v2", canary_weight=0,
+                           canary_mirror=50)
+    assert result["changed"] is True and result["step_routes"] == {"match": None, "mirror": 50}, result
+    default = catch_all(spec_of(admin, "VirtualService", namespace, "reviews"))
+    assert default["mirror"] == {"host": "reviews", "subset": "v2", "port": {"number": 9080}}
+    assert default["mirrorPercentage"] == {"value": 50}
+    back = module_runner("traffic_split", namespace=namespace, name="reviews", stable="v1", canary="v2", canary_weight=0, force=True)
+    assert back["changed"] is True, back
+    default = catch_all(spec_of(admin, "VirtualService", namespace, "reviews"))
+    assert "mirror" not in default and "mirrorPercentage" not in default
+
+
+def test_an_ab_step_needs_a_ready_canary_even_at_weight_0(admin, namespace, module_runner):
+    deploy_app(admin, namespace, "reviews", ("v1",))  # no v2 pod at all
+    create(admin, namespace, bookinfo_object("networking/destination-rule-all.yaml", "DestinationRule", "reviews"))
+    create(admin, namespace, REVIEWS_VS)
+    before = vs_object(admin, namespace)
+    refused = module_runner("traffic_split", namespace=namespace, **AB_STEP)
+    assert refused.get("failed") is True, refused
+    assert refused["msg"].startswith("canary: subset 'v2' has no Ready pod"), refused["msg"]
+    assert "v2 would get 0% and the A/B or mirrored requests" in refused["msg"]
+    assert vs_object(admin, namespace) == before
+
+
+def test_a_step_without_the_canary_subset_named_is_refused_by_the_options(namespace, module_runner):
+    result = module_runner("traffic_split", namespace=namespace, name="reviews", weights={"v1": 100},
+                           canary_mirror=10)
+    assert result.get("failed") is True and "canary_mirror" in result["msg"] and "canary" in result["msg"], result

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import datetime
 import re
 import xml.etree.ElementTree as ET
 
@@ -118,3 +119,30 @@ def test_a_dollar_in_a_label_is_text_not_mathtext() -> None:
                             rr.outcome_from_records(normalised))
     charts = rc.render_svgs(report)
     assert any("v2$\\notamacro$" in "".join(texts(parsed(svg))) for _id, _title, svg in charts)
+
+
+def _with_ab_and_mirror_steps() -> list:
+    """The promoted release with an A/B and a shadow step before its weights (plain traffic at 0%)."""
+    records = promoted_release()
+    start = rr.parse_time(records[0]["time"], "time")
+    special = [
+        {"time": rr.format_time(start + datetime.timedelta(seconds=5)), "event": "step", "step": 1, "kind": "match",
+         "label": "A/B end-user exact jason", "weight": 0, "weights": {"v1": 100, "v2": 0}},
+        {"time": rr.format_time(start + datetime.timedelta(seconds=12)), "event": "step", "step": 2, "kind": "mirror",
+         "label": "mirror 100%", "weight": 0, "weights": {"v1": 100, "v2": 0}},
+    ]
+    return records[:1] + special + records[1:]
+
+
+def test_ab_and_shadow_steps_are_labelled_bands_on_the_traffic_chart() -> None:
+    report = report_of(_with_ab_and_mirror_steps())
+    assert [p.label for p in report.traffic[:4]] == [None, "A/B end-user exact jason", "mirror 100%", None]
+    _id, _title, svg = rc.render_svgs(report)[0]
+    root = parsed(svg)
+    assert {"special-traffic-1", "special-traffic-2", "special-label-traffic-1", "special-label-traffic-2"} <= ids(root)
+    assert "special-traffic-0" not in ids(root) and "special-traffic-3" not in ids(root)
+    assert {"A/B end-user exact jason", "mirror 100%"} <= set(texts(root))
+    # The step table names them, and the weight of the rest.
+    assert [s.step for s in report.steps[1:3]] == ["step 1 (A/B end-user exact jason, 0% of the rest)",
+                                                   "step 2 (mirror 100%, 0% of the rest)"]
+

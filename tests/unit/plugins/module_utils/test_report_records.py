@@ -217,3 +217,13 @@ class TestTheSamples:
         first_round = records[2]["analysis"]["rounds"][0]
         assert first_round["verdict"] == "inconclusive"
         assert [c["result"] for c in first_round["checks"]] == ["pass", "no_data", "pass"]
+
+
+def test_a_step_record_keeps_its_kind_and_label_and_refuses_an_unknown_kind() -> None:
+    record = {"time": "2026-03-02T10:00:00Z", "event": "step", "step": 1, "kind": "match",
+              "label": "A/B end-user exact jason", "weight": 0, "weights": {"v1": 100, "v2": 0}}
+    assert rr.normalise_record(record)["kind"] == "match"
+    assert rr.normalise_record(record)["label"] == "A/B end-user exact jason"
+    with pytest.raises(rr.RecordError) as caught:
+        rr.normalise_records([dict(record, kind="shadow")])
+    assert caught.value.field == "records[0].kind" and "shadow" in str(caught.value)
