@@ -35,9 +35,10 @@ description:
     of them (the catch-all at the latest) and keeping that route's other settings. A shadow step
     (O(canary_mirror)) mirrors that share of the route's requests to the canary subset; Envoy
     discards the mirrored answers."
-  - Those routes and mirrors are the release's own. A write without O(canary_match) or
-    O(canary_mirror) removes the A/B route and the mirror of every subset it writes, so the next
-    step, the promotion and a rollback leave none behind. Other routes and mirrors stay.
+  - Those routes, mirrors and cookies are the release's own. A write without O(canary_match),
+    O(canary_mirror) or O(canary_sticky) removes the A/B route, the mirror and the sticky route and
+    cookie of every subset it writes, so the next step, the promotion and a rollback leave none
+    behind. Other routes and mirrors stay.
 options:
   name:
     description: Name of the VirtualService.
@@ -92,6 +93,19 @@ options:
         O(canary), whose answers are discarded.
       - Needs O(stable), O(canary) and O(canary_weight).
     type: float
+  canary_sticky:
+    description:
+      - Sticky sessions. Seconds a user who reached O(canary) stays on it. The canary's answers on
+        the route set the cookie C(canary-istio-<service>=<canary>) (with that C(Max-Age)), and a
+        route named C(canary-sticky-<canary>) before the others sends requests that carry it to the
+        canary, so a user does not flip back to the stable version between requests. The weights
+        decide for users without the cookie. V(0) for none.
+      - The cookie must reach the user's client, so this suits the service a browser or an API
+        client calls (through the ingress gateway); a service called by other services only sees
+        the cookie when its callers pass it on.
+      - Needs O(stable), O(canary) and O(canary_weight).
+    type: int
+    default: 0
   force:
     description:
       - Give traffic to a subset even when none of its pods is Ready (or they cannot be counted,
@@ -202,11 +216,12 @@ weights:
   sample: {"v1": 90, "v2": 10}
 step_routes:
   description:
-    - The A/B route and the mirror to O(canary) in force now (in check mode, would be).
-    - C(match) is the A/B route's name, C(mirror) the mirrored percentage; null when there is none.
+    - The A/B route, the mirror and the sticky route to O(canary) in force now (in check mode, would be).
+    - C(match) is the A/B route's name, C(mirror) the mirrored percentage, C(sticky) the sticky
+      route's name; null when there is none.
   returned: success, when O(canary) is given
   type: dict
-  sample: {"match": "canary-match-v2", "mirror": null}
+  sample: {"match": "canary-match-v2", "mirror": null, "sticky": null}
 diff:
   description: The VirtualService's C(spec) before and after, nothing from C(metadata) or C(status).
   returned: when diff mode is on
@@ -261,6 +276,7 @@ OWN_OPTIONS: dict[str, dict[str, t.Any]] = dict(
     canary_weight=dict(type="int"),
     canary_match=dict(type="dict", options=dict(headers=dict(type="dict"), cookie=dict(type="str"))),
     canary_mirror=dict(type="float"),
+    canary_sticky=dict(type="int", default=0),
     force=dict(type="bool", default=False),
 )
 

@@ -14,6 +14,7 @@ Envoy facts this follows:
 - fault delay first, then abort, each with its own percentage (absent percentage = 100 %);
 - a subset missing from the DestinationRule, an unknown host, or a subset without a Ready pod
   gives 503 without reaching any pod (response flags NR / UH);
+- a destination's `headers.response` Set-Cookie is on the answer of the requests it took;
 - a route's `mirror` copies the request (share `mirrorPercentage`, 100 % when absent) to its own
   destination after the route's choice; a copy that finds no pod is dropped silently.
 """
@@ -53,6 +54,8 @@ class Route:
     route_name: str | None = None
     # A copy of the request the sidecar also sent (the route's `mirror`); its answer is discarded.
     mirror: "Route | None" = None
+    # A Set-Cookie the route destination adds to the answer (`headers.response.add`/`set`).
+    set_cookie: str | None = None
 
     @property
     def reached_pod(self) -> bool:
@@ -174,15 +177,25 @@ def _fires(fault: Mapping, rng: random.Random) -> bool:
 
 
 def choose_destination(route: dict, rng: random.Random) -> dict:
+    """The route's destination entry (HTTPRouteDestination) the weights pick."""
     destinations = route.get("route") or []
     if not destinations:
         raise ValueError("http route has no destinations")
     if len(destinations) == 1:
-        return destinations[0]["destination"]
+        return destinations[0]
     weights = [int(d.get("weight", 0)) for d in destinations]
     if sum(weights) <= 0:
         weights = [1] * len(destinations)
-    return rng.choices(destinations, weights=weights)[0]["destination"]
+    return rng.choices(destinations, weights=weights)[0]
+
+
+def _answer_cookie(entry: Mapping) -> str | None:
+    response = (entry.get("headers") or {}).get("response") or {}
+    for key in ("set", "add"):
+        for name, value in (response.get(key) or {}).items():
+            if name.lower() == "set-cookie":
+                return str(value)
+    return None
 
 
 def pod_ready(pod: dict) -> bool:
@@ -304,9 +317,11 @@ def route_request(mesh: Mesh, request: Request, rng: random.Random) -> Route:
         if "abort" in fault and _fires(fault["abort"], rng):
             status = int(fault["abort"].get("httpStatus", 503))
             return Route(service, status, delay_ms, response_flags="FI", route_name=route_name)
-        dest = choose_destination(http, rng)
+        entry = choose_destination(http, rng)
+        dest = entry["destination"]
         target = short_host(dest.get("host", service), mesh.namespace) or dest.get("host", service)
         subset = dest.get("subset")
         chosen = _to_pod(mesh, target, subset, rng, delay_ms, route_name)
-        return replace(chosen, mirror=_mirror_of(mesh, http, service, rng))
+        return replace(chosen, mirror=_mirror_of(mesh, http, service, rng),
+                       set_cookie=_answer_cookie(entry) if chosen.reached_pod else None)
     return _to_pod(mesh, target, subset, rng, delay_ms, route_name)

@@ -408,9 +408,9 @@ class _Handler(BaseHTTPRequestHandler):
 
 def set_traffic(simulator: Simulator, settings: dict) -> TrafficSpec:
     """Add or change the traffic of (cluster, namespace, service); rate 0 stops it."""
-    spec = TrafficSpec(**{k: v for k, v in settings.items() if k != "next_ms"})
-    if spec.rate < 0 or not 0 <= spec.jason_share <= 1:
-        raise ValueError("rate must be >= 0 and jason_share within 0..1")
+    spec = TrafficSpec(**{k: v for k, v in settings.items() if k not in ("next_ms", "changes") and not k.startswith("_")})
+    if spec.rate < 0 or not 0 <= spec.jason_share <= 1 or spec.users < 0:
+        raise ValueError("rate must be >= 0, jason_share within 0..1 and users >= 0")
     with simulator._lock:  # pylint: disable=protected-access
         simulator.specs = [s for s in simulator.specs
                            if (s.cluster, s.namespace, s.service) != (spec.cluster, spec.namespace, spec.service)]
@@ -422,7 +422,8 @@ def state_of(sim: Simulation) -> dict:
     state = {"faults": asdict(sim.faults), "now_ms": sim.clock.now_ms(), "speed": sim.clock.speed}
     if sim.simulator is not None:
         state["profiles"] = sim.simulator.profiles.as_dict()
-        state["traffic"] = [{k: v for k, v in asdict(s).items() if k != "next_ms"} for s in sim.simulator.specs]
+        state["traffic"] = [{k: v for k, v in asdict(s).items() if k != "next_ms" and not k.startswith("_")}
+                            for s in sim.simulator.specs]
         state["ignoring_virtual_services"] = sorted("/".join(key) for key in sim.simulator.ignoring)
     return state
 

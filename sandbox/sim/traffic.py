@@ -96,13 +96,35 @@ class TrafficSpec:
     rate: float = 10.0
     jason_share: float = 0.0  # share of requests carrying `end-user: jason`
     uri: str = "/reviews/0"
+    # Requests come from this many users, each keeping the cookies the answers set (0: no users,
+    # no cookies). `changes` counts, per "v1->v2", the times a user's request reached another
+    # version than the user's request before.
+    users: int = 0
+    changes: dict = field(default_factory=dict, compare=False)
     next_ms: int | None = field(default=None, compare=False)
+    _jars: dict = field(default_factory=dict, compare=False, repr=False)
+    _last: dict = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass
 class Hop:
     status: int
     duration_ms: float  # as seen by the client sidecar
+    version: str | None = None  # of the pod that answered, None when none did
+    set_cookie: str | None = None
+
+
+def _remember(spec: TrafficSpec, user: int, hop: Hop) -> None:
+    """Keep the cookie the answer set, and count the user's change of version."""
+    if hop.set_cookie:
+        name, _, value = hop.set_cookie.split(";", 1)[0].partition("=")
+        spec._jars.setdefault(user, {})[name.strip()] = value.strip()
+    before = spec._last.get(user)
+    if hop.version is not None:
+        if before is not None and before != hop.version:
+            key = "%s->%s" % (before, hop.version)
+            spec.changes[key] = spec.changes.get(key, 0) + 1
+        spec._last[user] = hop.version
 
 
 class Simulator:
@@ -136,8 +158,14 @@ class Simulator:
                 spec.next_ms = now_ms
             while spec.next_ms <= now_ms:
                 jason = self.rng.random() < spec.jason_share
-                self.send(spec.cluster, spec.namespace, spec.service, spec.next_ms, spec.source_workload,
-                          {"end-user": "jason"} if jason else {}, spec.uri)
+                headers = {"end-user": "jason"} if jason else {}
+                user = self.rng.randrange(spec.users) if spec.users > 0 else None
+                if user is not None and spec._jars.get(user):
+                    headers["cookie"] = "; ".join("%s=%s" % item for item in spec._jars[user].items())
+                hop = self.send(spec.cluster, spec.namespace, spec.service, spec.next_ms, spec.source_workload, headers,
+                                spec.uri)
+                if user is not None:
+                    _remember(spec, user, hop)
                 spec.next_ms += max(1, int(round(step)))
                 sent += 1
         return sent
@@ -197,7 +225,7 @@ class Simulator:
         self._span(route.service, route.version, resource, status, server_start, server, trace_id, span_id, parent_id, ns)
         self._log(route.service, route.version, status, server_start,
                   f'"GET {uri} HTTP/1.1" {status} {route.response_flags} {int(server)}ms from {source_workload}', ns)
-        return Hop(status, client)
+        return Hop(status, client, route.version, route.set_cookie)
 
     def _mirrored(self, mesh: Mesh, cluster: str, source_workload: str, copy: Route, headers: dict, uri: str,
                   start_ms: float, trace_id: str) -> None:

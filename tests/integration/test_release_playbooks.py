@@ -259,7 +259,7 @@ def test_interrupted_release_resumes_and_a_concurrent_one_is_refused(admin, book
                     canary_interval=0, canary_delete_old_versions=False, canary_resume=True)
     assert resumed.returncode == 0, resumed.stdout[-3000:]
     assert "took the release lock over from run" in resumed.stdout + resumed.stderr
-    assert "Resuming at 20%" in resumed.stdout and "skipping steps [10]" in resumed.stdout
+    assert "Resuming at 20%" in resumed.stdout and "skipping steps 10%" in resumed.stdout
     assert _weights(admin, ns) == {"v2": 100}
 
 
@@ -287,7 +287,7 @@ def test_bad_variables_fail_before_any_change(admin, bookinfo, release_kubeconfi
 def test_check_diff_previews_and_writes_nothing(admin, bookinfo, release_kubeconfig, audit):
     ns = bookinfo
     proc = _play("canary_release", ns, release_kubeconfig, "--check", "--diff")
-    assert "Would shift reviews to 10%, 100% on v2" in proc.stdout
+    assert "Would run the steps 10%, 100% of reviews on v2" in proc.stdout
     assert _vs(admin, ns) == {}
     assert _deployments(admin, ns) == {"reviews-v1", "reviews-v2", "reviews-v3"}
     writes = [(e["verb"], e["requestURI"]) for e in audit.events("canary-release")

@@ -153,3 +153,33 @@ def test_a_pause_step_rolls_back_when_nobody_can_answer(admin, namespace, endpoi
     assert 'pause step 2 was not answered "continue" (answer \'\'; a run without a terminal cannot be asked)' in said, said[-3000:]
     assert weights(admin, namespace) == {stable: 100, canary: 0}
     assert run.weights_seen == [50, 0], run.seen
+
+
+def _changes(rel: Release) -> dict:
+    import requests
+
+    state = requests.get(f"{rel.endpoints['datakit']}/__sim/state", timeout=10).json()
+    spec = next(s for s in state["traffic"] if s["namespace"] == rel.namespace)
+    return spec["changes"]
+
+
+def test_sticky_sessions_keep_users_on_the_canary_and_the_rollback_removes_them(
+        admin, namespace, endpoints, versions_of_test, release_kubeconfig):
+    stable, canary = versions_of_test
+    rel = Release(admin, endpoints, namespace, stable, canary).wait_ready()
+    _sim(endpoints, "traffic", {"cluster": "sandbox-1", "namespace": namespace, "service": APP, "rate": RATE, "users": 40})
+    run = rel.start(release_kubeconfig, False, canary_steps=[50], canary_interval=15, canary_sticky=3600)
+    run.finish()
+    assert run.code == 0, run.out[-4000:]
+    http = _live_vs(rel)["spec"]["http"]
+    assert [r.get("name") for r in http][0] == "canary-sticky-" + canary
+    changes = _changes(rel)
+    # At 50% without stickiness ~300 of these 600 requests would change version; with it a user
+    # moves to the canary once and never back.
+    assert changes.get(f"{canary}->{stable}", 0) == 0 and changes.get(f"{stable}->{canary}", 0) > 0, changes
+    rollback = _playbook("rollback", rel, release_kubeconfig)
+    assert rollback.returncode == 0, rollback.stdout[-3000:]
+    http = _live_vs(rel)["spec"]["http"]
+    assert [r.get("name") for r in http] == [http[-1].get("name")]
+    assert all("headers" not in d for d in http[-1]["route"]), http[-1]
+    assert weights(admin, namespace) == {stable: 100, canary: 0}

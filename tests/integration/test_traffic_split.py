@@ -387,17 +387,18 @@ AB_STEP = dict(name="reviews", stable="v1", canary="v2", canary_weight=0,
 def test_an_ab_step_is_previewed_written_kept_and_removed_by_the_next_step(admin, namespace, audit, reviews, module_runner):
     before = vs_object(admin, namespace)
     preview = module_runner("traffic_split", check=True, diff=True, namespace=namespace, **AB_STEP)
-    assert preview["changed"] is True and preview["step_routes"] == {"match": "canary-match-v2", "mirror": None}, preview
+    assert preview["changed"] is True and preview["step_routes"] == {"match": "canary-match-v2", "mirror": None, "sticky": None}, preview
     assert [r.get("name") for r in preview["diff"]["after"]["http"]] == ["canary-match-v2", "jason", "chaos", "default"]
     assert vs_object(admin, namespace) == before
 
     written = module_runner("traffic_split", namespace=namespace, **AB_STEP)
     assert written["changed"] is True and written["weights"] == {"v1": 100, "v2": 0}, written
     spec = spec_of(admin, "VirtualService", namespace, "reviews")
-    # Before the user's own route for jason, which would otherwise take his requests; the catch-all's
-    # settings (timeout) come along, its mirror does not.
+    # Before the user's own route for jason, which took his requests until now: its settings
+    # (timeout, retries) come along, so only the destination changes for him.
     ab = spec["http"][0]
-    assert ab["match"] == [{"headers": {"end-user": {"exact": "jason"}}}] and ab["timeout"] == "10s"
+    assert ab["match"] == [{"headers": {"end-user": {"exact": "jason"}}}] and ab["timeout"] == "3s"
+    assert ab["retries"] == REVIEWS_VS["spec"]["http"][0]["retries"]
     assert ab["route"] == [{"destination": {"host": "reviews", "subset": "v2", "port": {"number": 9080}}}]
     assert "mirror" not in ab
 
@@ -406,7 +407,7 @@ def test_an_ab_step_is_previewed_written_kept_and_removed_by_the_next_step(admin
     assert again["changed"] is False and Requests(audit, namespace).writes == [], again
 
     moved_on = module_runner("traffic_split", namespace=namespace, **CANARY_10)
-    assert moved_on["changed"] is True and moved_on["step_routes"] == {"match": None, "mirror": None}, moved_on
+    assert moved_on["changed"] is True and moved_on["step_routes"] == {"match": None, "mirror": None, "sticky": None}, moved_on
     spec = spec_of(admin, "VirtualService", namespace, "reviews")
     expected = copy.deepcopy(REVIEWS_VS["spec"])
     expected["http"][2]["route"][0]["weight"] = 90
@@ -432,7 +433,7 @@ def test_a_shadow_step_mirrors_and_the_rollback_takes_it_away(admin, namespace, 
     create(admin, namespace, plain)
     result = module_runner("traffic_split", namespace=namespace, name="reviews", stable="v1", canary="v2", canary_weight=0,
                            canary_mirror=50)
-    assert result["changed"] is True and result["step_routes"] == {"match": None, "mirror": 50}, result
+    assert result["changed"] is True and result["step_routes"] == {"match": None, "mirror": 50, "sticky": None}, result
     default = catch_all(spec_of(admin, "VirtualService", namespace, "reviews"))
     assert default["mirror"] == {"host": "reviews", "subset": "v2", "port": {"number": 9080}}
     assert default["mirrorPercentage"] == {"value": 50}

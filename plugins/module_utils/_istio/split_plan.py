@@ -42,14 +42,22 @@ class Plan(t.NamedTuple):
 
 
 def wanted_step(params: t.Mapping[str, t.Any]) -> dict[str, t.Any] | None:
-    """``{canary, match, mirror}`` of an A/B or shadow step from ``canary_match``/``canary_mirror``, or None."""
-    if params.get("canary_match") is None and params.get("canary_mirror") is None:
+    """``{canary, match, mirror, sticky}`` of an A/B, shadow or sticky step from ``canary_match``,
+    ``canary_mirror`` and ``canary_sticky``, or None."""
+    if params.get("canary_match") is None and params.get("canary_mirror") is None and not params.get("canary_sticky"):
         return None
+    sticky = params.get("canary_sticky") or None
+    if sticky is not None and sticky < 0:
+        raise CanaryError("canary_sticky: the seconds a user stays on the canary cannot be negative, got %d; 0 for none" % sticky,
+                          "canary_sticky")
+    if sticky and not params.get("canary"):
+        raise CanaryError("canary_sticky: sticky sessions keep users on the canary; name it with stable, canary and "
+                          "canary_weight", "canary_sticky")
     mirror = params.get("canary_mirror")
     if mirror is not None and not 0 < mirror <= 100:
         raise CanaryError("canary_mirror: the share of requests to mirror is above 0 and at most 100, got %g" % mirror, "canary_mirror")
     match = match_condition(params["canary_match"], "canary_match") if params.get("canary_match") is not None else None
-    return {"canary": params["canary"], "match": match, "mirror": mirror}
+    return {"canary": params["canary"], "match": match, "mirror": mirror, "sticky": sticky}
 
 
 def wanted_weights(params: t.Mapping[str, t.Any]) -> dict[str, int]:

@@ -216,3 +216,38 @@ def test_series_of_gone_workloads_leave_the_exposition():
     # The namespace is deleted: everything of it goes.
     rec.forget_series(lambda cluster, ns, workload: ns == "bookinfo")
     assert "destination_workload=" not in rec.prometheus_text()
+
+
+def _sticky_vs(v2: int, sticky: bool) -> dict:
+    from ansible_collections.canary.istio.plugins.module_utils._istio.step_routes import set_release_routes
+
+    spec = set_release_routes(weighted_vs(100 - v2, v2)["spec"], {"v1": 100 - v2, "v2": v2}, None, canary="v2",
+                              sticky=3600 if sticky else None)
+    return {"kind": "VirtualService", "metadata": {"name": "reviews"}, "spec": spec}
+
+
+def test_sticky_sessions_keep_a_user_on_the_canary_once_reached():
+    # 200 users at 50/50, each sending ~10 requests: without stickiness they flip back and forth;
+    # with it, a user who reached v2 stays there (v2->v1 never happens), and the weights decide
+    # only for users who have not reached it yet.
+    for sticky in (False, True):
+        sim, rec = make_sim([_sticky_vs(50, sticky)], seed=5)
+        sim.specs.append(TrafficSpec("c1", "bookinfo", rate=20, users=200))
+        sim.specs[0].next_ms = T0
+        sim.run_until(T0 + 99_999)
+        changes = sim.specs[0].changes
+        if sticky:
+            assert changes.get("v2->v1", 0) == 0, changes
+            assert 0 < changes.get("v1->v2", 0) <= 200, changes
+            dest = totals_by(rec, "destination_version", reporter="destination", destination_service_name="reviews")
+            assert dest[("v2",)] > dest[("v1",)] * 2  # the users who reached v2 stay; the others still split
+        else:
+            assert changes.get("v2->v1", 0) > 300 and changes.get("v1->v2", 0) > 300, changes
+
+
+def test_without_users_no_cookie_is_kept_and_no_change_counted():
+    sim, _rec = make_sim([_sticky_vs(50, True)], seed=5)
+    sim.specs.append(TrafficSpec("c1", "bookinfo", rate=20))
+    sim.specs[0].next_ms = T0
+    sim.run_until(T0 + 9_999)
+    assert sim.specs[0].changes == {}

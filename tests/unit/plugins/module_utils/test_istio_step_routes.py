@@ -43,7 +43,7 @@ class TestAB:
         assert ab == {"name": "canary-match-v2", "match": [JASON], "timeout": "3s", "retries": {"attempts": 2},
                       "route": [{"destination": {"host": "reviews", "port": {"number": 9080}, "subset": "v2"}}]}
         assert default["name"] == "default" and [d["weight"] for d in default["route"]] == [100, 0]
-        assert step_routes_of(spec, None, "v2") == {"match": "canary-match-v2", "mirror": None}
+        assert step_routes_of(spec, None, "v2") == {"match": "canary-match-v2", "mirror": None, "sticky": None}
 
     def test_the_routing_model_sees_jason_on_the_canary_and_plain_traffic_on_stable(self):
         spec = set_release_routes(_spec(), {"v1": 100, "v2": 0}, None, canary="v2", match=JASON)
@@ -91,7 +91,7 @@ class TestMirror:
         default = spec["http"][0]
         assert default["mirror"] == {"host": "reviews", "port": {"number": 9080}, "subset": "v2"}
         assert default["mirrorPercentage"] == {"value": 100}
-        assert step_routes_of(spec, None, "v2") == {"match": None, "mirror": 100}
+        assert step_routes_of(spec, None, "v2") == {"match": None, "mirror": 100, "sticky": None}
         model = host_routing("reviews", "prod", [_vs(spec)], [_dr()], _pods())
         assert model["serving"]["v2"] == ["VirtualService 'reviews' route 'default' mirrors to subset 'v2' 100% of its requests"]
 
@@ -110,3 +110,27 @@ class TestMirror:
     def test_a_step_needs_the_canary_among_the_weights(self):
         with pytest.raises(IstioSpecError, match="^canary: "):
             set_release_routes(_spec(), {"v1": 100}, None, canary="v2", mirror=10)
+
+
+class TestSticky:
+    def test_the_canary_sets_a_cookie_and_a_route_before_the_others_takes_its_holders(self):
+        spec = set_release_routes(_spec(), {"v1": 90, "v2.1": 10}, None, canary="v2.1", sticky=3600)
+        sticky, default = spec["http"]
+        assert sticky["name"] == "canary-sticky-v2.1" and sticky["timeout"] == "3s"
+        assert sticky["match"] == [{"headers": {"cookie": {"regex": "^(.*?;\\s*)?(canary-istio-reviews=v2\\.1)(;.*)?$"}}}]
+        assert sticky["route"] == [{"destination": {"host": "reviews", "port": {"number": 9080}, "subset": "v2.1"}}]
+        stable, canary = default["route"]
+        assert "headers" not in stable
+        assert canary["headers"] == {"response": {"add": {"Set-Cookie": "canary-istio-reviews=v2.1; Max-Age=3600; Path=/"}}}
+        assert step_routes_of(spec, None, "v2.1") == {"match": None, "mirror": None, "sticky": "canary-sticky-v2.1"}
+
+    def test_the_promotion_and_a_plain_write_take_the_cookie_and_route_away_and_keep_a_users_headers(self):
+        start = set_release_routes(_spec(), {"v1": 90, "v2": 10}, None)
+        start["http"][-1]["route"][1]["headers"] = {"response": {"add": {"x-served-by": "v2"}}}
+        sticky = set_release_routes(start, {"v1": 90, "v2": 10}, None, canary="v2", sticky=60)
+        assert sticky["http"][-1]["route"][1]["headers"]["response"]["add"] == {
+            "x-served-by": "v2", "Set-Cookie": "canary-istio-reviews=v2; Max-Age=60; Path=/"}
+        assert set_release_routes(sticky, {"v1": 90, "v2": 10}, None, canary="v2") == start
+        promoted = set_release_routes(sticky, {"v2": 100})
+        assert [r["name"] for r in promoted["http"]] == ["default"]
+        assert promoted["http"][0]["route"][0]["headers"] == {"response": {"add": {"x-served-by": "v2"}}}
