@@ -3,7 +3,7 @@
 Two listeners (stdlib `ThreadingHTTPServer`, each in a daemon thread):
 - OpenAPI (`DF-API-KEY`): `POST /api/v1/df/query_data_v1`, `GET /api/v1/df/query_data[_v1]?queries_body=`,
   `POST /api/v1/events/create`, `GET /api/v1/events/{doc_id}/get`, `GET /api/v1/validate`,
-  `GET /api/v1/const/check_ping`; answers in Guance's envelope.
+  `GET /api/v1/const/check_ping`, the SLO and mute calls of `guard.py`; answers in Guance's envelope.
 - DataKit (no auth): `GET /v1/ping`, `POST /v1/query/raw`, `POST /v1/write/{category}`, `GET /metrics`
   (the simulated sidecars' Istio metrics for Prometheus), and the simulator's own control API under
   `/__sim/` (profiles, traffic, faults, mesh) so tests and the demo change it while it runs;
@@ -23,6 +23,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
 from . import dql, metricsql
+from . import guard as guard_api
 from .lineproto import LineError, parse_lines
 from .record import Clock, Point, Recorder
 from .traffic import Simulator, TrafficSpec
@@ -64,6 +65,7 @@ class Simulation:
     prometheus_url: str | None = None
     requests_seen: list = field(default_factory=list)  # (path, body) of OpenAPI calls, for assertions
     events: dict = field(default_factory=dict)  # __docid -> event object
+    guard: guard_api.Guard = field(default_factory=guard_api.Guard)  # SLOs and mutes
     lock: threading.Lock = field(default_factory=threading.Lock)
     _hits: dict = field(default_factory=dict)
 
@@ -334,8 +336,30 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, envelope(200, dict(event)))
         elif path in ("/api/v1/validate", "/api/v1/const/check_ping") and method == "GET":
             self._send(200, envelope(200, True))
+        elif path.startswith(("/api/v1/slo/", "/api/v1/monitor/mute/")):
+            self._send(200, envelope(200, self._guard(method, path, url, body)))
         else:
             raise _Fail(400, "RouterNotFound", f"no route {method} {path}")
+
+    def _guard(self, method: str, path: str, url, body: bytes):
+        sim = self.sim
+        query = parse_qs(url.query)
+        parts = path.split("/")
+        try:
+            with sim.lock:
+                if path == "/api/v1/slo/list" and method == "GET":
+                    return guard_api.slo_list(sim.guard, query)
+                if re.fullmatch(r"/api/v1/slo/[^/]+/get", path) and method == "GET":
+                    return guard_api.slo_get(sim.guard, parts[4])
+                if path == "/api/v1/monitor/mute/create" and method == "POST":
+                    return guard_api.mute_create(sim.guard, self._json(body), sim.clock.now_ms())
+                if re.fullmatch(r"/api/v1/monitor/mute/[^/]+/delete", path) and method == "POST":
+                    return guard_api.mute_delete(sim.guard, parts[5])
+                if path == "/api/v1/monitor/mute/list" and method == "GET":
+                    return guard_api.mute_list(sim.guard, query)
+        except guard_api.GuardError as exc:
+            raise _Fail(400, PARAM_ERROR_CODE, str(exc)) from exc
+        raise _Fail(400, "RouterNotFound", f"no route {method} {path}")
 
     @staticmethod
     def _json(body: bytes):
@@ -391,6 +415,9 @@ class _Handler(BaseHTTPRequestHandler):
                 settings = {k: v for k, v in payload.items() if k not in ("service", "version", "namespace")}
                 sim.simulator.profiles.set(payload["service"], payload.get("version", "*"), payload.get("namespace", "*"),
                                            **settings)
+            elif path == "/__sim/slos" and method == "POST":
+                with sim.lock:
+                    guard_api.add_slo(sim.guard, sim.recorder, sim.clock.now_ms(), payload)
             elif path == "/__sim/traffic" and method == "POST" and sim.simulator is not None:
                 set_traffic(sim.simulator, payload)
             elif path == "/__sim/mesh" and method == "POST" and sim.simulator is not None:
@@ -419,7 +446,8 @@ def set_traffic(simulator: Simulator, settings: dict) -> TrafficSpec:
 
 
 def state_of(sim: Simulation) -> dict:
-    state = {"faults": asdict(sim.faults), "now_ms": sim.clock.now_ms(), "speed": sim.clock.speed}
+    state = {"faults": asdict(sim.faults), "now_ms": sim.clock.now_ms(), "speed": sim.clock.speed,
+             "slos": list(sim.guard.slos.values()), "mutes": list(sim.guard.mutes.values())}
     if sim.simulator is not None:
         state["profiles"] = sim.simulator.profiles.as_dict()
         state["traffic"] = [{k: v for k, v in asdict(s).items() if k != "next_ms" and not k.startswith("_")}

@@ -109,6 +109,13 @@ class GuanceClient(JsonHttpClient):
         return {"body": request.body, "event": request.event, "event_id": request.event_id, "trace_id": trace_id,
                 "attempts": attempts}
 
+    def openapi(self, method: str, path: str, body: t.Any = None, params: t.Mapping[str, t.Any] | None = None) -> t.Any:
+        """One OpenAPI call (retried like a query); its ``content``. GuanceError on failure."""
+        if self.config.api != API_OPENAPI:
+            raise GuanceConfigError(f"{path} is an OpenAPI call; the client talks to api={self.config.api}", "api")
+        answer, _attempts = self._call(method, path, body, params=params)
+        return self._openapi_content(answer)
+
     # -- answers --------------------------------------------------------------------------------
 
     def _openapi_content(self, answer: t.Any) -> t.Any:
@@ -148,13 +155,18 @@ class GuanceClient(JsonHttpClient):
         if self.config.api == API_OPENAPI and self.config.api_key:
             session.headers["DF-API-KEY"] = self.config.api_key
 
-    def _call(self, method: str, path: str, body: t.Any, expect_json: bool = True) -> tuple[t.Any, int]:
+    def _call(self, method: str, path: str, body: t.Any, expect_json: bool = True,
+              params: t.Mapping[str, t.Any] | None = None) -> tuple[t.Any, int]:
         """Send with retries within the budget; returns (decoded answer, attempts)."""
-        return self._retrying(lambda: self._once(method, path, body, expect_json))
+        return self._retrying(lambda: self._once(method, path, body, expect_json, params))
 
-    def _once(self, method: str, path: str, body: t.Any, expect_json: bool) -> t.Any:
+    def _once(self, method: str, path: str, body: t.Any, expect_json: bool, params: t.Mapping[str, t.Any] | None = None) -> t.Any:
         secrets = self.config.secrets()
-        response, where = self._send(method, path, data=json.dumps(body).encode("utf-8"))
+        # A GET carries its arguments in the query string, and a body-less POST (a delete) none.
+        payload_kwargs: dict[str, t.Any] = {"params": dict(params)} if params else {}
+        if body is not None or method != "GET":
+            payload_kwargs["data"] = json.dumps(body).encode("utf-8")
+        response, where = self._send(method, path, **payload_kwargs)
         status = response.status_code
         payload, is_json = decoded_json(response)
         code = ""

@@ -340,3 +340,61 @@ def test_bad_event_options_fail_before_sending(sim, monkeypatch, capsys, args, o
     if "option" in result:  # Ansible's own choices check names the option in its message instead
         assert result["option"] == option
     assert sim.requests_seen == [] and sim.events == {}
+
+
+# ---------------------------------------------------------------------------------------------
+# Guard rails: an SLO's error budget, and a mute for the release
+# ---------------------------------------------------------------------------------------------
+
+
+def _slo(sim: Simulation, name: str, lost: float, goal: float = 95.0) -> dict:
+    from sandbox.sim import guard  # pylint: disable=import-outside-toplevel
+
+    return guard.add_slo(sim.guard, sim.recorder, sim.clock.now_ms(), {"name": name, "goal": goal, "lost_minutes": lost})
+
+
+def test_slo_info_reads_the_budget_left_by_name_or_id(sim, monkeypatch, capsys):
+    healthy = _slo(sim, "reviews availability", 126)
+    _slo(sim, "reviews availability (old)", 600)
+    by_name = run("guance_slo_info", openapi(sim, slo="reviews availability"), monkeypatch, capsys)
+    assert by_name["changed"] is False and by_name["requests"] == 2, by_name
+    slo = by_name["slo"]
+    assert (slo["uuid"], slo["budget_minutes"], slo["lost_minutes"], slo["left_percent"], slo["spent"]) == \
+        (healthy["uuid"], 504.0, 126.0, 75.0, False)
+    by_id = run("guance_slo_info", openapi(sim, slo_id=healthy["uuid"], min_budget_left=80), monkeypatch, capsys)
+    assert by_id["slo"]["spent"] is True and by_id["slo"]["lost_minutes"] == 126.0
+
+
+def test_slo_info_says_spent_and_names_a_missing_slo(sim, monkeypatch, capsys):
+    _slo(sim, "ratings availability", 600)
+    spent = run("guance_slo_info", openapi(sim, slo="ratings availability"), monkeypatch, capsys)
+    assert spent["slo"]["spent"] is True and spent["slo"]["left_minutes"] == -96.0
+    missing = run("guance_slo_info", openapi(sim, slo="ratings"), monkeypatch, capsys)
+    assert missing["failed"] is True and missing["msg"].startswith("slo: no SLO of the workspace is named 'ratings'")
+    assert "ratings availability" in missing["msg"]
+    datakit_only = run("guance_slo_info", datakit(sim, slo="x"), monkeypatch, capsys)
+    assert datakit_only["failed"] is True and datakit_only["msg"].startswith("api: SLOs are read through the OpenAPI")
+
+
+def test_mute_is_made_kept_and_ended_idempotently(sim, monkeypatch, capsys):
+    args = openapi(sim, service="reviews", duration="30m")
+    preview = run("guance_mute", args, monkeypatch, capsys, check=True)
+    assert preview["changed"] is True and preview["mute"]["uuid"] is None and sim.guard.mutes == {}
+    made = run("guance_mute", args, monkeypatch, capsys)
+    assert made["changed"] is True and made["mute"]["uuid"] in sim.guard.mutes, made
+    stored = sim.guard.mutes[made["mute"]["uuid"]]
+    assert stored["filterString"] == "service:reviews" and stored["end"] - stored["start"] == 1800
+    again = run("guance_mute", args, monkeypatch, capsys)
+    assert again["changed"] is False and len(sim.guard.mutes) == 1
+    ended = run("guance_mute", dict(args, state="absent"), monkeypatch, capsys)
+    assert ended["changed"] is True and ended["ended"] == [made["mute"]["uuid"]] and sim.guard.mutes == {}
+    nothing = run("guance_mute", dict(args, state="absent"), monkeypatch, capsys)
+    assert nothing["changed"] is False and nothing["ended"] == []
+
+
+def test_mute_refuses_bad_input_before_any_request(sim, monkeypatch, capsys):
+    for bad, option in (({"duration": "soon"}, "duration"), ({"service": "reviews OR host:x"}, "service"),
+                        ({"duration": 10}, "duration")):
+        result = run("guance_mute", openapi(sim, **dict({"service": "reviews"}, **bad)), monkeypatch, capsys)
+        assert result["failed"] is True and result["option"] == option and result["msg"].startswith(option), result
+    assert sim.requests_seen == []
