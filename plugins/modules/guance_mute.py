@@ -15,7 +15,7 @@ description:
     (C(filterString) C(service:<service>)), so a planned canary release does not page anyone.
     It ends by itself at its end time, even when nothing unmutes it."
   - With O(state=absent), ends the mutes named O(name) that have not ended yet (or the one O(mute_id) names).
-  - Idempotent. A mute of that name still in force is kept as it is (RV(changed=false)); O(state=absent)
+  - Idempotent. A mute of that name still in force is kept as it is (C(changed=false)); O(state=absent)
     with none in force changes nothing.
   - Needs the OpenAPI (O(api=openapi)).
   - "Requests: 1 list (C(GET /api/v1/monitor/mute/list)), then 1 create (C(POST /api/v1/monitor/mute/create))

@@ -117,7 +117,7 @@ class Hop:
 def _remember(spec: TrafficSpec, user: int, hop: Hop) -> None:
     """Keep the cookie the answer set, and count the user's change of version."""
     if hop.set_cookie:
-        name, _, value = hop.set_cookie.split(";", 1)[0].partition("=")
+        name, _sep, value = hop.set_cookie.split(";", 1)[0].partition("=")
         spec._jars.setdefault(user, {})[name.strip()] = value.strip()
     before = spec._last.get(user)
     if hop.version is not None:

@@ -46,7 +46,7 @@ def _mutes_of(endpoints: dict, cluster_host: str = "localhost") -> list[dict]:
 
 
 def test_a_spent_error_budget_stops_the_release_before_any_change(admin, namespace, endpoints, versions_of_test,
-                                                                   release_kubeconfig):
+                                                                  release_kubeconfig):
     stable, canary = versions_of_test
     rel = Release(admin, endpoints, namespace, stable, canary).wait_ready()
     spent = _slo(endpoints, lost=600)

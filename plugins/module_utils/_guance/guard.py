@@ -37,11 +37,11 @@ _SERVICE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$")
 
 
 def slo_get_path(uuid: str) -> str:
-    return "/api/v1/slo/%s/get" % checked_uuid(uuid, "slo")
+    return "/api/v1/slo/%s/get" % checked_uuid(uuid, "slo_id")
 
 
 def mute_delete_path(uuid: str) -> str:
-    return "/api/v1/monitor/mute/%s/delete" % checked_uuid(uuid, "mute")
+    return "/api/v1/monitor/mute/%s/delete" % checked_uuid(uuid, "mute_id")
 
 
 def checked_uuid(value: t.Any, option: str) -> str:

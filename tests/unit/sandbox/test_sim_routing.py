@@ -191,4 +191,3 @@ def test_a_mirror_copies_its_share_to_the_canary_and_the_answer_still_comes_from
     copies = [r.mirror for r in routes if r.mirror is not None]
     assert {c.version for c in copies} == {"v2"} and all(c.reached_pod for c in copies)
     assert abs(len(copies) - 1000) <= 4 * math.sqrt(4000 * 0.25 * 0.75), len(copies)
-

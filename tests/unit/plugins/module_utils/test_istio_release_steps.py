@@ -77,7 +77,7 @@ class TestGrammar:
 
     def test_every_wrong_step_is_said_at_once(self):
         problems = step_problems([10, 5, {"mirror": 0}, "x", 100])
-        assert [p.split(":")[0] for p in problems] == ["canary_steps[1]", "canary_steps[2].mirror", "canary_steps[3]"]
+        assert [p.split(":", maxsplit=1)[0] for p in problems] == ["canary_steps[1]", "canary_steps[2].mirror", "canary_steps[3]"]
         assert step_problems([10, 50, 100]) == []
 
     def test_the_option_named_is_the_callers(self):

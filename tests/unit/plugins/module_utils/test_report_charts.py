@@ -145,4 +145,3 @@ def test_ab_and_shadow_steps_are_labelled_bands_on_the_traffic_chart() -> None:
     # The step table names them, and the weight of the rest.
     assert [s.step for s in report.steps[1:3]] == ["step 1 (A/B end-user exact jason, 0% of the rest)",
                                                    "step 2 (mirror 100%, 0% of the rest)"]
-
