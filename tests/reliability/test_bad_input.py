@@ -67,7 +67,7 @@ def _r(case_id: str, role: str, args: dict, *expect: str) -> Case:
 
 
 # The variable of each rule of the release's "steps" check, and what its message says.
-STEPS_RULES = (("canary_steps", "canary_steps must"), ("canary_version", "must differ"),
+STEPS_RULES = (("canary_steps", "canary_steps: "), ("canary_steps", "canary_steps["), ("canary_version", "must differ"),
                ("canary_version", "canary_version ("), ("canary_stable_version", "canary_stable_version ("),
                ("canary_version", "canary_version is "),
                ("canary_interval", "canary_interval must"), ("canary_analysis", "canary_analysis must"))
@@ -258,12 +258,16 @@ ROLE_CASES = [
 PLAYBOOK_CASES = [
     # ansible.builtin.validate_argument_spec on the release variables
     _p("canary_release-missing-image", "spec", {"canary_image": DROP}, "canary_image", "missing required"),
-    _p("canary_release-step-in-words", "spec", {"canary_steps": ["ten", 100]}, "canary_steps", "'ten'"),
+    _p("canary_release-step-in-words", "steps", {"canary_steps": ["ten", 100]}, "canary_steps[0]", "'ten'"),
     _p("canary_release-interval-in-words", "spec", {"canary_interval": "soon"}, "canary_interval", "'soon'", "to an int"),
     # the steps and versions
-    _p("canary_release-steps-as-text", "steps", {"canary_steps": "10,100"}, "canary_steps", "(got 10,100)"),
-    _p("canary_release-steps-decreasing", "steps", {"canary_steps": [50, 10]}, "canary_steps", "never decrease", "[50, 10]"),
-    _p("canary_release-step-over-100", "steps", {"canary_steps": [10, 150]}, "canary_steps", "from 0 to 100", "(got [10, 150])"),
+    _p("canary_release-steps-as-text", "steps", {"canary_steps": "10,100"}, "canary_steps", "(got '10,100')"),
+    _p("canary_release-steps-decreasing", "steps", {"canary_steps": [50, 10]}, "canary_steps[1]", "never decrease", "below the 50%"),
+    _p("canary_release-step-over-100", "steps", {"canary_steps": [10, 150]}, "canary_steps[1]", "from 0 to 100", "got 150"),
+    _p("canary_release-ab-step-matching-nothing", "steps", {"canary_steps": [{"match": {}}, 100]}, "canary_steps[0].match",
+       "expected {headers"),
+    _p("canary_release-mirror-after-100", "steps", {"canary_steps": [100, {"mirror": 50}]}, "canary_steps[1]",
+       "needs plain traffic still on the stable version"),
     _p("canary_release-steps-empty", "steps", {"canary_steps": []}, "canary_steps", "non-empty", "(got [])"),
     _p("canary_release-same-versions", "steps", {"canary_version": "v1"},
        "canary_version (v1) and canary_stable_version (v1) must differ"),
