@@ -13,14 +13,12 @@ import requests
 
 from sandbox.api import collection_path
 
-from test_release_analysis import (  # pylint: disable=import-error,unused-import
+from release_runs import (  # pylint: disable=import-error
     APP,
+    events_of,
     RATE,
     Release,
-    _sim,
-    endpoints,
-    events_of,
-    versions_of_test,
+    sim_post,
     weights,
 )
 
@@ -33,7 +31,7 @@ def _guance(endpoints: dict) -> dict:
 
 def _slo(endpoints: dict, lost: float) -> str:
     name = f"reviews availability {uuid.uuid4().hex[:6]}"
-    _sim(endpoints, "slos", {"name": name, "goal": 95, "lost_minutes": lost})
+    sim_post(endpoints, "slos", {"name": name, "goal": 95, "lost_minutes": lost})
     return name
 
 

@@ -14,13 +14,11 @@ import pytest
 from sandbox.api import collection_path
 
 from runners import REPO, VENV_BIN  # pylint: disable=import-error
-from test_release_analysis import (  # pylint: disable=import-error,unused-import
+from release_runs import (  # pylint: disable=import-error
     APP,
     RATE,
     Release,
-    _sim,
-    endpoints,
-    versions_of_test,
+    sim_post,
     weights,
 )
 
@@ -39,7 +37,7 @@ def _route_names(rel: Release) -> list[str]:
 
 
 def _traffic(rel: Release, jason_share: float = JASON_SHARE) -> None:
-    _sim(rel.endpoints, "traffic", {"cluster": "sandbox-1", "namespace": rel.namespace, "service": APP,
+    sim_post(rel.endpoints, "traffic", {"cluster": "sandbox-1", "namespace": rel.namespace, "service": APP,
                                     "rate": RATE, "jason_share": jason_share})
 
 
@@ -167,7 +165,7 @@ def test_sticky_sessions_keep_users_on_the_canary_and_the_rollback_removes_them(
         admin, namespace, endpoints, versions_of_test, release_kubeconfig):
     stable, canary = versions_of_test
     rel = Release(admin, endpoints, namespace, stable, canary).wait_ready()
-    _sim(endpoints, "traffic", {"cluster": "sandbox-1", "namespace": namespace, "service": APP, "rate": RATE, "users": 40})
+    sim_post(endpoints, "traffic", {"cluster": "sandbox-1", "namespace": namespace, "service": APP, "rate": RATE, "users": 40})
     run = rel.start(release_kubeconfig, False, canary_steps=[50], canary_interval=15, canary_sticky=3600)
     run.finish()
     assert run.code == 0, run.out[-4000:]

@@ -197,7 +197,7 @@ MODULE_CASES = [
     _m("canary_analysis-min-above-max", "canary_analysis",
        {**ANALYSIS, "checks": [{"metric": "request_success_rate", "min": 99, "max": 50}]}, "checks", "min 99", "above max 50"),
     _m("canary_analysis-window-in-words", "canary_analysis", {**ANALYSIS, "window": "5 minutes"},
-       "window", "like 30s or 2m"),
+       "window", "like 90s, 10m"),
     _m("canary_analysis-iterations-0", "canary_analysis", {**ANALYSIS, "iterations": 0}, "iterations", ">= 1"),
     _m("canary_analysis-baseline-is-canary", "canary_analysis", {**ANALYSIS, "baseline_version": "v2"},
        "baseline_version", "differ"),
