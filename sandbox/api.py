@@ -29,6 +29,7 @@ KIND_PATHS = {
     "VirtualService": "/apis/networking.istio.io/v1/namespaces/{ns}/virtualservices",
     "DestinationRule": "/apis/networking.istio.io/v1/namespaces/{ns}/destinationrules",
     "Gateway": "/apis/networking.istio.io/v1/namespaces/{ns}/gateways",
+    "HTTPRoute": "/apis/gateway.networking.k8s.io/v1/namespaces/{ns}/httproutes",
 }
 
 

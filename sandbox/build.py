@@ -363,13 +363,53 @@ def fetch_istio_fixtures() -> Path:
     return target
 
 
+GATEWAY_API = Component(name="gateway-api-crds", module="sigs.k8s.io/gateway-api", version="", packages=())
+
+
+def fetch_gateway_api_crds() -> Path:
+    """The Gateway API's standard CRDs, at the version the pinned Istio requires, unless laid out."""
+    component = GATEWAY_API
+    target = versions.GATEWAY_API_DIR
+    if (target / _FIXTURES_DONE).exists():
+        _say(component, f"cached in {target}")
+        return target
+    go = _require_go()
+    started = time.monotonic()
+    istio = _module_dir(go, component, ISTIO_FIXTURES.module, ISTIO_FIXTURES.version)
+    required = re.search(r"^\s*sigs\.k8s\.io/gateway-api\s+(\S+)", Path(istio["GoMod"]).read_text(), re.M)
+    if not required:
+        raise BuildError(f"building {component.name} failed: istio.io/istio@{ISTIO_FIXTURES.version}'s go.mod requires "
+                         "no sigs.k8s.io/gateway-api")
+    module = _module_dir(go, component, component.module, required.group(1))
+    partial = target.with_name(target.name + ".tmp")
+    shutil.rmtree(partial, ignore_errors=True)
+    try:
+        partial.mkdir(parents=True)
+        for kind in versions.GATEWAY_API_CRDS:
+            name = f"gateway.networking.k8s.io_{kind}.yaml"
+            shutil.copyfile(Path(module["Dir"]) / "config" / "crd" / "standard" / name, partial / name)
+        shutil.copyfile(Path(module["Dir"]) / "LICENSE", partial / "LICENSE")
+        (partial / _FIXTURES_DONE).write_text(f"{component.module}@{required.group(1)}\n")
+        for path in partial.rglob("*"):
+            path.chmod(0o644)
+        partial.chmod(0o755)
+        shutil.rmtree(target, ignore_errors=True)
+        os.replace(partial, target)  # atomic, as the fixtures
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    _say(component, f"ready ({time.monotonic() - started:.0f}s): {component.module}@{required.group(1)} standard CRDs in {target}")
+    return target
+
+
 def build_all() -> None:
-    steps = len(COMPONENTS) + 2
+    steps = len(COMPONENTS) + 3
     for i, component in enumerate(COMPONENTS, 1):
         print(f"[sandbox build] step {i}/{steps}: {component.name}", flush=True)
         build_component(component)
-    print(f"[sandbox build] step {steps - 1}/{steps}: {ISTIO_FIXTURES.name}", flush=True)
+    print(f"[sandbox build] step {steps - 2}/{steps}: {ISTIO_FIXTURES.name}", flush=True)
     fetch_istio_fixtures()
+    print(f"[sandbox build] step {steps - 1}/{steps}: {GATEWAY_API.name}", flush=True)
+    fetch_gateway_api_crds()
     print(f"[sandbox build] step {steps}/{steps}: {ROUTE_ORACLE.name}", flush=True)
     build_route_oracle()
 

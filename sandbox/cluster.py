@@ -227,17 +227,25 @@ CRD_PATH = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
 NODE_NAME = "kwok-node-0"
 
 
-def _install_istio_crds(c: Cluster) -> list[str]:
-    crd_file = versions.ISTIO_CRDS
-    if not crd_file.exists():
-        raise procs.fail(f"Istio CRDs not found at {crd_file}: run `python -m sandbox build` (it takes them from the Go "
+def _crd_files() -> list[Path]:
+    """Istio's CRDs and the Gateway API's standard ones, as `sandbox build` laid them out."""
+    files = [versions.ISTIO_CRDS] + [versions.GATEWAY_API_DIR / f"gateway.networking.k8s.io_{kind}.yaml"
+                                     for kind in versions.GATEWAY_API_CRDS]
+    missing = [str(path) for path in files if not path.exists()]
+    if missing:
+        raise procs.fail(f"CRDs not found at {', '.join(missing)}: run `python -m sandbox build` (it takes them from the Go "
                          "module proxy)")
+    return files
+
+
+def _install_istio_crds(c: Cluster) -> list[str]:
     api = c.admin()
     names = []
-    for doc in yaml.safe_load_all(crd_file.read_text()):
-        if doc and doc.get("kind") == "CustomResourceDefinition":
-            api.create(CRD_PATH, doc, exist_ok=True)
-            names.append(doc["metadata"]["name"])
+    for crd_file in _crd_files():
+        for doc in yaml.safe_load_all(crd_file.read_text()):
+            if doc and doc.get("kind") == "CustomResourceDefinition":
+                api.create(CRD_PATH, doc, exist_ok=True)
+                names.append(doc["metadata"]["name"])
 
     def established(name: str) -> bool:
         conds = api.get(f"{CRD_PATH}/{name}").get("status", {}).get("conditions", [])

@@ -41,6 +41,11 @@ ROUTE_ORACLE_SOURCE = REPO_ROOT / "sandbox" / "route_oracle_go" / "main.go"
 FIXTURES_DIR = Path(os.environ.get("CANARY_ISTIO_FIXTURES", CACHE_ROOT / f"istio-{ISTIO_ORACLE_MODULE_VERSION}" / "fixtures"))
 ISTIO_CRDS = FIXTURES_DIR / "istio" / "customresourcedefinitions.gen.yaml"
 BOOKINFO_DIR = FIXTURES_DIR / "bookinfo"
+# The Kubernetes Gateway API CRDs (standard channel) of the sigs.k8s.io/gateway-api module this
+# Istio requires, laid out beside the fixtures by `sandbox build` with their own completion marker
+# (a cache made before they were added stays valid for the rest).
+GATEWAY_API_DIR = FIXTURES_DIR.with_name("gateway-api")
+GATEWAY_API_CRDS = ("gatewayclasses", "gateways", "httproutes", "referencegrants", "grpcroutes")
 
 
 def route_oracle_binary() -> Path:

@@ -1,6 +1,6 @@
 """The simulator on the live sandbox: poll each cluster's routing objects and send traffic at the set rates.
 
-`MeshWatcher` lists VirtualServices, DestinationRules, Services and pods of every namespace that
+`MeshWatcher` lists VirtualServices, DestinationRules, HTTPRoutes, Services and pods of every namespace that
 has traffic, at most every `poll_s` seconds per namespace, through the admin `AdminApi`; the last
 good snapshot stays in use when a poll fails (a namespace being deleted, an API hiccup), so a
 change to a VirtualService takes effect within `poll_s` plus one tick.
@@ -21,7 +21,10 @@ from .routing import Mesh
 from .server import GuanceServer, Simulation
 from .traffic import Profiles, Simulator, TrafficSpec
 
-KINDS = {"virtual_services": "VirtualService", "destination_rules": "DestinationRule", "services": "Service", "pods": "Pod"}
+KINDS = {"virtual_services": "VirtualService", "destination_rules": "DestinationRule", "services": "Service", "pods": "Pod",
+         "http_routes": "HTTPRoute"}
+# Kinds a cluster may not serve (the Gateway API's CRDs not installed): none of them, then.
+OPTIONAL_KINDS = {"HTTPRoute"}
 
 
 class MeshWatcher:
@@ -38,7 +41,7 @@ class MeshWatcher:
         api = self.apis[cluster]
         mesh = Mesh(namespace)
         for attr, kind in KINDS.items():
-            setattr(mesh, attr, api.get(collection_path(kind, namespace)).get("items", []))
+            setattr(mesh, attr, api.get(collection_path(kind, namespace), ok_missing=kind in OPTIONAL_KINDS).get("items", []))
         return mesh
 
     def mesh_of(self, cluster: str, namespace: str) -> Mesh:

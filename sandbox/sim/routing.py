@@ -15,6 +15,12 @@ Envoy facts this follows:
 - a subset missing from the DestinationRule, an unknown host, or a subset without a Ready pod
   gives 503 without reaching any pod (response flags NR / UH);
 - a destination's `headers.response` Set-Cookie is on the answer of the requests it took;
+- with no VirtualService for the host, the HTTPRoutes whose parentRef is its Service (GAMMA): the
+  match that holds first in the Gateway API's order (exact path, then the longest prefix, a method,
+  the most headers, the most query parameters, then the oldest route and its name, then rule order;
+  a rule without matches is a prefix `/`), header `Exact`/`RegularExpression`, weighted
+  `backendRefs` (weight 1 when absent; all zero answers 500) to a Service, whose own selector picks
+  the pods, and a `RequestMirror` filter (its `percent`, 100 when absent);
 - a route's `mirror` copies the request (share `mirrorPercentage`, 100 % when absent) to its own
   destination after the route's choice; a copy that finds no pod is dropped silently.
 """
@@ -26,6 +32,7 @@ from dataclasses import dataclass, field, replace
 from typing import Mapping
 
 CLUSTER_SUFFIX = "svc.cluster.local"
+PORT_OF_SERVICES = 9080  # the port the simulated services serve on (bookinfo's)
 
 
 @dataclass(frozen=True)
@@ -71,6 +78,8 @@ class Mesh:
     destination_rules: list[dict] = field(default_factory=list)
     services: list[dict] = field(default_factory=list)
     pods: list[dict] = field(default_factory=list)
+    # Gateway API HTTPRoutes; those whose parentRef is a Service route its mesh traffic (GAMMA).
+    http_routes: list[dict] = field(default_factory=list)
     # A mesh that does not apply the namespace's VirtualServices (a sidecar missing, a broken
     # istiod): requests go to every Ready pod of the Service, whatever the weights say.
     ignore_virtual_services: bool = False
@@ -298,10 +307,104 @@ def _mirror_of(mesh: Mesh, http: Mapping, service: str, rng: random.Random) -> R
     return copy if copy.reached_pod else None
 
 
+# --- Gateway API (GAMMA): HTTPRoutes whose parent is the Service ---------------------------------
+
+def _parent_is_service(ref: Mapping, service: str, route_namespace: str, namespace: str) -> bool:
+    return ((ref.get("group") or "") in ("", "core") and ref.get("kind") == "Service" and ref.get("name") == service
+            and (ref.get("namespace") or route_namespace) == namespace and ref.get("port") in (None, PORT_OF_SERVICES))
+
+
+def http_routes_for(mesh: Mesh, service: str) -> list[dict]:
+    """The HTTPRoutes of the namespace attached to `service` as their parent, oldest first."""
+    found = []
+    for route in mesh.http_routes:
+        route_ns = route.get("metadata", {}).get("namespace") or mesh.namespace
+        if any(_parent_is_service(ref, service, route_ns, mesh.namespace) for ref in route.get("spec", {}).get("parentRefs") or []):
+            found.append(route)
+    return sorted(found, key=_created)
+
+
+def _precedence(match: Mapping) -> tuple:
+    path = match.get("path") or {"type": "PathPrefix", "value": "/"}
+    kind = path.get("type", "PathPrefix")
+    rank = {"Exact": 0, "PathPrefix": 1}.get(kind, 2)
+    return (rank, -len(path.get("value", "/")) if rank == 1 else 0, 0 if match.get("method") else 1,
+            -len(match.get("headers") or []), -len(match.get("queryParams") or []))
+
+
+def _value_matches(cond: Mapping, value: str | None) -> bool:
+    if value is None:
+        return False
+    if cond.get("type", "Exact") == "RegularExpression":
+        return re.fullmatch(cond.get("value", ""), value) is not None
+    return value == cond.get("value")
+
+
+def gateway_match_holds(match: Mapping, request: Request) -> bool:
+    path = match.get("path") or {"type": "PathPrefix", "value": "/"}
+    uri = request.uri.split("?", 1)[0]
+    kind, value = path.get("type", "PathPrefix"), path.get("value", "/")
+    if kind == "Exact" and uri != value:
+        return False
+    if kind == "PathPrefix" and not (value == "/" or uri == value.rstrip("/") or uri.startswith(value.rstrip("/") + "/")):
+        return False
+    if kind == "RegularExpression" and re.fullmatch(value, uri) is None:
+        return False
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    if any(not _value_matches(h, headers.get(str(h.get("name", "")).lower())) for h in match.get("headers") or []):
+        return False
+    return not (match.get("method") and match["method"] != request.method)
+
+
+def select_gateway_rule(routes: list[dict], request: Request) -> dict | None:
+    """The rule of the first match that holds, in the Gateway API's order across the routes."""
+    candidates = []
+    for order, route in enumerate(routes):  # routes come oldest first (then by name)
+        for index, rule in enumerate(route.get("spec", {}).get("rules") or []):
+            for match in rule.get("matches") or [{}]:
+                candidates.append((_precedence(match), order, index, match, rule))
+    for _rank, _order, _index, match, rule in sorted(candidates, key=lambda c: c[:3]):
+        if gateway_match_holds(match, request):
+            return rule
+    return None
+
+
+def _gateway_mirror(mesh: Mesh, service: str, rule: Mapping, rng: random.Random) -> Route | None:
+    for flt in rule.get("filters") or []:
+        if flt.get("type") != "RequestMirror":
+            continue
+        mirror = flt.get("requestMirror") or {}
+        percent = float(mirror.get("percent", 100))
+        if rng.random() * 100.0 >= percent:
+            return None
+        copy = _to_pod(mesh, (mirror.get("backendRef") or {}).get("name", ""), None, rng)
+        return replace(copy, service=service) if copy.reached_pod else None
+    return None
+
+
+def route_by_gateway(mesh: Mesh, service: str, routes: list[dict], request: Request, rng: random.Random) -> Route:
+    rule = select_gateway_rule(routes, request)
+    if rule is None:
+        return Route(service, 404, response_flags="NR")
+    backends = rule.get("backendRefs") or []
+    weights = [int(b.get("weight", 1)) for b in backends]
+    if not backends or sum(weights) <= 0:
+        return Route(service, 500, response_flags="NR")
+    backend = backends[0] if len(backends) == 1 else rng.choices(backends, weights=weights)[0]
+    chosen = _to_pod(mesh, backend.get("name", ""), None, rng, route_name=rule.get("name"))
+    # The request was for `service`: its behaviour, spans and logs are the service's, whichever
+    # backend Service (reviews-v2) picked the pod.
+    return replace(chosen, service=service if chosen.reached_pod else chosen.service, mirror=_gateway_mirror(mesh, service, rule, rng))
+
+
 def route_request(mesh: Mesh, request: Request, rng: random.Random) -> Route:
     """Route `request` like the client sidecar: rule choice, weights, faults, endpoint pick."""
     service = short_host(request.host, mesh.namespace) or request.host
     vs = None if mesh.ignore_virtual_services else find_virtual_service(mesh, service)
+    if vs is None and not mesh.ignore_virtual_services:
+        gateway_routes = http_routes_for(mesh, service)
+        if gateway_routes:
+            return route_by_gateway(mesh, service, gateway_routes, request, rng)
     delay_ms = 0.0
     subset = None
     route_name = None

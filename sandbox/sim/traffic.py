@@ -23,9 +23,9 @@ from typing import Callable
 
 from . import bookinfo
 from .record import Point, Recorder
-from .routing import CLUSTER_SUFFIX, Mesh, Request, Route, route_request
+from .routing import CLUSTER_SUFFIX, PORT_OF_SERVICES, Mesh, Request, Route, route_request
 
-PORT = 9080
+PORT = PORT_OF_SERVICES
 
 
 @dataclass(frozen=True)

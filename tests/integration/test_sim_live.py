@@ -194,3 +194,33 @@ def test_series_of_a_deleted_deployment_leave_metrics(sandbox, admin, namespace,
     admin.wait_for("no reviews-v2 pod in the simulator's view", lambda: not v2_pods_seen(), 60)
     assert live.forget_gone_workloads() > 0
     assert not exposed("reviews-v2") and exposed("reviews-v1")
+
+
+def test_an_http_route_attached_to_the_service_routes_on_the_sandbox(sandbox, admin, namespace, live):
+    """The sandbox serves the Gateway API's HTTPRoute (its standard CRDs, installed by the sandbox), and
+    the simulator routes by one whose parent is the Service (GAMMA), as Istio does in a mesh."""
+    deploy_app(admin, namespace, "reviews", ready_versions=("v1", "v2", "v3"))
+    for version in ("v1", "v2"):
+        create(admin, namespace, {"apiVersion": "v1", "kind": "Service", "metadata": {"name": f"reviews-{version}"},
+                                  "spec": {"selector": {"app": "reviews", "version": version},
+                                           "ports": [{"name": "http", "port": 9080}]}})
+    route = {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute", "metadata": {"name": "reviews"},
+             "spec": {"parentRefs": [{"group": "", "kind": "Service", "name": "reviews", "port": 9080}],
+                      "rules": [{"matches": [{"headers": [{"name": "end-user", "value": "jason"}]}],
+                                 "backendRefs": [{"name": "reviews-v2", "port": 9080}]},
+                                {"backendRefs": [{"name": "reviews-v1", "port": 9080}]}]}}
+    stored = create(admin, namespace, route)
+    assert stored["spec"]["rules"][1]["backendRefs"][0]["weight"] == 1  # the API server's default
+    live.add_traffic(TrafficSpec(sandbox[0].name, namespace, "reviews", rate=200, jason_share=0.3))
+    where = "{ `namespace` = '%s' }" % namespace
+
+    def spans_by_version() -> dict:
+        series = dql(live, "T::`reviews`:(count(`*`) AS `n`) %s [10m] BY `version`" % where)
+        return {s["tags"]["version"]: s["values"][0][1] for s in series}
+
+    admin.wait_for("300 recorded requests to reviews", lambda: sum(spans_by_version().values()) > 300, 60, interval=0.5)
+    got = spans_by_version()
+    # jason's requests to v2, everyone else's to v1, none to v3 (which the Service alone would reach).
+    assert set(got) == {"v1", "v2"}, got
+    total = got["v1"] + got["v2"]
+    assert abs(got["v2"] - 0.3 * total) <= 4 * math.sqrt(total * 0.3 * 0.7), got

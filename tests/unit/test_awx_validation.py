@@ -111,6 +111,9 @@ _bad("canary_release", "version-not-a-label", canary_version="V2")
 _bad("canary_release", "decreasing-steps", canary_steps=[50, 10])
 # Why canary_steps is not a survey question: a text answer stays a string.
 _bad("canary_release", "steps-as-text", canary_steps="10,100")
+# An AWX job has no terminal to ask at: a pause step is refused there, before any change.
+_bad("canary_release", "pause-step", canary_steps=[10, {"pause": True}, 100], awx_job_id=42)
+_bad("canary_release", "ab-step-matching-nothing", canary_steps=[{"match": {}}, 100])
 _bad("shift_traffic", "weight-not-a-number", canary_weight="half")
 _bad("rollback", "unknown-action", rollback_canary_action="shred")
 _bad("fault_injection", "unknown-state", fault_injection_state="maybe")

@@ -191,3 +191,60 @@ def test_a_mirror_copies_its_share_to_the_canary_and_the_answer_still_comes_from
     copies = [r.mirror for r in routes if r.mirror is not None]
     assert {c.version for c in copies} == {"v2"} and all(c.reached_pod for c in copies)
     assert abs(len(copies) - 1000) <= 4 * math.sqrt(4000 * 0.25 * 0.75), len(copies)
+
+
+# --- Gateway API (GAMMA): HTTPRoutes whose parent is the Service ------------------------------
+
+def _version_service(version: str) -> dict:
+    return {"kind": "Service", "metadata": {"name": f"reviews-{version}", "namespace": "bookinfo"},
+            "spec": {"selector": {"app": "reviews", "version": version}, "ports": [{"port": 9080, "name": "http"}]}}
+
+
+def _http_route(name: str, rules: list[dict], created: str = "2026-01-01T00:00:00Z", parent: str = "reviews") -> dict:
+    return {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+            "metadata": {"name": name, "namespace": "bookinfo", "creationTimestamp": created},
+            "spec": {"parentRefs": [{"group": "", "kind": "Service", "name": parent, "port": 9080}], "rules": rules}}
+
+
+def _gamma_mesh(*routes: dict, vs: tuple[dict, ...] = ()) -> Mesh:
+    return Mesh("bookinfo", virtual_services=list(vs), destination_rules=[], http_routes=list(routes),
+                services=bookinfo.all_services() + [_version_service(v) for v in ("v1", "v2", "v3")],
+                pods=bookinfo.all_pods())
+
+
+WEIGHTED = {"backendRefs": [{"name": "reviews-v1", "port": 9080, "weight": 90}, {"name": "reviews-v2", "port": 9080, "weight": 10}]}
+JASON_RULE = {"matches": [{"headers": [{"name": "end-user", "value": "jason"}]}],
+              "backendRefs": [{"name": "reviews-v3", "port": 9080}]}
+
+
+def test_an_http_route_weighs_its_backend_services():
+    got = versions(_gamma_mesh(_http_route("reviews", [WEIGHTED])), Request("reviews"), 4000)
+    assert set(got) == {"v1", "v2"}
+    assert abs(got["v2"] - 400) <= 4 * math.sqrt(4000 * 0.1 * 0.9), got
+
+
+def test_the_rule_with_more_headers_goes_first_whatever_its_place():
+    mesh = _gamma_mesh(_http_route("reviews", [WEIGHTED, JASON_RULE]))
+    assert versions(mesh, Request("reviews", headers=JASON), 300) == Counter({"v3": 300})
+    assert set(versions(mesh, Request("reviews", headers={"end-user": "ana"}), 300)) == {"v1", "v2"}
+
+
+def test_routes_of_another_parent_or_a_virtual_service_leave_the_http_route_out():
+    other = _http_route("ratings", [{"backendRefs": [{"name": "reviews-v3", "port": 9080}]}], parent="ratings")
+    assert set(versions(_gamma_mesh(other), Request("reviews"), 200)) == {"v1", "v2", "v3"}  # plain Service
+    vs = {"kind": "VirtualService", "metadata": {"name": "reviews", "creationTimestamp": "2026-01-01T00:00:00Z"},
+          "spec": {"hosts": ["reviews"], "http": [{"route": [{"destination": {"host": "reviews"}}]}]}}
+    mesh = _gamma_mesh(_http_route("reviews", [JASON_RULE]), vs=(vs,))
+    assert set(versions(mesh, Request("reviews", headers=JASON), 200)) == {"v1", "v2", "v3"}
+
+
+def test_all_zero_weights_answer_500_and_a_request_mirror_copies_its_percent():
+    zero = {"backendRefs": [{"name": "reviews-v1", "port": 9080, "weight": 0}]}
+    route = route_request(_gamma_mesh(_http_route("reviews", [zero])), Request("reviews"), random.Random(1))
+    assert route.status == 500 and not route.reached_pod
+    mirrored = dict(WEIGHTED, filters=[{"type": "RequestMirror",
+                                        "requestMirror": {"backendRef": {"name": "reviews-v3", "port": 9080}, "percent": 50}}])
+    rng = random.Random(2)
+    routes = [route_request(_gamma_mesh(_http_route("reviews", [mirrored])), Request("reviews"), rng) for _i in range(2000)]
+    copies = [r.mirror for r in routes if r.mirror is not None]
+    assert {c.version for c in copies} == {"v3"} and abs(len(copies) - 1000) <= 4 * math.sqrt(500), len(copies)
