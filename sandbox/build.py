@@ -323,6 +323,23 @@ def _module_dir(go: str, component: Component, module: str, version: str) -> dic
     return info
 
 
+def _lay_out(target: Path, marker: str, fill: t.Callable[[Path], None]) -> None:
+    """``fill`` a fresh directory beside ``target``, mark it complete, then put it in place at
+    once: half a set of files never looks cached."""
+    partial = target.with_name(target.name + ".tmp")
+    shutil.rmtree(partial, ignore_errors=True)
+    try:
+        fill(partial)
+        (partial / _FIXTURES_DONE).write_text(marker)
+        # Files from the module cache are read-only; the copies need not be.
+        for path in [partial, *partial.rglob("*")]:
+            path.chmod(0o755 if path.is_dir() else 0o644)
+        shutil.rmtree(target, ignore_errors=True)
+        os.replace(partial, target)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+
+
 def fetch_istio_fixtures() -> Path:
     """Istio's CRDs and the bookinfo sample from the Go module proxy, unless already laid out."""
     component = ISTIO_FIXTURES
@@ -338,9 +355,8 @@ def fetch_istio_fixtures() -> Path:
     if not required:
         raise BuildError(f"building {component.name} failed: istio.io/istio@{component.version}'s go.mod requires no istio.io/api")
     api = _module_dir(go, component, "istio.io/api", required.group(1))
-    partial = target.with_name(target.name + ".tmp")
-    shutil.rmtree(partial, ignore_errors=True)
-    try:
+
+    def fill(partial: Path) -> None:
         (partial / "istio").mkdir(parents=True)
         shutil.copyfile(Path(api["Dir"]) / "kubernetes" / "customresourcedefinitions.gen.yaml",
                         partial / "istio" / "customresourcedefinitions.gen.yaml")
@@ -350,14 +366,8 @@ def fetch_istio_fixtures() -> Path:
             for path in sorted((Path(istio["Dir"]) / source).glob("*.yaml")):
                 shutil.copyfile(path, partial / dest / path.name)
         shutil.copyfile(Path(istio["Dir"]) / "LICENSE", partial / "bookinfo" / "LICENSE")
-        (partial / _FIXTURES_DONE).write_text(f"istio.io/istio@{component.version}\nistio.io/api@{required.group(1)}\n")
-        # Files from the module cache are read-only; the copies need not be.
-        for path in partial.rglob("*"):
-            path.chmod(0o755 if path.is_dir() else 0o644)
-        shutil.rmtree(target, ignore_errors=True)
-        os.replace(partial, target)  # atomic: half a set of fixtures never looks cached
-    finally:
-        shutil.rmtree(partial, ignore_errors=True)
+
+    _lay_out(target, f"istio.io/istio@{component.version}\nistio.io/api@{required.group(1)}\n", fill)
     _say(component, f"ready ({time.monotonic() - started:.0f}s): Istio CRDs of istio.io/api@{required.group(1)} and "
                     f"bookinfo in {target}")
     return target
@@ -381,22 +391,15 @@ def fetch_gateway_api_crds() -> Path:
         raise BuildError(f"building {component.name} failed: istio.io/istio@{ISTIO_FIXTURES.version}'s go.mod requires "
                          "no sigs.k8s.io/gateway-api")
     module = _module_dir(go, component, component.module, required.group(1))
-    partial = target.with_name(target.name + ".tmp")
-    shutil.rmtree(partial, ignore_errors=True)
-    try:
+
+    def fill(partial: Path) -> None:
         partial.mkdir(parents=True)
         for kind in versions.GATEWAY_API_CRDS:
             name = f"gateway.networking.k8s.io_{kind}.yaml"
             shutil.copyfile(Path(module["Dir"]) / "config" / "crd" / "standard" / name, partial / name)
         shutil.copyfile(Path(module["Dir"]) / "LICENSE", partial / "LICENSE")
-        (partial / _FIXTURES_DONE).write_text(f"{component.module}@{required.group(1)}\n")
-        for path in partial.rglob("*"):
-            path.chmod(0o644)
-        partial.chmod(0o755)
-        shutil.rmtree(target, ignore_errors=True)
-        os.replace(partial, target)  # atomic, as the fixtures
-    finally:
-        shutil.rmtree(partial, ignore_errors=True)
+
+    _lay_out(target, f"{component.module}@{required.group(1)}\n", fill)
     _say(component, f"ready ({time.monotonic() - started:.0f}s): {component.module}@{required.group(1)} standard CRDs in {target}")
     return target
 

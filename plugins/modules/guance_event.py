@@ -177,7 +177,7 @@ import importlib.util
 import typing as t
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible_collections.canary.istio.plugins.module_utils._guance.client import GuanceClient
+from ansible_collections.canary.istio.plugins.module_utils._guance.module import guance_client
 from ansible_collections.canary.istio.plugins.module_utils._guance.errors import GuanceConfigError, GuanceError
 from ansible_collections.canary.istio.plugins.module_utils._guance.events import EventRequest, epoch_ms, event_request
 from ansible_collections.canary.istio.plugins.module_utils._guance.settings import (
@@ -187,7 +187,6 @@ from ansible_collections.canary.istio.plugins.module_utils._guance.settings impo
     guance_argument_spec,
 )
 from ansible_collections.canary.istio.plugins.module_utils._errors import fail_from_error
-from ansible_collections.canary.istio.plugins.module_utils._http.redact import mask_secrets
 from ansible_collections.canary.istio.plugins.module_utils._required import fail_on_blank_required
 
 OWN_OPTIONS: dict[str, dict[str, t.Any]] = dict(
@@ -218,14 +217,11 @@ def main() -> None:
         request = request_from_params(module.params)
     except GuanceConfigError as exc:
         fail_from_error(module, exc)
-    mask_secrets(module, config.secrets())
-    for warning in config.warnings():
-        module.warn(warning)
+    client = guance_client(module, config)
     result: dict[str, t.Any] = dict(changed=True, event=request.event, event_id=request.event_id, trace_id=None,
                                     endpoint=config.display_url + request.path, requests=0)
     if module.check_mode:
         module.exit_json(**result)
-    client = GuanceClient(config)
     try:
         answer = client.send_event(request)
     except GuanceError as exc:

@@ -122,8 +122,8 @@ from ansible_collections.canary.istio.plugins.module_utils._guance.guard import 
     mute_delete_path,
     mute_items,
 )
-from ansible_collections.canary.istio.plugins.module_utils._guance.settings import API_OPENAPI, config_from_params, guance_argument_spec
-from ansible_collections.canary.istio.plugins.module_utils._http.redact import mask_secrets
+from ansible_collections.canary.istio.plugins.module_utils._guance.module import guance_client, require_openapi
+from ansible_collections.canary.istio.plugins.module_utils._guance.settings import config_from_params, guance_argument_spec
 
 OWN_OPTIONS: dict[str, dict[str, t.Any]] = dict(
     service=dict(type="str", required=True),
@@ -168,18 +168,14 @@ def main() -> None:
         module.fail_json(msg=missing_required_lib("requests"))
     try:
         config = config_from_params(module.params)
-        if config.api != API_OPENAPI:
-            raise GuanceConfigError("api: mutes are made through the OpenAPI; set api=openapi with its url and api_key", "api")
+        require_openapi(config, "mutes are made")
         checked_service(module.params["service"])
         if module.params.get("mute_id"):
             checked_uuid(module.params["mute_id"], "mute_id")
         seconds = int(duration_seconds(module.params["duration"], "duration", minimum=60, whole=True, error=GuanceConfigError))
     except CanaryError as exc:
         fail_from_error(module, exc)
-    mask_secrets(module, config.secrets())
-    for warning in config.warnings():
-        module.warn(warning)
-    client = GuanceClient(config)
+    client = guance_client(module, config)
     try:
         with doing("muting the monitors of %s in Guance" % module.params["service"]):
             result = ensure(client, module.params, seconds, datetime.datetime.now(datetime.timezone.utc), module.check_mode)

@@ -184,7 +184,7 @@ import time
 import typing as t
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible_collections.canary.istio.plugins.module_utils._guance.client import GuanceClient
+from ansible_collections.canary.istio.plugins.module_utils._guance.module import guance_client
 from ansible_collections.canary.istio.plugins.module_utils._guance.errors import GuanceConfigError, GuanceError
 from ansible_collections.canary.istio.plugins.module_utils._guance.events import epoch_ms
 from ansible_collections.canary.istio.plugins.module_utils._guance.queries import Query
@@ -194,7 +194,6 @@ from ansible_collections.canary.istio.plugins.module_utils._guance.settings impo
 )
 from ansible_collections.canary.istio.plugins.module_utils._durations import duration_seconds
 from ansible_collections.canary.istio.plugins.module_utils._errors import CanaryError, fail_from_error
-from ansible_collections.canary.istio.plugins.module_utils._http.redact import mask_secrets
 from ansible_collections.canary.istio.plugins.module_utils._required import fail_on_blank_required
 
 QUERY_SPEC: dict[str, t.Any] = dict(
@@ -264,10 +263,7 @@ def main() -> None:
         config = config_from_params(params)
     except CanaryError as exc:
         fail_from_error(module, exc)
-    mask_secrets(module, config.secrets())
-    for warning in config.warnings():
-        module.warn(warning)
-    client = GuanceClient(config)
+    client = guance_client(module, config)
     try:
         answer = client.query(queries, start, end)
     except GuanceConfigError as exc:

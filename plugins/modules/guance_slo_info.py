@@ -124,8 +124,8 @@ from ansible_collections.canary.istio.plugins.module_utils._guance.guard import 
     slo_targets,
 )
 from ansible_collections.canary.istio.plugins.module_utils._guance.queries import Query
-from ansible_collections.canary.istio.plugins.module_utils._guance.settings import API_OPENAPI, config_from_params, guance_argument_spec
-from ansible_collections.canary.istio.plugins.module_utils._http.redact import mask_secrets
+from ansible_collections.canary.istio.plugins.module_utils._guance.module import guance_client, require_openapi
+from ansible_collections.canary.istio.plugins.module_utils._guance.settings import config_from_params, guance_argument_spec
 
 OWN_OPTIONS: dict[str, dict[str, t.Any]] = dict(
     slo=dict(type="str"),
@@ -155,14 +155,10 @@ def main() -> None:
         module.fail_json(msg=missing_required_lib("requests"))
     try:
         config = config_from_params(module.params)
-        if config.api != API_OPENAPI:
-            raise GuanceConfigError("api: SLOs are read through the OpenAPI; set api=openapi with its url and api_key", "api")
+        require_openapi(config, "SLOs are read")
     except GuanceConfigError as exc:
         fail_from_error(module, exc)
-    mask_secrets(module, config.secrets())
-    for warning in config.warnings():
-        module.warn(warning)
-    client = GuanceClient(config)
+    client = guance_client(module, config)
     try:
         with doing("reading the SLO from Guance"):
             slo = read_budget(client, module.params, int(time.time() * 1000))

@@ -207,16 +207,9 @@ class Simulator:
             self._log(app, version, route.status, start_ms, f"outbound {resource} {route.status} {route.response_flags} "
                       f"{int(duration)}ms", ns)
             return Hop(route.status, duration)
-        profile = self.profiles.get(route.service, route.version, ns)
-        own = profile.latency_ms * math.exp(profile.latency_sigma * self.rng.gauss(0.0, 1.0))
-        status = profile.error_code if self.rng.random() < profile.error_rate else 200
         server_start = start_ms + route.delay_ms
         span_id = self._span_id()
-        elapsed = own / 2
-        for callee in self.calls(route.service, route.version):
-            child = self._call(mesh, cluster, route.workload, callee, headers, uri, server_start + elapsed, trace_id, span_id)
-            elapsed += child.duration_ms
-        server = own + (elapsed - own / 2)
+        status, server = self._serve(mesh, cluster, route, headers, uri, server_start, trace_id, span_id)
         client = route.delay_ms + server + 0.3
         labels.update(destination_workload=route.workload, destination_workload_namespace=ns,
                       destination_version=route.version, response_code=str(status))
@@ -227,21 +220,27 @@ class Simulator:
                   f'"GET {uri} HTTP/1.1" {status} {route.response_flags} {int(server)}ms from {source_workload}', ns)
         return Hop(status, client, route.version, route.set_cookie)
 
+    def _serve(self, mesh: Mesh, cluster: str, route: Route, headers: dict, uri: str, start_ms: float, trace_id: str,
+               span_id: str) -> tuple[int, float]:
+        """The pod's answer to a request that reached it: its status, and its own time plus the calls
+        it makes on (what its server sidecar measures)."""
+        profile = self.profiles.get(route.service, route.version, mesh.namespace)
+        own = profile.latency_ms * math.exp(profile.latency_sigma * self.rng.gauss(0.0, 1.0))
+        status = profile.error_code if self.rng.random() < profile.error_rate else 200
+        elapsed = own / 2
+        for callee in self.calls(route.service, route.version):
+            child = self._call(mesh, cluster, route.workload, callee, headers, uri, start_ms + elapsed, trace_id, span_id)
+            elapsed += child.duration_ms
+        return status, own + (elapsed - own / 2)
+
     def _mirrored(self, mesh: Mesh, cluster: str, source_workload: str, copy: Route, headers: dict, uri: str,
                   start_ms: float, trace_id: str) -> None:
         """The copy a route's mirror sends: the receiving pod answers (and calls on) as for any
         request and its server sidecar reports it; the client never sees the answer, so nothing
         is reported on the client side."""
         ns = mesh.namespace
-        profile = self.profiles.get(copy.service, copy.version, ns)
-        own = profile.latency_ms * math.exp(profile.latency_sigma * self.rng.gauss(0.0, 1.0))
-        status = profile.error_code if self.rng.random() < profile.error_rate else 200
         span_id = self._span_id()
-        elapsed = own / 2
-        for callee in self.calls(copy.service, copy.version):
-            child = self._call(mesh, cluster, copy.workload, callee, headers, uri, start_ms + elapsed, trace_id, span_id)
-            elapsed += child.duration_ms
-        server = own + (elapsed - own / 2)
+        status, server = self._serve(mesh, cluster, copy, headers, uri, start_ms, trace_id, span_id)
         labels = {"source_workload": source_workload, "source_workload_namespace": ns, "reporter": "destination",
                   "destination_service": f"{copy.service}.{ns}.{CLUSTER_SUFFIX}", "destination_service_name": copy.service,
                   "destination_service_namespace": ns, "destination_cluster": cluster, "response_flags": "-",
