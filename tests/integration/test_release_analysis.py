@@ -63,7 +63,7 @@ def test_healthy_canary_is_promoted_by_guance_and_prometheus(admin, namespace, o
         # The rounds are the hold: the 50% step lasted its two 8 s rounds, not canary_interval (60 s).
         assert 16 <= run.first(100) - run.first(50) < 50, run.seen
     events = [(e["phase"], e["weight"], e["df_status"]) for e in events_of(endpoints, namespace)]
-    assert events == [("step", "50", "info"), ("analysis", "50", "ok"), ("step", "100", "info"),
+    assert events == [("start", "0", "info"), ("step", "50", "info"), ("analysis", "50", "ok"), ("step", "100", "info"),
                       ("analysis", "100", "ok"), ("promote", "100", "ok")], events
     assert not events_of(endpoints, other_namespace)  # canary_events is off there
 
@@ -221,9 +221,10 @@ def test_canary_without_traffic_is_inconclusive_and_rolls_back(admin, namespace,
     assert "inconclusive: too few canary requests: 0 < min_requests 10" in run.out, run.out[-3000:]
     events = events_of(endpoints, namespace)
     assert [(e["phase"], e["weight"], e["df_status"]) for e in events] == \
-        [("step", "50", "info"), ("analysis", "50", "critical"), ("rollback", "0", "critical")], events
-    assert "too few canary requests" in events[1]["df_message"] and "Rolled back" not in events[2]["df_message"]
-    assert events[2]["df_title"] == f"{APP} {canary} rolled back", events
+        [("start", "0", "info"), ("step", "50", "info"), ("analysis", "50", "critical"), ("rollback", "0", "critical")], events
+    assert events[0]["df_title"] == f"{APP} {canary} release started", events
+    assert "too few canary requests" in events[2]["df_message"] and "Rolled back" not in events[3]["df_message"]
+    assert events[3]["df_title"] == f"{APP} {canary} rolled back", events
 
 
 def test_bad_analysis_settings_fail_before_any_change(admin, namespace, endpoints, versions_of_test,
