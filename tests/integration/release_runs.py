@@ -89,7 +89,7 @@ class Release:
 
     def traffic(self, rate: float) -> None:
         sim_post(self.endpoints, "traffic", {"cluster": "sandbox-1", "namespace": self.namespace, "service": APP,
-                                         "rate": rate})
+                                             "rate": rate})
 
     def analysis(self, provider: str, **overrides) -> dict:
         # The first round comes one interval after the shift. The simulator routes by what it read up

@@ -38,7 +38,7 @@ def _route_names(rel: Release) -> list[str]:
 
 def _traffic(rel: Release, jason_share: float = JASON_SHARE) -> None:
     sim_post(rel.endpoints, "traffic", {"cluster": "sandbox-1", "namespace": rel.namespace, "service": APP,
-                                    "rate": RATE, "jason_share": jason_share})
+                                        "rate": RATE, "jason_share": jason_share})
 
 
 def _report(tmp_path: Path) -> dict:
