@@ -39,6 +39,15 @@ description:
     O(canary_mirror) or O(canary_sticky) removes the A/B route, the mirror and the sticky route and
     cookie of every subset it writes, so the next step, the promotion and a rollback leave none
     behind. Other routes and mirrors stay.
+  - "With O(kind=HTTPRoute) it sets the weights of a Gateway API HTTPRoute instead: the C(backendRefs)
+    of its catch-all rule (the rule whose match holds no condition, which the Gateway API tries
+    last), one Service per version named C(<service>-<version>), where C(<service>) is the route's
+    parent Service (in-mesh routing, GAMMA) or, for a route of a Gateway, the route's name. The
+    same promises hold: a version that would get traffic needs its Service (even with
+    O(force=true), since Istio answers 500 for a missing backend) and a Ready pod behind it; an
+    unchanged rule is not written."
+  - Refuses, unless O(force=true), a host routed by both a VirtualService and an HTTPRoute, naming
+    both; Istio would let one shadow the other.
 options:
   name:
     description: Name of the VirtualService.
@@ -48,6 +57,16 @@ options:
     description: Namespace of the VirtualService. Its hosts' short names are read in it.
     type: str
     required: true
+  kind:
+    description:
+      - What routes the host. V(VirtualService) (Istio's API), or V(HTTPRoute) (the Gateway API,
+        C(gateway.networking.k8s.io/v1)), whose weights are versions' Services.
+      - With V(HTTPRoute), O(route), O(canary_match), O(canary_mirror) and O(canary_sticky) are
+        refused, and O(api_version) only names the VirtualServices read to refuse a host routed by
+        both.
+    type: str
+    choices: [VirtualService, HTTPRoute]
+    default: VirtualService
   route:
     description:
       - Name of the HTTP route to change.
@@ -127,8 +146,11 @@ notes:
     are ignored.
   - The Ready pods of a subset are the pods selected by the Service's selector that also carry the
     subset's labels; a pod being deleted does not count.
-  - "API requests: 1 read when nothing changes (a LIST of the namespace's VirtualServices); 4 reads and 1 write for a change (VirtualServices,
-    DestinationRules, Service, pods); 2 reads and 1 write with O(force=true)."
+  - "API requests: 1 read when nothing changes (a LIST of the namespace's VirtualServices); 5 reads and 1 write for a change (VirtualServices,
+    DestinationRules, HTTPRoutes, Service, pods); 2 reads and 1 write with O(force=true)."
+  - "With O(kind=HTTPRoute): 1 read when nothing changes (the HTTPRoute); for a change 2 reads, plus 2 per version that
+    gets traffic (its Service, its pods), and 1 write; with O(force=true) 1 read, plus 1 per version that gets traffic,
+    and 1 write."
 seealso:
   - module: canary.istio.virtual_service
   - module: canary.istio.destination_rule
@@ -183,6 +205,15 @@ EXAMPLES = r"""
     canary_weight: 0
     canary_mirror: 100
 
+- name: Send 10% to v2 on a Gateway API HTTPRoute (Services reviews-v1 and reviews-v2)
+  canary.istio.traffic_split:
+    name: reviews
+    namespace: prod
+    kind: HTTPRoute
+    stable: v1
+    canary: v2
+    canary_weight: 10
+
 - name: Roll back with the cluster set once for the whole group
   module_defaults:
     group/canary.istio.istio:
@@ -198,13 +229,15 @@ EXAMPLES = r"""
 
 RETURN = r"""
 route:
-  description: The route changed, by name, or by its index in C(spec.http) when it has no name.
+  description:
+    - The route changed, by name, or by its index in C(spec.http) when it has no name.
+    - With O(kind=HTTPRoute), the index of the catch-all rule in C(spec.rules).
   returned: success
   type: raw
   sample: default
 previous_weights:
   description:
-    - Subset to weight as the route sent traffic before. A lone destination counts as 100; a
+    - Subset (with O(kind=HTTPRoute), version) to weight as the route sent traffic before. A lone destination counts as 100; a
       destination without a subset is keyed by the empty string.
   returned: success
   type: dict
@@ -223,7 +256,7 @@ step_routes:
   type: dict
   sample: {"match": "canary-match-v2", "mirror": null, "sticky": null}
 diff:
-  description: The VirtualService's C(spec) before and after, nothing from C(metadata) or C(status).
+  description: The VirtualService's (or HTTPRoute's) C(spec) before and after, nothing from C(metadata) or C(status).
   returned: when diff mode is on
   type: dict
   contains:
@@ -249,8 +282,10 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.canary.istio.plugins.module_utils._errors import CanaryError, doing
 from ansible_collections.canary.istio.plugins.module_utils._istio.api import ISTIO_API_ARG_SPEC, VIRTUAL_SERVICES, istio_path
 from ansible_collections.canary.istio.plugins.module_utils._istio.common import specs_equal
+from ansible_collections.canary.istio.plugins.module_utils._istio.http_route import HTTP_ROUTE_KIND, mixed_routing_problem
 from ansible_collections.canary.istio.plugins.module_utils._istio.owned_objects import vs_diff
 from ansible_collections.canary.istio.plugins.module_utils._istio.route_writes import route_weights_of, write_route_weights
+from ansible_collections.canary.istio.plugins.module_utils._istio.route_split import http_routes_of_host, split_http_route
 from ansible_collections.canary.istio.plugins.module_utils._istio.split_plan import (
     check_ready_pods,
     mesh_virtual_services,
@@ -269,6 +304,7 @@ OWN_OPTIONS: dict[str, dict[str, t.Any]] = dict(
     ISTIO_API_ARG_SPEC,
     name=dict(type="str", required=True),
     namespace=dict(type="str", required=True),
+    kind=dict(type="str", default="VirtualService", choices=["VirtualService", HTTP_ROUTE_KIND]),
     route=dict(type="str"),
     weights=dict(type="dict"),
     stable=dict(type="str"),
@@ -286,8 +322,11 @@ def run(module: AnsibleModule) -> dict[str, t.Any]:
     params = module.params
     weights = wanted_weights(params)
     step = wanted_step(params)
-    path = istio_path(params["api_version"], VIRTUAL_SERVICES, params["namespace"], params["name"])
     client = client_from_module(module)
+    if params["kind"] == HTTP_ROUTE_KIND:
+        refuse_vs_options(params)
+        return split_http_route(client, params, weights, module.check_mode, module._diff)
+    path = istio_path(params["api_version"], VIRTUAL_SERVICES, params["namespace"], params["name"])
     # One LIST, not a GET: the other VirtualServices of the namespace decide whether Istio uses
     # this one at all for its host.
     with doing("listing the VirtualServices of namespace %s" % params["namespace"]):
@@ -316,6 +355,9 @@ def run(module: AnsibleModule) -> dict[str, t.Any]:
 
     rule = subsets_defined(client, params, plan, weights)
     if not params["force"]:
+        problem = mixed_routing_problem(plan.host, http_routes_of_host(client, plan.host, params["namespace"]), [params["name"]])
+        if problem:
+            raise CanaryError(problem, "name")
         check_ready_pods(client, params, plan, weights, rule)
 
     # An IstioSpecError here: the route changed under us (e.g. removed) between two attempts.
@@ -330,6 +372,19 @@ def run(module: AnsibleModule) -> dict[str, t.Any]:
         response["diff"] = vs_diff((result.before or {}).get("spec") or {}, (result.after or {}).get("spec") or {},
                                    params["namespace"], params["name"])
     return response
+
+
+def refuse_vs_options(params: t.Mapping[str, t.Any]) -> None:
+    """CanaryError for the options an HTTPRoute split does not take (yet), naming the first."""
+    for option in ("route", "canary_match", "canary_mirror"):
+        if params.get(option) is not None:
+            raise CanaryError("%s: with kind=HTTPRoute the catch-all rule's weights are set, and A/B, shadow and sticky steps "
+                              "are written to VirtualServices only; remove %s, or route the host with a VirtualService"
+                              % (option, option), option)
+    if params.get("canary_sticky"):
+        raise CanaryError("canary_sticky: with kind=HTTPRoute the catch-all rule's weights are set, and sticky sessions are "
+                          "written to VirtualServices only; set canary_sticky=0, or route the host with a VirtualService",
+                          "canary_sticky")
 
 
 def main() -> None:

@@ -72,7 +72,7 @@ def catch_all(spec):
     return spec["http"][2]
 
 
-def test_canary_step_sets_only_the_weights_with_four_reads_and_one_write(admin, namespace, audit, reviews, module_runner):
+def test_canary_step_sets_only_the_weights_with_five_reads_and_one_write(admin, namespace, audit, reviews, module_runner):
     audit.mark()
     result = module_runner("traffic_split", namespace=namespace, **CANARY_10)
     requests = Requests(audit, namespace)
@@ -93,7 +93,7 @@ def test_canary_step_sets_only_the_weights_with_four_reads_and_one_write(admin, 
     assert stored["metadata"]["annotations"] == REVIEWS_VS["metadata"]["annotations"]
     # The smallest correct set: the VirtualService, the host's DestinationRules, the Service's
     # selector, its pods (one list for all subsets); then one write.
-    assert requests.reads == [("list", "virtualservices"), ("list", "destinationrules"),
+    assert requests.reads == [("list", "virtualservices"), ("list", "destinationrules"), ("list", "httproutes"),
                               ("get", "services"), ("list", "pods")]
     assert requests.writes == [("update", "virtualservices")]
     assert requests.dry_runs == []
@@ -179,7 +179,7 @@ REFUSALS = [
     ("canary-not-in-dr", dict(stable="v1", canary="v9", canary_weight=0), "canary", "'v9' is not defined",
      [("list", "virtualservices"), ("list", "destinationrules")]),
     ("no-ready-pod", dict(stable="v1", canary="v3", canary_weight=10), "canary", "'v3' has no Ready pod",
-     [("list", "virtualservices"), ("list", "destinationrules"), ("get", "services"), ("list", "pods")]),
+     [("list", "virtualservices"), ("list", "destinationrules"), ("list", "httproutes"), ("get", "services"), ("list", "pods")]),
 ]
 
 

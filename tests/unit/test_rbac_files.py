@@ -24,7 +24,8 @@ def test_routing_and_deploy_together_are_the_release_role() -> None:
 def test_the_routing_role_writes_only_istio_objects() -> None:
     writes = {"create", "update", "patch", "delete", "deletecollection"}
     written = {(group, resource) for group, resource, verb in grants("release-rbac-routing.yaml") if verb in writes}
-    assert written == {("networking.istio.io", "virtualservices"), ("networking.istio.io", "destinationrules")}
+    assert written == {("networking.istio.io", "virtualservices"), ("networking.istio.io", "destinationrules"),
+                       ("gateway.networking.k8s.io", "httproutes")}
 
 
 def test_no_role_reads_secrets_or_changes_rbac() -> None:

@@ -56,6 +56,7 @@ class ReadyPods(t.NamedTuple):
 
     counts: dict[str, int]
     problem: str | None
+    service_found: bool = True
 
 
 # --- pure ------------------------------------------------------------------------------------
@@ -128,7 +129,8 @@ def ready_pods_by_subset(client: K8sClient, service: ServiceRef, subset_labels: 
     try:
         obj = client.get(services_path(service.namespace, service.name))
     except K8sNotFoundError:
-        return ReadyPods(zero, "there is no Service %r in namespace %r, so no pod serves the host" % (service.name, service.namespace))
+        return ReadyPods(zero, "there is no Service %r in namespace %r, so no pod serves the host" % (service.name, service.namespace),
+                         service_found=False)
     selector = (obj.get("spec") or {}).get("selector") or {}
     if not selector:
         return ReadyPods(

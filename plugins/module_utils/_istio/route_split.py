@@ -1,0 +1,167 @@
+# Copyright (c) canary.istio contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""traffic_split on an HTTPRoute (``kind: HTTPRoute``), and the check both kinds share: one kind
+of routing per host.
+
+The split's promises are the VirtualService's: nothing is written when the route already has the
+weights; a version that would get traffic must have its Service (refused even with ``force``,
+since Istio answers 500 for a missing backend) and a Ready pod behind it (unless ``force``); a
+host routed by both an HTTPRoute and a VirtualService is refused (unless ``force``, which the
+rollback sets, so traffic can always go back). Writes carry the resourceVersion and are applied
+again to a fresh read after a 409.
+
+API requests: 1 read when nothing changes (the HTTPRoute); for a change 1 LIST of VirtualServices
+plus 2 reads per version that gets traffic (its Service, its pods) and 1 write; with ``force``,
+1 read per version that gets traffic and 1 write.
+
+PRIVATE to this collection: may change at any time.
+"""
+
+from __future__ import annotations
+
+import typing as t
+
+from ansible_collections.canary.istio.plugins.module_utils._errors import CanaryError, doing
+from ansible_collections.canary.istio.plugins.module_utils._istio.api import VIRTUAL_SERVICES, istio_path
+from ansible_collections.canary.istio.plugins.module_utils._istio.common import qualify_host, specs_equal
+from ansible_collections.canary.istio.plugins.module_utils._istio.http_route import (
+    backend_weights,
+    find_catch_all_rule,
+    http_routes_path,
+    mixed_routing_problem,
+    route_service,
+    routes_of_service,
+    set_backend_weights,
+    version_service,
+)
+from ansible_collections.canary.istio.plugins.module_utils._istio.mesh_config import virtual_services_for_host
+from ansible_collections.canary.istio.plugins.module_utils._istio.mesh_reads import ServiceRef, ready_pods_by_subset, service_of_host
+from ansible_collections.canary.istio.plugins.module_utils._istio.owned_objects import spec_diff
+from ansible_collections.canary.istio.plugins.module_utils._istio.split_plan import option_naming
+from ansible_collections.canary.istio.plugins.module_utils._istio.traffic import subsets_with_traffic
+from ansible_collections.canary.istio.plugins.module_utils._k8s.errors import K8sNotFoundError
+from ansible_collections.canary.istio.plugins.module_utils._k8s.paths import services_path
+from ansible_collections.canary.istio.plugins.module_utils._k8s.transport import K8sClient
+from ansible_collections.canary.istio.plugins.module_utils._k8s.writes import UpdateResult, update_with_retry
+
+
+def http_routes_of_host(client: K8sClient, host: str, namespace: str) -> list[str]:
+    """Names of the HTTPRoutes that route ``host``'s mesh traffic (one LIST; none when the
+    cluster does not serve the Gateway API)."""
+    service = service_of_host(host, namespace)
+    if service is None:
+        return []
+    try:
+        with doing("listing the HTTPRoutes of namespace %s" % service.namespace):
+            listed = client.list(http_routes_path(service.namespace)).get("items") or []
+    except K8sNotFoundError:
+        return []
+    return [(r.get("metadata") or {}).get("name") for r in routes_of_service(listed, service.name, service.namespace)]
+
+
+def virtual_services_of_host(client: K8sClient, api_version: str | None, host: str, namespace: str) -> list[str]:
+    """Names of the mesh VirtualServices of ``namespace`` that name ``host`` (one LIST)."""
+    with doing("listing the VirtualServices of namespace %s" % namespace):
+        listed = client.list(istio_path(api_version, VIRTUAL_SERVICES, namespace)).get("items") or []
+    chosen = virtual_services_for_host(listed, qualify_host(host, namespace), namespace)
+    return [(vs.get("metadata") or {}).get("name") for vs in chosen["applied"] + chosen["dropped"]]
+
+
+def write_backend_weights(client: K8sClient, path: str, weights: dict[str, int], dry_run: bool = False,
+                          live: dict | None = None) -> UpdateResult:
+    """Set ``weights`` (version -> percentage) on the catch-all rule of the HTTPRoute at ``path``."""
+
+    def change(obj: dict) -> dict:
+        spec = obj.get("spec") or {}
+        new_spec = set_backend_weights(spec, weights, route_service(obj, _namespace_of(obj, path)))
+        if not specs_equal(new_spec, spec):
+            obj["spec"] = new_spec
+        return obj
+
+    return update_with_retry(client, path, change, dry_run=dry_run, live=live)
+
+
+def _namespace_of(obj: dict, path: str) -> str:
+    return (obj.get("metadata") or {}).get("namespace") or path.split("/namespaces/", 1)[1].split("/", 1)[0]
+
+
+def backend_weights_of(obj: dict | None, namespace: str) -> dict[str, int]:
+    """version -> percentage of the HTTPRoute's catch-all rule."""
+    obj = obj or {}
+    spec = obj.get("spec") or {}
+    return backend_weights(spec["rules"][find_catch_all_rule(spec)], route_service(obj, namespace))
+
+
+def _check_backends(client: K8sClient, params: t.Mapping[str, t.Any], service: str, weights: dict[str, int]) -> None:
+    """CanaryError when a version that would get traffic has no Service, or (unless force) no Ready pod."""
+    namespace = params["namespace"]
+    missing, empty = [], []
+    for version in subsets_with_traffic(weights):
+        backend = ServiceRef(version_service(service, version), namespace)
+        if params["force"]:
+            with doing("reading Service %s/%s" % (namespace, backend.name)):
+                try:
+                    client.get(services_path(namespace, backend.name))
+                except K8sNotFoundError:
+                    missing.append(version)
+            continue
+        with doing("counting the Ready pods of Service %s/%s" % (namespace, backend.name)):
+            ready = ready_pods_by_subset(client, backend, {version: {}})
+        if not ready.service_found:
+            missing.append(version)
+        elif ready.problem:
+            raise CanaryError("force: cannot check that %s has Ready pods: %s; fix the Service, or set force=true to route "
+                              "anyway" % (version, ready.problem), "force")
+        elif ready.counts[version] == 0:
+            empty.append(version)
+    if missing:
+        option = option_naming(missing[0], params)
+        raise CanaryError(
+            "%s: version %s has no Service of its own (%s in namespace %s), so Istio would answer its share of the requests "
+            "with 500; create it (the create_rules role does, selecting the version's pods)"
+            % (option, ", ".join(repr(v) for v in missing), ", ".join(version_service(service, v) for v in missing), namespace),
+            option)
+    if empty:
+        option = option_naming(empty[0], params)
+        raise CanaryError(
+            "%s: version %s has no Ready pod behind Service %s; wait until its Deployment is Ready, or set force=true to send "
+            "traffic anyway" % (option, ", ".join(repr(v) for v in empty), ", ".join(version_service(service, v) for v in empty)),
+            option)
+
+
+def split_http_route(client: K8sClient, params: t.Mapping[str, t.Any], weights: dict[str, int], check_mode: bool,
+                     diff: bool) -> dict[str, t.Any]:
+    """traffic_split's answer for the HTTPRoute ``params['name']``; CanaryError for whatever stops it."""
+    namespace, name = params["namespace"], params["name"]
+    path = http_routes_path(namespace, name)
+    try:
+        with doing("reading HTTPRoute %s/%s" % (namespace, name)):
+            live = client.get(path)
+    except K8sNotFoundError:
+        raise CanaryError("name: HTTPRoute %s/%s not found; create it first (the create_rules role does with "
+                          "canary_routing=gateway_api)" % (namespace, name), "name") from None
+    service = route_service(live, namespace)
+    live_spec = live.get("spec") or {}
+    index = find_catch_all_rule(live_spec)
+    new_spec = set_backend_weights(live_spec, weights, service)
+    response: dict[str, t.Any] = dict(changed=False, route=index, previous_weights=backend_weights_of(live, namespace))
+    label = "HTTPRoute %s/%s" % (namespace, name)
+    if specs_equal(new_spec, live_spec):
+        response["weights"] = response["previous_weights"]
+        if diff:
+            response["diff"] = spec_diff(live, live, label)
+        return response
+
+    if not params["force"]:
+        problem = mixed_routing_problem(service, [name], virtual_services_of_host(client, params["api_version"], service, namespace))
+        if problem:
+            raise CanaryError(problem, "name")
+    _check_backends(client, params, service, weights)
+    with doing("updating %s" % label):
+        result = write_backend_weights(client, path, weights, dry_run=check_mode, live=live)
+    response.update(changed=result.changed, previous_weights=backend_weights_of(result.before, namespace),
+                    weights=backend_weights_of(result.after, namespace))
+    if diff:
+        response["diff"] = spec_diff(result.before, result.after, label)
+    return response
