@@ -29,6 +29,12 @@ description:
     a subset without labels or selecting several versions; weights not summing to 100; several
     VirtualServices for the host; a delegated route (not followed); a missing Service or one with no
     selector."
+  - "Reads the Gateway API HTTPRoutes whose parent is the host's Service too (in-mesh routing,
+    GAMMA). When no VirtualService routes the host, they do: RV(routing_kind) is V(HTTPRoute), and
+    RV(catch_all), RV(version_weights), RV(default_weights), RV(serving) and RV(traffic) come from
+    the oldest route's catch-all rule (the rule whose match holds no condition) and from every
+    rule's weighted C(backendRefs), one Service per version named C(<service>-<version>). A host
+    routed by both kinds is a problem."
   - With O(release), also returns where a canary release stands (RV(release)), so a playbook
     decides with a plain C(when).
   - Never writes anything.
@@ -92,7 +98,8 @@ notes:
     (the old version after a promotion) is listed but is not a problem.
   - Matches on C(sourceLabels) are kept as conditions (they hold for some clients only); a C(port)
     match is decided when the Service has one port.
-  - "API requests: 5 reads (VirtualServices, DestinationRules, Service, pods, Deployments)."
+  - "API requests: 6 reads (VirtualServices, DestinationRules, HTTPRoutes, Service, pods, Deployments). A cluster
+    without the Gateway API answers the HTTPRoutes' read with 404, read as none."
 seealso:
   - module: canary.istio.traffic_split
   - module: canary.istio.fault_injection
@@ -143,10 +150,27 @@ virtual_service:
   returned: success
   type: str
   sample: reviews
+routing_kind:
+  description: What routes the host, V(VirtualService) or V(HTTPRoute), or null when nothing does.
+  returned: success
+  type: str
+  sample: VirtualService
+http_route:
+  description: The HTTPRoute whose catch-all rule takes plain traffic (the oldest attached to the host's Service), or null.
+  returned: success
+  type: str
+  sample: null
+http_routes:
+  description: Names of the HTTPRoutes whose parent is the host's Service, oldest first.
+  returned: success
+  type: list
+  elements: str
+  sample: []
 locks:
   description:
-    - The release lock (C(canary.istio.release_lock)) on each VirtualService naming the host that
-      carries one, by VirtualService name. Read only; a lock past its expiry says C(expired=true).
+    - The release lock (C(canary.istio.release_lock)) on each VirtualService naming the host (and
+      each HTTPRoute attached to its Service) that carries one, by name. Read only; a lock past
+      its expiry says C(expired=true).
   returned: success
   type: dict
   sample: {"reviews": {"owner": "reviews/v2 by admin@awx", "run": "1042", "acquired": "2026-12-04T02:00:00Z",
@@ -345,10 +369,14 @@ release:
     has_virtual_service:
       description: Whether a VirtualService routes the host yet.
       type: bool
+    has_routing:
+      description: Whether a VirtualService or an HTTPRoute routes the host yet.
+      type: bool
   sample: {"live_weight": 10, "stable_weight": 90, "traffic_moved": true, "steps_to_run": [10, 50, 100],
            "plan_to_run": [{"kind": "weight", "weight": 10, "label": "10%"}, {"kind": "weight", "weight": 50, "label": "50%"},
                            {"kind": "weight", "weight": 100, "label": "100%"}],
-           "skipped_steps": [], "skipped_labels": [], "has_virtual_service": true, "canary_served_by": []}
+           "skipped_steps": [], "skipped_labels": [], "has_virtual_service": true, "has_routing": true,
+           "canary_served_by": []}
 problems:
   description: What is wrong, one sentence each; empty when nothing is.
   returned: success
@@ -364,7 +392,8 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.canary.istio.plugins.module_utils._istio.fault import fault_rules
 from ansible_collections.canary.istio.plugins.module_utils._istio.mesh_config import deployments_by_version
 from ansible_collections.canary.istio.plugins.module_utils._istio.release_steps import read_steps
-from ansible_collections.canary.istio.plugins.module_utils._istio.routing import host_routing, release_state
+from ansible_collections.canary.istio.plugins.module_utils._istio.http_route import gateway_routing, mixed_routing_problem
+from ansible_collections.canary.istio.plugins.module_utils._istio.routing import host_routing, release_state, traffic_sentence
 from ansible_collections.canary.istio.plugins.module_utils._istio.api import ISTIO_API_ARG_SPEC
 from ansible_collections.canary.istio.plugins.module_utils._errors import CanaryError, doing
 from ansible_collections.canary.istio.plugins.module_utils._k8s.module import client_from_module
@@ -423,13 +452,29 @@ def run(module: AnsibleModule) -> dict[str, t.Any]:
     naming = set(model["virtual_services"]) | set(model.get("gateway_virtual_services") or [])
     views = {name: lock_view(vs, now) for vs in state.virtual_services
              for name in [(vs.get("metadata") or {}).get("name")] if name in naming}
+    views.update((name, lock_view(route, now)) for route in state.http_routes for name in [(route.get("metadata") or {}).get("name")])
     result["locks"] = {name: view for name, view in views.items() if view is not None}
+    with_http_routes(result, gateway_routing(host, namespace, state.http_routes))
     if params["release"]:
         release = params["release"]
         steps = read_steps(release["steps"], "release.steps") if release["steps"] else []
-        result["release"] = release_state(model, release["stable"], release["canary"], steps,
+        result["release"] = release_state(result, release["stable"], release["canary"], steps,
                                           release["allow_weight_decrease"])
     return result
+
+
+def with_http_routes(result: dict[str, t.Any], gateway: dict[str, t.Any]) -> None:
+    """The HTTPRoutes' part of the answer: names always; where plain traffic goes when no
+    VirtualService routes the host; a problem when both kinds route it."""
+    result.update(http_route=gateway["http_route"], http_routes=gateway["http_routes"])
+    result["routing_kind"] = "VirtualService" if result["virtual_service"] else ("HTTPRoute" if gateway["http_route"] else None)
+    if result["routing_kind"] == "HTTPRoute":
+        result.update((key, gateway[key]) for key in ("catch_all", "default_weights", "version_weights", "serving"))
+        result["traffic"] = traffic_sentence(result["version_weights"], gateway["catch_all"])
+        result["problems"] += gateway["problems"]
+    problem = mixed_routing_problem(result["service_host"], gateway["http_routes"], result["virtual_services"])
+    if problem:
+        result["problems"].append(problem)
 
 
 def main() -> None:

@@ -10,8 +10,9 @@ module: release_lock
 short_description: Take or release the lock that keeps two releases of a service apart
 version_added: 0.1.0
 description:
-  - Holds the lock in an annotation (C(canary.istio/release-lock)) on the service's VirtualService,
-    with the owner, when it was taken and when it expires.
+  - Holds the lock in an annotation (C(canary.istio/release-lock)) on the service's VirtualService
+    (or, with O(kind=HTTPRoute), its Gateway API HTTPRoute), with the owner, when it was taken and
+    when it expires.
   - Taking it fails while another owner holds an unexpired lock, naming that owner. An expired lock
     is taken over with a warning, so a release that died does not block the service forever.
   - With O(run), two runs of the same owner at once are kept apart too. The second is refused
@@ -20,13 +21,18 @@ description:
     exactly one wins.
 options:
   name:
-    description: Name of the VirtualService that carries the lock.
+    description: Name of the VirtualService (or HTTPRoute) that carries the lock.
     type: str
     required: true
   namespace:
-    description: Namespace of the VirtualService.
+    description: Namespace of the VirtualService (or HTTPRoute).
     type: str
     required: true
+  kind:
+    description: What routes the service and carries the lock, a VirtualService or a Gateway API HTTPRoute.
+    type: str
+    choices: [VirtualService, HTTPRoute]
+    default: VirtualService
   owner:
     description:
       - Who holds the lock, for example the AWX job ID. Use the same value to release it.
@@ -93,7 +99,7 @@ outcome:
   type: str
   sample: acquired
 lock:
-  description: The lock now on the VirtualService, or null.
+  description: The lock now on the VirtualService (or HTTPRoute), or null.
   returned: always
   type: dict
   sample: {"owner": "reviews/v2 by release-team", "run": "42", "acquired": "2026-11-26T05:00:00Z", "expires": "2026-11-26T07:00:00Z"}
@@ -108,11 +114,8 @@ import datetime
 import typing as t
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.canary.istio.plugins.module_utils._istio.api import (
-    ISTIO_API_ARG_SPEC,
-    VIRTUAL_SERVICES,
-    istio_path,
-)
+from ansible_collections.canary.istio.plugins.module_utils._istio.api import ISTIO_API_ARG_SPEC
+from ansible_collections.canary.istio.plugins.module_utils._istio.http_route import ROUTING_KIND_OPTION, routing_path
 from ansible_collections.canary.istio.plugins.module_utils._errors import CanaryError, doing
 from ansible_collections.canary.istio.plugins.module_utils._k8s.errors import K8sError, K8sNotFoundError
 from ansible_collections.canary.istio.plugins.module_utils._k8s.module import client_from_module
@@ -137,7 +140,7 @@ def run(module: AnsibleModule) -> dict[str, t.Any]:
         # Python's dates end in year 9999: a huge ttl would be a traceback, not an expiry.
         raise CanaryError("ttl: must be from 1 second to %d (30 days), got %d" % (MAX_TTL_S, params["ttl"]), "ttl")
     client = client_from_module(module)
-    path = istio_path(params["api_version"], VIRTUAL_SERVICES, params["namespace"], params["name"])
+    path = routing_path(params["kind"], params["api_version"], params["namespace"], params["name"])
     outcome = {}
 
     def change(live):
@@ -155,8 +158,8 @@ def run(module: AnsibleModule) -> dict[str, t.Any]:
         with doing("updating the release lock on %s" % path, (K8sError,)):
             result = update_with_retry(client, path, change, dry_run=module.check_mode)
     except K8sNotFoundError:
-        raise CanaryError("name: VirtualService %s/%s not found; the lock lives on the service's VirtualService, so "
-                          "create it first" % (params["namespace"], params["name"]), "name") from None
+        raise CanaryError("name: %s %s/%s not found; the lock lives on the object that routes the service, so "
+                          "create it first" % (params["kind"], params["namespace"], params["name"]), "name") from None
 
     if outcome["value"] == "taken_over":
         module.warn("took over an expired release lock from %r (expired %s)"
@@ -181,6 +184,7 @@ def main() -> None:
             ISTIO_API_ARG_SPEC,
             name=dict(type="str", required=True),
             namespace=dict(type="str", required=True),
+            kind=ROUTING_KIND_OPTION,
             owner=dict(type="str", required=True),
             state=dict(type="str", choices=["present", "absent"], default="present"),
             ttl=dict(type="int", default=3600),

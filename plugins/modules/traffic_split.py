@@ -282,7 +282,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.canary.istio.plugins.module_utils._errors import CanaryError, doing
 from ansible_collections.canary.istio.plugins.module_utils._istio.api import ISTIO_API_ARG_SPEC, VIRTUAL_SERVICES, istio_path
 from ansible_collections.canary.istio.plugins.module_utils._istio.common import specs_equal
-from ansible_collections.canary.istio.plugins.module_utils._istio.http_route import HTTP_ROUTE_KIND, mixed_routing_problem
+from ansible_collections.canary.istio.plugins.module_utils._istio.http_route import HTTP_ROUTE_KIND, ROUTING_KIND_OPTION, refuse_mixed_routing
 from ansible_collections.canary.istio.plugins.module_utils._istio.owned_objects import vs_diff
 from ansible_collections.canary.istio.plugins.module_utils._istio.route_writes import route_weights_of, write_route_weights
 from ansible_collections.canary.istio.plugins.module_utils._istio.route_split import http_routes_of_host, split_http_route
@@ -304,7 +304,7 @@ OWN_OPTIONS: dict[str, dict[str, t.Any]] = dict(
     ISTIO_API_ARG_SPEC,
     name=dict(type="str", required=True),
     namespace=dict(type="str", required=True),
-    kind=dict(type="str", default="VirtualService", choices=["VirtualService", HTTP_ROUTE_KIND]),
+    kind=ROUTING_KIND_OPTION,
     route=dict(type="str"),
     weights=dict(type="dict"),
     stable=dict(type="str"),
@@ -355,9 +355,7 @@ def run(module: AnsibleModule) -> dict[str, t.Any]:
 
     rule = subsets_defined(client, params, plan, weights)
     if not params["force"]:
-        problem = mixed_routing_problem(plan.host, http_routes_of_host(client, plan.host, params["namespace"]), [params["name"]])
-        if problem:
-            raise CanaryError(problem, "name")
+        refuse_mixed_routing(plan.host, http_routes_of_host(client, plan.host, params["namespace"]), [params["name"]])
         check_ready_pods(client, params, plan, weights, rule)
 
     # An IstioSpecError here: the route changed under us (e.g. removed) between two attempts.

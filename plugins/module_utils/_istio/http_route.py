@@ -24,6 +24,7 @@ from __future__ import annotations
 import copy
 import typing as t
 
+from ansible_collections.canary.istio.plugins.module_utils._istio.api import VIRTUAL_SERVICES, istio_path
 from ansible_collections.canary.istio.plugins.module_utils._istio.common import IstioSpecError
 from ansible_collections.canary.istio.plugins.module_utils._istio.mesh_config import config_age_key
 from ansible_collections.canary.istio.plugins.module_utils._istio.traffic import validate_weights
@@ -164,14 +165,73 @@ def set_backend_weights(spec: dict, weights: dict[str, int], service: str) -> di
 
 
 def mixed_routing_problem(host: str, http_routes: list[str], virtual_services: list[str]) -> str | None:
-    """Why a host routed by both HTTPRoutes and VirtualServices is refused, or None.
+    """Why a host routed by both HTTPRoutes and VirtualServices is a problem, or None.
 
     Istio's handling of the pair is not one a release should rely on: weights written to one kind
     may move no traffic while the other routes the host.
     """
     if not http_routes or not virtual_services:
         return None
-    return ("name: host %r is routed by HTTPRoute %s and by VirtualService %s; Istio would let one shadow the other, so "
-            "weights written to one may move no traffic. Keep one kind of routing per host (delete the HTTPRoute or the "
-            "VirtualService), or set force=true to write anyway"
+    return ("host %r is routed by HTTPRoute %s and by VirtualService %s; Istio would let one shadow the other, so weights "
+            "written to one may move no traffic. Keep one kind of routing per host (delete the HTTPRoute or the VirtualService)"
             % (host, ", ".join(repr(n) for n in http_routes), ", ".join(repr(n) for n in virtual_services)))
+
+
+def refuse_mixed_routing(host: str, http_routes: list[str], virtual_services: list[str]) -> None:
+    """IstioSpecError (naming ``name``) for a write to a host that both kinds route."""
+    problem = mixed_routing_problem(host, http_routes, virtual_services)
+    if problem:
+        raise IstioSpecError("name", problem + ", or set force=true to write anyway")
+
+
+# --- the model mesh_info gives of a host routed by HTTPRoutes --------------------------------
+
+ROUTING_KINDS = ("VirtualService", HTTP_ROUTE_KIND)
+
+# The option that says which kind routes the host, shared by the modules that write it.
+ROUTING_KIND_OPTION: dict[str, t.Any] = dict(type="str", default="VirtualService", choices=list(ROUTING_KINDS))
+
+
+def routing_path(kind: str, api_version: str | None, namespace: str, name: str) -> str:
+    """The REST path of the object of ``kind`` that routes a host (and carries the release lock)."""
+    return http_routes_path(namespace, name) if kind == HTTP_ROUTE_KIND else istio_path(api_version, VIRTUAL_SERVICES, namespace, name)
+
+
+def _rule_label(route: dict, index: int) -> str:
+    return "HTTPRoute %r rule #%d" % ((route.get("metadata") or {}).get("name"), index)
+
+
+def gateway_routing(host: str, namespace: str, routes: list[dict]) -> dict:
+    """Where a host's plain traffic goes by its HTTPRoutes (``routes_of_service``, oldest first).
+
+    The route in force is the oldest; the Gateway API merges every route of the Service by
+    precedence, so a header rule of a younger route still takes its requests, but plain traffic
+    takes the oldest route's catch-all. ``serving``: the rules that send each version requests.
+    """
+    names = [(r.get("metadata") or {}).get("name") for r in routes]
+    found: dict = {"http_route": names[0] if names else None, "http_routes": names, "serving": {}, "problems": [],
+                   "catch_all": None, "version_weights": {}, "default_weights": {}}
+    for route in routes:
+        service = route_service(route, namespace)
+        for index, rule in enumerate(rules(route.get("spec"))):
+            if not isinstance(rule, dict):
+                continue
+            for version, weight in backend_weights(rule, service).items():
+                if weight > 0:
+                    found["serving"].setdefault(version, []).append(_rule_label(route, index))
+    if routes:
+        try:
+            index = find_catch_all_rule(routes[0].get("spec"))
+        except IstioSpecError:
+            found["problems"].append("HTTPRoute %r of host %r has no rule that takes every request, so plain traffic gets 404"
+                                     % (names[0], host))
+        else:
+            weights = backend_weights(routes[0]["spec"]["rules"][index], route_service(routes[0], namespace))
+            found["catch_all"] = {"vs": None, "http_route": names[0], "index": index, "name": None,
+                                  "label": _rule_label(routes[0], index)}
+            found["default_weights"] = dict(weights)
+            found["version_weights"] = {v: float(w) for v, w in weights.items()}
+            if weights and not any(weights.values()):
+                found["problems"].append("%s gives every backend weight 0, so Istio answers plain traffic with 500"
+                                         % found["catch_all"]["label"])
+    return found

@@ -20,6 +20,7 @@ from __future__ import annotations
 import typing as t
 
 from ansible_collections.canary.istio.plugins.module_utils._istio.common import qualify_host, same_host
+from ansible_collections.canary.istio.plugins.module_utils._istio.http_route import http_routes_path, routes_of_service
 from ansible_collections.canary.istio.plugins.module_utils._istio.mesh_config import config_age_key, is_pod_ready
 from ansible_collections.canary.istio.plugins.module_utils._istio.api import (
     DESTINATION_RULES,
@@ -49,6 +50,7 @@ class HostState(t.NamedTuple):
     deployments: list[dict]  # the Deployments whose pods the Service selects
     port: int | None  # the Service's port when it has exactly one
     problems: list[str]
+    http_routes: list[dict] = []  # the Gateway API HTTPRoutes attached to the Service, oldest first
 
 
 class ReadyPods(t.NamedTuple):
@@ -154,9 +156,17 @@ def selects_template(deployment: dict, selector: dict[str, str]) -> bool:
     return bool(selector) and all(labels.get(k) == str(v) for k, v in selector.items())
 
 
+def list_http_routes(client: K8sClient, namespace: str) -> list[dict]:
+    """The HTTPRoutes of ``namespace`` (one LIST); none when the cluster does not serve the Gateway API."""
+    try:
+        return _with_namespace(client.list(http_routes_path(namespace)).get("items") or [], namespace)
+    except K8sNotFoundError:
+        return []
+
+
 def read_host(client: K8sClient, api_version: str, host: str, namespace: str) -> HostState:
-    """One host's VirtualServices, DestinationRules, Service pods and Deployments (five reads:
-    two Istio LISTs, the Service, its pods, the namespace's Deployments).
+    """One host's VirtualServices, DestinationRules, HTTPRoutes, Service pods and Deployments (six
+    reads: two Istio LISTs, the HTTPRoutes, the Service, its pods, the namespace's Deployments).
 
     Only the host's namespace is read (where the release identity has its rights): rules that
     other namespaces export to it are not seen.
@@ -168,12 +178,14 @@ def read_host(client: K8sClient, api_version: str, host: str, namespace: str) ->
     if service is None:
         return HostState(virtual_services, rules, None, [], None,
                          ["host %r is not a Service of this cluster, so its pods cannot be counted" % host])
+    http_routes = routes_of_service(list_http_routes(client, service.namespace), service.name, service.namespace)
     try:
         obj = client.get(services_path(service.namespace, service.name))
     except K8sNotFoundError:
         # No Service, no endpoints: no pod serves the host, whatever the subsets select.
         return HostState(virtual_services, rules, [], [], None,
-                         ["there is no Service %r in namespace %r, so no pod serves the host" % (service.name, service.namespace)])
+                         ["there is no Service %r in namespace %r, so no pod serves the host" % (service.name, service.namespace)],
+                         http_routes)
     spec = obj.get("spec") or {}
     ports = [p.get("port") for p in spec.get("ports") or [] if isinstance(p, dict)]
     port = ports[0] if len(ports) == 1 else None
@@ -181,7 +193,7 @@ def read_host(client: K8sClient, api_version: str, host: str, namespace: str) ->
     if not selector:
         return HostState(virtual_services, rules, None, [], port, [
             "Service %r in namespace %r has no selector (its endpoints are set by hand), so its pods cannot be counted"
-            % (service.name, service.namespace)])
+            % (service.name, service.namespace)], http_routes)
     pods = client.list(pods_path(service.namespace), label_selector=selector).get("items") or []
     deployments = [d for d in client.list(deployments_path(service.namespace)).get("items") or [] if selects_template(d, selector)]
-    return HostState(virtual_services, rules, pods, deployments, port, [])
+    return HostState(virtual_services, rules, pods, deployments, port, [], http_routes)

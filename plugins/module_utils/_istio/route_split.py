@@ -29,14 +29,19 @@ from ansible_collections.canary.istio.plugins.module_utils._istio.http_route imp
     backend_weights,
     find_catch_all_rule,
     http_routes_path,
-    mixed_routing_problem,
+    refuse_mixed_routing,
     route_service,
     routes_of_service,
     set_backend_weights,
     version_service,
 )
 from ansible_collections.canary.istio.plugins.module_utils._istio.mesh_config import virtual_services_for_host
-from ansible_collections.canary.istio.plugins.module_utils._istio.mesh_reads import ServiceRef, ready_pods_by_subset, service_of_host
+from ansible_collections.canary.istio.plugins.module_utils._istio.mesh_reads import (
+    ServiceRef,
+    list_http_routes,
+    ready_pods_by_subset,
+    service_of_host,
+)
 from ansible_collections.canary.istio.plugins.module_utils._istio.owned_objects import spec_diff
 from ansible_collections.canary.istio.plugins.module_utils._istio.split_plan import option_naming
 from ansible_collections.canary.istio.plugins.module_utils._istio.traffic import subsets_with_traffic
@@ -52,11 +57,8 @@ def http_routes_of_host(client: K8sClient, host: str, namespace: str) -> list[st
     service = service_of_host(host, namespace)
     if service is None:
         return []
-    try:
-        with doing("listing the HTTPRoutes of namespace %s" % service.namespace):
-            listed = client.list(http_routes_path(service.namespace)).get("items") or []
-    except K8sNotFoundError:
-        return []
+    with doing("listing the HTTPRoutes of namespace %s" % service.namespace):
+        listed = list_http_routes(client, service.namespace)
     return [(r.get("metadata") or {}).get("name") for r in routes_of_service(listed, service.name, service.namespace)]
 
 
@@ -154,9 +156,7 @@ def split_http_route(client: K8sClient, params: t.Mapping[str, t.Any], weights: 
         return response
 
     if not params["force"]:
-        problem = mixed_routing_problem(service, [name], virtual_services_of_host(client, params["api_version"], service, namespace))
-        if problem:
-            raise CanaryError(problem, "name")
+        refuse_mixed_routing(service, [name], virtual_services_of_host(client, params["api_version"], service, namespace))
     _check_backends(client, params, service, weights)
     with doing("updating %s" % label):
         result = write_backend_weights(client, path, weights, dry_run=check_mode, live=live)

@@ -305,4 +305,5 @@ def release_state(model: dict, stable: str, canary: str, steps: list[dict], allo
         "skipped_steps": [step["weight"] for step in skipped],
         "skipped_labels": [step["label"] for step in skipped],
         "has_virtual_service": model.get("virtual_service") is not None,
+        "has_routing": model.get("virtual_service") is not None or model.get("http_route") is not None,
     }

@@ -120,5 +120,39 @@ def test_a_host_routed_by_both_kinds_is_a_problem_naming_both():
     assert hr.mixed_routing_problem("reviews", [], ["reviews"]) is None
     assert hr.mixed_routing_problem("reviews", ["reviews"], []) is None
     problem = hr.mixed_routing_problem("reviews", ["reviews-route"], ["reviews-vs"])
-    assert problem.startswith("name: host 'reviews' is routed by HTTPRoute 'reviews-route' and by VirtualService 'reviews-vs'")
-    assert "force=true" in problem
+    assert problem.startswith("host 'reviews' is routed by HTTPRoute 'reviews-route' and by VirtualService 'reviews-vs'")
+    with pytest.raises(IstioSpecError) as err:
+        hr.refuse_mixed_routing("reviews", ["reviews-route"], ["reviews-vs"])
+    assert err.value.option == "name" and str(err.value).endswith("or set force=true to write anyway")
+    hr.refuse_mixed_routing("reviews", [], ["reviews-vs"])
+
+
+def test_the_gateway_model_reads_plain_traffic_from_the_oldest_routes_catch_all():
+    older = _route("reviews", rules=[copy.deepcopy(JASON),
+                                     {"backendRefs": [{"name": "reviews-v1", "weight": 90}, {"name": "reviews-v2", "weight": 10}]}])
+    younger = _route("beta", created="2026-05-01T00:00:00Z",
+                     rules=[{"matches": [{"headers": [{"name": "x-beta", "value": "1"}]}], "backendRefs": [{"name": "reviews-v3"}]},
+                            {"backendRefs": [{"name": "reviews-v1"}]}])
+    model = hr.gateway_routing("reviews", "prod", [older, younger])
+    assert model["http_route"] == "reviews" and model["http_routes"] == ["reviews", "beta"]
+    assert model["version_weights"] == {"v1": 90.0, "v2": 10.0} and model["default_weights"] == {"v1": 90, "v2": 10}
+    assert model["catch_all"]["label"] == "HTTPRoute 'reviews' rule #1"
+    # Every rule that sends a version requests, header rules of younger routes included.
+    assert model["serving"] == {"v2": ["HTTPRoute 'reviews' rule #0", "HTTPRoute 'reviews' rule #1"],
+                                "v1": ["HTTPRoute 'reviews' rule #1", "HTTPRoute 'beta' rule #1"],
+                                "v3": ["HTTPRoute 'beta' rule #0"]}
+    assert model["problems"] == []
+
+
+def test_the_gateway_model_names_what_leaves_plain_traffic_without_a_pod():
+    no_catch_all = hr.gateway_routing("reviews", "prod", [_route(rules=[copy.deepcopy(JASON)])])
+    assert no_catch_all["catch_all"] is None and "plain traffic gets 404" in no_catch_all["problems"][0]
+    all_zero = hr.gateway_routing("reviews", "prod", [_route(rules=[{"backendRefs": [{"name": "reviews-v1", "weight": 0}]}])])
+    assert all_zero["version_weights"] == {"v1": 0.0} and "answers plain traffic with 500" in all_zero["problems"][0]
+    assert hr.gateway_routing("reviews", "prod", [])["http_route"] is None
+
+
+def test_the_routing_object_path_follows_the_kind():
+    assert hr.routing_path("HTTPRoute", None, "prod", "reviews") == hr.http_routes_path("prod", "reviews")
+    assert hr.routing_path("VirtualService", "v1beta1", "prod", "reviews") == \
+        "/apis/networking.istio.io/v1beta1/namespaces/prod/virtualservices/reviews"

@@ -74,7 +74,7 @@ def test_ready_pods_lists_the_services_pods_once_for_all_subsets():
     client = FakeClient({"spec": {"selector": {"app": "reviews"}}})
     result = reads.ready_pods_by_subset(client, reads.ServiceRef("reviews", "prod"),
                                         {"v1": {"version": "v1"}, "v2": {"version": "v2"}})
-    assert result == ({"v1": 1, "v2": 0}, None)
+    assert result == ({"v1": 1, "v2": 0}, None, True)
     assert client.calls == [("get", "/api/v1/namespaces/prod/services/reviews", None),
                             ("list", "/api/v1/namespaces/prod/pods", {"app": "reviews"})]
 
@@ -87,4 +87,5 @@ def test_ready_pods_that_cannot_be_counted_say_why(service, words):
     client = FakeClient(service)
     result = reads.ready_pods_by_subset(client, reads.ServiceRef("reviews", "prod"), {"v1": {"version": "v1"}})
     assert result.counts == {"v1": 0} and words in result.problem
+    assert result.service_found is (words == "has no selector")
     assert [c[0] for c in client.calls] == ["get"]  # no pod list without a selector

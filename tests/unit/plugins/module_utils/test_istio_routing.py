@@ -252,7 +252,7 @@ class TestEnvoysOrder:
                          "steps_to_run": [50, 100], "skipped_steps": [10], "skipped_labels": ["10%"],
                          "plan_to_run": [{"kind": "weight", "weight": 50, "label": "50%"},
                                          {"kind": "weight", "weight": 100, "label": "100%"}],
-                         "has_virtual_service": True}
+                         "has_virtual_service": True, "has_routing": True}
         assert release_state(report, "v1", "v2", read_steps([10, 50, 100]), allow_weight_decrease=True)["steps_to_run"] == [10, 50, 100]
         assert release_state(_model([]), "v1", "v2", read_steps([10]))["has_virtual_service"] is False
 
