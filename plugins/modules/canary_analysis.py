@@ -48,8 +48,15 @@ options:
         type: str
         required: true
       virtual_service:
-        description: The VirtualService to route back. Defaults to O(service).
+        description: The VirtualService (or, with O(rollback.kind=HTTPRoute), the HTTPRoute) to route back. Defaults to O(service).
         type: str
+      kind:
+        description:
+          - What routes the service. With V(HTTPRoute), the weights of the Gateway API HTTPRoute's catch-all rule
+            go back, as C(canary.istio.traffic_split) writes them with O(canary.istio.traffic_split#module:kind=HTTPRoute).
+        type: str
+        choices: [VirtualService, HTTPRoute]
+        default: VirtualService
       route:
         description: The name of the HTTP route to weigh. Defaults to the catch-all route (the first route that matches every request).
         type: str
@@ -680,7 +687,8 @@ from ansible_collections.canary.istio.plugins.module_utils._guance.settings impo
 from ansible_collections.canary.istio.plugins.module_utils._analysis.prometheus import PrometheusClient
 from ansible_collections.canary.istio.plugins.module_utils._analysis.prometheus import make_config as prometheus_config
 from ansible_collections.canary.istio.plugins.module_utils._istio.api import ISTIO_API_ARG_SPEC
-from ansible_collections.canary.istio.plugins.module_utils._istio.owned_objects import vs_diff
+from ansible_collections.canary.istio.plugins.module_utils._istio.http_route import ROUTING_KIND_OPTION
+from ansible_collections.canary.istio.plugins.module_utils._istio.owned_objects import spec_diff
 from ansible_collections.canary.istio.plugins.module_utils._istio.route_writes import route_back
 from ansible_collections.canary.istio.plugins.module_utils._http.redact import mask_secrets
 from ansible_collections.canary.istio.plugins.module_utils._required import fail_on_blank_required
@@ -716,6 +724,7 @@ ROLLBACK_SPEC: dict[str, t.Any] = dict(
     ISTIO_API_ARG_SPEC,
     to_version=dict(type="str", required=True),
     virtual_service=dict(type="str"),
+    kind=ROUTING_KIND_OPTION,
     route=dict(type="str"),
     # A kubeconfig given as a mapping holds tokens: never in invocation, -vvv or registered results.
     kubeconfig=dict(type="raw", no_log=True),
@@ -832,7 +841,8 @@ def fail_step(module: AnsibleModule, outcome: dict[str, t.Any]) -> t.NoReturn:
         if done.outcome.get("error"):
             module.warn(done.outcome["error"])
         elif module._diff:
-            outcome["diff"] = vs_diff(done.before_spec, done.after_spec, params["namespace"], settings["virtual_service"])
+            outcome["diff"] = spec_diff({"spec": done.before_spec}, {"spec": done.after_spec},
+                                        "%s %s/%s" % (settings["kind"], params["namespace"], settings["virtual_service"]))
     module.fail_json(**outcome)
     raise AssertionError("unreachable")  # fail_json exits
 

@@ -132,11 +132,20 @@ def _deployment(version: str) -> dict:
                                                            "ports": [{"containerPort": 9080}]}]}}}}
 
 
+HTTP_ROUTES = "/apis/gateway.networking.k8s.io/v1/namespaces/{ns}/httproutes"
+
+
 def weights(admin, ns) -> dict:
-    """subset -> weight of the catch-all route of VirtualService reviews, as Istio reads it."""
+    """subset -> weight of the catch-all route of VirtualService reviews, as Istio reads it; with no
+    VirtualService, version -> weight of the catch-all rule of HTTPRoute reviews (its backends are
+    Services reviews-<version>)."""
     vs = admin.get(f"{collection_path('VirtualService', ns)}/{APP}", ok_missing=True)
     if not vs:
-        return {}
+        route = admin.get(f"{HTTP_ROUTES.format(ns=ns)}/{APP}", ok_missing=True)
+        if not route:
+            return {}
+        backends = [r for r in route["spec"]["rules"] if not r.get("matches") or r["matches"] == [{"path": {"type": "PathPrefix", "value": "/"}}]][0]["backendRefs"]
+        return {b["name"][len(APP) + 1:]: b.get("weight", 1) for b in backends}
     route = [r for r in vs["spec"]["http"] if not r.get("match")][0]["route"]
     if len(route) == 1:
         return {route[0]["destination"]["subset"]: 100}

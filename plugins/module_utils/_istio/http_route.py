@@ -22,6 +22,7 @@ PRIVATE to this collection: may change at any time.
 from __future__ import annotations
 
 import copy
+import re
 import typing as t
 
 from ansible_collections.canary.istio.plugins.module_utils._istio.api import VIRTUAL_SERVICES, istio_path
@@ -47,6 +48,19 @@ def http_routes_path(namespace: str, name: str | None = None) -> str:
 def version_service(service: str, version: str) -> str:
     """The Service that serves one version: ``reviews`` and ``v2`` -> ``reviews-v2``."""
     return "%s-%s" % (service, version)
+
+
+# A Service's name is a DNS-1035 label: a version such as v2.1 (valid as a label value) cannot name one.
+_SERVICE_NAME = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+
+
+def version_service_problem(service: str, version: str) -> str | None:
+    """Why ``version`` cannot have a Service of its own, or None."""
+    name = version_service(service, version)
+    if _SERVICE_NAME.match(name) and len(name) <= 63:
+        return None
+    return ("version %r would be served by Service %r, which is not a valid Service name (at most 63 lower-case letters, "
+            "digits and '-', starting with a letter); on the Gateway API name versions like v2 or v2-1" % (version, name))
 
 
 def _is_service_parent(ref: t.Any, route_namespace: str) -> tuple[str, str] | None:

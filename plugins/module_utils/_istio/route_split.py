@@ -26,7 +26,6 @@ from ansible_collections.canary.istio.plugins.module_utils._errors import Canary
 from ansible_collections.canary.istio.plugins.module_utils._istio.api import VIRTUAL_SERVICES, istio_path
 from ansible_collections.canary.istio.plugins.module_utils._istio.common import qualify_host, specs_equal
 from ansible_collections.canary.istio.plugins.module_utils._istio.http_route import (
-    backend_weights,
     find_catch_all_rule,
     http_routes_path,
     refuse_mixed_routing,
@@ -34,6 +33,7 @@ from ansible_collections.canary.istio.plugins.module_utils._istio.http_route imp
     routes_of_service,
     set_backend_weights,
     version_service,
+    version_service_problem,
 )
 from ansible_collections.canary.istio.plugins.module_utils._istio.mesh_config import virtual_services_for_host
 from ansible_collections.canary.istio.plugins.module_utils._istio.mesh_reads import (
@@ -43,12 +43,12 @@ from ansible_collections.canary.istio.plugins.module_utils._istio.mesh_reads imp
     service_of_host,
 )
 from ansible_collections.canary.istio.plugins.module_utils._istio.owned_objects import spec_diff
+from ansible_collections.canary.istio.plugins.module_utils._istio.route_writes import backend_weights_of, write_backend_weights
 from ansible_collections.canary.istio.plugins.module_utils._istio.split_plan import option_naming
 from ansible_collections.canary.istio.plugins.module_utils._istio.traffic import subsets_with_traffic
 from ansible_collections.canary.istio.plugins.module_utils._k8s.errors import K8sNotFoundError
 from ansible_collections.canary.istio.plugins.module_utils._k8s.paths import services_path
 from ansible_collections.canary.istio.plugins.module_utils._k8s.transport import K8sClient
-from ansible_collections.canary.istio.plugins.module_utils._k8s.writes import UpdateResult, update_with_retry
 
 
 def http_routes_of_host(client: K8sClient, host: str, namespace: str) -> list[str]:
@@ -68,31 +68,6 @@ def virtual_services_of_host(client: K8sClient, api_version: str | None, host: s
         listed = client.list(istio_path(api_version, VIRTUAL_SERVICES, namespace)).get("items") or []
     chosen = virtual_services_for_host(listed, qualify_host(host, namespace), namespace)
     return [(vs.get("metadata") or {}).get("name") for vs in chosen["applied"] + chosen["dropped"]]
-
-
-def write_backend_weights(client: K8sClient, path: str, weights: dict[str, int], dry_run: bool = False,
-                          live: dict | None = None) -> UpdateResult:
-    """Set ``weights`` (version -> percentage) on the catch-all rule of the HTTPRoute at ``path``."""
-
-    def change(obj: dict) -> dict:
-        spec = obj.get("spec") or {}
-        new_spec = set_backend_weights(spec, weights, route_service(obj, _namespace_of(obj, path)))
-        if not specs_equal(new_spec, spec):
-            obj["spec"] = new_spec
-        return obj
-
-    return update_with_retry(client, path, change, dry_run=dry_run, live=live)
-
-
-def _namespace_of(obj: dict, path: str) -> str:
-    return (obj.get("metadata") or {}).get("namespace") or path.split("/namespaces/", 1)[1].split("/", 1)[0]
-
-
-def backend_weights_of(obj: dict | None, namespace: str) -> dict[str, int]:
-    """version -> percentage of the HTTPRoute's catch-all rule."""
-    obj = obj or {}
-    spec = obj.get("spec") or {}
-    return backend_weights(spec["rules"][find_catch_all_rule(spec)], route_service(obj, namespace))
 
 
 def _check_backends(client: K8sClient, params: t.Mapping[str, t.Any], service: str, weights: dict[str, int]) -> None:
@@ -144,6 +119,11 @@ def split_http_route(client: K8sClient, params: t.Mapping[str, t.Any], weights: 
         raise CanaryError("name: HTTPRoute %s/%s not found; create it first (the create_rules role does with "
                           "canary_routing=gateway_api)" % (namespace, name), "name") from None
     service = route_service(live, namespace)
+    for version in weights:
+        problem = version_service_problem(service, version)
+        if problem:
+            option = option_naming(version, params)
+            raise CanaryError("%s: %s" % (option, problem), option)
     live_spec = live.get("spec") or {}
     index = find_catch_all_rule(live_spec)
     new_spec = set_backend_weights(live_spec, weights, service)

@@ -1,7 +1,7 @@
 # Copyright (c) canary.istio contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Writing the weights of one HTTP route of a live VirtualService.
+"""Writing the weights of one HTTP route of a live VirtualService, or of an HTTPRoute's catch-all rule.
 
 traffic_split writes every step through ``write_route_weights``; canary_analysis sends traffic back
 to the stable version through ``route_back`` the moment a step fails, without waiting for the
@@ -20,7 +20,14 @@ import typing as t
 from ansible_collections.canary.istio.plugins.module_utils._istio.common import IstioSpecError, specs_equal
 from ansible_collections.canary.istio.plugins.module_utils._istio.step_routes import set_release_routes
 from ansible_collections.canary.istio.plugins.module_utils._istio.traffic import find_route_index, route_weights, weights_from_canary
-from ansible_collections.canary.istio.plugins.module_utils._istio.api import VIRTUAL_SERVICES, istio_path
+from ansible_collections.canary.istio.plugins.module_utils._istio.http_route import (
+    HTTP_ROUTE_KIND,
+    backend_weights,
+    find_catch_all_rule,
+    route_service,
+    routing_path,
+    set_backend_weights,
+)
 from ansible_collections.canary.istio.plugins.module_utils._k8s.errors import K8sError
 from ansible_collections.canary.istio.plugins.module_utils._k8s.module import client_from_params, connection_warnings
 from ansible_collections.canary.istio.plugins.module_utils._k8s.transport import K8sClient
@@ -55,6 +62,31 @@ def write_route_weights(
     return update_with_retry(client, path, change, dry_run=dry_run, live=live)
 
 
+def write_backend_weights(client: K8sClient, path: str, weights: dict[str, int], dry_run: bool = False,
+                          live: dict | None = None) -> UpdateResult:
+    """Set ``weights`` (version -> percentage) on the catch-all rule of the HTTPRoute at ``path``."""
+
+    def change(obj: dict) -> dict:
+        spec = obj.get("spec") or {}
+        new_spec = set_backend_weights(spec, weights, route_service(obj, _namespace_of(obj, path)))
+        if not specs_equal(new_spec, spec):
+            obj["spec"] = new_spec
+        return obj
+
+    return update_with_retry(client, path, change, dry_run=dry_run, live=live)
+
+
+def _namespace_of(obj: dict, path: str) -> str:
+    return (obj.get("metadata") or {}).get("namespace") or path.split("/namespaces/", 1)[1].split("/", 1)[0]
+
+
+def backend_weights_of(obj: dict | None, namespace: str) -> dict[str, int]:
+    """version -> percentage of the HTTPRoute's catch-all rule."""
+    obj = obj or {}
+    spec = obj.get("spec") or {}
+    return backend_weights(spec["rules"][find_catch_all_rule(spec)], route_service(obj, namespace))
+
+
 def route_weights_of(result: UpdateResult, route: str | None = None) -> tuple[dict[str, int], dict[str, int]]:
     """The route's weights before and after a write."""
     before = (result.before or {}).get("spec") or {}
@@ -84,7 +116,8 @@ def route_back(settings: t.Mapping[str, t.Any], namespace: str, canary: str, tem
     ``outcome['error']`` and must not hide the verdict that called for it.
     """
     name = settings["virtual_service"]
-    outcome: dict[str, t.Any] = {"virtual_service": "%s/%s" % (namespace, name), "changed": False}
+    kind = settings.get("kind") or "VirtualService"
+    outcome: dict[str, t.Any] = {"virtual_service": "%s/%s" % (namespace, name), "kind": kind, "changed": False}
     before_spec: dict = {}
     after_spec: dict = {}
     started = time.monotonic()
@@ -92,18 +125,22 @@ def route_back(settings: t.Mapping[str, t.Any], namespace: str, canary: str, tem
     warnings: list[str] = []
     secrets: list[str] = []
     try:
-        path = istio_path(settings.get("api_version"), VIRTUAL_SERVICES, namespace, name)
+        path = routing_path(kind, settings.get("api_version"), namespace, name)
         client = client_from_params(settings, temp_dir=temp_dir)
         warnings, secrets = connection_warnings(client.config), client.config.secrets()
         weights = weights_from_canary(settings["to_version"], canary, 0)
-        result = write_route_weights(client, path, weights, settings.get("route"))
+        if kind == HTTP_ROUTE_KIND:
+            result = write_backend_weights(client, path, weights)
+            previous, now = backend_weights_of(result.before, namespace), backend_weights_of(result.after, namespace)
+        else:
+            result = write_route_weights(client, path, weights, settings.get("route"))
+            previous, now = route_weights_of(result, settings.get("route"))
         before_spec = (result.before or {}).get("spec") or {}
         after_spec = (result.after or {}).get("spec") or {}
-        previous, now = route_weights_of(result, settings.get("route"))
         outcome.update(changed=result.changed, previous_weights=previous, weights=now,
                        at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
     except (K8sError, IstioSpecError, ValueError) as exc:
-        outcome["error"] = "VirtualService %s/%s not routed back to %s: %s" % (namespace, name, settings["to_version"], exc)
+        outcome["error"] = "%s %s/%s not routed back to %s: %s" % (kind, namespace, name, settings["to_version"], exc)
     finally:
         if client is not None:
             client.close()
