@@ -139,3 +139,23 @@ def test_a_host_routed_by_both_kinds_is_refused_either_way_unless_forced(admin, 
     # The rollback forces its way back, whatever else routes the host.
     forced = module_runner("traffic_split", namespace=namespace, force=True, **CANARY_10)
     assert forced["changed"] is True, forced
+
+
+def test_mesh_info_reads_the_http_route_as_the_hosts_routing(admin, namespace, reviews_route, module_runner):
+    module_runner("traffic_split", namespace=namespace, **CANARY_10)
+    found = module_runner("mesh_info", service_host="reviews", namespace=namespace,
+                          release={"stable": "v1", "canary": "v2", "steps": [10, 50, 100]})
+    assert found["routing_kind"] == "HTTPRoute" and found["http_routes"] == ["reviews"], found
+    assert found["virtual_service"] is None
+    assert found["version_weights"] == {"v1": 90.0, "v2": 10.0}
+    assert found["traffic"] == "traffic now: v1 90%, v2 10% (HTTPRoute 'reviews' rule #1)"
+    assert found["serving"]["v2"] == ["HTTPRoute 'reviews' rule #0", "HTTPRoute 'reviews' rule #1"]
+    release = found["release"]
+    assert (release["has_routing"], release["has_virtual_service"], release["live_weight"]) == (True, False, 10)
+    assert release["steps_to_run"] == [10, 50, 100]
+
+    create(admin, namespace, {"apiVersion": "networking.istio.io/v1", "kind": "VirtualService", "metadata": {"name": "other"},
+                              "spec": {"hosts": ["reviews"], "http": [{"route": [{"destination": {"host": "reviews"}}]}]}})
+    both = module_runner("mesh_info", service_host="reviews", namespace=namespace)
+    assert both["routing_kind"] == "VirtualService"
+    assert any(p.startswith("host 'reviews' is routed by HTTPRoute 'reviews' and by VirtualService 'other'") for p in both["problems"])

@@ -18,8 +18,8 @@ HEALTHY_SUBSETS = [
      "receives_traffic": True},
     {"name": "v3", "labels": {"version": "v3"}, "ready_pods": 0, "versions": [], "deployments": [], "receives_traffic": False},
 ]
-FIVE_READS = [("list", "virtualservices"), ("list", "destinationrules"), ("get", "services"), ("list", "pods"),
-              ("list", "deployments")]
+SIX_READS = [("list", "virtualservices"), ("list", "destinationrules"), ("list", "httproutes"), ("get", "services"),
+             ("list", "pods"), ("list", "deployments")]
 
 
 @pytest.fixture
@@ -38,7 +38,7 @@ def with_weights(weights: dict) -> dict:
     return vs
 
 
-def test_healthy_host_has_no_problems_and_five_reads(admin, namespace, audit, reviews, module_runner):
+def test_healthy_host_has_no_problems_and_six_reads(admin, namespace, audit, reviews, module_runner):
     audit.mark()
     result = module_runner("mesh_info", service_host="reviews", namespace=namespace)
     requests = Requests(audit, namespace)
@@ -55,7 +55,7 @@ def test_healthy_host_has_no_problems_and_five_reads(admin, namespace, audit, re
     assert sorted(result["serving_deployments"]) == ["reviews-v1", "reviews-v2"]
     assert result["subsets"] == HEALTHY_SUBSETS
     assert result["faults"] == []
-    assert requests.reads == FIVE_READS
+    assert requests.reads == SIX_READS
     assert requests.writes == [] and requests.dry_runs == []
 
 
@@ -65,7 +65,7 @@ def test_check_mode_gives_the_same_report_and_writes_nothing(admin, namespace, a
     checked = module_runner("mesh_info", check=True, service_host="reviews", namespace=namespace)
     assert checked == normal
     requests = Requests(audit, namespace)
-    assert requests.writes == [] and requests.dry_runs == [] and len(requests.reads) == 5
+    assert requests.writes == [] and requests.dry_runs == [] and len(requests.reads) == 6
 
 
 def test_full_host_name_reads_the_same(namespace, reviews, module_runner):
@@ -161,13 +161,14 @@ def test_missing_service_is_a_problem_and_its_subsets_have_no_pods(admin, namesp
     assert [s["ready_pods"] for s in result["subsets"]] == [0, 0, 0]
 
 
-def test_no_virtual_service_and_no_rule_is_an_empty_report_with_three_reads(namespace, audit, module_runner):
+def test_no_virtual_service_and_no_rule_is_an_empty_report_with_four_reads(namespace, audit, module_runner):
     audit.mark()
     result = module_runner("mesh_info", service_host="reviews", namespace=namespace)
     assert (result["virtual_services"], result["routes"], result["subsets"]) == ([], [], [])
     assert result["problems"] == ["there is no Service 'reviews' in namespace '%s', so no pod serves the host" % namespace]
     assert result["destination_rule"] is None and result["catch_all"] is None
-    assert Requests(audit, namespace).reads == [("list", "virtualservices"), ("list", "destinationrules"), ("get", "services")]
+    assert Requests(audit, namespace).reads == [("list", "virtualservices"), ("list", "destinationrules"), ("list", "httproutes"),
+                                                ("get", "services")]
 
 
 def test_two_destination_rules_for_the_host_are_merged_as_istio_does(admin, namespace, module_runner):
