@@ -144,7 +144,8 @@ def weights(admin, ns) -> dict:
         route = admin.get(f"{HTTP_ROUTES.format(ns=ns)}/{APP}", ok_missing=True)
         if not route:
             return {}
-        backends = [r for r in route["spec"]["rules"] if not r.get("matches") or r["matches"] == [{"path": {"type": "PathPrefix", "value": "/"}}]][0]["backendRefs"]
+        every = [{"path": {"type": "PathPrefix", "value": "/"}}]  # the API server's default for no matches
+        backends = [r for r in route["spec"]["rules"] if r.get("matches", every) == every][0]["backendRefs"]
         return {b["name"][len(APP) + 1:]: b.get("weight", 1) for b in backends}
     route = [r for r in vs["spec"]["http"] if not r.get("match")][0]["route"]
     if len(route) == 1:

@@ -58,8 +58,8 @@ def test_a_release_on_the_gateway_api_creates_its_route_and_promotes(admin, name
     assert f"traffic now: {canary} 100% (HTTPRoute '{APP}' rule #0)" in run.out
 
 
-def test_a_failing_canary_on_a_detected_http_route_is_routed_back_by_the_analysis(admin, namespace, endpoints,
-                                                                                   service_versions, release_kubeconfig):
+def test_a_failing_canary_on_a_detected_http_route_is_routed_back_by_the_analysis(
+        admin, namespace, endpoints, service_versions, release_kubeconfig):
     stable, canary = service_versions
     rel = Release(admin, endpoints, namespace, stable, canary).wait_ready()
     # The user's own route: the stable version's Service, and jason's rule kept apart.
@@ -102,8 +102,8 @@ def test_what_the_gateway_api_backend_does_not_write_is_refused_before_any_chang
     _no_istio_objects(rel)
 
 
-def test_a_release_of_the_other_kind_is_refused_on_a_host_already_routed(admin, namespace, endpoints, service_versions,
-                                                                        release_kubeconfig):
+def test_a_release_of_the_other_kind_is_refused_on_a_host_already_routed(
+        admin, namespace, endpoints, service_versions, release_kubeconfig):
     stable, canary = service_versions
     rel = Release(admin, endpoints, namespace, stable, canary).wait_ready()
     admin.apply_manifest([{"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute", "metadata": {"name": APP},

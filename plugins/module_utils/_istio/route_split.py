@@ -24,7 +24,7 @@ import typing as t
 
 from ansible_collections.canary.istio.plugins.module_utils._errors import CanaryError, doing
 from ansible_collections.canary.istio.plugins.module_utils._istio.api import VIRTUAL_SERVICES, istio_path
-from ansible_collections.canary.istio.plugins.module_utils._istio.common import qualify_host, specs_equal
+from ansible_collections.canary.istio.plugins.module_utils._istio.common import specs_equal
 from ansible_collections.canary.istio.plugins.module_utils._istio.http_route import (
     find_catch_all_rule,
     http_routes_path,
@@ -35,7 +35,6 @@ from ansible_collections.canary.istio.plugins.module_utils._istio.http_route imp
     version_service,
     version_service_problem,
 )
-from ansible_collections.canary.istio.plugins.module_utils._istio.mesh_config import virtual_services_for_host
 from ansible_collections.canary.istio.plugins.module_utils._istio.mesh_reads import (
     ServiceRef,
     list_http_routes,
@@ -44,7 +43,7 @@ from ansible_collections.canary.istio.plugins.module_utils._istio.mesh_reads imp
 )
 from ansible_collections.canary.istio.plugins.module_utils._istio.owned_objects import spec_diff
 from ansible_collections.canary.istio.plugins.module_utils._istio.route_writes import backend_weights_of, write_backend_weights
-from ansible_collections.canary.istio.plugins.module_utils._istio.split_plan import option_naming
+from ansible_collections.canary.istio.plugins.module_utils._istio.split_plan import mesh_virtual_services, option_naming
 from ansible_collections.canary.istio.plugins.module_utils._istio.traffic import subsets_with_traffic
 from ansible_collections.canary.istio.plugins.module_utils._k8s.errors import K8sNotFoundError
 from ansible_collections.canary.istio.plugins.module_utils._k8s.paths import services_path
@@ -66,8 +65,7 @@ def virtual_services_of_host(client: K8sClient, api_version: str | None, host: s
     """Names of the mesh VirtualServices of ``namespace`` that name ``host`` (one LIST)."""
     with doing("listing the VirtualServices of namespace %s" % namespace):
         listed = client.list(istio_path(api_version, VIRTUAL_SERVICES, namespace)).get("items") or []
-    chosen = virtual_services_for_host(listed, qualify_host(host, namespace), namespace)
-    return [(vs.get("metadata") or {}).get("name") for vs in chosen["applied"] + chosen["dropped"]]
+    return mesh_virtual_services(listed, host, namespace)
 
 
 def _check_backends(client: K8sClient, params: t.Mapping[str, t.Any], service: str, weights: dict[str, int]) -> None:
