@@ -77,3 +77,38 @@ def test_route_back_warns_when_tls_verification_is_off() -> None:
     done = route_back({"to_version": "v1", "virtual_service": "reviews", "kubeconfig": kubeconfig}, "prod", "v2")
     assert "error" in done.outcome
     assert done.warnings and "TLS certificate verification is off for https://127.0.0.1:9" in done.warnings[0]
+
+
+ROUTE_PATH = "/apis/gateway.networking.k8s.io/v1/namespaces/prod/httproutes/reviews"
+
+
+def http_route(weights: dict) -> dict:
+    return {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+            "metadata": {"name": "reviews", "namespace": "prod", "resourceVersion": "1"},
+            "spec": {"parentRefs": [{"group": "", "kind": "Service", "name": "reviews"}],
+                     "rules": [{"matches": [{"headers": [{"name": "end-user", "value": "jason"}]}],
+                                "backendRefs": [{"name": "reviews-v2", "port": 9080}]},
+                               {"backendRefs": [{"name": "reviews-%s" % v, "port": 9080, "weight": w} for v, w in weights.items()]}]}}
+
+
+def test_route_back_on_an_http_route_weighs_its_catch_all_rule(api) -> None:
+    api.put_object(ROUTE_PATH, http_route({"v1": 80, "v2": 20}))
+    done = route_back({"to_version": "v1", "virtual_service": "reviews", "kind": "HTTPRoute", "kubeconfig": kubeconfig_for(api)},
+                      "prod", "v2")
+    assert done.outcome["changed"] is True and "error" not in done.outcome, done.outcome
+    assert done.outcome["kind"] == "HTTPRoute"
+    assert done.outcome["previous_weights"] == {"v1": 80, "v2": 20} and done.outcome["weights"] == {"v1": 100, "v2": 0}
+    rules = api.objects[ROUTE_PATH]["spec"]["rules"]
+    assert rules[0]["backendRefs"] == [{"name": "reviews-v2", "port": 9080}]  # jason's rule untouched
+    assert [(b["name"], b["weight"]) for b in rules[1]["backendRefs"]] == [("reviews-v1", 100), ("reviews-v2", 0)]
+    assert [r["method"] for r in writes(api)] == ["PUT"]
+    again = route_back({"to_version": "v1", "virtual_service": "reviews", "kind": "HTTPRoute", "kubeconfig": kubeconfig_for(api)},
+                       "prod", "v2")
+    assert again.outcome["changed"] is False and len(writes(api)) == 1
+
+
+def test_route_back_on_a_missing_http_route_says_so_without_raising(api) -> None:
+    done = route_back({"to_version": "v1", "virtual_service": "reviews", "kind": "HTTPRoute", "kubeconfig": kubeconfig_for(api)},
+                      "prod", "v2")
+    assert done.outcome["changed"] is False
+    assert done.outcome["error"].startswith("HTTPRoute prod/reviews not routed back to v1:"), done.outcome
