@@ -59,16 +59,20 @@ def other_namespace(admin, namespace):
     admin.delete(f"/api/v1/namespaces/{name}")
 
 
-@pytest.fixture
-def versions_of_test(endpoints):
-    """(stable, canary): names unique to this test, both healthy until the test says otherwise."""
+def healthy_versions(endpoints: dict, separator: str = ".") -> tuple[str, str]:
+    """(stable, canary): names unique to the test, both healthy until the test says otherwise."""
     uid = uuid.uuid4().hex[:6]
-    # "-" and "." on purpose: they must reach PromQL and DQL escaped for their syntax (a hyphen
-    # once made every round an error).
-    stable, canary = f"s-{uid}.1", f"c-{uid}.2"
+    stable, canary = f"s-{uid}{separator}1", f"c-{uid}{separator}2"
     for version in (stable, canary):
         sim_post(endpoints, "profiles", {"service": APP, "version": version, **HEALTHY})
     return stable, canary
+
+
+@pytest.fixture
+def versions_of_test(endpoints):
+    # "-" and "." on purpose: they must reach PromQL and DQL escaped for their syntax (a hyphen
+    # once made every round an error).
+    return healthy_versions(endpoints)
 
 
 class Release:

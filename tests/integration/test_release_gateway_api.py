@@ -4,13 +4,11 @@ does in a mesh (GAMMA): the same steps, analysis, promotion and rollback as on a
 """
 from __future__ import annotations
 
-import uuid
-
 import pytest
 
 from sandbox.api import collection_path
 
-from release_runs import APP, HEALTHY, HTTP_ROUTES, RATE, Release, sim_post, weights  # pylint: disable=import-error
+from release_runs import APP, HTTP_ROUTES, RATE, Release, healthy_versions, weights  # pylint: disable=import-error
 
 pytestmark = pytest.mark.integration
 
@@ -18,11 +16,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def service_versions(endpoints):
     """(stable, canary) unique to the test, healthy, and valid in a Service's name (no '.')."""
-    uid = uuid.uuid4().hex[:6]
-    stable, canary = f"s-{uid}-1", f"c-{uid}-2"
-    for version in (stable, canary):
-        sim_post(endpoints, "profiles", {"service": APP, "version": version, **HEALTHY})
-    return stable, canary
+    return healthy_versions(endpoints, separator="-")
 
 
 def _route(rel: Release) -> dict:
