@@ -61,9 +61,14 @@ options:
     description:
       - What routes the host. V(VirtualService) (Istio's API), or V(HTTPRoute) (the Gateway API,
         C(gateway.networking.k8s.io/v1)), whose weights are versions' Services.
-      - With V(HTTPRoute), O(route), O(canary_match), O(canary_mirror) and O(canary_sticky) are
-        refused, and O(api_version) only names the VirtualServices read to refuse a host routed by
-        both.
+      - "With V(HTTPRoute), an A/B step (O(canary_match)) is a rule named C(canary-match-<canary>)
+        matching its headers (a cookie is a match on the Cookie header) with the canary's Service as
+        its backend; the Gateway API ranks it above the catch-all, and it keeps the catch-all's
+        filters and timeouts. A shadow step (O(canary_mirror)) is a C(RequestMirror) filter of the
+        catch-all to the canary's Service. A write without them removes those of the versions it
+        writes."
+      - With V(HTTPRoute), O(route) and O(canary_sticky) are refused, and O(api_version) only names
+        the VirtualServices read to refuse a host routed by both.
     type: str
     choices: [VirtualService, HTTPRoute]
     default: VirtualService
@@ -325,7 +330,7 @@ def run(module: AnsibleModule) -> dict[str, t.Any]:
     client = client_from_module(module)
     if params["kind"] == HTTP_ROUTE_KIND:
         refuse_vs_options(params)
-        return split_http_route(client, params, weights, module.check_mode, module._diff)
+        return split_http_route(client, params, weights, module.check_mode, module._diff, step)
     path = istio_path(params["api_version"], VIRTUAL_SERVICES, params["namespace"], params["name"])
     # One LIST, not a GET: the other VirtualServices of the namespace decide whether Istio uses
     # this one at all for its host.
@@ -374,11 +379,9 @@ def run(module: AnsibleModule) -> dict[str, t.Any]:
 
 def refuse_vs_options(params: t.Mapping[str, t.Any]) -> None:
     """CanaryError for the options an HTTPRoute split does not take (yet), naming the first."""
-    for option in ("route", "canary_match", "canary_mirror"):
-        if params.get(option) is not None:
-            raise CanaryError("%s: with kind=HTTPRoute the catch-all rule's weights are set, and A/B, shadow and sticky steps "
-                              "are written to VirtualServices only; remove %s, or route the host with a VirtualService"
-                              % (option, option), option)
+    if params.get("route") is not None:
+        raise CanaryError("route: with kind=HTTPRoute the weights of the catch-all rule (the rule whose match holds no "
+                          "condition) are set; remove route", "route")
     if params.get("canary_sticky"):
         raise CanaryError("canary_sticky: with kind=HTTPRoute the catch-all rule's weights are set, and sticky sessions are "
                           "written to VirtualServices only; set canary_sticky=0, or route the host with a VirtualService",

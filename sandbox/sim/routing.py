@@ -59,8 +59,9 @@ class Route:
     version: str | None = None
     response_flags: str = "-"
     route_name: str | None = None
-    # A copy of the request the sidecar also sent (the route's `mirror`); its answer is discarded.
-    mirror: "Route | None" = None
+    # Copies of the request the sidecar also sent (the route's `mirror`, an HTTPRoute rule's
+    # RequestMirror filters); their answers are discarded.
+    mirrors: "tuple[Route, ...]" = ()
     # A Set-Cookie the route destination adds to the answer (`headers.response.add`/`set`).
     set_cookie: str | None = None
 
@@ -369,17 +370,22 @@ def select_gateway_rule(routes: list[dict], request: Request) -> dict | None:
     return None
 
 
-def _gateway_mirror(mesh: Mesh, service: str, rule: Mapping, rng: random.Random) -> Route | None:
+def _gateway_mirrors(mesh: Mesh, service: str, rule: Mapping, rng: random.Random) -> tuple[Route, ...]:
+    """A copy for each RequestMirror filter that fires (its `percent`, or its `fraction`; all when neither)."""
+    copies = []
     for flt in rule.get("filters") or []:
         if flt.get("type") != "RequestMirror":
             continue
         mirror = flt.get("requestMirror") or {}
-        percent = float(mirror.get("percent", 100))
+        fraction = mirror.get("fraction")
+        percent = (100.0 * fraction.get("numerator", 0) / fraction.get("denominator", 100) if fraction
+                   else float(mirror.get("percent", 100)))
         if rng.random() * 100.0 >= percent:
-            return None
+            continue
         copy = _to_pod(mesh, (mirror.get("backendRef") or {}).get("name", ""), None, rng)
-        return replace(copy, service=service) if copy.reached_pod else None
-    return None
+        if copy.reached_pod:
+            copies.append(replace(copy, service=service))
+    return tuple(copies)
 
 
 def route_by_gateway(mesh: Mesh, service: str, routes: list[dict], request: Request, rng: random.Random) -> Route:
@@ -394,7 +400,7 @@ def route_by_gateway(mesh: Mesh, service: str, routes: list[dict], request: Requ
     chosen = _to_pod(mesh, backend.get("name", ""), None, rng, route_name=rule.get("name"))
     # The request was for `service`: its behaviour, spans and logs are the service's, whichever
     # backend Service (reviews-v2) picked the pod.
-    return replace(chosen, service=service if chosen.reached_pod else chosen.service, mirror=_gateway_mirror(mesh, service, rule, rng))
+    return replace(chosen, service=service if chosen.reached_pod else chosen.service, mirrors=_gateway_mirrors(mesh, service, rule, rng))
 
 
 def route_request(mesh: Mesh, request: Request, rng: random.Random) -> Route:
@@ -425,6 +431,6 @@ def route_request(mesh: Mesh, request: Request, rng: random.Random) -> Route:
         target = short_host(dest.get("host", service), mesh.namespace) or dest.get("host", service)
         subset = dest.get("subset")
         chosen = _to_pod(mesh, target, subset, rng, delay_ms, route_name)
-        return replace(chosen, mirror=_mirror_of(mesh, http, service, rng),
+        return replace(chosen, mirrors=tuple(filter(None, [_mirror_of(mesh, http, service, rng)])),
                        set_cookie=_answer_cookie(entry) if chosen.reached_pod else None)
     return _to_pod(mesh, target, subset, rng, delay_ms, route_name)

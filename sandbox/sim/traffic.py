@@ -189,8 +189,8 @@ class Simulator:
     def _call(self, mesh: Mesh, cluster: str, source_workload: str, host: str, headers: dict, uri: str,
               start_ms: float, trace_id: str, parent_id: str) -> Hop:
         route = route_request(mesh, Request(host, source_workload, headers, uri), self.rng)
-        if route.mirror is not None:
-            self._mirrored(mesh, cluster, source_workload, route.mirror, headers, uri, start_ms, trace_id)
+        for copy in route.mirrors:
+            self._mirrored(mesh, cluster, source_workload, copy, headers, uri, start_ms, trace_id)
         ns = mesh.namespace
         labels = {"source_workload": source_workload, "source_workload_namespace": ns,
                   "destination_service": f"{route.service}.{ns}.{CLUSTER_SUFFIX}", "destination_service_name": route.service,

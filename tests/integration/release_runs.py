@@ -270,10 +270,14 @@ class Run:
         return results[-1]
 
     def assert_promoted(self) -> None:
+        self.assert_promoted_after([50, 100])
+
+    def assert_promoted_after(self, seen: list[int]) -> None:
+        """Promoted, the canary's weights having been ``seen`` in that order."""
         rel = self.rel
         assert self.code == 0, self.out[-4000:]
         assert weights(rel.admin, rel.namespace) == {rel.canary: 100}
-        assert self.weights_seen == [50, 100], self.seen
+        assert self.weights_seen == seen, self.seen
         assert f"Release of {APP} {rel.canary} in {rel.namespace} done: 100% on {rel.canary}" in self.out
 
     def assert_rolled_back_at_first_step(self) -> None:

@@ -102,8 +102,9 @@ def test_promotion_and_rollback(admin, namespace, reviews_route, module_runner):
 @pytest.mark.parametrize("params,option,words", [
     (dict(canary="v9"), "canary", "version 'v9' has no Service of its own (reviews-v9"),
     (dict(canary="v3"), "canary", "version 'v3' has no Ready pod behind Service reviews-v3"),
-    (dict(canary_match={"headers": {"end-user": "jason"}}), "canary_match", "VirtualServices only"),
+    (dict(canary_sticky=600), "canary_sticky", "sticky sessions are written to VirtualServices only"),
     (dict(route="default"), "route", "catch-all rule"),
+    (dict(canary="v3", canary_weight=0, canary_mirror=100), "canary", "version 'v3' has no Ready pod"),
 ])
 def test_refusals_name_the_option_and_write_nothing(admin, namespace, audit, reviews_route, module_runner, params, option, words):
     audit.mark()
@@ -159,3 +160,31 @@ def test_mesh_info_reads_the_http_route_as_the_hosts_routing(admin, namespace, r
     both = module_runner("mesh_info", service_host="reviews", namespace=namespace)
     assert both["routing_kind"] == "VirtualService"
     assert any(p.startswith("host 'reviews' is routed by HTTPRoute 'reviews' and by VirtualService 'other'") for p in both["problems"])
+
+
+def test_an_ab_step_is_a_rule_for_jason_and_a_shadow_step_a_mirror_both_gone_with_the_next_weight(
+        admin, namespace, reviews_route, module_runner):
+    ab = module_runner("traffic_split", namespace=namespace, **dict(CANARY_10, canary_weight=0,
+                                                                    canary_match={"cookie": "user=jason"}))
+    assert ab["changed"] is True and ab["step_routes"] == {"match": "canary-match-v2", "mirror": None, "sticky": None}, ab
+    rules = route_of(admin, namespace)["spec"]["rules"]
+    assert rules[0]["name"] == "canary-match-v2" and rules[0]["backendRefs"][0]["name"] == "reviews-v2"
+    assert rules[0]["matches"][0]["headers"][0]["name"] == "cookie"
+    again = module_runner("traffic_split", namespace=namespace, **dict(CANARY_10, canary_weight=0,
+                                                                       canary_match={"cookie": "user=jason"}))
+    assert again["changed"] is False, again
+
+    shadow = module_runner("traffic_split", namespace=namespace, **dict(CANARY_10, canary_weight=0, canary_mirror=25))
+    assert shadow["step_routes"] == {"match": None, "mirror": 25, "sticky": None}, shadow
+    catch_all = route_of(admin, namespace)["spec"]["rules"][-1]
+    assert catch_all["filters"] == [{"type": "RequestMirror",
+                                     "requestMirror": {"backendRef": {"group": "", "kind": "Service", "name": "reviews-v2",
+                                                                      "port": 9080}, "percent": 25}}]
+    assert [r.get("name") for r in route_of(admin, namespace)["spec"]["rules"]] == [None, None]  # the A/B rule went
+
+    module_runner("traffic_split", namespace=namespace, **CANARY_10)
+    assert route_of(admin, namespace)["spec"] == dict(reviews_route["spec"], rules=[
+        reviews_route["spec"]["rules"][0],
+        {"matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
+         "backendRefs": [{"group": "", "kind": "Service", "name": "reviews-v1", "port": 9080, "weight": 90},
+                         {"group": "", "kind": "Service", "name": "reviews-v2", "port": 9080, "weight": 10}]}])

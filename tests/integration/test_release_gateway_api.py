@@ -8,7 +8,7 @@ import pytest
 
 from sandbox.api import collection_path
 
-from release_runs import APP, HTTP_ROUTES, RATE, Release, healthy_versions, weights  # pylint: disable=import-error
+from release_runs import APP, HTTP_ROUTES, RATE, Release, healthy_versions, sim_post, weights  # pylint: disable=import-error
 
 pytestmark = pytest.mark.integration
 
@@ -79,10 +79,25 @@ def test_a_failing_canary_on_a_detected_http_route_is_routed_back_by_the_analysi
     _no_istio_objects(rel)
 
 
+def test_an_ab_step_for_jason_on_the_gateway_api_is_judged_on_his_requests_then_the_weights_follow(
+        admin, namespace, endpoints, service_versions, release_kubeconfig):
+    stable, canary = service_versions
+    rel = Release(admin, endpoints, namespace, stable, canary).wait_ready()
+    sim_post(endpoints, "traffic", {"cluster": "sandbox-1", "namespace": namespace, "service": APP, "rate": RATE,
+                                    "jason_share": 0.3})
+    run = rel.start(release_kubeconfig, rel.analysis("guance"), canary_routing="gateway_api",
+                    canary_steps=[{"match": {"headers": {"end-user": {"exact": "jason"}}}}, 50, 100]).finish()
+    run.assert_promoted_after([0, 50, 100])
+    _preview, ab, *rest = run.analysis_results()
+    # jason's requests reached the canary through the A/B rule while plain traffic stayed on the stable version.
+    assert ab["step_weight"] is None and ab["verdict"] == "pass", ab["reason"]
+    assert ab["rounds"][-1]["numbers"][canary]["request_count"] >= 10, ab["rounds"][-1]["numbers"]
+    assert [r["step_weight"] for r in rest] == [50, 100]
+    assert [r.get("name") for r in _route(rel)["spec"]["rules"]] == [None]  # the promotion removed the A/B rule
+
+
 @pytest.mark.parametrize("overrides,words", [
-    ({"canary_steps": [{"match": {"headers": {"end-user": {"exact": "jason"}}}}, 100]},
-     "canary_routing: reviews is released on a Gateway API HTTPRoute"),
-    ({"canary_sticky": 600}, "sticky sessions (canary_sticky)"),
+    ({"canary_sticky": 600}, "canary_sticky: sticky sessions are written to VirtualServices only"),
     ({"canary_version": "v2.1"}, "canary_version: on the Gateway API each version is served by Service reviews-<version>"),
 ])
 def test_what_the_gateway_api_backend_does_not_write_is_refused_before_any_change(

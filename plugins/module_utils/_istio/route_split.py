@@ -31,10 +31,10 @@ from ansible_collections.canary.istio.plugins.module_utils._istio.http_route imp
     refuse_mixed_routing,
     route_service,
     routes_of_service,
-    set_backend_weights,
     version_service,
     version_service_problem,
 )
+from ansible_collections.canary.istio.plugins.module_utils._istio.http_route_steps import set_step_rules, step_rules_of
 from ansible_collections.canary.istio.plugins.module_utils._istio.mesh_reads import (
     ServiceRef,
     list_http_routes,
@@ -68,11 +68,16 @@ def virtual_services_of_host(client: K8sClient, api_version: str | None, host: s
     return mesh_virtual_services(listed, host, namespace)
 
 
-def _check_backends(client: K8sClient, params: t.Mapping[str, t.Any], service: str, weights: dict[str, int]) -> None:
-    """CanaryError when a version that would get traffic has no Service, or (unless force) no Ready pod."""
+def _check_backends(client: K8sClient, params: t.Mapping[str, t.Any], service: str, weights: dict[str, int],
+                    step: t.Mapping[str, t.Any] | None) -> None:
+    """CanaryError when a version that would get traffic has no Service, or (unless force) no Ready pod
+    (the canary of an A/B or shadow step gets requests at weight 0)."""
     namespace = params["namespace"]
     missing, empty = [], []
-    for version in subsets_with_traffic(weights):
+    receiving = subsets_with_traffic(weights)
+    if step and (step.get("match") or step.get("mirror")) and step["canary"] not in receiving:
+        receiving.append(step["canary"])
+    for version in receiving:
         backend = ServiceRef(version_service(service, version), namespace)
         if params["force"]:
             with doing("reading Service %s/%s" % (namespace, backend.name)):
@@ -106,7 +111,7 @@ def _check_backends(client: K8sClient, params: t.Mapping[str, t.Any], service: s
 
 
 def split_http_route(client: K8sClient, params: t.Mapping[str, t.Any], weights: dict[str, int], check_mode: bool,
-                     diff: bool) -> dict[str, t.Any]:
+                     diff: bool, step: t.Mapping[str, t.Any] | None = None) -> dict[str, t.Any]:
     """traffic_split's answer for the HTTPRoute ``params['name']``; CanaryError for whatever stops it."""
     namespace, name = params["namespace"], params["name"]
     path = http_routes_path(namespace, name)
@@ -124,8 +129,11 @@ def split_http_route(client: K8sClient, params: t.Mapping[str, t.Any], weights: 
             raise CanaryError("%s: %s" % (option, problem), option)
     live_spec = live.get("spec") or {}
     index = find_catch_all_rule(live_spec)
-    new_spec = set_backend_weights(live_spec, weights, service)
+    step_options = {key: value for key, value in (step or {}).items() if key in ("canary", "match", "mirror")}
+    new_spec = set_step_rules(live_spec, weights, service, **step_options)
     response: dict[str, t.Any] = dict(changed=False, route=index, previous_weights=backend_weights_of(live, namespace))
+    if params["canary"]:
+        response["step_routes"] = step_rules_of(new_spec, service, params["canary"])
     label = "HTTPRoute %s/%s" % (namespace, name)
     if specs_equal(new_spec, live_spec):
         response["weights"] = response["previous_weights"]
@@ -135,11 +143,13 @@ def split_http_route(client: K8sClient, params: t.Mapping[str, t.Any], weights: 
 
     if not params["force"]:
         refuse_mixed_routing(service, [name], virtual_services_of_host(client, params["api_version"], service, namespace))
-    _check_backends(client, params, service, weights)
+    _check_backends(client, params, service, weights, step)
     with doing("updating %s" % label):
-        result = write_backend_weights(client, path, weights, dry_run=check_mode, live=live)
+        result = write_backend_weights(client, path, weights, dry_run=check_mode, live=live, step=step)
     response.update(changed=result.changed, previous_weights=backend_weights_of(result.before, namespace),
                     weights=backend_weights_of(result.after, namespace))
+    if params["canary"]:
+        response["step_routes"] = step_rules_of((result.after or {}).get("spec") or {}, service, params["canary"])
     if diff:
         response["diff"] = spec_diff(result.before, result.after, label)
     return response

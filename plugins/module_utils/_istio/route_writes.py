@@ -26,8 +26,8 @@ from ansible_collections.canary.istio.plugins.module_utils._istio.http_route imp
     find_catch_all_rule,
     route_service,
     routing_path,
-    set_backend_weights,
 )
+from ansible_collections.canary.istio.plugins.module_utils._istio.http_route_steps import set_step_rules
 from ansible_collections.canary.istio.plugins.module_utils._k8s.errors import K8sError
 from ansible_collections.canary.istio.plugins.module_utils._k8s.module import client_from_params, connection_warnings
 from ansible_collections.canary.istio.plugins.module_utils._k8s.transport import K8sClient
@@ -63,12 +63,17 @@ def write_route_weights(
 
 
 def write_backend_weights(client: K8sClient, path: str, weights: dict[str, int], dry_run: bool = False,
-                          live: dict | None = None) -> UpdateResult:
-    """Set ``weights`` (version -> percentage) on the catch-all rule of the HTTPRoute at ``path``."""
+                          live: dict | None = None, step: t.Mapping[str, t.Any] | None = None) -> UpdateResult:
+    """Set ``weights`` (version -> percentage) on the catch-all rule of the HTTPRoute at ``path``.
+
+    ``step``: ``{canary, match, mirror}`` of an A/B or shadow step; without it, the A/B rules and
+    mirrors of the written versions are removed (see ``http_route_steps``).
+    """
 
     def change(obj: dict) -> dict:
         spec = obj.get("spec") or {}
-        new_spec = set_backend_weights(spec, weights, route_service(obj, _namespace_of(obj, path)))
+        new_spec = set_step_rules(spec, weights, route_service(obj, _namespace_of(obj, path)),
+                                  **{key: value for key, value in (step or {}).items() if key in ("canary", "match", "mirror")})
         if not specs_equal(new_spec, spec):
             obj["spec"] = new_spec
         return obj

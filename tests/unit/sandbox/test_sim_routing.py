@@ -188,7 +188,7 @@ def test_a_mirror_copies_its_share_to_the_canary_and_the_answer_still_comes_from
     rng = random.Random(3)
     routes = [route_request(mesh, Request("reviews"), rng) for _i in range(4000)]
     assert Counter(r.version for r in routes) == Counter({"v1": 4000})
-    copies = [r.mirror for r in routes if r.mirror is not None]
+    copies = [copy for r in routes for copy in r.mirrors]
     assert {c.version for c in copies} == {"v2"} and all(c.reached_pod for c in copies)
     assert abs(len(copies) - 1000) <= 4 * math.sqrt(4000 * 0.25 * 0.75), len(copies)
 
@@ -246,5 +246,19 @@ def test_all_zero_weights_answer_500_and_a_request_mirror_copies_its_percent():
                                         "requestMirror": {"backendRef": {"name": "reviews-v3", "port": 9080}, "percent": 50}}])
     rng = random.Random(2)
     routes = [route_request(_gamma_mesh(_http_route("reviews", [mirrored])), Request("reviews"), rng) for _i in range(2000)]
-    copies = [r.mirror for r in routes if r.mirror is not None]
+    copies = [copy for r in routes for copy in r.mirrors]
     assert {c.version for c in copies} == {"v3"} and abs(len(copies) - 1000) <= 4 * math.sqrt(500), len(copies)
+
+
+def test_each_request_mirror_of_a_rule_copies_its_own_share_by_percent_or_fraction():
+    mirrors = [{"type": "RequestMirror", "requestMirror": {"backendRef": {"name": "reviews-v3", "port": 9080}, "percent": 100}},
+               {"type": "RequestMirror", "requestMirror": {"backendRef": {"name": "reviews-v2", "port": 9080},
+                                                           "fraction": {"numerator": 12500, "denominator": 100000}}}]
+    rng = random.Random(3)
+    mesh = _gamma_mesh(_http_route("reviews", [dict(WEIGHTED, filters=mirrors)]))
+    routes = [route_request(mesh, Request("reviews"), rng) for _i in range(4000)]
+    by_version = {}
+    for copy in (c for r in routes for c in r.mirrors):
+        by_version[copy.version] = by_version.get(copy.version, 0) + 1
+    assert by_version["v3"] == 4000  # every request, whatever the other filter drew
+    assert abs(by_version["v2"] - 500) <= 4 * math.sqrt(4000 * 0.125 * 0.875), by_version
