@@ -85,8 +85,8 @@ def set_step_rules(spec: dict, weights: dict[str, int], service: str, canary: st
     port = (catch_all["backendRefs"][0] or {}).get("port")
     backend = {"name": version_service(service, canary or ""), **({"port": port} if port is not None else {})}
     if mirror:
-        catch_all.setdefault("filters", []).append({"type": "RequestMirror",
-                                                     "requestMirror": dict({"backendRef": dict(backend)}, **_mirror_share(mirror))})
+        share = dict({"backendRef": dict(backend)}, **_mirror_share(mirror))
+        catch_all.setdefault("filters", []).append({"type": "RequestMirror", "requestMirror": share})
     if match:
         rule = {key: copy.deepcopy(value) for key, value in catch_all.items() if key not in _NOT_COPIED}
         rule["filters"] = [flt for flt in rule.get("filters") or [] if flt.get("type") != "RequestMirror"]
