@@ -97,6 +97,49 @@ def _matches_everything(match: t.Any) -> bool:
             and not match.get("headers") and not match.get("queryParams") and not match.get("method"))
 
 
+_EVERY_PATH = {"type": "PathPrefix", "value": "/"}
+
+
+def _ref_with_defaults(ref: t.Any, weighted: bool) -> t.Any:
+    if not isinstance(ref, dict):
+        return ref
+    found = dict(ref, group=ref.get("group") or "", kind=ref.get("kind") or "Service")
+    if weighted:
+        found["weight"] = ref.get("weight", 1)
+    return found
+
+
+def _filter_with_defaults(flt: t.Any) -> t.Any:
+    if not isinstance(flt, dict) or not isinstance(flt.get("requestMirror"), dict):
+        return flt
+    mirror = dict(flt["requestMirror"], backendRef=_ref_with_defaults(flt["requestMirror"].get("backendRef"), False))
+    return dict(flt, requestMirror=mirror)
+
+
+def _match_with_defaults(match: t.Any) -> t.Any:
+    if not isinstance(match, dict):
+        return match
+    found = dict(match, path=dict(_EVERY_PATH, **(match.get("path") or {})))
+    if match.get("headers"):
+        found["headers"] = [dict({"type": "Exact"}, **h) if isinstance(h, dict) else h for h in match["headers"]]
+    return found
+
+
+def with_defaults(spec: dict | None) -> dict:
+    """The route's rules as the API server stores them, with the defaults it fills in for what
+    canary.istio writes (a match on every path, Exact headers, Service backends of weight 1), so
+    that a rule written again compares equal to the stored one."""
+    found = copy.deepcopy(spec or {})
+    for rule in rules(found):
+        if not isinstance(rule, dict):
+            continue
+        rule["matches"] = [_match_with_defaults(m) for m in rule.get("matches") or [{}]]
+        rule["backendRefs"] = [_ref_with_defaults(r, True) for r in rule.get("backendRefs") or []]
+        if rule.get("filters"):
+            rule["filters"] = [_filter_with_defaults(f) for f in rule["filters"]]
+    return found
+
+
 def rules(spec: dict | None) -> list[dict]:
     """The route's rules, [] when there are none."""
     found = (spec or {}).get("rules") or []

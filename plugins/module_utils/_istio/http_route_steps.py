@@ -33,6 +33,7 @@ from ansible_collections.canary.istio.plugins.module_utils._istio.http_route imp
     rules,
     set_backend_weights,
     version_service,
+    with_defaults,
 )
 from ansible_collections.canary.istio.plugins.module_utils._istio.step_routes import match_route_name
 
@@ -95,7 +96,8 @@ def set_step_rules(spec: dict, weights: dict[str, int], service: str, canary: st
         rule.update(name=match_route_name(canary or ""), matches=[{"headers": gateway_header_matches(match)}],
                     backendRefs=[dict(backend)])
         new_spec["rules"].insert(0, rule)
-    return new_spec
+    # The stored route carries the API server's defaults: the same rules again are no change.
+    return copy.deepcopy(spec) if with_defaults(new_spec) == with_defaults(spec) else new_spec
 
 
 def step_rules_of(spec: dict, service: str, canary: str | None) -> dict:

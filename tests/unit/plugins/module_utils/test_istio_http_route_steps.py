@@ -70,3 +70,24 @@ def test_a_step_without_the_canary_in_the_weights_is_refused():
     with pytest.raises(IstioSpecError) as err:
         hs.set_step_rules(_spec(), {"v1": 100}, "reviews", canary="v2", match=JASON)
     assert err.value.option == "canary"
+
+
+def test_the_same_step_on_the_route_as_stored_with_the_api_servers_defaults_changes_nothing():
+    written = hs.set_step_rules(_spec(), {"v1": 100, "v2": 0}, "reviews", canary="v2", match=JASON, mirror=50)
+    stored = copy.deepcopy(written)  # as the API server keeps it: its defaults filled in
+    for rule in stored["rules"]:
+        rule.setdefault("matches", [{}])
+        for match in rule["matches"]:
+            match.setdefault("path", {"type": "PathPrefix", "value": "/"})
+            for header in match.get("headers") or []:
+                header.setdefault("type", "Exact")
+        for ref in rule["backendRefs"]:
+            ref.update(group="", kind="Service", weight=ref.get("weight", 1))
+        for flt in rule.get("filters") or []:
+            if flt["type"] == "RequestMirror":
+                flt["requestMirror"]["backendRef"].update(group="", kind="Service")
+    assert stored != written
+    assert hs.set_step_rules(stored, {"v1": 100, "v2": 0}, "reviews", canary="v2", match=JASON, mirror=50) == stored
+    # A real change is still one.
+    moved = hs.set_step_rules(stored, {"v1": 90, "v2": 10}, "reviews", canary="v2", match=JASON, mirror=50)
+    assert [b["weight"] for b in moved["rules"][-1]["backendRefs"]] == [90, 10]
