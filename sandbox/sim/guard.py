@@ -19,7 +19,7 @@ import datetime
 import secrets
 from dataclasses import dataclass, field
 
-from .record import Point
+from .record import SLO_SOURCE, Point
 
 MUTE_TYPES = ("checker", "alertPolicy", "tag", "custom")
 TIME_FORMAT = "%Y/%m/%d %H:%M:%S"
@@ -55,7 +55,7 @@ def add_slo(guard: Guard, recorder, now_ms: int, settings: dict) -> dict:
     moment = now_ms - days * DAY_MS + step
     while left > 0:
         cost = min(10.0, left)
-        recorder.add("E", Point("slo", {"df_source": "slo", "df_slo_id": uuid, "df_status": "warning"},
+        recorder.add("E", Point(SLO_SOURCE, {"df_source": "slo", "df_slo_id": uuid, "df_status": "warning"},
                                 {"df_slo_cost": cost, "df_title": f"SLO {name} lost {cost:g} min"}, moment))
         left -= cost
         moment += step

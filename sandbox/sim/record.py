@@ -85,6 +85,10 @@ class ManualClock(Clock):
         self._now += int(ms)
 
 
+# The source of an SLO's cost events (sandbox/sim/guard.py).
+SLO_SOURCE = "slo"
+
+
 @dataclass
 class Point:
     """One row of a Guance namespace: measurement/source, tags, fields, time in epoch ms."""
@@ -149,7 +153,10 @@ class Recorder:
             self.points.setdefault(namespace, []).append(point)
 
     def prune(self, now_ms: int) -> None:
-        """Forget rows older than the retention; request counts stay in the cumulative base."""
+        """Forget rows older than the retention; request counts stay in the cumulative base.
+
+        An SLO's cost events are kept whatever their age: they are the SLO's record over its whole
+        check range (days), which Guance keeps and the SLO pre-flight sums."""
         cutoff = now_ms - self.retention_ms
         with self._lock:
             cut = bisect.bisect_left(self._requests, cutoff, key=lambda r: r[0])
@@ -157,7 +164,7 @@ class Recorder:
                 self._base.setdefault(key, _Series()).add(duration)
             del self._requests[:cut]
             for ns, rows in self.points.items():
-                self.points[ns] = [p for p in rows if p.time >= cutoff]
+                self.points[ns] = [p for p in rows if p.time >= cutoff or p.measurement == SLO_SOURCE]
 
     def series_places(self) -> set[tuple[str, str, str | None]]:
         """(cluster, namespace, workload) of every /metrics series: see ``_place``."""

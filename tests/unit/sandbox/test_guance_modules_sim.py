@@ -376,6 +376,15 @@ def test_slo_info_says_spent_and_names_a_missing_slo(sim, monkeypatch, capsys):
     assert datakit_only["failed"] is True and datakit_only["msg"].startswith("api: SLOs are read through the OpenAPI")
 
 
+def test_an_slos_record_outlives_the_simulators_pruning_of_old_rows(sim, monkeypatch, capsys):
+    # The cost events spread over the SLO's 7 days, far beyond the recorder's hours of retention:
+    # a prune (every minute in the live simulator) must not make a spent budget look healthy.
+    _slo(sim, "details availability", 600)
+    sim.recorder.prune(sim.clock.now_ms())
+    after = run("guance_slo_info", openapi(sim, slo="details availability"), monkeypatch, capsys)
+    assert after["slo"]["lost_minutes"] == 600.0 and after["slo"]["spent"] is True, after["slo"]
+
+
 def test_mute_is_made_kept_and_ended_idempotently(sim, monkeypatch, capsys):
     args = openapi(sim, service="reviews", duration="30m")
     preview = run("guance_mute", args, monkeypatch, capsys, check=True)
